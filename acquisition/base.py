@@ -1,0 +1,441 @@
+"""The one source abstraction: lifecycle, acquisition thread, ring buffer, stall/gap detection.
+
+Each transport (BrainFlow board, LSL inlet, file replay, simulated subject) implements only
+:meth:`Source._open`, :meth:`Source._pull` and :meth:`Source._close` (and optionally
+:meth:`Source._reopen`). Everything else — the thread, the lock, the buffer, the states, the
+gap markers, reconnection — lives here once.
+
+Threads
+-------
+``connect()`` starts one acquisition thread (unless ``acquisition=False``). That thread is the
+single writer of :attr:`Source.buffer`; any thread may read the buffer. State callbacks run on the
+acquisition thread and must return quickly (the GUI re-emits them as queued Qt signals).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+
+from bci_app.errors import SourceError, StreamMismatchError
+
+from .markers import GAP_LABEL, MarkerLog
+from .ring_buffer import RingBuffer
+from .stream_info import StreamInfo
+
+logger = logging.getLogger(__name__)
+
+
+class SourceState(str, Enum):
+    """Observable state of a source."""
+
+    STOPPED = "stopped"
+    CONNECTING = "connecting"
+    STREAMING = "streaming"
+    STALLED = "stalled"
+    LOST = "lost"
+    RECONNECTING = "reconnecting"
+
+
+class SourceLostError(SourceError):
+    """Raised by a transport's ``_pull`` when it knows the device is gone."""
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A stretch of time with no samples.
+
+    Attributes
+    ----------
+    start : float
+        LSL time just after the last sample before the gap.
+    duration : float
+        Seconds between the last sample before and the first sample after, minus one period.
+    samples_missing : int
+        Estimated number of samples the device should have sent in that time.
+    reason : str
+        ``"reconnect"`` (device lost and back), ``"dropped"`` (timestamp or packet jump).
+    """
+
+    start: float
+    duration: float
+    samples_missing: int
+    reason: str
+
+
+StateCallback = Callable[["Source", SourceState, str], None]
+
+
+class Source(ABC):
+    """Base class of every EEG source.
+
+    Parameters
+    ----------
+    buffer_seconds : float
+        Length of the ring buffer in seconds of signal.
+    stall_timeout : float
+        Seconds without new samples before the state becomes ``stalled``.
+    lost_timeout : float
+        Seconds without new samples before the state becomes ``lost`` (and reconnection starts).
+    reconnect : bool
+        Try to reopen the device after it was lost.
+    reconnect_timeout : float
+        Timeout of each reopening attempt.
+    poll_interval : float
+        Target period of the acquisition loop in seconds (scheduled on a monotonic clock).
+
+    Notes
+    -----
+    The constructor does no I/O. Use :meth:`connect` (or ``with source:``) to open the device.
+    """
+
+    #: Short name of the transport, used in StreamInfo.source_kind.
+    kind: str = "abstract"
+
+    def __init__(
+        self,
+        *,
+        buffer_seconds: float = 60.0,
+        stall_timeout: float = 0.5,
+        lost_timeout: float = 1.5,
+        reconnect: bool = True,
+        reconnect_timeout: float = 0.5,
+        poll_interval: float = 0.005,
+    ) -> None:
+        if buffer_seconds <= 0:
+            raise ValueError(f"buffer_seconds must be > 0, got {buffer_seconds}.")
+        if not 0 < stall_timeout <= lost_timeout:
+            raise ValueError(
+                f"Need 0 < stall_timeout <= lost_timeout, got {stall_timeout} and {lost_timeout}."
+            )
+        if poll_interval <= 0:
+            raise ValueError(f"poll_interval must be > 0 seconds, got {poll_interval}.")
+        self.buffer_seconds = float(buffer_seconds)
+        self.stall_timeout = float(stall_timeout)
+        self.lost_timeout = float(lost_timeout)
+        self.reconnect = bool(reconnect)
+        self.reconnect_timeout = float(reconnect_timeout)
+        self.poll_interval = float(poll_interval)
+
+        self.markers = MarkerLog()
+        self.info: StreamInfo | None = None
+        self.buffer: RingBuffer | None = None
+        self._state = SourceState.STOPPED
+        self._state_lock = threading.Lock()
+        self._callbacks: list[StateCallback] = []
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.last_error: str = ""
+        self._reset_variables()
+
+    # ------------------------------------------------------------------ transport API
+    @abstractmethod
+    def _open(self, timeout: float) -> StreamInfo:
+        """Open the device within ``timeout`` seconds and describe the stream."""
+
+    @abstractmethod
+    def _pull(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Return new samples without blocking.
+
+        Returns
+        -------
+        (data, timestamps) or None
+            ``data`` of shape (n_samples, n_channels) in the units of :attr:`info`, ``timestamps``
+            of shape (n_samples,) on the LSL clock; ``None`` or empty arrays when nothing is new.
+
+        Raises
+        ------
+        SourceLostError
+            When the transport knows the device is gone.
+        """
+
+    @abstractmethod
+    def _close(self) -> None:
+        """Release the device. Must not raise if already closed."""
+
+    def _reopen(self, timeout: float) -> StreamInfo:
+        """Reopen after a loss; default closes and opens again."""
+        self._close()
+        return self._open(timeout)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def state(self) -> SourceState:
+        return self._state
+
+    @property
+    def connected(self) -> bool:
+        return self._state not in (SourceState.STOPPED, SourceState.CONNECTING)
+
+    def add_state_callback(self, callback: StateCallback) -> None:
+        """Call ``callback(source, state, message)`` on every state change.
+
+        Runs on the thread that changed the state (usually the acquisition thread).
+        """
+        self._callbacks.append(callback)
+
+    def remove_state_callback(self, callback: StateCallback) -> None:
+        self._callbacks.remove(callback)
+
+    def _set_state(self, state: SourceState, message: str = "") -> None:
+        with self._state_lock:
+            if state == self._state:
+                return
+            old, self._state = self._state, state
+            self.state_history.append((time.monotonic(), state, message))
+        log = logger.warning if state in (SourceState.STALLED, SourceState.LOST) else logger.info
+        log("%s: %s -> %s%s", self.display_name, old.value, state.value, f" ({message})" if message else "")
+        for cb in list(self._callbacks):
+            try:
+                cb(self, state, message)
+            except Exception:  # a broken observer must not kill acquisition
+                logger.exception("State callback %r failed", cb)
+
+    @property
+    def display_name(self) -> str:
+        return self.info.name if self.info is not None else type(self).__name__
+
+    # ------------------------------------------------------------------ lifecycle
+    def _reset_variables(self) -> None:
+        """The one reset path: used at construction, disconnect and after a failed connect."""
+        self.gaps: list[Gap] = []
+        self.samples_missing = 0
+        self.backward_jumps = 0
+        self.chunks = 0
+        self.state_history: list[tuple[float, SourceState, str]] = []
+        self._last_ts: float | None = None
+        self._last_arrival: float | None = None
+        self._connect_time: float | None = None
+        self._pending_gap_reason: str | None = None
+
+    def connect(self, timeout: float = 10.0, *, acquisition: bool = True) -> Source:
+        """Open the device and start acquiring.
+
+        Parameters
+        ----------
+        timeout : float
+            Seconds to wait for the device or stream.
+        acquisition : bool
+            Start the acquisition thread. ``False`` leaves acquisition to manual :meth:`acquire`
+            calls (tests, synchronous replay).
+
+        Returns
+        -------
+        self
+        """
+        if self.connected or self._state == SourceState.CONNECTING:
+            raise RuntimeError(f"{self.display_name} is already connected; call disconnect() first.")
+        if timeout <= 0:
+            raise ValueError(f"connect timeout must be > 0 seconds, got {timeout}.")
+        self._reset_variables()
+        self._set_state(SourceState.CONNECTING)
+        try:
+            info = self._open(timeout)
+        except BaseException:
+            self._safe_close()
+            self._reset_variables()
+            self._set_state(SourceState.STOPPED, "connect failed")
+            raise
+        self.info = info
+        capacity = max(1, int(round(self.buffer_seconds * (info.sfreq or 100.0))))
+        self.buffer = RingBuffer(capacity, info.n_channels)
+        self._connect_time = time.monotonic()
+        self._last_arrival = self._connect_time
+        self._set_state(SourceState.STREAMING, f"{info.n_channels} ch @ {info.sfreq:g} Hz")
+        logger.info("Connected %s: %s", info.name, info.to_dict() | {"metadata": "..."})
+        if acquisition:
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._run, name=f"acquisition-{info.name}", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def disconnect(self, timeout: float = 5.0) -> None:
+        """Stop the acquisition thread and release the device. The buffer stays readable."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            if thread.is_alive():
+                logger.error("Acquisition thread of %s did not stop within %.1f s", self.display_name, timeout)
+        self._safe_close()
+        self._set_state(SourceState.STOPPED)
+
+    def _safe_close(self) -> None:
+        try:
+            self._close()
+        except Exception:
+            logger.exception("Closing %s failed", self.display_name)
+
+    def __enter__(self) -> Source:
+        if not self.connected:
+            self.connect()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.disconnect()
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        try:
+            if self._thread is not None:
+                self._stop.set()
+        except Exception:
+            pass
+
+    # ------------------------------------------------------------------ acquisition
+    def acquire(self) -> int:
+        """Pull what the transport has and publish it to the buffer. Returns the sample count.
+
+        Called by the acquisition thread, or directly in manual mode.
+        """
+        if self.buffer is None or self.info is None:
+            raise RuntimeError(f"{self.display_name} is not connected; call connect() first.")
+        got = self._pull()
+        if got is None:
+            return 0
+        data, ts = got
+        n = len(ts)
+        if n == 0:
+            return 0
+        data = np.asarray(data)
+        ts = np.asarray(ts, dtype=np.float64)
+        self._check_continuity(ts)
+        self.buffer.write(data, ts)
+        self.chunks += 1
+        self._last_ts = float(ts[-1])
+        self._last_arrival = time.monotonic()
+        logger.debug("%s: +%d samples (total %d)", self.info.name, n, self.buffer.counter)
+        return n
+
+    def _check_continuity(self, ts: np.ndarray) -> None:
+        """Detect gaps (jumps forward) and backward jumps in the timestamps of a new chunk."""
+        sfreq = self.info.sfreq if self.info else 0.0
+        if self._last_ts is None or sfreq <= 0:
+            self._pending_gap_reason = None
+            return
+        period = 1.0 / sfreq
+        dt = ts[0] - self._last_ts
+        reason = self._pending_gap_reason
+        self._pending_gap_reason = None
+        if dt < -0.5 * period:
+            self.backward_jumps += 1
+            logger.warning("%s: timestamps jumped back by %.4f s", self.display_name, -dt)
+            self.markers.add(ts[0], "bci_app/clock_jump", 0.0, "source", jump=float(dt))
+            return
+        threshold = max(2.5 * period, 0.004) if reason is None else 1.5 * period
+        if dt > threshold:
+            missing = max(0, int(round(dt * sfreq)) - 1)
+            self.register_gap(self._last_ts + period, dt - period, missing, reason or "dropped")
+
+    def register_gap(self, start: float, duration: float, samples_missing: int, reason: str) -> Gap:
+        """Record a gap, count its samples and put a gap marker in :attr:`markers`."""
+        gap = Gap(float(start), float(duration), int(samples_missing), reason)
+        self.gaps.append(gap)
+        self.samples_missing += gap.samples_missing
+        self.markers.add(
+            gap.start, GAP_LABEL, gap.duration, "source",
+            samples_missing=gap.samples_missing, reason=reason,
+        )
+        logger.warning(
+            "%s: gap of %.3f s (%d samples) [%s]", self.display_name, gap.duration,
+            gap.samples_missing, reason,
+        )
+        return gap
+
+    def check_health(self, now: float | None = None) -> SourceState:
+        """Update stalled / lost / streaming from the time since the last sample."""
+        now = time.monotonic() if now is None else now
+        if self._last_arrival is None or self._state in (SourceState.STOPPED, SourceState.RECONNECTING):
+            return self._state
+        silent = now - self._last_arrival
+        if silent >= self.lost_timeout:
+            self._set_state(SourceState.LOST, f"no data for {silent:.2f} s")
+        elif silent >= self.stall_timeout:
+            if self._state != SourceState.LOST:
+                self._set_state(SourceState.STALLED, f"no data for {silent:.2f} s")
+        elif self._state in (SourceState.STALLED, SourceState.LOST):
+            self._set_state(SourceState.STREAMING, "data resumed")
+        return self._state
+
+    def _run(self) -> None:
+        """Acquisition thread: pull on a fixed schedule, supervise, reconnect."""
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                if self._state == SourceState.RECONNECTING:
+                    self._try_reconnect()
+                else:
+                    n = self.acquire()
+                    if n == 0:
+                        self.check_health()
+                    elif self._state != SourceState.STREAMING:
+                        self._set_state(SourceState.STREAMING, "data resumed")
+                    if self._state == SourceState.LOST and self.reconnect:
+                        self._set_state(SourceState.RECONNECTING)
+            except SourceLostError as err:
+                self.last_error = str(err)
+                self._set_state(SourceState.LOST, str(err))
+                if self.reconnect:
+                    self._set_state(SourceState.RECONNECTING)
+            except Exception as err:  # never die silently
+                logger.exception("Acquisition of %s failed", self.display_name)
+                self.last_error = f"{type(err).__name__}: {err}"
+                self._set_state(SourceState.LOST, self.last_error)
+                if self.reconnect:
+                    self._set_state(SourceState.RECONNECTING)
+                else:
+                    break
+            next_t += self.poll_interval
+            delay = next_t - time.monotonic()
+            if delay > 0:
+                self._stop.wait(delay)
+            else:
+                next_t = time.monotonic()  # fell behind: do not try to catch up with a burst
+
+    def _try_reconnect(self) -> None:
+        try:
+            info = self._reopen(self.reconnect_timeout)
+        except StreamMismatchError as err:
+            self.last_error = str(err)
+            logger.error("%s", err)
+            self._safe_close()
+            self._stop.wait(self.reconnect_timeout)
+            return
+        except Exception as err:
+            self.last_error = f"{type(err).__name__}: {err}"
+            logger.debug("Reconnect of %s failed: %s", self.display_name, err)
+            self._stop.wait(min(self.reconnect_timeout, 0.2))
+            return
+        try:
+            self.info.check_compatible(info)
+        except StreamMismatchError as err:
+            self.last_error = str(err)
+            logger.error("%s", err)
+            self._safe_close()
+            self._stop.wait(self.reconnect_timeout)
+            return
+        self._pending_gap_reason = "reconnect"
+        self._last_arrival = time.monotonic()
+        self._set_state(SourceState.STREAMING, "reconnected")
+
+    # ------------------------------------------------------------------ statistics
+    @property
+    def n_samples(self) -> int:
+        return 0 if self.buffer is None else self.buffer.counter
+
+    def effective_rate(self, seconds: float = 2.0) -> float:
+        """Samples per second over the last ``seconds`` of timestamps (0 if unknown)."""
+        if self.buffer is None or len(self.buffer) < 2:
+            return 0.0
+        n = int(max(2, min(len(self.buffer), seconds * (self.info.sfreq or 100.0))))
+        chunk = self.buffer.latest(n)
+        span = chunk.timestamps[-1] - chunk.timestamps[0]
+        return (chunk.n_samples - 1) / span if span > 0 else 0.0

@@ -1,0 +1,120 @@
+"""Description of a multichannel stream: the contract every consumer checks."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from bci_app.errors import StreamMismatchError
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What a source delivers.
+
+    Parameters
+    ----------
+    name : str
+        Human-readable stream name (LSL name, board name, file name).
+    source_kind : str
+        ``"brainflow"``, ``"lsl"``, ``"replay"``, ``"simulated"`` ...
+    ch_names : tuple of str
+        One label per channel, in column order of the ring buffer.
+    ch_types : tuple of str
+        MNE channel types (``"eeg"``, ``"misc"``, ``"stim"`` ...), one per channel.
+    units : tuple of str
+        Unit per channel. EEG is always delivered in volts (``"V"``), as MNE expects.
+    sfreq : float
+        Nominal sampling rate in Hz (``0.0`` for irregular streams).
+    source_id : str
+        Stable identifier (LSL source id, board id + serial port, file path). Empty means
+        "derive one from the other fields".
+    metadata : dict
+        Free-form extra information (device serial, file header fields, ...).
+    """
+
+    name: str
+    source_kind: str
+    ch_names: tuple[str, ...]
+    ch_types: tuple[str, ...]
+    units: tuple[str, ...]
+    sfreq: float
+    source_id: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ch_names", tuple(str(c) for c in self.ch_names))
+        object.__setattr__(self, "ch_types", tuple(str(c) for c in self.ch_types))
+        object.__setattr__(self, "units", tuple(str(c) for c in self.units))
+        n = len(self.ch_names)
+        if n == 0:
+            raise ValueError(f"StreamInfo {self.name!r} has no channels; a stream needs at least one.")
+        if len(self.ch_types) != n or len(self.units) != n:
+            raise ValueError(
+                f"StreamInfo {self.name!r}: ch_names ({n}), ch_types ({len(self.ch_types)}) and "
+                f"units ({len(self.units)}) must have the same length."
+            )
+        if len(set(self.ch_names)) != n:
+            dup = sorted({c for c in self.ch_names if self.ch_names.count(c) > 1})
+            raise ValueError(f"StreamInfo {self.name!r}: duplicate channel names {dup}.")
+        if not (self.sfreq >= 0):
+            raise ValueError(f"StreamInfo {self.name!r}: sfreq must be >= 0, got {self.sfreq}.")
+        if not self.source_id:
+            digest = hashlib.sha1(
+                f"{self.source_kind}|{self.name}|{','.join(self.ch_names)}|{self.sfreq}".encode()
+            ).hexdigest()[:12]
+            object.__setattr__(self, "source_id", f"{self.source_kind}:{digest}")
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.ch_names)
+
+    def picks(self, ch_type: str = "eeg") -> list[int]:
+        """Indices of channels of one type."""
+        return [i for i, t in enumerate(self.ch_types) if t == ch_type]
+
+    def check_compatible(self, other: StreamInfo) -> None:
+        """Raise :class:`StreamMismatchError` unless ``other`` has the same channels and rate.
+
+        Used when a source reconnects: a device that comes back with another layout is refused.
+        """
+        problems = []
+        if other.ch_names != self.ch_names:
+            problems.append(
+                f"channels changed from {self.n_channels} ({', '.join(self.ch_names[:4])}...) "
+                f"to {other.n_channels} ({', '.join(other.ch_names[:4])}...)"
+            )
+        if abs(other.sfreq - self.sfreq) > 1e-6 * max(1.0, self.sfreq):
+            problems.append(f"sampling rate changed from {self.sfreq:g} Hz to {other.sfreq:g} Hz")
+        if problems:
+            raise StreamMismatchError(
+                f"Stream {other.name!r} is not the stream this session started with: "
+                + "; ".join(problems)
+                + ". Stop the session and start a new one for the new device layout."
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "source_kind": self.source_kind,
+            "ch_names": list(self.ch_names),
+            "ch_types": list(self.ch_types),
+            "units": list(self.units),
+            "sfreq": self.sfreq,
+            "source_id": self.source_id,
+            "metadata": dict(self.metadata),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StreamInfo:
+        return cls(
+            name=d["name"],
+            source_kind=d["source_kind"],
+            ch_names=tuple(d["ch_names"]),
+            ch_types=tuple(d["ch_types"]),
+            units=tuple(d["units"]),
+            sfreq=float(d["sfreq"]),
+            source_id=d.get("source_id", ""),
+            metadata=dict(d.get("metadata", {})),
+        )

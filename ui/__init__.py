@@ -1,0 +1,1 @@
+"""Qt GUI (PySide6 + pyqtgraph). The only package that imports Qt."""
