@@ -1,0 +1,47 @@
+"""Test configuration shared by every test module.
+
+LSL is confined to loopback before anything imports pylsl, Qt runs offscreen, and the real EEG in
+``$BCI_APP_DATA_DIR`` (default ``../shared/data``) is found through one fixture.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+# Must happen before pylsl / mne_lsl / Qt are imported by any test module.
+from acquisition.lsl_env import MACHINE_CFG
+
+os.environ["LSLAPICFG"] = str(MACHINE_CFG)
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("MNE_DONTWRITE_HOME", "true")
+
+import pytest  # noqa: E402
+
+from bci_app.config import data_dir as _data_dir  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """Folder with the shared real EEG; the test is skipped... never: missing data is an error."""
+    path = _data_dir()
+    if not path.is_dir():
+        raise RuntimeError(
+            f"Real EEG data folder {path} not found. Set BCI_APP_DATA_DIR to the folder holding "
+            "eegmmidb/, xdf-example-files/, ... (see README)."
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def eegmmidb_path(data_dir: Path) -> Path:
+    """Pass as ``path=`` to ``mne.datasets.eegbci.load_data`` (works offline)."""
+    return data_dir / "eegmmidb"
+
+
+@pytest.fixture
+def stream_name(request) -> str:
+    """A unique LSL stream name per test, so tests never see each other's streams."""
+    return f"bci-test-{request.node.name[:40]}-{uuid.uuid4().hex[:8]}"
