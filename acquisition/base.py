@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -214,6 +215,7 @@ class Source(ABC):
         self._last_arrival: float | None = None
         self._connect_time: float | None = None
         self._pending_gap_reason: str | None = None
+        self._arrivals: deque[tuple[float, int]] = deque(maxlen=4096)
 
     def connect(self, timeout: float = 10.0, *, acquisition: bool = True) -> Source:
         """Open the device and start acquiring.
@@ -312,6 +314,7 @@ class Source(ABC):
         self.chunks += 1
         self._last_ts = float(ts[-1])
         self._last_arrival = time.monotonic()
+        self._arrivals.append((self._last_arrival, self.buffer.counter))
         logger.debug("%s: +%d samples (total %d)", self.info.name, n, self.buffer.counter)
         return n
 
@@ -432,10 +435,17 @@ class Source(ABC):
         return 0 if self.buffer is None else self.buffer.counter
 
     def effective_rate(self, seconds: float = 2.0) -> float:
-        """Samples per second over the last ``seconds`` of timestamps (0 if unknown)."""
-        if self.buffer is None or len(self.buffer) < 2:
+        """Samples received per second of wall time over the last ``seconds`` (0 if unknown).
+
+        Measured from arrival times on the monotonic clock, not from the timestamps, so a device
+        that delivers fewer samples than its nominal rate shows it.
+        """
+        arrivals = list(self._arrivals)
+        if len(arrivals) < 2:
             return 0.0
-        n = int(max(2, min(len(self.buffer), seconds * (self.info.sfreq or 100.0))))
-        chunk = self.buffer.latest(n)
-        span = chunk.timestamps[-1] - chunk.timestamps[0]
-        return (chunk.n_samples - 1) / span if span > 0 else 0.0
+        now = time.monotonic()
+        recent = [a for a in arrivals if a[0] >= now - seconds] or arrivals[-2:]
+        first = next((a for a in reversed(arrivals) if a[0] < recent[0][0]), recent[0])
+        t_span = recent[-1][0] - first[0]
+        n = recent[-1][1] - first[1]
+        return n / t_span if t_span > 0 else 0.0

@@ -1,0 +1,320 @@
+"""LSL inlets as sources: EEG streams from any LSL device, and marker streams.
+
+Streams are resolved by name / type / source id with a timeout; LSL time correction
+(``proc_clocksync``) and dejittering are applied, so timestamps are on this machine's LSL clock.
+Channel labels, types and units come from the stream's XML description (``desc/channels``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import numpy as np
+
+from bci_app.errors import ConfigError, SourceError, StreamNotFoundError
+
+from .base import Source, SourceLostError
+from .lsl_env import import_pylsl, lsl_scope
+from .markers import MarkerLog
+from .stream_info import StreamInfo
+
+logger = logging.getLogger(__name__)
+
+#: LSL unit strings meaning microvolts / millivolts / volts (lower-cased).
+_UNIT_SCALE = {
+    "microvolts": 1e-6, "microvolt": 1e-6, "uv": 1e-6, "µv": 1e-6, "μv": 1e-6,
+    "millivolts": 1e-3, "millivolt": 1e-3, "mv": 1e-3,
+    "volts": 1.0, "volt": 1.0, "v": 1.0,
+}
+_TYPE_MAP = {"eeg": "eeg", "eog": "eog", "emg": "emg", "ecg": "ecg", "misc": "misc",
+             "stim": "stim", "trigger": "stim", "aux": "misc", "accel": "misc", "acc": "misc"}
+
+
+def _lost_error() -> type[Exception]:
+    from pylsl.util import LostError
+
+    return LostError
+
+
+def _predicate(name: str | None, stream_type: str | None, source_id: str | None) -> str:
+    parts = []
+    for key, value in (("name", name), ("type", stream_type), ("source_id", source_id)):
+        if value:
+            if "'" in value:
+                raise ConfigError(f"LSL {key} {value!r} must not contain a single quote.")
+            parts.append(f"{key}='{value}'")
+    if not parts:
+        raise ConfigError(
+            "An LSL source needs a stream name, type or source id to look for "
+            "(e.g. LSLSource(name='OpenBCI_EEG') or --source lsl:OpenBCI_EEG)."
+        )
+    return " and ".join(parts)
+
+
+def list_lsl_streams(timeout: float = 1.0) -> list[dict]:
+    """Describe the LSL streams visible within ``timeout`` seconds."""
+    pylsl = import_pylsl()
+    out = []
+    for info in pylsl.resolve_streams(wait_time=timeout):
+        out.append({
+            "name": info.name(), "type": info.type(), "channels": info.channel_count(),
+            "sfreq": info.nominal_srate(), "source_id": info.source_id(),
+            "hostname": info.hostname(), "format": info.channel_format(),
+        })
+    return out
+
+
+def _resolve(pylsl, pred: str, timeout: float):
+    found = pylsl.resolve_bypred(pred, 1, timeout)
+    if not found:
+        visible = list_lsl_streams(0.3)
+        names = ", ".join(f"{s['name']!r} ({s['type']})" for s in visible) or "none"
+        raise StreamNotFoundError(
+            f"No LSL stream matching {pred} was found within {timeout:g} s. Visible streams: "
+            f"{names}. Check that the device software is streaming, the name is spelled right, "
+            f"and both sides use the same LSL scope (bci_app uses '{lsl_scope()}'; "
+            "pass --lsl-scope lan to see other computers)."
+        )
+    return found[0]
+
+
+class LSLSource(Source):
+    """An LSL stream (EEG or any regular-rate signal) as a :class:`Source`.
+
+    Parameters
+    ----------
+    name, stream_type, source_id : str | None
+        What to resolve; at least one. On reconnection the same query is used.
+    units : "auto" | "V" | "uV"
+        ``"auto"`` scales EEG channels from the units in the stream description; EEG channels
+        without a unit are taken as microvolts (the LSL convention of OpenBCI GUI and most EEG
+        apps) and the assumption is logged.
+    max_buflen : int
+        Seconds liblsl buffers on our side if we fall behind.
+    **kwargs
+        Passed to :class:`Source`.
+    """
+
+    kind = "lsl"
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        stream_type: str | None = None,
+        source_id: str | None = None,
+        units: str = "auto",
+        max_buflen: int = 360,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.predicate = _predicate(name, stream_type, source_id)
+        if units not in ("auto", "V", "uV"):
+            raise ConfigError(f"units must be 'auto', 'V' or 'uV', got {units!r}.")
+        self.query_name = name
+        self.units = units
+        self.max_buflen = int(max_buflen)
+        self._inlet = None
+        self._pylsl = None
+        self._scale: np.ndarray | None = None
+        self._buf: np.ndarray | None = None
+        self.clock_offsets: list[tuple[float, float]] = []
+
+    def _open(self, timeout: float) -> StreamInfo:
+        pylsl = self._pylsl = import_pylsl()
+        found = _resolve(pylsl, self.predicate, timeout)
+        if found.nominal_srate() <= 0:
+            raise SourceError(
+                f"LSL stream {found.name()!r} has an irregular rate; it is a marker or event "
+                "stream, not a signal. Use it as a marker inlet (LSLMarkerInlet)."
+            )
+        if found.channel_format() == pylsl.cf_string:
+            raise SourceError(f"LSL stream {found.name()!r} carries strings; it is not a signal.")
+        inlet = pylsl.StreamInlet(
+            found,
+            max_buflen=self.max_buflen,
+            recover=False,
+            processing_flags=pylsl.proc_clocksync | pylsl.proc_dejitter,
+        )
+        try:
+            full = inlet.info(timeout=max(0.5, timeout))
+            inlet.open_stream(timeout=max(0.5, timeout))
+            offset = inlet.time_correction(timeout=max(0.5, timeout))
+        except Exception as err:
+            inlet.close_stream()
+            raise SourceError(f"Could not open LSL stream {found.name()!r}: {err}") from err
+        self.clock_offsets.append((pylsl.local_clock(), offset))
+        logger.info("LSL %s: clock offset %.6f s", found.name(), offset)
+        self._inlet = inlet
+        info = self._describe(full)
+        self._buf = np.empty((max(1, int(info.sfreq)), info.n_channels),
+                             dtype=np.float32 if found.channel_format() == pylsl.cf_float32 else np.float64)
+        return info
+
+    def _describe(self, full) -> StreamInfo:
+        n = full.channel_count()
+        labels, types, units = [], [], []
+        ch = full.desc().child("channels").child("channel")
+        stream_type = full.type().strip().lower()
+        for i in range(n):
+            if ch.empty():
+                labels.append(f"Ch{i + 1}")
+                types.append(_TYPE_MAP.get(stream_type, "misc"))
+                units.append("")
+                continue
+            labels.append(ch.child_value("label") or f"Ch{i + 1}")
+            t = (ch.child_value("type") or stream_type).strip().lower()
+            types.append(_TYPE_MAP.get(t, "misc"))
+            units.append((ch.child_value("unit") or "").strip())
+            ch = ch.next_sibling()
+        # de-duplicate labels (some devices send identical labels)
+        seen: dict[str, int] = {}
+        for i, lab in enumerate(labels):
+            if lab in seen:
+                seen[lab] += 1
+                labels[i] = f"{lab}-{seen[lab]}"
+            else:
+                seen[lab] = 0
+        scale = np.ones(n)
+        out_units = []
+        assumed = False
+        for i, (t, u) in enumerate(zip(types, units)):
+            if t in ("eeg", "eog", "emg", "ecg"):
+                if self.units == "V":
+                    factor = 1.0
+                elif self.units == "uV":
+                    factor = 1e-6
+                elif u.lower() in _UNIT_SCALE:
+                    factor = _UNIT_SCALE[u.lower()]
+                else:
+                    factor, assumed = 1e-6, True
+                scale[i] = factor
+                out_units.append("V")
+            else:
+                out_units.append(u or "n/a")
+        if assumed:
+            logger.info("LSL %s: EEG channels without a unit are taken as microvolts.", full.name())
+        self._scale = scale
+        return StreamInfo(
+            name=full.name(),
+            source_kind=self.kind,
+            ch_names=tuple(labels),
+            ch_types=tuple(types),
+            units=tuple(out_units),
+            sfreq=float(full.nominal_srate()),
+            source_id=full.source_id() or "",
+            metadata={"lsl_type": full.type(), "hostname": full.hostname(),
+                      "created_at": full.created_at(), "uid": full.uid(),
+                      "original_units": units, "units_assumed": assumed},
+        )
+
+    def _close(self) -> None:
+        inlet, self._inlet = self._inlet, None
+        if inlet is not None:
+            try:
+                inlet.close_stream()
+            except Exception:
+                pass
+            del inlet
+
+    def _pull(self) -> tuple[np.ndarray, np.ndarray] | None:
+        inlet = self._inlet
+        if inlet is None:
+            raise SourceLostError(f"LSL stream {self.display_name!r} is closed.")
+        try:
+            _, ts = inlet.pull_chunk(timeout=0.0, max_samples=self._buf.shape[0], dest_obj=self._buf)
+        except _lost_error() as err:
+            raise SourceLostError(f"LSL stream {self.display_name!r} was lost: {err}") from err
+        n = len(ts)
+        if n == 0:
+            return None
+        data = self._buf[:n].astype(np.float64) * self._scale
+        return data, np.asarray(ts, dtype=np.float64)
+
+    def time_correction(self, timeout: float = 1.0) -> float:
+        """Current clock offset of the stream (seconds to add to remote timestamps)."""
+        if self._inlet is None:
+            raise RuntimeError("Not connected.")
+        return self._inlet.time_correction(timeout=timeout)
+
+
+class LSLMarkerInlet:
+    """Reads an LSL marker stream (irregular, usually strings) into a :class:`MarkerLog`.
+
+    Runs its own thread; marker timestamps are corrected onto the local LSL clock.
+
+    Parameters
+    ----------
+    marker_log : MarkerLog
+        Where markers go (usually the session's or the source's log).
+    name, stream_type, source_id : str | None
+        What to resolve (default: any stream of type ``Markers``).
+    """
+
+    def __init__(self, marker_log: MarkerLog, name: str | None = None, *,
+                 stream_type: str | None = None, source_id: str | None = None,
+                 poll_interval: float = 0.01) -> None:
+        if name is None and stream_type is None and source_id is None:
+            stream_type = "Markers"
+        self.predicate = _predicate(name, stream_type, source_id)
+        self.marker_log = marker_log
+        self.poll_interval = poll_interval
+        self.stream_name = name or ""
+        self._inlet = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.count = 0
+        self.error = ""
+
+    def connect(self, timeout: float = 5.0) -> LSLMarkerInlet:
+        pylsl = import_pylsl()
+        found = _resolve(pylsl, self.predicate, timeout)
+        self.stream_name = found.name()
+        self._inlet = pylsl.StreamInlet(found, recover=True,
+                                        processing_flags=pylsl.proc_clocksync)
+        self._inlet.open_stream(timeout=timeout)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"markers-{self.stream_name}",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def pull(self) -> int:
+        """Move available markers into the log; returns how many."""
+        samples, ts = self._inlet.pull_chunk(timeout=0.0)
+        for sample, t in zip(samples, ts):
+            label = sample[0] if len(sample) == 1 else ",".join(str(v) for v in sample)
+            self.marker_log.add(t, str(label), 0.0, f"lsl:{self.stream_name}")
+        self.count += len(ts)
+        return len(ts)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.pull()
+            except Exception as err:
+                logger.exception("Marker inlet %s failed", self.stream_name)
+                self.error = str(err)
+            self._stop.wait(self.poll_interval)
+
+    def disconnect(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+            self._thread = None
+        if self._inlet is not None:
+            try:
+                self.pull()
+            except Exception:
+                pass
+            self._inlet.close_stream()
+            self._inlet = None
+
+    def __enter__(self) -> LSLMarkerInlet:
+        if self._inlet is None:
+            self.connect()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.disconnect()
