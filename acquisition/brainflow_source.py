@@ -41,7 +41,7 @@ SERIAL_BOARDS = {"CYTON_BOARD", "CYTON_DAISY_BOARD", "GANGLION_BOARD"}
 
 def _brainflow():
     with warnings.catch_warnings():  # brainflow imports pkg_resources (deprecated)
-        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore")
         from brainflow import board_shim
     return board_shim
 

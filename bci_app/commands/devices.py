@@ -1,0 +1,36 @@
+"""``bci-app devices``: what can be opened here — BrainFlow boards, serial ports, LSL streams."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("devices", help="list BrainFlow boards, serial ports and visible LSL streams")
+    p.add_argument("--timeout", type=float, default=1.0, help="seconds to look for LSL streams")
+    p.add_argument("--all-boards", action="store_true", help="list every BrainFlow board id")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from acquisition.brainflow_source import SERIAL_BOARDS, list_boards, list_serial_ports
+    from acquisition.lsl_env import lsl_scope
+    from acquisition.lsl_source import list_lsl_streams
+
+    boards = list_boards()
+    common = {"SYNTHETIC_BOARD", "PLAYBACK_FILE_BOARD", *SERIAL_BOARDS}
+    print("BrainFlow boards (use --source brainflow:NAME[:PORT]):")
+    for bid, name, sfreq, n_eeg in boards:
+        if args.all_boards or name in common:
+            port = "  needs serial port" if name in SERIAL_BOARDS else ""
+            print(f"  {bid:>4}  {name:<28} {n_eeg:>3} EEG ch @ {sfreq:g} Hz{port}")
+    if not args.all_boards:
+        print(f"  ... {len(boards) - len(common)} more (--all-boards)")
+    ports = list_serial_ports()
+    print("Serial ports:", ", ".join(ports) if ports else "none found")
+    streams = list_lsl_streams(args.timeout)
+    print(f"LSL streams (scope: {lsl_scope()}; use --source lsl:NAME):")
+    if not streams:
+        print("  none visible")
+    for s in streams:
+        print(f"  {s['name']!r:<30} type={s['type']:<10} {s['channels']:>3} ch @ {s['sfreq']:g} Hz"
+              f"  source_id={s['source_id']} host={s['hostname']}")
+    return 0

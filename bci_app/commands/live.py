@@ -1,0 +1,91 @@
+"""``bci-app live``: a live session on any source, headless or in the GUI."""
+
+from __future__ import annotations
+
+import logging
+
+from ..sources import SPEC_HELP
+
+logger = logging.getLogger(__name__)
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "live",
+        help="run a live session (GUI, or --headless with a status line per second)",
+        description="Stream from a source into the ring buffer; print status every second.",
+    )
+    p.add_argument("--source", default="synthetic", help=f"where EEG comes from: {SPEC_HELP}")
+    p.add_argument("--headless", action="store_true", help="no GUI: print status lines")
+    p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the device")
+    p.add_argument("--speed", type=float, default=1.0, help="replay speed for file: sources")
+    p.add_argument("--record", nargs="?", const="", default=None, metavar="PATH",
+                   help="record the session to XDF (default: recordings/<timestamp>.xdf)")
+    p.add_argument("--subject", default="anonymous", help="subject id stored in the recording")
+    p.add_argument("--markers", default=None, metavar="NAME",
+                   help="also read an LSL marker stream with this name")
+    p.set_defaults(func=run)
+
+
+def build_session(args):
+    """Create the session the live/record commands describe (not started)."""
+    from ..session import Session
+    from ..sources import make_source
+
+    kwargs = {}
+    if args.source.startswith("file:"):
+        kwargs["speed"] = args.speed
+    source = make_source(args.source, **kwargs)
+    session = Session(source)
+    if getattr(args, "markers", None):
+        from acquisition.lsl_source import LSLMarkerInlet
+
+        inlet = LSLMarkerInlet(source.markers, args.markers)
+        session.add_component(_InletComponent(inlet, args.timeout))
+    if getattr(args, "record", None) is not None:
+        attach_recorder(session, args.record, subject=args.subject, settings=vars(args))
+    return session
+
+
+def attach_recorder(session, path: str, *, subject: str, settings: dict) -> None:
+    from ..errors import ConfigError
+
+    raise ConfigError("--record is not wired yet in this build; use `bci-app record`.")
+
+
+class _InletComponent:
+    def __init__(self, inlet, timeout: float) -> None:
+        self.inlet, self.timeout = inlet, timeout
+
+    def start(self):
+        self.inlet.connect(self.timeout)
+
+    def stop(self):
+        self.inlet.disconnect()
+
+
+def run(args) -> int:
+    if not args.headless:
+        from .gui import launch_gui
+
+        return launch_gui(args)
+    session = build_session(args)
+    session.start(timeout=args.timeout)
+    print(f"streaming from {session.source.info.name}: {session.source.info.n_channels} ch @ "
+          f"{session.source.info.sfreq:g} Hz ({args.source})", flush=True)
+    try:
+        session.run_headless(args.duration, out=lambda s: print(s, flush=True))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        session.stop()
+    st = session.status()
+    print(
+        f"summary: {st.samples} samples in {st.elapsed:.1f} s, mean rate "
+        f"{(st.samples / st.elapsed if st.elapsed else 0):.1f} Hz (nominal {st.nominal_rate:g}), "
+        f"gaps {st.gaps}, samples lost {st.samples_missing}, markers {st.markers}, "
+        f"final state {st.state.value}",
+        flush=True,
+    )
+    return 0

@@ -1,0 +1,180 @@
+"""A session wires a source, its ring buffer, marker inlets, a recorder and decoders.
+
+The same :class:`Session` runs headless (``bci-app live --headless``, tests, offline replay) and
+under the GUI, which only observes it. Nothing here imports Qt.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from acquisition.base import Source, SourceState
+from acquisition.markers import Marker, MarkerLog
+
+logger = logging.getLogger(__name__)
+
+
+class Component(Protocol):
+    """Something that runs beside the source (recorder, decoder worker, marker inlet)."""
+
+    def start(self) -> Any: ...
+
+    def stop(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class SessionStatus:
+    """A snapshot for status lines and the GUI's status bar."""
+
+    elapsed: float
+    state: SourceState
+    samples: int
+    rate: float
+    nominal_rate: float
+    gaps: int
+    samples_missing: int
+    markers: int
+    last_error: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def line(self) -> str:
+        txt = (
+            f"[{self.elapsed:7.1f} s] {self.state.value:<12} rate {self.rate:7.1f}/{self.nominal_rate:g} Hz  "
+            f"samples {self.samples:>9}  gaps {self.gaps} ({self.samples_missing} lost)  "
+            f"markers {self.markers}"
+        )
+        for k, v in self.extra.items():
+            txt += f"  {k} {v}"
+        return txt
+
+
+class Session:
+    """Owns one source and the components that consume it.
+
+    Parameters
+    ----------
+    source : Source
+        Not yet connected; :meth:`start` connects it.
+    components : list
+        Objects with ``start()``/``stop()`` started after the source and stopped before it
+        (recorder, decoder workers, marker inlets).
+    """
+
+    def __init__(self, source: Source, components: list[Component] | None = None) -> None:
+        self.source = source
+        self.components: list[Component] = list(components or [])
+        self.user_markers: MarkerLog = source.markers
+        self._t_start: float | None = None
+        self._status_hooks: list[Callable[[], dict]] = []
+        self._lock = threading.Lock()
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self, timeout: float = 10.0) -> Session:
+        if not self.source.connected:
+            self.source.connect(timeout=timeout)
+        started = []
+        try:
+            for comp in self.components:
+                comp.start()
+                started.append(comp)
+        except BaseException:
+            for comp in reversed(started):
+                _safe_stop(comp)
+            self.source.disconnect()
+            raise
+        self._t_start = time.monotonic()
+        logger.info("Session started on %s", self.source.display_name)
+        return self
+
+    def stop(self) -> None:
+        for comp in reversed(self.components):
+            _safe_stop(comp)
+        self.source.disconnect()
+        logger.info("Session stopped")
+
+    def add_component(self, comp: Component, *, start: bool = False) -> None:
+        self.components.append(comp)
+        if start:
+            comp.start()
+
+    def add_status_hook(self, hook: Callable[[], dict]) -> None:
+        """``hook()`` returns extra ``{name: value}`` pairs shown in the status line."""
+        self._status_hooks.append(hook)
+
+    def __enter__(self) -> Session:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ---------------------------------------------------------------- markers
+    def add_marker(self, label: str, timestamp: float | None = None, source: str = "user") -> Marker:
+        """Add a user marker (now, on the LSL clock, unless a timestamp is given)."""
+        if timestamp is None:
+            from acquisition.lsl_env import import_pylsl
+
+            timestamp = import_pylsl().local_clock()
+        return self.source.markers.add(timestamp, label, 0.0, source)
+
+    # ---------------------------------------------------------------- status
+    def status(self) -> SessionStatus:
+        src = self.source
+        extra: dict = {}
+        for hook in self._status_hooks:
+            try:
+                extra.update(hook())
+            except Exception:
+                logger.exception("status hook failed")
+        return SessionStatus(
+            elapsed=0.0 if self._t_start is None else time.monotonic() - self._t_start,
+            state=src.state,
+            samples=src.n_samples,
+            rate=src.effective_rate(),
+            nominal_rate=src.info.sfreq if src.info else 0.0,
+            gaps=len(src.gaps),
+            samples_missing=src.samples_missing,
+            markers=len(src.markers),
+            last_error=src.last_error,
+            extra=extra,
+        )
+
+    def run_headless(
+        self,
+        duration: float | None,
+        *,
+        interval: float = 1.0,
+        out: Callable[[str], None] = print,
+        stop_event: threading.Event | None = None,
+    ) -> SessionStatus:
+        """Print a status line every ``interval`` seconds until ``duration`` (None: until stopped).
+
+        Scheduled on a monotonic clock (target += interval). Returns the final status.
+        """
+        stop_event = stop_event or threading.Event()
+        t0 = time.monotonic()
+        target = t0
+        while not stop_event.is_set():
+            target += interval
+            end = None if duration is None else t0 + duration
+            wake = target if end is None else min(target, end)
+            stop_event.wait(max(0.0, wake - time.monotonic()))
+            out(self.status().line())
+            if end is not None and time.monotonic() >= end - 1e-3:
+                break
+            finished = getattr(self.source, "finished", False)
+            if finished:
+                out("source finished")
+                break
+        return self.status()
+
+
+def _safe_stop(comp: Component) -> None:
+    try:
+        comp.stop()
+    except Exception:
+        logger.exception("Stopping %r failed", comp)

@@ -1,0 +1,71 @@
+"""Build a source from a command-line style spec.
+
+Specs::
+
+    synthetic                         BrainFlow's synthetic board (the embedded default)
+    brainflow:BOARD[:PORT]            any BrainFlow board by name or id, e.g. brainflow:cyton:/dev/ttyUSB0
+    lsl:NAME                          an LSL stream by name (lsl:type=EEG, lsl:source_id=XYZ also work)
+    file:PATH                         replay a recording (FIF/EDF/BDF/BrainVision/XDF/OpenBCI txt/BrainFlow CSV)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from acquisition.base import Source
+
+from .errors import ConfigError
+
+SPEC_HELP = (
+    "synthetic | brainflow:BOARD[:PORT] | lsl:NAME (or lsl:type=EEG) | file:PATH"
+)
+
+
+def make_source(spec: str, **kwargs: Any) -> Source:
+    """Create (not connect) the source described by ``spec``.
+
+    Parameters
+    ----------
+    spec : str
+        See the module docstring.
+    **kwargs
+        Passed to the source class (e.g. ``speed=`` for file replays, ``buffer_seconds=``).
+
+    Raises
+    ------
+    ConfigError
+        For a spec that names no known kind of source.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError(f"--source must be one of: {SPEC_HELP}; got {spec!r}.")
+    spec = spec.strip()
+    kind, _, rest = spec.partition(":")
+    kind = kind.lower()
+    if kind == "synthetic" and not rest:
+        from acquisition.brainflow_source import BrainFlowSource
+
+        return BrainFlowSource("synthetic", **kwargs)
+    if kind == "brainflow":
+        from acquisition.brainflow_source import BrainFlowSource
+
+        board, _, port = rest.partition(":")
+        if not board:
+            raise ConfigError(f"brainflow source needs a board, e.g. brainflow:cyton:/dev/ttyUSB0; got {spec!r}.")
+        return BrainFlowSource(board, serial_port=port, **kwargs)
+    if kind == "lsl":
+        from acquisition.lsl_source import LSLSource
+
+        if not rest:
+            raise ConfigError(f"lsl source needs a stream name, e.g. lsl:OpenBCI_EEG; got {spec!r}.")
+        key, eq, value = rest.partition("=")
+        if eq and key in ("name", "type", "source_id"):
+            arg = {"name": "name", "type": "stream_type", "source_id": "source_id"}[key]
+            return LSLSource(**{arg: value}, **kwargs)
+        return LSLSource(rest, **kwargs)
+    if kind == "file":
+        from acquisition.replay import ReplaySource
+
+        if not rest:
+            raise ConfigError(f"file source needs a path, e.g. file:recordings/s1.xdf; got {spec!r}.")
+        return ReplaySource(rest, **kwargs)
+    raise ConfigError(f"Unknown source {spec!r}. Use one of: {SPEC_HELP}.")
