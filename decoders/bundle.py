@@ -1,0 +1,265 @@
+"""Model bundles: a folder with ``config.json`` + ``weights.safetensors`` (+ optional ``model.onnx``).
+
+Loading executes no pickled code: arrays come from safetensors, everything else from JSON.
+A bundle whose ``model_version`` differs from the code's is refused with a BundleError.
+
+``config.json`` holds: format version, decoder kind and name, model version, decoder parameters
+(model hyper-parameters, training settings), signal parameters (channels, rate, window), the
+preprocessing config, class names, alignment, training provenance (subjects, protocol, data),
+validation metrics and library versions.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bci_app.errors import BundleError
+
+from .estimators import Decoder, decoder_from_state
+from .preprocessing import ChannelMapping, EuclideanAlignment, Preprocessor, StreamingFilter
+from .registry import get_entry
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "weights.safetensors"
+ONNX_NAME = "model.onnx"
+
+__all__ = ["Bundle", "load_bundle", "save_bundle"]
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("bci-app", "torch", "numpy", "scipy", "mne", "scikit-learn", "pyriemann",
+                "safetensors"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+@dataclass
+class Bundle:
+    """A loaded decoder with the facts needed to feed it.
+
+    Attributes
+    ----------
+    decoder : Decoder
+        Fitted decoder (``predict_proba`` on preprocessed, aligned windows).
+    config : dict
+        The JSON config (``channels``, ``sfreq``, ``window_s``, ``classes``, ``preprocessing``,
+        ``alignment``, ``training``, ``validation``, ``versions``).
+    alignment : EuclideanAlignment or None
+        When ``config["alignment"] == "euclidean"``, the user's own re-centring, fitted with
+        :meth:`fit_alignment` on a few of *their* windows (no labels needed).
+    """
+
+    decoder: Decoder
+    config: dict[str, Any]
+    path: Path | None = None
+    alignment: EuclideanAlignment | None = field(default=None)
+
+    @property
+    def model_version(self) -> int:
+        return int(self.config["model_version"])
+
+    @property
+    def channels(self) -> list[str]:
+        return list(self.config["channels"])
+
+    @property
+    def sfreq(self) -> float:
+        return float(self.config["sfreq"])
+
+    @property
+    def window_s(self) -> float:
+        return float(self.config["window_s"])
+
+    @property
+    def n_times(self) -> int:
+        return int(round(self.sfreq * self.window_s))
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.config["classes"])
+
+    @property
+    def preprocessor(self) -> Preprocessor:
+        return Preprocessor.from_dict(self.config["preprocessing"])
+
+    @property
+    def needs_alignment(self) -> bool:
+        return self.config.get("alignment") == "euclidean"
+
+    def streaming_filter(self, sfreq_in: float, ch_names_in: list[str],
+                         mapping: ChannelMapping | dict[str, str] | None = None) -> StreamingFilter:
+        """Stateful causal preprocessing from a source's channels/rate to this bundle's input.
+
+        Raises StreamMismatchError naming missing channels (fix: a ChannelMapping), or when the
+        chain's output rate is not the bundle's rate.
+        """
+        from bci_app.errors import StreamMismatchError
+
+        filt = self.preprocessor.streaming(sfreq_in, ch_names_in, mapping)
+        if abs(filt.sfreq_out - self.sfreq) > 1e-6:
+            raise StreamMismatchError(
+                f"sfreq: the bundle needs {self.sfreq} Hz windows but preprocessing a "
+                f"{sfreq_in} Hz source gives {filt.sfreq_out} Hz. Fix: set the bundle's "
+                "preprocessing 'sfreq' (resampling) or use a source at the bundle's rate."
+            )
+        return filt
+
+    def fit_alignment(self, windows: np.ndarray) -> Bundle:
+        """Fit the user's Euclidean alignment on unlabeled preprocessed windows
+        (n, n_chans, n_times); call again (or ``alignment.partial_fit``) as more arrive."""
+        self.alignment = EuclideanAlignment().fit(windows)
+        return self
+
+    def predict_proba(self, window: np.ndarray) -> np.ndarray:
+        """Class probabilities of preprocessed window(s).
+
+        Parameters
+        ----------
+        window : ndarray, shape (n_chans, n_times) or (n, n_chans, n_times)
+            Output of :meth:`streaming_filter` (bundle channel order, bundle rate, volts).
+
+        Returns
+        -------
+        ndarray, shape (n_classes,) for one window, else (n, n_classes).
+        """
+        x = np.asarray(window)
+        single = x.ndim == 2
+        if single:
+            x = x[None]
+        if x.ndim != 3 or x.shape[1:] != (len(self.channels), self.n_times):
+            raise BundleError(
+                f"window: expected shape ({len(self.channels)}, {self.n_times}) = (bundle "
+                f"channels, {self.window_s} s at {self.sfreq} Hz), got {np.asarray(window).shape}"
+            )
+        if self.needs_alignment:
+            if self.alignment is None:
+                raise RuntimeError(
+                    "This bundle was trained on Euclidean-aligned data: call "
+                    "bundle.fit_alignment(windows) with some of the user's preprocessed windows "
+                    "(no labels needed) before predict_proba."
+                )
+            x = self.alignment.transform(x)
+        p = self.decoder.predict_proba(x.astype(np.float32))
+        return p[0] if single else p
+
+
+def save_bundle(decoder: Decoder, path: str | Path, meta: dict[str, Any],
+                export_onnx: bool = False) -> Path:
+    """Write ``decoder`` as a bundle folder.
+
+    Parameters
+    ----------
+    meta : dict
+        Must hold ``channels`` (list), ``classes`` (list) and ``preprocessing`` (dict); may hold
+        ``alignment`` ("euclidean" or None), ``training`` (subjects, protocol, data, command),
+        ``validation`` (metrics). Rate and window come from the decoder.
+    """
+    from safetensors.numpy import save_file
+
+    missing = [k for k in ("channels", "classes", "preprocessing") if k not in meta]
+    if missing:
+        raise BundleError(f"meta: missing keys {missing}; expected channels, classes, preprocessing")
+    if len(meta["channels"]) != decoder.n_chans:
+        raise BundleError(
+            f"meta['channels']: {len(meta['channels'])} names for a decoder of {decoder.n_chans}"
+        )
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    state, arrays = decoder.get_state()
+    config = {
+        "format_version": FORMAT_VERSION,
+        "kind": decoder.kind,
+        "model": decoder.name,
+        "model_version": decoder.model_version,
+        "decoder": state,
+        "channels": list(meta["channels"]),
+        "sfreq": float(decoder.sfreq),
+        "window_s": float(decoder.window_s),
+        "n_times": decoder.n_times,
+        "classes": list(meta["classes"]),
+        "preprocessing": dict(meta["preprocessing"]),
+        "alignment": meta.get("alignment"),
+        "training": meta.get("training", {}),
+        "validation": meta.get("validation", {}),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "versions": _versions(),
+    }
+    arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    save_file(arrays, str(path / WEIGHTS_NAME))
+    (path / CONFIG_NAME).write_text(json.dumps(config, indent=2, default=_json_default) + "\n")
+    if export_onnx and decoder.kind == "torch":
+        from .export import export_onnx as _export
+
+        _export(decoder, path / ONNX_NAME)
+    return path
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serializable: {type(o)}")
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Load a bundle folder (no pickle). Raises BundleError when missing, corrupt or of another
+    model version than this code."""
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    cfg_path, w_path = path / CONFIG_NAME, path / WEIGHTS_NAME
+    if not cfg_path.is_file() or not w_path.is_file():
+        raise BundleError(
+            f"bundle: expected a folder with {CONFIG_NAME} and {WEIGHTS_NAME}, got {path} "
+            f"(exists: {path.exists()}). Fix: pass the folder written by save_bundle / "
+            "`bci-app train --out`."
+        )
+    try:
+        config = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as err:
+        raise BundleError(f"bundle: {cfg_path} is not valid JSON ({err})") from None
+    if config.get("format_version") != FORMAT_VERSION:
+        raise BundleError(
+            f"bundle: format_version {config.get('format_version')} in {cfg_path}, this code "
+            f"reads {FORMAT_VERSION}"
+        )
+    try:
+        entry = get_entry(config["model"])
+    except Exception as err:  # noqa: BLE001 - re-raised as a bundle problem
+        raise BundleError(f"bundle: {err}") from None
+    code_version = int(getattr(entry.obj, "model_version", 0) if entry.kind == "torch"
+                       else getattr(entry.obj, "_model_version", 0))
+    if int(config.get("model_version", -1)) != code_version:
+        raise BundleError(
+            f"bundle: model {config['model']!r} version {config.get('model_version')} in "
+            f"{cfg_path}, but this code builds version {code_version}. Fix: retrain with "
+            "`bci-app train` (or use the bci_app release that wrote the bundle)."
+        )
+    try:
+        arrays = load_file(str(w_path))
+    except Exception as err:  # noqa: BLE001
+        raise BundleError(f"bundle: cannot read {w_path} ({err})") from None
+    try:
+        decoder = decoder_from_state(config["kind"], config["decoder"], arrays)
+    except (KeyError, RuntimeError, ValueError) as err:
+        raise BundleError(f"bundle: weights in {w_path} do not fit the model config ({err})") \
+            from None
+    return Bundle(decoder=decoder, config=config, path=path)

@@ -1,0 +1,244 @@
+"""EEGMMIDB (PhysioNet EEG Motor Movement/Imagery) loading for left/right-fist imagery.
+
+Runs 4, 8, 12 (imagined left/right fist): annotation ``T1`` = left, ``T2`` = right. Every run is
+preprocessed as a *continuous* recording with the causal :class:`~decoders.preprocessing.Preprocessor`
+(as the online engine would), then cut into windows ``[tmin, tmax)`` seconds after each cue.
+Trial order stays chronological (run, then onset) and every trial keeps its subject id.
+
+Works offline: pass a folder in MNE's eegbci layout (``bci_app.config.eegmmidb_dir()``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from bci_app.errors import ConfigError, DataFileError
+
+from .preprocessing import Preprocessor
+
+logger = logging.getLogger(__name__)
+
+#: Left/right fist imagery runs of EEGMMIDB.
+MI_RUNS = (4, 8, 12)
+#: Class names, index = label.
+CLASSES = ("left", "right")
+_EVENT_TO_LABEL = {"T1": 0, "T2": 1}
+
+
+@dataclass
+class EpochsData:
+    """Epoched trials of one or more subjects.
+
+    Attributes
+    ----------
+    X : ndarray, shape (n_trials, n_chans, n_times), float32, volts (times ``scale``)
+    y : ndarray, shape (n_trials,), int64 labels indexing ``classes``
+    subject : ndarray, shape (n_trials,), int subject ids
+    run : ndarray, shape (n_trials,), int run numbers
+    onset : ndarray, shape (n_trials,), cue onset in seconds from the run start
+    order : ndarray, shape (n_trials,), chronological rank of the trial within its subject
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    subject: np.ndarray
+    run: np.ndarray
+    onset: np.ndarray
+    order: np.ndarray
+    ch_names: list[str]
+    sfreq: float
+    tmin: float
+    tmax: float
+    classes: tuple[str, ...] = CLASSES
+    preprocessing: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def window_s(self) -> float:
+        return self.X.shape[-1] / self.sfreq
+
+    def subset(self, mask_or_idx) -> EpochsData:
+        idx = np.asarray(mask_or_idx)
+        return EpochsData(
+            self.X[idx], self.y[idx], self.subject[idx], self.run[idx], self.onset[idx],
+            self.order[idx], list(self.ch_names), self.sfreq, self.tmin, self.tmax,
+            self.classes, dict(self.preprocessing),
+        )
+
+    @property
+    def subjects(self) -> list[int]:
+        return sorted(set(int(s) for s in self.subject))
+
+    def save_npz(self, path: str | Path) -> None:
+        """Cache to an .npz (plain arrays; load with :meth:`load_npz`, no pickle)."""
+        import json
+
+        np.savez(
+            path, X=self.X, y=self.y, subject=self.subject, run=self.run, onset=self.onset,
+            order=self.order,
+            meta=np.array(json.dumps({
+                "ch_names": self.ch_names, "sfreq": self.sfreq, "tmin": self.tmin,
+                "tmax": self.tmax, "classes": list(self.classes),
+                "preprocessing": self.preprocessing,
+            })),
+        )
+
+    @classmethod
+    def load_npz(cls, path: str | Path) -> EpochsData:
+        import json
+
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            return cls(
+                z["X"], z["y"], z["subject"], z["run"], z["onset"], z["order"],
+                meta["ch_names"], meta["sfreq"], meta["tmin"], meta["tmax"],
+                tuple(meta["classes"]), meta["preprocessing"],
+            )
+
+
+def parse_subjects(spec: str | Sequence[int] | None) -> list[int]:
+    """``"1-20"``, ``"1,3,5-7"`` or a list -> sorted unique subject ids."""
+    if spec is None:
+        return []
+    if not isinstance(spec, str):
+        return sorted(set(int(s) for s in spec))
+    out: set[int] = set()
+    for part in spec.replace(" ", "").split(","):
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                a, b = part.split("-", 1)
+                out.update(range(int(a), int(b) + 1))
+            else:
+                out.add(int(part))
+        except ValueError:
+            raise ConfigError(
+                f"subjects: expected numbers and ranges like '1-20' or '1,3,5-7', got {spec!r}"
+            ) from None
+    if not out or min(out) < 1:
+        raise ConfigError(f"subjects: expected subject ids >= 1, got {spec!r}")
+    return sorted(out)
+
+
+def load_raws(subject: int, path: str | Path, runs: Sequence[int] = MI_RUNS) -> list:
+    """Raw EDF recordings of one subject (standardized 10-05 channel names), in run order.
+
+    Raises DataFileError when a file is missing (the loader would otherwise try to download it).
+    """
+    import mne
+    from mne.datasets import eegbci
+
+    path = Path(path)
+    base = path / "MNE-eegbci-data" / "files" / "eegmmidb" / "1.0.0" / f"S{subject:03d}"
+    missing = [r for r in runs if not (base / f"S{subject:03d}R{r:02d}.edf").is_file()]
+    if missing:
+        raise DataFileError(
+            f"data_dir: subject {subject} runs {missing} not found under {base}; expected MNE's "
+            "eegbci layout (MNE-eegbci-data/files/eegmmidb/1.0.0/S###/S###R##.edf). Fix: pass "
+            "--data-dir pointing at that folder, or choose subjects that are present (S001-S020 "
+            "in shared/data/eegmmidb)."
+        )
+    files = eegbci.load_data(subject, runs=list(runs), path=str(path), update_path=False,
+                             verbose="error")
+    raws = []
+    for f in files:
+        raw = mne.io.read_raw_edf(f, preload=True, verbose="error")
+        eegbci.standardize(raw)
+        raw.pick("eeg")
+        raws.append(raw)
+    return raws
+
+
+def epochs_from_raw(
+    raw, tmin: float, tmax: float, run: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut windows ``[tmin, tmax)`` s after each T1/T2 cue of a (preprocessed) continuous raw.
+
+    Returns X (n, n_chans, n_times), y (n,), onset seconds (n,), chronological.
+    """
+    sf = raw.info["sfreq"]
+    n_times = int(round((tmax - tmin) * sf))
+    data = raw.get_data()
+    X, y, onsets = [], [], []
+    ann = raw.annotations
+    order = np.argsort(ann.onset, kind="stable")
+    for i in order:
+        desc = ann.description[i]
+        if desc not in _EVENT_TO_LABEL:
+            continue
+        onset = float(ann.onset[i])
+        start = int(round((onset + tmin) * sf))
+        if start < 0 or start + n_times > data.shape[1]:
+            logger.debug("run %s: cue at %.2f s too close to an edge, skipped", run, onset)
+            continue
+        X.append(data[:, start:start + n_times])
+        y.append(_EVENT_TO_LABEL[desc])
+        onsets.append(onset)
+    return np.asarray(X), np.asarray(y, dtype=np.int64), np.asarray(onsets)
+
+
+def load_eegmmidb(
+    subjects: Sequence[int],
+    path: str | Path | None = None,
+    preprocessor: Preprocessor | None = None,
+    tmin: float = 0.5,
+    tmax: float = 2.5,
+    runs: Sequence[int] = MI_RUNS,
+    progress: bool = False,
+) -> EpochsData:
+    """Left/right-fist imagery epochs of ``subjects``, preprocessed causally on continuous runs.
+
+    Parameters
+    ----------
+    subjects : sequence of int
+        PhysioNet subject ids (1..109; the shared folder has 1..20).
+    path : folder in MNE's eegbci layout; default ``bci_app.config.eegmmidb_dir()``.
+    preprocessor : Preprocessor; default ``Preprocessor()`` (CAR, 8-30 Hz, input rate).
+    tmin, tmax : window in seconds relative to the cue.
+    """
+    from bci_app.config import eegmmidb_dir
+
+    if path is None:
+        path = eegmmidb_dir()
+    if tmax <= tmin:
+        raise ConfigError(f"tmin/tmax: expected tmin < tmax, got {tmin}, {tmax}")
+    pre = preprocessor or Preprocessor()
+    subjects = list(subjects)
+    if not subjects:
+        raise ConfigError("subjects: expected at least one subject id, got none")
+    Xs, ys, subs, runs_out, ons, orders = [], [], [], [], [], []
+    ch_names, sfreq = None, None
+    it = subjects
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(subjects, desc="loading subjects", unit="subj")
+    for s in it:
+        k = 0
+        for run, raw in zip(runs, load_raws(s, path, runs)):
+            proc = pre.process_offline(raw)
+            X, y, on = epochs_from_raw(proc, tmin, tmax, run)
+            if ch_names is None:
+                ch_names, sfreq = list(proc.ch_names), float(proc.info["sfreq"])
+            elif list(proc.ch_names) != ch_names:
+                raise DataFileError(f"subject {s} run {run}: channels differ from the first file")
+            Xs.append(X.astype(np.float32))
+            ys.append(y)
+            subs.append(np.full(len(y), s))
+            runs_out.append(np.full(len(y), run))
+            ons.append(on)
+            orders.append(np.arange(k, k + len(y)))
+            k += len(y)
+    return EpochsData(
+        np.concatenate(Xs), np.concatenate(ys), np.concatenate(subs), np.concatenate(runs_out),
+        np.concatenate(ons), np.concatenate(orders), ch_names, sfreq, tmin, tmax, CLASSES,
+        pre.to_dict(),
+    )

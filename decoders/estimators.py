@@ -1,0 +1,339 @@
+"""One estimator API for deep models and baselines (scikit-learn's contract).
+
+``Decoder.fit(X, y, X_val=None, y_val=None) -> self``; ``predict_proba(X) -> (n, n_classes)``;
+``predict(X)``; ``partial_fit(X, y)`` fine-tunes a fitted decoder on a few calibration trials.
+``X`` has shape (n_trials, n_chans, n_times), float, volts after preprocessing (and after
+Euclidean alignment when the protocol uses it). ``y`` holds integer labels 0..n_classes-1.
+
+Decoders are not thread-safe; the DecoderWorker thread owns one and calls ``predict_proba``.
+Bundles persist a decoder through :meth:`Decoder.get_state` / :meth:`Decoder.from_state`
+(plain JSON + arrays; no pickle).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+import numpy as np
+
+from bci_app.errors import ConfigError
+
+from .registry import get_entry
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Decoder", "DeepDecoder", "make_decoder", "stratified_split"]
+
+
+def _check_X(X: Any, n_chans: int | None = None, n_times: int | None = None) -> np.ndarray:
+    X = np.asarray(X)
+    if X.ndim != 3:
+        raise ConfigError(f"X: expected shape (n_trials, n_chans, n_times), got {X.shape}")
+    if n_chans is not None and X.shape[1] != n_chans:
+        raise ConfigError(f"X: expected {n_chans} channels, got {X.shape[1]} (shape {X.shape})")
+    if n_times is not None and X.shape[2] != n_times:
+        raise ConfigError(
+            f"X: expected {n_times} samples per window, got {X.shape[2]} (shape {X.shape}); "
+            "fix: cut windows of the length the decoder was built for"
+        )
+    return X
+
+
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val) with ``fraction`` of each class in val (at least 1 per class)."""
+    rng = np.random.default_rng(seed)
+    tr, va = [], []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        rng.shuffle(idx)
+        n_val = max(1, int(round(fraction * len(idx)))) if len(idx) > 1 else 0
+        va.append(idx[:n_val])
+        tr.append(idx[n_val:])
+    return np.sort(np.concatenate(tr)), np.sort(np.concatenate(va))
+
+
+class Decoder:
+    """Base of every decoder. Subclasses set ``classes_`` in ``fit``."""
+
+    name: str = "?"
+    kind: str = "?"
+
+    def __init__(self, n_chans: int, n_outputs: int, sfreq: float, window_s: float) -> None:
+        self.n_chans = n_chans
+        self.n_outputs = n_outputs
+        self.sfreq = sfreq
+        self.window_s = window_s
+
+    @property
+    def n_times(self) -> int:
+        return int(round(self.sfreq * self.window_s))
+
+    def fit(self, X, y, X_val=None, y_val=None) -> Decoder:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def partial_fit(self, X, y) -> Decoder:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def predict_proba(self, X) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable class index per trial, shape (n_trials,)."""
+        return np.argmax(self.predict_proba(X), axis=1)
+
+    def score(self, X, y) -> float:
+        return float(np.mean(self.predict(X) == np.asarray(y)))
+
+    def _check_fitted(self) -> None:
+        if not getattr(self, "fitted_", False):
+            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit(X, y) first")
+
+    def clone(self) -> Decoder:
+        return copy.deepcopy(self)
+
+    # persistence ------------------------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        """Constructor arguments (JSON-serializable)."""
+        raise NotImplementedError  # pragma: no cover
+
+    def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(JSON config, named arrays) describing the fitted decoder."""
+        raise NotImplementedError  # pragma: no cover
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> Decoder:
+        raise NotImplementedError  # pragma: no cover
+
+
+class DeepDecoder(Decoder):
+    """A registered torch model trained with Adam, early stopping and a fixed seed.
+
+    Parameters
+    ----------
+    model : str
+        Registry name (``eegnet``, ``shallowconvnet``, ``eeg_simpleconv``, ``eeg_conformer``,
+        ``braindecode:<Model>``).
+    n_chans, n_outputs, sfreq, window_s : signal parameters of the input windows.
+    model_params : dict, optional
+        Hyper-parameters of the model.
+    lr, weight_decay, batch_size, max_epochs : optimisation settings.
+    patience : int
+        Early stopping: stop after this many epochs without a better validation loss, then
+        restore the best weights.
+    val_fraction : float
+        Share of the *training* trials (stratified) held out for early stopping when ``fit`` gets
+        no ``X_val``.
+    finetune_epochs, finetune_lr : used by :meth:`partial_fit` (calibration fine-tuning).
+    seed : int
+        Seeds a private ``torch.Generator`` and ``numpy.random.default_rng`` (no global seeding).
+    verbose : bool
+        Show a tqdm progress bar per fit.
+    """
+
+    kind = "torch"
+
+    def __init__(self, model: str, n_chans: int, n_outputs: int, sfreq: float, window_s: float,
+                 model_params: dict | None = None, lr: float = 1e-3, weight_decay: float = 0.0,
+                 batch_size: int = 64, max_epochs: int = 100, patience: int = 15,
+                 val_fraction: float = 0.2, finetune_epochs: int = 20, finetune_lr: float = 3e-4,
+                 seed: int = 0, verbose: bool = False) -> None:
+        super().__init__(n_chans, n_outputs, sfreq, window_s)
+        self.model = model
+        self.model_params = dict(model_params or {})
+        self.lr, self.weight_decay = lr, weight_decay
+        self.batch_size, self.max_epochs, self.patience = batch_size, max_epochs, patience
+        self.val_fraction = val_fraction
+        self.finetune_epochs, self.finetune_lr = finetune_epochs, finetune_lr
+        self.seed = seed
+        self.verbose = verbose
+        self.name = model
+        self.net_ = self._build_net()
+
+    def _build_net(self):
+        entry = get_entry(self.model)
+        if entry.kind != "torch":
+            raise ConfigError(f"model: {self.model!r} is not a torch model; use make_decoder()")
+        return entry.obj(n_chans=self.n_chans, n_outputs=self.n_outputs, sfreq=self.sfreq,
+                         window_s=self.window_s, **self.model_params)
+
+    @property
+    def model_version(self) -> int:
+        return int(getattr(self.net_, "model_version", 0))
+
+    def get_params(self) -> dict[str, Any]:
+        return dict(model=self.model, n_chans=self.n_chans, n_outputs=self.n_outputs,
+                    sfreq=self.sfreq, window_s=self.window_s,
+                    model_params=dict(getattr(self.net_, "hparams", self.model_params)),
+                    lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size,
+                    max_epochs=self.max_epochs, patience=self.patience,
+                    val_fraction=self.val_fraction, finetune_epochs=self.finetune_epochs,
+                    finetune_lr=self.finetune_lr, seed=self.seed)
+
+    # --- training --------------------------------------------------------------------------
+    def _tensor(self, X):
+        import torch
+
+        return torch.as_tensor(np.asarray(X, dtype=np.float32) * np.float32(self.scale_))
+
+    def _run_epochs(self, Xt, yt, Xv, yv, epochs: int, lr: float, desc: str,
+                    freeze_bn: bool = False) -> None:
+        import torch
+        from torch import nn
+
+        gen = torch.Generator().manual_seed(int(self.seed) + self._n_fits)
+        self._n_fits += 1
+        opt = torch.optim.Adam(self.net_.parameters(), lr=lr, weight_decay=self.weight_decay)
+        loss_fn = nn.CrossEntropyLoss()
+        best_loss, best_state, bad = np.inf, None, 0
+        bar = range(epochs)
+        if self.verbose:
+            from tqdm import tqdm
+
+            bar = tqdm(bar, desc=desc, unit="epoch", leave=False)
+        bs = min(self.batch_size, len(yt))
+        for _ in bar:
+            self.net_.train()
+            if freeze_bn:
+                for m in self.net_.modules():
+                    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                        m.eval()
+            perm = torch.randperm(len(yt), generator=gen)
+            for i in range(0, len(perm), bs):
+                b = perm[i:i + bs]
+                if len(b) < 2 and not freeze_bn:
+                    continue  # BatchNorm needs 2 samples
+                opt.zero_grad()
+                loss = loss_fn(self.net_(Xt[b]), yt[b])
+                loss.backward()
+                opt.step()
+            if Xv is None:
+                continue
+            self.net_.eval()
+            with torch.inference_mode():
+                logits = self.net_(Xv)
+                vloss = float(loss_fn(logits, yv))
+                vacc = float((logits.argmax(1) == yv).float().mean())
+            if self.verbose:
+                bar.set_postfix(val_loss=f"{vloss:.3f}", val_acc=f"{vacc:.2f}")
+            if vloss < best_loss - 1e-4:
+                best_loss, bad = vloss, 0
+                best_state = {k: v.detach().clone() for k, v in self.net_.state_dict().items()}
+                self.val_loss_, self.val_accuracy_ = vloss, vacc
+                self.best_epoch_ = _ + 1
+            else:
+                bad += 1
+                if bad >= self.patience:
+                    break
+        if best_state is not None:
+            self.net_.load_state_dict(best_state)
+        self.net_.eval()
+
+    def fit(self, X, y, X_val=None, y_val=None) -> DeepDecoder:
+        """Train from scratch. Validation (early stopping) uses ``X_val`` or a stratified
+        ``val_fraction`` of ``X``; the input scale is estimated on the training part only."""
+        import torch
+
+        X = _check_X(X, self.n_chans, self.n_times)
+        y = np.asarray(y, dtype=np.int64)
+        if X_val is None and self.val_fraction > 0:
+            tr, va = stratified_split(y, self.val_fraction, self.seed)
+            X, y, X_val, y_val = X[tr], y[tr], X[va], y[va]
+        self._n_fits = 0
+        self.scale_ = float(1.0 / max(float(np.std(X)), 1e-30))
+        self.classes_ = np.arange(self.n_outputs)
+        self.val_loss_, self.val_accuracy_, self.best_epoch_ = float("nan"), float("nan"), 0
+        Xt, yt = self._tensor(X), torch.as_tensor(y)
+        Xv = self._tensor(X_val) if X_val is not None else None
+        yv = torch.as_tensor(np.asarray(y_val, dtype=np.int64)) if X_val is not None else None
+        # Scoped seeding (restored on exit): weight init and dropout draw from torch's default
+        # generator, which cannot be passed to nn.init / nn.Dropout.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(self.seed))
+            self.net_ = self._build_net()
+            self._run_epochs(Xt, yt, Xv, yv, self.max_epochs, self.lr, f"train {self.model}")
+        if Xv is None:
+            self.best_epoch_ = self.max_epochs
+        self.n_train_ = len(y)
+        self.fitted_ = True
+        return self
+
+    def partial_fit(self, X, y, epochs: int | None = None, lr: float | None = None) -> DeepDecoder:
+        """Fine-tune a fitted model on a few labelled trials (all layers, BatchNorm frozen).
+
+        Unfitted: same as :meth:`fit`."""
+        import torch
+
+        if not getattr(self, "fitted_", False):
+            return self.fit(X, y)
+        X = _check_X(X, self.n_chans, self.n_times)
+        y = np.asarray(y, dtype=np.int64)
+        if len(y) == 0:
+            return self
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(self.seed) + 1000 + self._n_fits)
+            self._run_epochs(self._tensor(X), torch.as_tensor(y), None, None,
+                             epochs or self.finetune_epochs, lr or self.finetune_lr,
+                             f"fine-tune {self.model}", freeze_bn=True)
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        import torch
+
+        self._check_fitted()
+        X = _check_X(X, self.n_chans, self.n_times)
+        self.net_.eval()
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(X), 256):
+                out.append(torch.softmax(self.net_(self._tensor(X[i:i + 256])), dim=1).numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.n_outputs), np.float32)
+
+    # --- persistence ----------------------------------------------------------------------
+    def get_state(self):
+        self._check_fitted()
+        arrays = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
+        arrays["scale"] = np.array([self.scale_], dtype=np.float64)
+        info = dict(val_loss=self.val_loss_, val_accuracy=self.val_accuracy_,
+                    best_epoch=self.best_epoch_, n_train=getattr(self, "n_train_", None))
+        return {"params": self.get_params(), "fit_info": info}, arrays
+
+    @classmethod
+    def from_state(cls, state, arrays):
+        import torch
+
+        dec = cls(**state["params"])
+        sd = {k[4:]: torch.as_tensor(v) for k, v in arrays.items() if k.startswith("net.")}
+        dec.net_.load_state_dict(sd, strict=True)
+        dec.net_.eval()
+        dec.scale_ = float(arrays["scale"][0])
+        dec.classes_ = np.arange(dec.n_outputs)
+        info = state.get("fit_info", {})
+        dec.val_loss_ = info.get("val_loss", float("nan"))
+        dec.val_accuracy_ = info.get("val_accuracy", float("nan"))
+        dec.best_epoch_ = info.get("best_epoch", 0)
+        dec._n_fits = 1
+        dec.fitted_ = True
+        return dec
+
+
+def make_decoder(name: str, n_chans: int, n_outputs: int, sfreq: float, window_s: float,
+                 **params: Any) -> Decoder:
+    """A fresh, unfitted decoder for any registered name (deep model or baseline).
+
+    For torch models ``params`` go to :class:`DeepDecoder` (``model_params=`` for the net).
+    """
+    entry = get_entry(name)
+    if entry.kind == "torch":
+        return DeepDecoder(name, n_chans, n_outputs, sfreq, window_s, **params)
+    return entry.obj(n_chans=n_chans, n_outputs=n_outputs, sfreq=sfreq, window_s=window_s,
+                     **params)
+
+
+def decoder_from_state(kind: str, state: dict, arrays: dict) -> Decoder:
+    """Rebuild a decoder saved with :meth:`Decoder.get_state`."""
+    if kind == "torch":
+        return DeepDecoder.from_state(state, arrays)
+    entry = get_entry(state["params"]["name"])
+    return entry.obj.from_state(state, arrays)

@@ -1,0 +1,1 @@
+"""Model families, one module each; every model registers itself in :mod:`decoders.registry`."""
