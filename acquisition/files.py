@@ -754,6 +754,12 @@ def _brainflow():
 
 
 def _read_brainflow(path: Path, *, board_id: int = -1) -> FileRecording:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # brainflow loads its library through pkg_resources
+        return _read_brainflow_quiet(path, board_id)
+
+
+def _read_brainflow_quiet(path: Path, board_id: int) -> FileRecording:
     BoardShim, DataFilter, BrainFlowError = _brainflow()
     try:
         board_id = int(board_id)
