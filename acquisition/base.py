@@ -385,6 +385,8 @@ class Source(ABC):
                         self._set_state(SourceState.RECONNECTING)
             except SourceLostError as err:
                 self.last_error = str(err)
+                if self._state == SourceState.STREAMING:  # data stopped; the transport says why
+                    self._set_state(SourceState.STALLED, "no data: transport reports the stream lost")
                 self._set_state(SourceState.LOST, str(err))
                 if self.reconnect:
                     self._set_state(SourceState.RECONNECTING)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import numpy as np
 
@@ -52,11 +53,30 @@ def _predicate(name: str | None, stream_type: str | None, source_id: str | None)
     return " and ".join(parts)
 
 
+def _continuous_resolve(pylsl, pred: str | None, timeout: float, stop_at_first: bool) -> list:
+    """Resolve with a ContinuousResolver polled until ``timeout``.
+
+    liblsl's one-shot resolve (``resolve_bypred``/``resolve_streams``) waits about 5 s beyond
+    its timeout under a machine-scope configuration (measured with liblsl 1.16–1.18 here); the
+    continuous resolver answers as soon as a stream is seen and honours the timeout.
+    """
+    resolver = pylsl.ContinuousResolver(pred=pred) if pred else pylsl.ContinuousResolver()
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            found = resolver.results()
+            if (found and stop_at_first) or time.monotonic() >= deadline:
+                return list(found)
+            time.sleep(0.02)
+    finally:
+        del resolver
+
+
 def list_lsl_streams(timeout: float = 1.0) -> list[dict]:
     """Describe the LSL streams visible within ``timeout`` seconds."""
     pylsl = import_pylsl()
     out = []
-    for info in pylsl.resolve_streams(wait_time=timeout):
+    for info in _continuous_resolve(pylsl, None, timeout, stop_at_first=False):
         out.append({
             "name": info.name(), "type": info.type(), "channels": info.channel_count(),
             "sfreq": info.nominal_srate(), "source_id": info.source_id(),
@@ -66,7 +86,7 @@ def list_lsl_streams(timeout: float = 1.0) -> list[dict]:
 
 
 def _resolve(pylsl, pred: str, timeout: float):
-    found = pylsl.resolve_bypred(pred, 1, timeout)
+    found = _continuous_resolve(pylsl, pred, timeout, stop_at_first=True)
     if not found:
         visible = list_lsl_streams(0.3)
         names = ", ".join(f"{s['name']!r} ({s['type']})" for s in visible) or "none"
@@ -137,10 +157,13 @@ class LSLSource(Source):
             recover=False,
             processing_flags=pylsl.proc_clocksync | pylsl.proc_dejitter,
         )
+        # Resolution proved the stream is there; opening it (XML header, data connection,
+        # first clock-offset estimate) takes up to about a second on its own.
+        open_timeout = max(3.0, timeout)
         try:
-            full = inlet.info(timeout=max(0.5, timeout))
-            inlet.open_stream(timeout=max(0.5, timeout))
-            offset = inlet.time_correction(timeout=max(0.5, timeout))
+            full = inlet.info(timeout=open_timeout)
+            inlet.open_stream(timeout=open_timeout)
+            offset = inlet.time_correction(timeout=open_timeout)
         except Exception as err:
             inlet.close_stream()
             raise SourceError(f"Could not open LSL stream {found.name()!r}: {err}") from err
