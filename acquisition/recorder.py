@@ -21,8 +21,9 @@ Stream layout in the XDF file
 - one stream per source: its :class:`StreamInfo` (channel labels, types, units, rate, source id,
   metadata as JSON under ``desc/bci_app/stream_info``), samples in the ring buffer's dtype
   (``double64`` for float64: bit-identical);
-- one string marker stream per source / marker log, 2 channels: ``label`` and ``details`` (JSON
-  with ``duration``, ``source`` and extras such as ``samples_missing``; ``{}`` for plain markers);
+- one string marker stream per source / marker log (type ``Markers``, 1 channel: the label), and
+  its twin ``<name>-details`` (type ``MarkerDetails``) holding, sample for sample, JSON with
+  ``duration``, ``source`` and extras such as ``samples_missing`` (``{}`` for plain markers);
 - streams added with :meth:`Recorder.add_stream` (predictions), irregular or regular;
 - ClockOffset chunks (offset 0: every timestamp in bci_app is already on the local LSL clock);
 - the session metadata in the FileHeader (``<session>`` elements and ``<session_json>``).
@@ -57,8 +58,11 @@ from .xdf_writer import FORMATS, XDFWriter, xdf_format
 
 logger = logging.getLogger(__name__)
 
-#: Channel names of the marker streams the recorder writes.
-MARKER_CHANNELS = ("label", "details")
+#: Every marker stream ``NAME`` (1 channel: the label, what every XDF tool expects) has a twin
+#: stream ``NAME + DETAILS_SUFFIX`` of type :data:`DETAILS_TYPE` with, sample for sample, a JSON
+#: object: ``duration``, ``source`` and extras (``samples_missing``, ``reason`` for gaps).
+DETAILS_SUFFIX = "-details"
+DETAILS_TYPE = "MarkerDetails"
 
 _UNITS_LSL = {"V": "volts", "mV": "millivolts", "uV": "microvolts", "µV": "microvolts",
               "nV": "nanovolts"}
@@ -200,6 +204,7 @@ class _MarkerEntry:
         self.stream_type = stream_type
         self.k = start
         self.stream_id = -1
+        self.details_id = -1
         self.own: collections.deque[Marker] = collections.deque()  # recorder-made markers
         self.n_written = 0
 
@@ -415,6 +420,12 @@ class Recorder:
             except Exception:
                 logger.exception("Recorder state callback %r failed", cb)
 
+    def status_text(self) -> str:
+        """Short text for status lines: ``"12.3 MB"``, ``"FAILED (disk full...)"``."""
+        if self._state == RecorderState.FAILED:
+            return f"FAILED ({self.error})"
+        return f"{self.bytes_written / 1e6:.1f} MB {self._state.value}"
+
     def stats(self) -> dict[str, Any]:
         """Samples and markers written per stream, bytes on disk, state."""
         with self._lock:
@@ -424,7 +435,7 @@ class Recorder:
                 "bytes": self.bytes_written,
                 "signals": {
                     (e.current()[0].name if e.current()[0] else "?"): {
-                        "samples": e.n_written, "lost": e.lost,
+                        "samples": e.n_written, "lost": e.lost, "first_sample": e.first_k,
                     }
                     for e in self._signals
                 },
@@ -610,6 +621,7 @@ class Recorder:
     def _write_offsets(self, w, signals, marker_entries, pushed) -> None:
         t = _lsl_clock()
         ids = [e.stream_id for e in signals] + [m.stream_id for m in marker_entries]
+        ids += [m.details_id for m in marker_entries]
         ids += [p.stream_id for p in pushed]
         for sid in ids:
             if sid >= 0:
@@ -690,12 +702,19 @@ class Recorder:
             if not m.name:
                 return  # its source is not connected yet (name unknown)
             m.stream_id = self._new_id()
-            hdr = stream_header(
-                m.name, m.stream_type, MARKER_CHANNELS, ["MISC", "MISC"], ["", ""], 0.0,
-                "string", f"bci_app:{m.name}", extra_desc={"role": "markers"},
-            )
-            w.add_stream(m.stream_id, hdr)
+            w.add_stream(m.stream_id, stream_header(
+                m.name, m.stream_type, ["label"], ["MISC"], [""], 0.0, "string",
+                f"bci_app:{m.name}",
+                extra_desc={"role": "markers", "details_stream": f"{m.name}{DETAILS_SUFFIX}"},
+            ))
             self._initial_offsets(w, m.stream_id)
+            m.details_id = self._new_id()
+            w.add_stream(m.details_id, stream_header(
+                f"{m.name}{DETAILS_SUFFIX}", DETAILS_TYPE, ["details"], ["MISC"], [""], 0.0,
+                "string", f"bci_app:{m.name}{DETAILS_SUFFIX}",
+                extra_desc={"role": "marker_details", "markers_stream": m.name},
+            ))
+            self._initial_offsets(w, m.details_id)
         if m.k < 0:
             m.k = m.log.counter
         new = m.log.since(m.k)
@@ -705,8 +724,8 @@ class Recorder:
         if not new:
             return
         ts = [mk.timestamp for mk in new]
-        rows = [[mk.label, marker_details(mk)] for mk in new]
-        w.write_strings(m.stream_id, ts, rows)
+        w.write_strings(m.stream_id, ts, [[mk.label] for mk in new])
+        w.write_strings(m.details_id, ts, [[marker_details(mk)] for mk in new])
         m.n_written += len(new)
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import mmap
 import os
 import struct
 from dataclasses import dataclass, field
@@ -531,12 +532,13 @@ def _scan_samples(buf: memoryview, pos: int, end: int, st: _ScanStream) -> None:
         if end - pos == n * (9 + sb):
             rec = np.frombuffer(buf[pos:end], dtype=np.dtype([("nb", "u1"), ("t", "<f8"),
                                                               ("v", "u1", (sb,))]))
-            if np.all(rec["nb"] == 8):
-                if n:
-                    ts = rec["t"]
-                    st.first = float(ts[0]) if st.first is None else st.first
-                    st.last_ts = float(ts[-1])
-                    st.count += n
+            ok = bool(np.all(rec["nb"] == 8))
+            if ok and n:
+                st.first = float(rec["t"][0]) if st.first is None else st.first
+                st.last_ts = float(rec["t"][-1])
+                st.count += n
+            del rec
+            if ok:
                 return
     for _ in range(n):
         if pos >= end:
@@ -580,16 +582,28 @@ def scan_xdf(path: str | os.PathLike) -> XDFScan:
     """
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
     except OSError as err:
         raise DataFileError(f"Cannot read XDF file {path}: {err.strerror}.") from err
+    try:
+        return _scan(path, mm, size)
+    finally:
+        if isinstance(mm, mmap.mmap):
+            try:
+                mm.close()
+            except BufferError:  # a numpy view still alive; the GC closes it
+                pass
+
+
+def _scan(path: Path, raw, size: int) -> XDFScan:
     if raw[:4] != MAGIC:
         raise DataFileError(
-            f"{path} is not an XDF file: expected the magic bytes 'XDF:', got {raw[:4]!r}. "
+            f"{path} is not an XDF file: expected the magic bytes 'XDF:', got {bytes(raw[:4])!r}. "
             "Only XDF recordings can be repaired."
         )
     buf = memoryview(raw)
-    size = len(raw)
     pos = 4
     streams: dict[int, _ScanStream] = {}
     n_chunks = 0

@@ -1,0 +1,520 @@
+"""Recordings for analysis: XDF → ``mne.io.Raw``, export to FIF / EDF / BIDS, recorder wiring.
+
+``load_recording`` reads any XDF file (bci_app's own recordings, LabRecorder files): one signal
+stream becomes a :class:`mne.io.RawArray` in volts, every string marker stream becomes
+annotations with onsets relative to the first sample of that stream (placed on the sample whose
+timestamp matches, so they stay right even when the device clock drifts). Gaps stay visible:
+
+- gap markers (:data:`acquisition.markers.GAP_LABEL`) become ``BAD_gap`` annotations with the
+  gap's length;
+- when the timestamps jump (a stall, a reconnection), the missing samples are filled with zeros
+  and annotated ``BAD_ACQ_SKIP`` (MNE's own convention for acquisition skips: ``raw.filter``
+  filters the pieces on either side separately and epochs overlapping it are rejected), so every
+  later sample stays at its true time. ``fill_gaps=False`` concatenates instead.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError, DataFileError
+
+logger = logging.getLogger(__name__)
+
+#: Annotation description of a recorded gap marker.
+GAP_ANNOTATION = "BAD_gap"
+#: Annotation description of zero-filled samples where the timestamps jump.
+SKIP_ANNOTATION = "BAD_ACQ_SKIP"
+EXPORT_FORMATS = ("fif", "edf", "bids")
+
+_VOLT_SCALE = {
+    "v": 1.0, "volt": 1.0, "volts": 1.0,
+    "mv": 1e-3, "millivolt": 1e-3, "millivolts": 1e-3,
+    "uv": 1e-6, "µv": 1e-6, "μv": 1e-6, "microvolt": 1e-6, "microvolts": 1e-6,
+    "nv": 1e-9, "nanovolt": 1e-9, "nanovolts": 1e-9,
+}
+_MNE_TYPES = {"eeg", "eog", "emg", "ecg", "misc", "stim", "resp", "bio", "ref_meg", "seeg",
+              "ecog", "dbs", "fnirs_cw_amplitude", "gsr", "temperature", "syst", "chpi"}
+_TYPE_ALIASES = {"exg": "eeg", "trigger": "stim", "trg": "stim", "markers": "stim",
+                 "aux": "misc", "accel": "misc", "acc": "misc", "counter": "misc", "gyro": "misc"}
+_BIOSIGNAL = {"eeg", "eog", "emg", "ecg", "seeg", "ecog"}
+
+
+# ---------------------------------------------------------------------------- wiring
+def attach_recorder(session, path: str | os.PathLike | None = None, *, subject: str = "anonymous",
+                    settings: dict | None = None, model_bundle: str | None = None,
+                    prefix: str | None = None, **meta):
+    """Create a :class:`~acquisition.recorder.Recorder` for ``session`` and add it as a component.
+
+    Records the session's source (EEG + its marker log). The session starts and stops it.
+    ``path`` ``None`` or ``""`` gives ``recordings/<prefix or subject>_<UTC time>.xdf``.
+    Adds a ``rec`` entry to the session's status line. Returns the recorder (e.g. to
+    ``add_stream`` the predictions or ``add_marker_log`` the cue generator).
+    """
+    from acquisition.recorder import Recorder, default_recording_path
+
+    from . import __version__
+
+    if not path:
+        path = default_recording_path(prefix or subject or "session")
+    session_meta = {"subject": subject, "app_version": __version__,
+                    "model_bundle": model_bundle or "", "settings": settings or {}, **meta}
+    rec = Recorder(path, session_meta=session_meta)
+    rec.add_source(session.source)
+    session.add_component(rec)
+    session.add_status_hook(lambda: {"rec": rec.status_text()})
+    return rec
+
+
+# ---------------------------------------------------------------------------- helpers
+def _first(d: Any, key: str, default: Any = None) -> Any:
+    if not isinstance(d, dict):
+        return default
+    v = d.get(key)
+    if isinstance(v, list):
+        return v[0] if v else default
+    return default if v is None else v
+
+
+def _stream_name(s: dict) -> str:
+    return str(_first(s["info"], "name", ""))
+
+
+def _stream_type(s: dict) -> str:
+    return str(_first(s["info"], "type", "") or "")
+
+
+def _n(s: dict) -> int:
+    return len(s.get("time_stamps", []))
+
+
+def _is_string(s: dict) -> bool:
+    return str(_first(s["info"], "channel_format", "")).lower() == "string"
+
+
+def _bci_desc(s: dict) -> dict:
+    desc = _first(s["info"], "desc")
+    app = _first(desc, "bci_app")
+    return app if isinstance(app, dict) else {}
+
+
+def _describe(s: dict) -> str:
+    return f"{_stream_name(s)!r} (type {_stream_type(s)!r}, {_n(s)} samples)"
+
+
+def _mne_type(t: Any, default: str) -> str:
+    if not t:
+        return default
+    t = str(t).strip().lower()
+    if t in _MNE_TYPES:
+        return t
+    return _TYPE_ALIASES.get(t, "misc")
+
+
+def read_session_meta(path: str | os.PathLike) -> dict:
+    """The session metadata a bci_app recording stores in its file header ({} for others)."""
+    return _read_file_header(Path(path))
+
+
+def _read_file_header(path: Path) -> dict:
+    """Parse only the FileHeader chunk (cheap) and return its session JSON, if any."""
+    import struct
+    from xml.etree import ElementTree as ET
+
+    with open(path, "rb") as f:
+        if f.read(4) != b"XDF:":
+            return {}
+        nb = f.read(1)
+        if not nb or nb[0] not in (1, 4, 8):
+            return {}
+        length = int.from_bytes(f.read(nb[0]), "little")
+        tag = struct.unpack("<H", f.read(2))[0]
+        if tag != 1 or length > 1 << 24:
+            return {}
+        try:
+            root = ET.fromstring(f.read(length - 2))
+        except ET.ParseError:
+            return {}
+    txt = root.findtext("session_json")
+    try:
+        return json.loads(txt) if txt else {}
+    except ValueError:
+        return {}
+
+
+def _meas_date(header: dict | None, t0: float) -> _dt.datetime | None:
+    info = header.get("info") if isinstance(header, dict) else None
+    if not isinstance(info, dict):
+        return None
+    clock = _first(info, "clock_reference")
+    try:
+        lsl, unix = float(_first(clock, "lsl_time")), float(_first(clock, "unix_time"))
+        return _dt.datetime.fromtimestamp(unix + (t0 - lsl), tz=_dt.timezone.utc)
+    except (TypeError, ValueError, OverflowError, OSError):
+        pass
+    txt = _first(info, "datetime")
+    if not txt:
+        return None
+    txt = str(txt).strip()
+    txt = re.sub(r"([+-]\d\d)(\d\d)$", r"\1:\2", txt)  # LabRecorder: +0300
+    try:
+        d = _dt.datetime.fromisoformat(txt)
+    except ValueError:
+        return None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=_dt.timezone.utc)
+    return d.astimezone(_dt.timezone.utc)
+
+
+def _pick_stream(streams: list[dict], stream, path: Path) -> dict:
+    found = ", ".join(_describe(s) for s in streams) or "no streams at all"
+    numeric = [s for s in streams if not _is_string(s) and _n(s) > 0]
+    if stream is not None:
+        if isinstance(stream, int):
+            cands = [s for s in streams if s["info"].get("stream_id") == stream]
+        else:
+            cands = [s for s in streams if _stream_name(s) == str(stream)]
+        if not cands:
+            raise ConfigError(
+                f"load_recording(stream={stream!r}): no such stream in {path}; the file has "
+                f"{found}. Pass one of those names (or stream=None for the EEG stream)."
+            )
+        cands = [s for s in cands if s in numeric]
+        if not cands:
+            raise DataFileError(
+                f"Stream {stream!r} in {path} has no numeric samples to read as a signal (the "
+                f"file has {found}). Pick a non-empty numeric stream."
+            )
+        return cands[0]
+    eeg = [s for s in numeric if _stream_type(s).strip().lower() == "eeg"]
+    regular = [s for s in numeric if float(_first(s["info"], "nominal_srate", 0) or 0) > 0]
+    cands = eeg or [s for s in regular if _bci_desc(s).get("role") == ["signal"]]
+    if not cands:
+        raise DataFileError(
+            f"{path} has no non-empty stream of type 'EEG'; it has {found}. "
+            "Pass stream=<name> to read another stream."
+        )
+    return max(cands, key=_n)
+
+
+def _channels(s: dict, n_ch: int, path: Path) -> tuple[list[str], list[str], np.ndarray]:
+    """Channel names, MNE types and the factor to volts of each channel."""
+    app = _bci_desc(s)
+    si = _first(app, "stream_info")
+    if si:
+        try:
+            d = json.loads(si)
+            names, types, units = list(d["ch_names"]), list(d["ch_types"]), list(d["units"])
+            if len(names) == n_ch:
+                scale = np.array([_VOLT_SCALE.get(u.strip().lower(), 1.0) for u in units])
+                return names, [_mne_type(t, "misc") for t in types], scale
+        except (ValueError, KeyError, TypeError):
+            logger.warning("%s: unreadable bci_app stream_info; using the channel list", path.name)
+    is_eeg = _stream_type(s).strip().lower() == "eeg"
+    chans = _first(_first(s["info"], "desc"), "channels")
+    lst = chans.get("channel") if isinstance(chans, dict) else None
+    lst = list(lst) if isinstance(lst, list) else []
+    if len(lst) != n_ch:
+        if lst:
+            logger.warning("%s: stream %s describes %d channels but has %d; ignoring the labels",
+                           path.name, _stream_name(s), len(lst), n_ch)
+        lst = [{} for _ in range(n_ch)]
+    names, types, scale, assumed = [], [], np.ones(n_ch), 0
+    for j, ch in enumerate(lst):
+        label = _first(ch, "label") or (f"EEG{j + 1:03d}" if is_eeg else f"ch{j + 1}")
+        ctype = _mne_type(_first(ch, "type"), "eeg" if is_eeg else "misc")
+        unit = _first(ch, "unit")
+        if unit is None and ctype in _BIOSIGNAL:
+            unit = "microvolts"  # the LSL/XDF convention for biosignals
+            assumed += 1
+        scale[j] = _VOLT_SCALE.get(str(unit or "").strip().lower(), 1.0)
+        names.append(str(label))
+        types.append(ctype)
+    if assumed:
+        logger.info("%s: %d channel(s) of %s without unit; assumed microvolts (LSL convention)",
+                    path.name, assumed, _stream_name(s))
+    seen: dict[str, int] = {}
+    for i, nm in enumerate(names):  # MNE needs unique names
+        if nm in seen:
+            seen[nm] += 1
+            names[i] = f"{nm}-{seen[nm]}"
+        else:
+            seen[nm] = 0
+    return names, types, scale
+
+
+def _fill_gaps(data: np.ndarray, ts: np.ndarray, sfreq: float):
+    """Insert zero samples where timestamps jump by more than 2.5 periods.
+
+    Returns (data, timestamps, skips) with skips a list of (first filled index, n filled).
+    """
+    period = 1.0 / sfreq
+    dt = np.diff(ts)
+    jumps = np.flatnonzero(dt > max(2.5 * period, 0.004))
+    if jumps.size == 0:
+        return data, ts, []
+    pieces_d, pieces_t, skips = [], [], []
+    prev = 0
+    offset = 0
+    for j in jumps:
+        missing = int(round(dt[j] * sfreq)) - 1
+        pieces_d.append(data[prev:j + 1])
+        pieces_t.append(ts[prev:j + 1])
+        offset += j + 1 - prev
+        if missing > 0:
+            pieces_d.append(np.zeros((missing, data.shape[1]), dtype=data.dtype))
+            pieces_t.append(np.linspace(ts[j], ts[j + 1], missing + 2)[1:-1])
+            skips.append((offset, missing))
+            offset += missing
+        prev = j + 1
+    pieces_d.append(data[prev:])
+    pieces_t.append(ts[prev:])
+    return np.concatenate(pieces_d), np.concatenate(pieces_t), skips
+
+
+def _onsets(t: np.ndarray, ts: np.ndarray, sfreq: float) -> np.ndarray:
+    """Seconds from the first sample, following the samples' own timestamps."""
+    t = np.asarray(t, dtype=np.float64)
+    idx = np.interp(t, ts, np.arange(ts.size, dtype=np.float64))
+    before, after = t < ts[0], t > ts[-1]
+    idx[before] = (t[before] - ts[0]) * sfreq
+    idx[after] = ts.size - 1 + (t[after] - ts[-1]) * sfreq
+    return idx / sfreq
+
+
+def _marker_rows(streams: list[dict], data_stream: dict, marker_streams) -> list[tuple]:
+    """(timestamp, label, duration) of every marker to annotate."""
+    from acquisition.markers import GAP_LABEL
+
+    by_name = {_stream_name(s): s for s in streams}
+    rows = []
+    for s in streams:
+        if s is data_stream or not _is_string(s) or _n(s) == 0:
+            continue
+        role = _first(_bci_desc(s), "role")
+        if role == "marker_details":
+            continue
+        name = _stream_name(s)
+        if marker_streams is not None and name not in marker_streams:
+            continue
+        details = [None] * _n(s)
+        twin_name = _first(_bci_desc(s), "details_stream")
+        twin = by_name.get(twin_name) if twin_name else None
+        if twin is not None and _n(twin) == _n(s):
+            details = [r[0] if r else "" for r in twin["time_series"]]
+        elif twin_name:
+            logger.warning("Marker details of %s missing or incomplete; durations set to 0", name)
+        for t, value, det in zip(s["time_stamps"], s["time_series"], details):
+            vals = value if isinstance(value, (list, tuple)) else [value]
+            label = str(vals[0]) if len(vals) == 1 else ",".join(str(v) for v in vals)
+            duration = 0.0
+            if det:
+                try:
+                    duration = float(json.loads(det).get("duration", 0.0) or 0.0)
+                except (ValueError, AttributeError, TypeError):
+                    pass
+            if label == GAP_LABEL:
+                label = GAP_ANNOTATION
+            rows.append((float(t), label, max(0.0, duration)))
+    rows.sort(key=lambda r: r[0])
+    return rows
+
+
+# ---------------------------------------------------------------------------- load
+def load_recording(path: str | os.PathLike, stream: str | int | None = None, *,
+                   fill_gaps: bool = True, marker_streams: list[str] | None = None):
+    """Read an XDF recording as an :class:`mne.io.RawArray` (volts) with marker annotations.
+
+    Parameters
+    ----------
+    path : path-like
+        ``.xdf`` (or ``.xdfz``) file: a bci_app recording or any LabRecorder file.
+    stream : str | int | None
+        Name (or XDF stream id) of the signal stream; default: the largest stream of type EEG.
+    fill_gaps : bool
+        Fill timestamp jumps with zeros annotated ``BAD_ACQ_SKIP`` (default) so every sample
+        keeps its true time; ``False`` concatenates the samples.
+    marker_streams : list of str | None
+        Names of the string streams to annotate; default: all of them.
+
+    Returns
+    -------
+    mne.io.RawArray
+        Data in volts (float64); ``raw.annotations``: the markers (onsets in seconds from the
+        first sample; gap markers as ``BAD_gap`` with the gap's length); ``meas_date`` the
+        wall-clock time of the first sample when known. ``raw.info["description"]`` holds the
+        session metadata as JSON for bci_app recordings.
+
+    Raises
+    ------
+    DataFileError
+        Missing, non-XDF, cut-off (run ``bci-app repair``) or stream-less file.
+    """
+    import mne
+    import pyxdf
+
+    from acquisition.xdf_writer import scan_xdf
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"Recording {path} not found; expected an existing .xdf file.")
+    if path.suffix.lower() == ".xdf":
+        scan = scan_xdf(path)
+        if scan.torn_bytes:
+            raise DataFileError(
+                f"Recording {path} ends in a cut-off chunk ({scan.problem}; {scan.torn_bytes} of "
+                f"{scan.size} bytes): it was interrupted while writing. Run `bci-app repair "
+                f"{path}` to keep everything up to the last complete chunk, then load it again."
+            )
+    try:
+        streams, header = pyxdf.load_xdf(str(path))
+    except Exception as err:
+        raise DataFileError(
+            f"XDF file {path} cannot be parsed: {type(err).__name__}: {err}. If it was cut short "
+            f"by a crash, run `bci-app repair {path}`."
+        ) from err
+    s = _pick_stream(streams, stream, path)
+    data = np.asarray(s["time_series"], dtype=np.float64)
+    if data.ndim == 1:
+        data = data[:, None]
+    ts = np.asarray(s["time_stamps"], dtype=np.float64)
+    sfreq = float(_first(s["info"], "nominal_srate", 0) or 0) or float(
+        s["info"].get("effective_srate") or 0)
+    if sfreq <= 0:
+        raise DataFileError(
+            f"Stream {_stream_name(s)!r} in {path} has no sampling rate (irregular stream); "
+            "it cannot become an MNE Raw. Pass stream=<name> of a regularly sampled stream."
+        )
+    if np.any(np.diff(ts) < 0):
+        order = np.argsort(ts, kind="stable")
+        logger.warning("%s: timestamps of %s go backwards (clock reset?); sorting them",
+                       path.name, _stream_name(s))
+        data, ts = data[order], ts[order]
+    names, types, scale = _channels(s, data.shape[1], path)
+    if np.any(scale != 1.0):
+        data = data * scale[None, :]
+    skips = []
+    if fill_gaps:
+        data, ts, skips = _fill_gaps(data, ts, sfreq)
+
+    info = mne.create_info(names, sfreq, types)
+    session = _read_file_header(path) if path.suffix.lower() == ".xdf" else {}
+    if session:
+        info["description"] = json.dumps(session, default=str, sort_keys=True)[:4000]
+    raw = mne.io.RawArray(data.T, info, verbose="error")
+    meas = _meas_date(header, float(ts[0]))
+    if meas is not None and meas.year >= 1970:
+        raw.set_meas_date(meas)
+
+    duration = raw.n_times / sfreq
+    onsets, durations, descriptions = [], [], []
+    for first, n in skips:
+        onsets.append(first / sfreq)
+        durations.append(n / sfreq)
+        descriptions.append(SKIP_ANNOTATION)
+    rows = _marker_rows(streams, s, marker_streams)
+    if rows:
+        on = _onsets(np.array([r[0] for r in rows]), ts, sfreq)
+        omitted = 0
+        for o, (_, label, dur) in zip(on, rows):
+            if o < -0.5 / sfreq or o > duration:
+                omitted += 1
+                continue
+            o = max(0.0, float(o))
+            onsets.append(o)
+            durations.append(min(dur, duration - o))
+            descriptions.append(label)
+        if omitted:
+            logger.info("%s: %d marker(s) outside the signal's time span left out", path.name,
+                        omitted)
+    if onsets:
+        raw.set_annotations(mne.Annotations(onsets, durations, descriptions,
+                                            orig_time=raw.info["meas_date"]))
+    raw._filenames = [path]  # noqa: SLF001 - lets MNE show where the data came from
+    return raw
+
+
+# ---------------------------------------------------------------------------- export
+def _bids_label(value: str, what: str) -> str:
+    label = re.sub(r"[^A-Za-z0-9]", "", str(value))
+    if not label:
+        raise ConfigError(
+            f"BIDS {what} label {value!r} has no letters or digits; pass --{what} with an "
+            "alphanumeric label, e.g. --subject 01."
+        )
+    return label
+
+
+def export_recording(path: str | os.PathLike, to: str, out_dir: str | os.PathLike | None = None,
+                     *, stream: str | None = None, subject: str | None = None,
+                     task: str | None = None, session: str | None = None, run: int | None = None,
+                     overwrite: bool = False) -> Path:
+    """Convert an XDF recording to FIF, EDF or a BIDS dataset.
+
+    Parameters
+    ----------
+    path : path-like
+        The XDF recording.
+    to : {"fif", "edf", "bids"}
+        ``fif``: ``<stem>_raw.fif`` (float64, lossless); ``edf``: ``<stem>.edf`` (EDF+, 16-bit,
+        annotations as EDF+ annotations, via edfio); ``bids``: a BIDS EEG dataset rooted at
+        ``out_dir`` (BrainVision data, ``events.tsv`` from the annotations, sidecars, via
+        mne-bids).
+    out_dir : path-like | None
+        Output folder (default: the recording's folder; for BIDS ``<folder>/bids``).
+    subject, task, session, run
+        BIDS entities; subject defaults to the recording's subject id, task to ``bci``.
+
+    Returns
+    -------
+    Path
+        The written file (for BIDS: the data file inside the dataset).
+    """
+    import mne
+
+    to = str(to).lower()
+    if to not in EXPORT_FORMATS:
+        raise ConfigError(f"Export format must be one of {', '.join(EXPORT_FORMATS)}; got {to!r}.")
+    path = Path(path)
+    raw = load_recording(path, stream)
+    out = Path(out_dir) if out_dir is not None else (
+        path.parent / "bids" if to == "bids" else path.parent)
+    out.mkdir(parents=True, exist_ok=True)
+    if to == "fif":
+        fname = out / f"{path.stem}_raw.fif"
+        _refuse_existing(fname, overwrite)
+        raw.save(fname, fmt="double", overwrite=overwrite, verbose="error")
+        return fname
+    if to == "edf":
+        fname = out / f"{path.stem}.edf"
+        _refuse_existing(fname, overwrite)
+        mne.export.export_raw(fname, raw, fmt="edf", overwrite=overwrite, verbose="error")
+        return fname
+    import mne_bids
+
+    meta = _read_file_header(path) if path.suffix.lower() == ".xdf" else {}
+    subj = _bids_label(subject or meta.get("subject") or "01", "subject")
+    bids_path = mne_bids.BIDSPath(
+        subject=subj, session=_bids_label(session, "session") if session else None,
+        task=_bids_label(task or meta.get("task") or "bci", "task"), run=run,
+        datatype="eeg", root=out,
+    )
+    line = meta.get("line_freq")
+    if line:
+        raw.info["line_freq"] = float(line)
+    mne_bids.write_raw_bids(raw, bids_path, format="BrainVision", allow_preload=True,
+                            overwrite=overwrite, verbose="error")
+    return Path(bids_path.fpath)
+
+
+def _refuse_existing(fname: Path, overwrite: bool) -> None:
+    if fname.exists() and not overwrite:
+        raise ConfigError(f"{fname} already exists; pass --overwrite to replace it or --out DIR.")
