@@ -237,6 +237,7 @@ class ReplaySource(Source):
                         b = a + ((due - a) // self.chunk_samples) * self.chunk_samples
                 if b <= a:
                     return None
+                b = self._cut_at_gap(a, b)
                 ts = self._times[a:b] + self._ts_offset
                 self._emit_markers(self._times[b] if b < n else math.inf)
                 self._idx = b
@@ -247,6 +248,14 @@ class ReplaySource(Source):
         self._stop.set()  # the acquisition thread ends after this iteration
         self._set_state(SourceState.STOPPED, "end of file")
         return None
+
+    def _cut_at_gap(self, a: int, b: int) -> int:
+        """End a chunk just before a jump in the file's timestamps (XDF), so that the base class,
+        which checks continuity between chunks, sees and reports the file's own gaps."""
+        if b - a < 2:
+            return b
+        jumps = np.flatnonzero(np.diff(self._times[a:b]) > 2.5 / self.recording.sfreq)
+        return a + int(jumps[0]) + 1 if jumps.size else b
 
     def _emit_markers(self, before: float) -> None:
         """Append file markers with file time < ``before`` (caller holds the lock)."""
