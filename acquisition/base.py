@@ -99,6 +99,9 @@ class Source(ABC):
 
     #: Short name of the transport, used in StreamInfo.source_kind.
     kind: str = "abstract"
+    #: True for transports that register dropped-sample gaps themselves (e.g. from packet
+    #: counters); the base class then only adds gaps for reconnections.
+    registers_own_gaps: bool = False
 
     def __init__(
         self,
@@ -332,6 +335,8 @@ class Source(ABC):
             self.backward_jumps += 1
             logger.warning("%s: timestamps jumped back by %.4f s", self.display_name, -dt)
             self.markers.add(ts[0], "bci_app/clock_jump", 0.0, "source", jump=float(dt))
+            return
+        if reason is None and self.registers_own_gaps:
             return
         threshold = max(2.5 * period, 0.004) if reason is None else 1.5 * period
         if dt > threshold:

@@ -104,6 +104,7 @@ class BrainFlowSource(Source):
     """
 
     kind = "brainflow"
+    registers_own_gaps = True
 
     def __init__(
         self,
