@@ -1,0 +1,137 @@
+"""``bci-app evaluate``: within / loso / calibration protocols with a report."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import time
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers) -> None:
+    from decoders.cli_args import add_data_args, add_model_args
+
+    p = subparsers.add_parser(
+        "evaluate",
+        help="evaluate a motor-imagery decoder: within-subject CV, leave-one-subject-out, or "
+        "calibration with K trials per class",
+        description="Honest evaluation on EEGMMIDB left/right-fist imagery. Test trials never "
+        "reach training, input scaling or early stopping.",
+    )
+    add_data_args(p)
+    add_model_args(p)
+    p.add_argument("--protocol", choices=["within", "loso", "calibration"], default="within")
+    p.add_argument("--pretrain-subjects", default=None,
+                   help="calibration: subjects to pretrain on (default: --subjects; each target "
+                   "is left out of its own pretraining)")
+    p.add_argument("--calib-trials", default="0,5,10,20", metavar="K[,K...]",
+                   help="calibration: trials per class used to align and fine-tune (0 = "
+                   "unsupervised alignment only)")
+    p.add_argument("--bundle", default=None,
+                   help="a trained bundle: calibration fine-tunes it; within/loso train fresh "
+                   "models with its model, hyper-parameters and preprocessing")
+    p.add_argument("--folds", type=int, default=5, help="within: number of CV folds")
+    p.add_argument("--json", action="store_true", help="print machine-readable results")
+    p.add_argument("--report-dir", default=None,
+                   help="where to write report.md and PNGs (default: "
+                   "./bci-eval-<protocol>-<model>-<time>)")
+    p.add_argument("--no-report", action="store_true", help="write no report files")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from bci_app.errors import ConfigError
+    from decoders.cli_args import preprocessor_from_args, settings_from_args
+    from decoders.data import parse_subjects
+    from decoders.evaluation import (
+        evaluate_calibration,
+        evaluate_loso,
+        evaluate_within,
+        results_table,
+        write_report,
+    )
+    from decoders.preprocessing import Preprocessor
+    from decoders.registry import list_models
+    from decoders.training import TrainSettings, load_data
+
+    if args.list_models:
+        print("\n".join(list_models()))
+        return 0
+    if args.model and args.bundle:
+        raise ConfigError("--model/--bundle: expected one of them, got both")
+    torch.set_num_threads(max(1, args.threads))
+    subjects = parse_subjects(args.subjects)
+    bundle = None
+    if args.bundle:
+        from decoders.bundle import load_bundle
+
+        bundle = load_bundle(args.bundle)
+        cfg = bundle.config
+        model = cfg["model"]
+        pre = Preprocessor.from_dict(cfg["preprocessing"])
+        win = cfg["training"].get("window", {})
+        tmin = win.get("tmin", args.tmin)
+        tmax = win.get("tmax", tmin + cfg["window_s"])
+        params = dict(cfg["decoder"]["params"])
+        for k in ("model", "name", "n_chans", "n_outputs", "sfreq", "window_s"):
+            params.pop(k, None)
+        settings = TrainSettings(model=model, decoder_params=params,
+                                 align=cfg.get("alignment") == "euclidean", seed=args.seed)
+    else:
+        model = args.model or "eegnet"
+        pre = preprocessor_from_args(args)
+        tmin, tmax = args.tmin, args.tmax
+        settings = settings_from_args(args, model)
+    pretrain = parse_subjects(args.pretrain_subjects) if args.pretrain_subjects else subjects
+    if bundle is not None and args.protocol == "calibration":
+        trained_on = set(bundle.config["training"].get("subjects", []))
+        overlap = sorted(trained_on & set(subjects))
+        if overlap:
+            raise ConfigError(
+                f"--subjects: targets {overlap} were in the bundle's training subjects; testing "
+                "on them would leak. Fix: evaluate the bundle on other subjects, or use --model "
+                "(each target is then left out of its own pretraining)."
+            )
+        pretrain = []
+    all_subjects = sorted(set(subjects) | set(pretrain))
+    t0 = time.perf_counter()
+    data = load_data(all_subjects, args.data_dir, pre, tmin, tmax, progress=args.progress)
+    if bundle is not None and (data.ch_names != bundle.channels
+                               or abs(data.sfreq - bundle.sfreq) > 1e-6):
+        raise ConfigError("--bundle: data channels/rate differ from the bundle's")
+    factory = settings.factory(data)
+    if args.protocol == "within":
+        results = [evaluate_within(data, factory, n_folds=args.folds, seed=args.seed,
+                                   align=False, subjects=subjects, progress=args.progress,
+                                   model=model)]
+    elif args.protocol == "loso":
+        results = [evaluate_loso(data, factory, align=settings.align, subjects=subjects,
+                                 progress=args.progress, model=model)]
+    else:
+        ks = [int(k) for k in str(args.calib_trials).split(",") if k.strip()]
+        res = evaluate_calibration(
+            data, factory, pretrain, subjects, ks, align=settings.align,
+            pretrained=bundle.decoder if bundle is not None else None,
+            progress=args.progress, model=model)
+        results = [res[k] for k in sorted(res)]
+    elapsed = time.perf_counter() - t0
+    report_dir = None
+    if not args.no_report:
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        report_dir = Path(args.report_dir or f"bci-eval-{args.protocol}-{model}-{stamp}")
+        write_report(results, report_dir)
+    if args.json:
+        print(json.dumps({"results": [r.to_dict() for r in results],
+                          "report_dir": str(report_dir) if report_dir else None,
+                          "seconds": round(elapsed, 1)}))
+    else:
+        print(results_table(results))
+        print(f"chance level {100 * results[0].chance:.0f} %; {elapsed:.0f} s"
+              + (f"; report in {report_dir}" if report_dir else ""))
+    return 0

@@ -1,0 +1,68 @@
+"""Argument groups shared by ``bci-app train`` and ``bci-app evaluate`` (argparse only)."""
+
+from __future__ import annotations
+
+import argparse
+
+from .training import DEFAULT_PREPROCESSING, DEFAULT_TMAX, DEFAULT_TMIN
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data-dir", default=None,
+                   help="folder in MNE's eegbci layout (default: bci_app.config.eegmmidb_dir())")
+    g.add_argument("--subjects", default="1-20", help="subject ids, e.g. '1-20' or '1,3,5-7'")
+    g.add_argument("--tmin", type=float, default=DEFAULT_TMIN, help="window start after cue (s)")
+    g.add_argument("--tmax", type=float, default=DEFAULT_TMAX, help="window end after cue (s)")
+    g.add_argument("--l-freq", type=float, default=DEFAULT_PREPROCESSING.l_freq)
+    g.add_argument("--h-freq", type=float, default=DEFAULT_PREPROCESSING.h_freq)
+    g.add_argument("--sfreq", type=float, default=DEFAULT_PREPROCESSING.sfreq,
+                   help="resample to this rate (Hz; 0 keeps 160 Hz)")
+    g.add_argument("--no-car", action="store_true", help="no common average reference")
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model and training")
+    g.add_argument("--model", default=None,
+                   help="registered model name (see --list-models); default eegnet")
+    g.add_argument("--model-param", action="append", metavar="KEY=VALUE",
+                   help="model hyper-parameter (repeatable), e.g. F1=16")
+    g.add_argument("--epochs", type=int, default=None, help="max training epochs (deep models)")
+    g.add_argument("--patience", type=int, default=None, help="early-stopping patience")
+    g.add_argument("--batch-size", type=int, default=None)
+    g.add_argument("--lr", type=float, default=None)
+    g.add_argument("--finetune-epochs", type=int, default=None)
+    g.add_argument("--no-align", action="store_true", help="no Euclidean alignment")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    g.add_argument("--list-models", action="store_true", help="print model names and exit")
+    g.add_argument("--progress", action="store_true", help="show progress bars")
+
+
+def preprocessor_from_args(args):
+    from .preprocessing import Preprocessor
+
+    return Preprocessor(car=not args.no_car, l_freq=args.l_freq, h_freq=args.h_freq,
+                        filter_order=DEFAULT_PREPROCESSING.filter_order,
+                        sfreq=args.sfreq or None)
+
+
+def settings_from_args(args, model: str):
+    from .registry import get_entry
+    from .training import TrainSettings, parse_model_params
+
+    params: dict = {}
+    if get_entry(model).kind == "torch":
+        for key, attr in (("max_epochs", "epochs"), ("patience", "patience"),
+                          ("batch_size", "batch_size"), ("lr", "lr"),
+                          ("finetune_epochs", "finetune_epochs")):
+            if getattr(args, attr, None) is not None:
+                params[key] = getattr(args, attr)
+        params["verbose"] = bool(getattr(args, "progress", False))
+        mp = parse_model_params(args.model_param)
+        if mp:
+            params["model_params"] = mp
+    else:
+        params.update(parse_model_params(args.model_param))
+    return TrainSettings(model=model, decoder_params=params, align=not args.no_align,
+                         seed=args.seed)

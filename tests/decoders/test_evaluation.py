@@ -1,0 +1,183 @@
+"""Evaluation protocols: no test trial reaches fitting; shuffled labels give chance."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from decoders.data import EpochsData
+from decoders.estimators import Decoder, DeepDecoder, make_decoder, stratified_split
+from decoders.evaluation import (
+    calibration_trials,
+    evaluate_calibration,
+    evaluate_loso,
+    evaluate_within,
+    write_report,
+)
+
+
+def _synthetic(n_subjects=3, n_per_class=10, n_chans=4, n_times=32, seed=0) -> EpochsData:
+    """Trials whose channel 0 holds the global trial id (readable after any fit/split)."""
+    rng = np.random.default_rng(seed)
+    n = n_subjects * 2 * n_per_class
+    X = rng.standard_normal((n, n_chans, n_times)).astype(np.float32)
+    X[:, 0, :] = np.arange(n)[:, None]
+    y = np.tile(np.repeat([0, 1], n_per_class), n_subjects)
+    subj = np.repeat(np.arange(1, n_subjects + 1), 2 * n_per_class)
+    order = np.concatenate([rng.permutation(2 * n_per_class) for _ in range(n_subjects)])
+    return EpochsData(X, y, subj, np.full(n, 4), order * 4.0, order, [f"c{i}" for i in
+                      range(n_chans)], 16.0, 0.0, 2.0)
+
+
+class SpyDecoder(Decoder):
+    """Records the ids of every trial given to fit / partial_fit (training and validation)."""
+
+    kind = "spy"
+    log: list[tuple[str, set[int]]] = []
+
+    def __init__(self):
+        super().__init__(4, 2, 16.0, 2.0)
+
+    def fit(self, X, y, X_val=None, y_val=None):
+        ids = set(np.asarray(X)[:, 0, 0].astype(int).tolist())
+        if X_val is not None:
+            ids |= set(np.asarray(X_val)[:, 0, 0].astype(int).tolist())
+        SpyDecoder.log.append(("fit", ids))
+        self.fitted_ = True
+        return self
+
+    def partial_fit(self, X, y):
+        SpyDecoder.log.append(("partial_fit", set(np.asarray(X)[:, 0, 0].astype(int).tolist())))
+        return self
+
+    def predict_proba(self, X):
+        return np.full((len(X), 2), 0.5)
+
+
+@pytest.fixture
+def spy():
+    SpyDecoder.log = []
+    return SpyDecoder
+
+
+def _all_fit_ids():
+    out = set()
+    for _, ids in SpyDecoder.log:
+        out |= ids
+    return out
+
+
+def test_within_never_fits_on_test_fold(spy):
+    data = _synthetic()
+    res = evaluate_within(data, spy, n_folds=5, align=False)
+    assert len(res.folds) == 15 and len(SpyDecoder.log) == 15
+    for fold, (_, ids) in zip(res.folds, SpyDecoder.log):
+        assert ids == set(fold.fit_idx.tolist())
+        assert not ids & set(fold.test_idx.tolist())
+        assert set(data.subject[list(ids)]) == {fold.subject}
+    tested = np.concatenate([f.test_idx for f in res.folds])
+    assert sorted(tested.tolist()) == list(range(len(data)))  # every trial tested once
+
+
+def test_loso_never_fits_on_held_out_subject(spy):
+    data = _synthetic()
+    res = evaluate_loso(data, spy, align=False)
+    for fold, (_, ids) in zip(res.folds, SpyDecoder.log):
+        assert fold.subject not in set(data.subject[list(ids)])
+        assert not ids & set(fold.test_idx.tolist())
+
+
+def test_calibration_uses_only_first_k_trials_per_class(spy):
+    data = _synthetic()
+    res = evaluate_calibration(data, spy, pretrain_subjects=[1, 2, 3], target_subjects=[1, 2],
+                               calib_trials=[0, 3], align=False)
+    for k in (0, 3):
+        for fold in res[k].folds:
+            calib, test = calibration_trials(data, fold.subject, k)
+            assert len(calib) == 2 * k and not set(calib) & set(test)
+            np.testing.assert_array_equal(fold.test_idx, test)
+            # chronological: the calibration trials of each class come first in time
+            for c in (0, 1):
+                oc = data.order[calib[data.y[calib] == c]]
+                rest = data.order[test[data.y[test] == c]]
+                assert k == 0 or oc.max() < rest.min()
+    pretrain_fits = [ids for kind, ids in SpyDecoder.log if kind == "fit"]
+    assert len(pretrain_fits) == 2
+    for t, ids in zip([1, 2], pretrain_fits):
+        assert t not in set(data.subject[list(ids)])
+    tune = [ids for kind, ids in SpyDecoder.log if kind == "partial_fit"]
+    assert [len(ids) for ids in tune] == [6, 6]
+
+
+def test_deep_decoder_statistics_come_from_training_part_only():
+    data = _synthetic(n_subjects=1, n_per_class=12, n_chans=4, n_times=32)
+    X, y = data.X, data.y
+    dec = DeepDecoder("eegnet", 4, 2, 16.0, 2.0, max_epochs=1, val_fraction=0.25,
+                      model_params=dict(kernel_s=0.25, pool1=2, pool2=2))
+    dec.fit(X, y)
+    tr, va = stratified_split(y, 0.25, seed=0)
+    assert not set(tr) & set(va)
+    assert dec.scale_ == pytest.approx(1.0 / np.std(X[tr]))
+    assert dec.n_train_ == len(tr)
+
+
+def test_shuffled_labels_give_chance_and_true_labels_do_not(mi_small):
+    factory = lambda: make_decoder("csp_lda", 64, 2, mi_small.sfreq, mi_small.window_s)  # noqa
+    true = evaluate_within(mi_small, factory, n_folds=5, seed=0)
+    rng = np.random.default_rng(123)
+    shuffled = mi_small.subset(np.arange(len(mi_small)))
+    for s in shuffled.subjects:  # permute labels within each subject
+        m = np.flatnonzero(shuffled.subject == s)
+        shuffled.y[m] = rng.permutation(shuffled.y[m])
+    null = evaluate_within(shuffled, factory, n_folds=5, seed=0)
+    pooled_null = float(np.mean(null.proba.argmax(1) == null.y_true))
+    assert abs(pooled_null - 0.5) < 0.12, pooled_null
+    assert true.mean > 0.65 and true.mean > pooled_null + 0.1
+
+
+def test_report_files(spy, tmp_path):
+    data = _synthetic()
+    res = evaluate_loso(data, spy, align=False, model="spy")
+    write_report([res], tmp_path)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert "report.md" in names
+    assert any(n.endswith("_confusion.png") for n in names)
+    assert any(n.endswith("_calibration.png") for n in names)
+    d = res.to_dict()
+    assert d["chance_level"] == 0.5 and set(d["per_subject_accuracy"]) == {"1", "2", "3"}
+
+
+def test_cli_train_then_evaluate_bundle(tmp_path, capsys, eegmmidb_path):
+    from bci_app.cli import main
+
+    common = ["--data-dir", str(eegmmidb_path), "--sfreq", "40", "--tmin", "0.5", "--tmax",
+              "2.1"]
+    assert main(["train", *common, "--subjects", "1-2", "--model", "eegnet", "--epochs", "2",
+                 "--out", str(tmp_path / "b"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["subjects"] == [1, 2]
+    cfg = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert cfg["training"]["subjects"] == [1, 2] and cfg["alignment"] == "euclidean"
+    assert cfg["sfreq"] == 40.0 and len(cfg["channels"]) == 64
+    assert main(["evaluate", "--data-dir", str(eegmmidb_path), "--bundle", str(tmp_path / "b"),
+                 "--protocol", "calibration", "--subjects", "3", "--calib-trials", "0,5",
+                 "--json", "--report-dir", str(tmp_path / "rep")]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [r["settings"]["calib_trials"] for r in res["results"]] == [0, 5]
+    assert all(r["chance_level"] == 0.5 for r in res["results"])
+    # a target the bundle was trained on is refused
+    assert main(["evaluate", "--data-dir", str(eegmmidb_path), "--bundle", str(tmp_path / "b"),
+                 "--protocol", "calibration", "--subjects", "2", "--no-report"]) == 2
+    assert "would leak" in capsys.readouterr().err
+
+
+def test_cli_loso_json(tmp_path, capsys, eegmmidb_path):
+    from bci_app.cli import main
+
+    assert main(["evaluate", "--data-dir", str(eegmmidb_path), "--subjects", "1-2", "--model",
+                 "ts_lr", "--protocol", "loso", "--sfreq", "40", "--json", "--report-dir",
+                 str(tmp_path)]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"][0]
+    assert set(res["per_subject_accuracy"]) == {"1", "2"} and res["protocol"] == "loso"
