@@ -195,14 +195,17 @@ def _pick_stream(streams: list[dict], stream, path: Path) -> dict:
             )
         return cands[0]
     eeg = [s for s in numeric if _stream_type(s).strip().lower() == "eeg"]
+    if eeg:
+        return max(eeg, key=_n)
     regular = [s for s in numeric if float(_first(s["info"], "nominal_srate", 0) or 0) > 0]
-    cands = eeg or [s for s in regular if _bci_desc(s).get("role") == ["signal"]]
-    if not cands:
+    if not regular:
         raise DataFileError(
-            f"{path} has no non-empty stream of type 'EEG'; it has {found}. "
-            "Pass stream=<name> to read another stream."
+            f"{path} has no non-empty, regularly sampled numeric stream to read as a signal; it "
+            f"has {found}. Pass stream=<name> to pick a stream."
         )
-    return max(cands, key=_n)
+    best = max(regular, key=_n)
+    logger.info("%s: no EEG stream; reading %s", path.name, _describe(best))
+    return best
 
 
 def _channels(s: dict, n_ch: int, path: Path) -> tuple[list[str], list[str], np.ndarray]:
@@ -251,43 +254,64 @@ def _channels(s: dict, n_ch: int, path: Path) -> tuple[list[str], list[str], np.
     return names, types, scale
 
 
-def _fill_gaps(data: np.ndarray, ts: np.ndarray, sfreq: float):
-    """Insert zero samples where timestamps jump by more than 2.5 periods.
+def _fill_gaps(data: np.ndarray, ts: np.ndarray, sfreq: float, max_fill: float):
+    """Insert zero samples where timestamps jump forward by more than 2.5 periods.
 
-    Returns (data, timestamps, skips) with skips a list of (first filled index, n filled).
+    Jumps longer than ``max_fill`` seconds and backward jumps (clock resets) are not filled: they
+    become boundaries. Returns (data, timestamps, skips, boundaries): skips as (first filled index,
+    n filled), boundaries as indices of the first sample after a break.
     """
     period = 1.0 / sfreq
     dt = np.diff(ts)
-    jumps = np.flatnonzero(dt > max(2.5 * period, 0.004))
-    if jumps.size == 0:
-        return data, ts, []
-    pieces_d, pieces_t, skips = [], [], []
-    prev = 0
-    offset = 0
-    for j in jumps:
-        missing = int(round(dt[j] * sfreq)) - 1
+    breaks = np.flatnonzero((dt > max(2.5 * period, 0.004)) | (dt < -0.5 * period))
+    if breaks.size == 0:
+        return data, ts, [], []
+    pieces_d, pieces_t, skips, bounds = [], [], [], []
+    prev = offset = 0
+    for j in breaks:
         pieces_d.append(data[prev:j + 1])
         pieces_t.append(ts[prev:j + 1])
         offset += j + 1 - prev
-        if missing > 0:
+        missing = int(round(dt[j] * sfreq)) - 1
+        if dt[j] > 0 and missing > 0 and dt[j] <= max_fill:
             pieces_d.append(np.zeros((missing, data.shape[1]), dtype=data.dtype))
             pieces_t.append(np.linspace(ts[j], ts[j + 1], missing + 2)[1:-1])
             skips.append((offset, missing))
             offset += missing
+        elif missing > 0 or dt[j] < 0:
+            bounds.append(offset)
         prev = j + 1
     pieces_d.append(data[prev:])
     pieces_t.append(ts[prev:])
-    return np.concatenate(pieces_d), np.concatenate(pieces_t), skips
+    return np.concatenate(pieces_d), np.concatenate(pieces_t), skips, bounds
 
 
-def _onsets(t: np.ndarray, ts: np.ndarray, sfreq: float) -> np.ndarray:
-    """Seconds from the first sample, following the samples' own timestamps."""
+def _onsets(t: np.ndarray, ts: np.ndarray, sfreq: float, bounds: list[int]) -> np.ndarray:
+    """Seconds from the first sample, following the samples' own timestamps.
+
+    Within each piece between boundaries (clock resets, unfilled jumps) the sample position is
+    interpolated from the timestamps; a time outside every piece is extrapolated from the first
+    sample with the nominal rate (and left out later if outside the signal).
+    """
     t = np.asarray(t, dtype=np.float64)
-    idx = np.interp(t, ts, np.arange(ts.size, dtype=np.float64))
-    before, after = t < ts[0], t > ts[-1]
-    idx[before] = (t[before] - ts[0]) * sfreq
-    idx[after] = ts.size - 1 + (t[after] - ts[-1]) * sfreq
-    return idx / sfreq
+    edges = [0, *bounds, ts.size]
+    out = np.full(t.shape, np.nan)
+    half = 0.5 / sfreq
+    for a, b in zip(edges[:-1], edges[1:]):
+        seg = ts[a:b]
+        if seg.size == 0:
+            continue
+        inside = np.isnan(out) & (t >= seg[0] - half) & (t <= seg[-1] + half)
+        if np.any(inside):
+            out[inside] = a + np.interp(t[inside], seg, np.arange(seg.size, dtype=np.float64))
+    rest = np.isnan(out)
+    if len(edges) == 2:  # one piece: extrapolate before / after it with the nominal rate
+        before, after = rest & (t < ts[0]), rest & (t > ts[-1])
+        out[before] = (t[before] - ts[0]) * sfreq
+        out[after] = ts.size - 1 + (t[after] - ts[-1]) * sfreq
+    else:
+        out[rest] = -1e9  # in no piece of a broken time base: left out
+    return out / sfreq
 
 
 def _marker_rows(streams: list[dict], data_stream: dict, marker_streams) -> list[tuple]:
@@ -330,7 +354,8 @@ def _marker_rows(streams: list[dict], data_stream: dict, marker_streams) -> list
 
 # ---------------------------------------------------------------------------- load
 def load_recording(path: str | os.PathLike, stream: str | int | None = None, *,
-                   fill_gaps: bool = True, marker_streams: list[str] | None = None):
+                   fill_gaps: bool = True, max_fill: float = 60.0,
+                   marker_streams: list[str] | None = None):
     """Read an XDF recording as an :class:`mne.io.RawArray` (volts) with marker annotations.
 
     Parameters
@@ -341,7 +366,11 @@ def load_recording(path: str | os.PathLike, stream: str | int | None = None, *,
         Name (or XDF stream id) of the signal stream; default: the largest stream of type EEG.
     fill_gaps : bool
         Fill timestamp jumps with zeros annotated ``BAD_ACQ_SKIP`` (default) so every sample
-        keeps its true time; ``False`` concatenates the samples.
+        keeps its true time; ``False`` concatenates the samples (with ``BAD boundary`` /
+        ``EDGE boundary`` annotations at each jump, as ``mne.concatenate_raws`` does).
+    max_fill : float
+        Longest jump (seconds) that is filled; longer ones and backward jumps (clock resets)
+        become boundaries.
     marker_streams : list of str | None
         Names of the string streams to annotate; default: all of them.
 
@@ -394,16 +423,12 @@ def load_recording(path: str | os.PathLike, stream: str | int | None = None, *,
             "it cannot become an MNE Raw. Pass stream=<name> of a regularly sampled stream."
         )
     if np.any(np.diff(ts) < 0):
-        order = np.argsort(ts, kind="stable")
-        logger.warning("%s: timestamps of %s go backwards (clock reset?); sorting them",
+        logger.warning("%s: timestamps of %s go backwards (clock reset?); marked as boundaries",
                        path.name, _stream_name(s))
-        data, ts = data[order], ts[order]
     names, types, scale = _channels(s, data.shape[1], path)
     if np.any(scale != 1.0):
         data = data * scale[None, :]
-    skips = []
-    if fill_gaps:
-        data, ts, skips = _fill_gaps(data, ts, sfreq)
+    data, ts, skips, bounds = _fill_gaps(data, ts, sfreq, max_fill if fill_gaps else 0.0)
 
     info = mne.create_info(names, sfreq, types)
     session = _read_file_header(path) if path.suffix.lower() == ".xdf" else {}
@@ -420,9 +445,13 @@ def load_recording(path: str | os.PathLike, stream: str | int | None = None, *,
         onsets.append(first / sfreq)
         durations.append(n / sfreq)
         descriptions.append(SKIP_ANNOTATION)
+    for b in bounds:  # what mne.concatenate_raws marks at a junction
+        onsets += [(b - 0.5) / sfreq] * 2
+        durations += [0.0, 0.0]
+        descriptions += ["BAD boundary", "EDGE boundary"]
     rows = _marker_rows(streams, s, marker_streams)
     if rows:
-        on = _onsets(np.array([r[0] for r in rows]), ts, sfreq)
+        on = _onsets(np.array([r[0] for r in rows]), ts, sfreq, bounds)
         omitted = 0
         for o, (_, label, dur) in zip(on, rows):
             if o < -0.5 / sfreq or o > duration:
