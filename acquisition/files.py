@@ -171,7 +171,9 @@ def read_file(
             f"from {os.getcwd()!r})."
         )
     if not path.is_file():
-        raise DataFileError(f"{str(path)!r} is a directory, not an EEG file; pass a file inside it.")
+        raise DataFileError(
+            f"{str(path)!r} is a directory, not an EEG file; pass a file inside it."
+        )
     size = path.stat().st_size
     if size == 0:
         raise DataFileError(
@@ -304,7 +306,9 @@ def _check_edf_size(path: Path, fmt: str) -> None:
         f.seek(256 + n_signals * 216)
         raw = f.read(n_signals * 8)
     try:
-        per_record = sum(int(raw[i * 8 : (i + 1) * 8].decode("ascii").strip()) for i in range(n_signals))
+        per_record = sum(
+            int(raw[i * 8 : (i + 1) * 8].decode("ascii").strip()) for i in range(n_signals)
+        )
     except ValueError:
         raise DataFileError(
             f"{str(path)!r}: the samples-per-record fields of the {fmt.upper()} header are not "
@@ -676,7 +680,9 @@ def _read_openbci(path: Path) -> FileRecording:
         layout = "openbci-gui-v6"
         cols = [c.strip() for c in body[0].split(",")]
         rows = _split_complete_rows(body[1:], len(cols), path)
-        exg = [i for i, c in enumerate(cols) if c.lower().startswith(("exg channel", "eeg channel"))]
+        exg = [
+            i for i, c in enumerate(cols) if c.lower().startswith(("exg channel", "eeg channel"))
+        ]
         acc = [i for i, c in enumerate(cols) if c.lower().startswith("accel channel")]
         mark = [i for i, c in enumerate(cols) if c.lower() == "marker channel"]
         ts_col = [i for i, c in enumerate(cols) if c.lower() == "timestamp"]
@@ -721,7 +727,8 @@ def _read_openbci(path: Path) -> FileRecording:
         unix_ms = arr[0, -1] if has_unix else None
     n = eeg.shape[0]
     data = np.ascontiguousarray(np.hstack([eeg, accel]), dtype=np.float64)
-    names = [f"EXG Channel {k}" for k in range(len(exg))] + [f"Accel Channel {k}" for k in range(len(acc))]
+    names = [f"EXG Channel {k}" for k in range(len(exg))]
+    names += [f"Accel Channel {k}" for k in range(len(acc))]
     types = ["eeg"] * len(exg) + ["misc"] * len(acc)
     units = ["V"] * len(exg) + ["g"] * len(acc)
     info = _make_info(
@@ -768,9 +775,9 @@ def _read_brainflow_quiet(path: Path, board_id: int) -> FileRecording:
         eeg_rows = list(BoardShim.get_eeg_channels(board_id))
     except (BrainFlowError, ValueError, TypeError) as err:
         raise ConfigError(
-            f"read_file(board_id={board_id!r}) for {str(path)!r}: BrainFlow does not know this board "
-            f"or it has no EEG channels ({err}). Pass the id of the board that recorded the file "
-            "(see brainflow.BoardIds; -1 = synthetic)."
+            f"read_file(board_id={board_id!r}) for {str(path)!r}: BrainFlow does not know this "
+            f"board or it has no EEG channels ({err}). Pass the id of the board that recorded "
+            "the file (see brainflow.BoardIds; -1 = synthetic)."
         ) from err
     try:
         names = list(BoardShim.get_eeg_names(board_id))
@@ -842,8 +849,8 @@ def _read_openvibe_mat(path: Path) -> FileRecording:
     names = [str(np.asarray(c).ravel()[0]) for c in np.asarray(mat["channelNames"]).ravel()]
     if samples.ndim != 2 or samples.shape[1] != len(names):
         raise DataFileError(
-            f"{str(path)!r}: 'samples' has shape {samples.shape} but there are {len(names)} channel "
-            "names; the export is inconsistent."
+            f"{str(path)!r}: 'samples' has shape {samples.shape} but there are {len(names)} "
+            "channel names; the export is inconsistent."
         )
     t0 = float(np.asarray(mat["sampleTime"]).ravel()[0]) if "sampleTime" in mat else 0.0
     markers = []
@@ -889,8 +896,12 @@ def to_raw(rec: FileRecording):
     import mne
 
     if rec.sfreq <= 0:
-        raise ConfigError(f"to_raw needs a regularly sampled recording; {rec.info.name!r} has sfreq 0.")
-    info = mne.create_info(list(rec.info.ch_names), rec.sfreq, list(rec.info.ch_types), verbose="error")
+        raise ConfigError(
+            f"to_raw needs a regularly sampled recording; {rec.info.name!r} has sfreq 0."
+        )
+    info = mne.create_info(
+        list(rec.info.ch_names), rec.sfreq, list(rec.info.ch_types), verbose="error"
+    )
     raw = mne.io.RawArray(np.ascontiguousarray(rec.data.T), info, verbose="error")
     if rec.markers:
         ts = np.array([m.timestamp for m in rec.markers])

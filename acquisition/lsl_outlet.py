@@ -2,7 +2,8 @@
 
 Used by ``bci-app stream`` (a recording as a stand-in device) and, later, to broadcast predictions.
 
-Conventions on the wire (what :class:`~acquisition.lsl_source.LSLSource` and other LSL tools expect):
+Conventions on the wire (what :class:`~acquisition.lsl_source.LSLSource` and other LSL tools
+expect):
 channels whose unit is volts are sent in **microvolts** with ``unit = "microvolts"`` in the
 stream's ``desc/channels/channel`` entries, together with ``label`` and ``type`` (MNE type, upper
 case as in the XDF specification, e.g. ``EEG``, ``MISC``, ``STIM``). Other channels are sent as
@@ -95,7 +96,9 @@ class EEGOutlet:
             info.sfreq, channel_format, lsl_info.source_id(),
         )
 
-    def push_chunk(self, data: np.ndarray, timestamps: Sequence[float] | np.ndarray | None = None) -> None:
+    def push_chunk(
+        self, data: np.ndarray, timestamps: Sequence[float] | np.ndarray | None = None
+    ) -> None:
         """Send samples.
 
         Parameters
@@ -121,7 +124,8 @@ class EEGOutlet:
             ts = np.asarray(timestamps, dtype=np.float64)
             if ts.shape != (n,):
                 raise ValueError(
-                    f"EEGOutlet {self.name!r}: {n} samples need {n} timestamps, got shape {ts.shape}."
+                    f"EEGOutlet {self.name!r}: {n} samples need {n} timestamps, "
+                    f"got shape {ts.shape}."
                 )
             self._outlet.push_chunk(out, ts.tolist())
         self.n_pushed += n
@@ -157,7 +161,9 @@ class MarkerOutlet:
         LSL content type (default ``"Markers"``).
     """
 
-    def __init__(self, name: str, *, source_id: str | None = None, stream_type: str = "Markers") -> None:
+    def __init__(
+        self, name: str, *, source_id: str | None = None, stream_type: str = "Markers"
+    ) -> None:
         pylsl = import_pylsl()
         self._pylsl = pylsl
         self.name = name

@@ -70,7 +70,8 @@ def _parse_speed(speed: float | str) -> float:
         value = float(speed)
     except (TypeError, ValueError):
         raise ConfigError(
-            f"ReplaySource speed must be a positive number (1.0 = real time) or 'max', got {speed!r}."
+            f"ReplaySource speed must be a positive number (1.0 = real time) or 'max', "
+            f"got {speed!r}."
         ) from None
     if not value > 0:
         raise ConfigError(
@@ -138,11 +139,13 @@ class ReplaySource(Source):
         self.recording_arg = recording
         self.speed = _parse_speed(speed)
         if chunk_samples is not None and (
-            isinstance(chunk_samples, bool) or int(chunk_samples) != chunk_samples or chunk_samples < 1
+            isinstance(chunk_samples, bool)
+            or int(chunk_samples) != chunk_samples
+            or chunk_samples < 1
         ):
             raise ConfigError(
-                f"ReplaySource chunk_samples must be a positive integer (samples per chunk) or None "
-                f"for 20 ms of signal, got {chunk_samples!r}."
+                f"ReplaySource chunk_samples must be a positive integer (samples per chunk) or "
+                f"None for 20 ms of signal, got {chunk_samples!r}."
             )
         self._chunk_arg = None if chunk_samples is None else int(chunk_samples)
         self.loop = bool(loop)
@@ -179,8 +182,8 @@ class ReplaySource(Source):
         rec = self.recording
         if rec.sfreq <= 0:
             raise ConfigError(
-                f"Cannot replay {rec.info.name!r}: it has no sampling rate (sfreq 0); only regularly "
-                "sampled recordings can be replayed."
+                f"Cannot replay {rec.info.name!r}: it has no sampling rate (sfreq 0); only "
+                "regularly sampled recordings can be replayed."
             )
         pylsl = import_pylsl()
         with self._lock:
@@ -337,10 +340,13 @@ class ReplaySource(Source):
         try:
             target = float(seconds)
         except (TypeError, ValueError):
-            raise ConfigError(f"seek(seconds) needs a number of seconds, got {seconds!r}.") from None
+            raise ConfigError(
+                f"seek(seconds) needs a number of seconds, got {seconds!r}."
+            ) from None
         if not (target >= 0) or math.isinf(target):
             raise ConfigError(
-                f"seek(seconds) needs a finite time >= 0 from the start of the file, got {seconds!r}."
+                f"seek(seconds) needs a finite time >= 0 from the start of the file, "
+                f"got {seconds!r}."
             )
         if self.recording is None or self.buffer is None:
             raise RuntimeError(f"{self.display_name}: connect() before seek().")
@@ -357,7 +363,9 @@ class ReplaySource(Source):
             self._idx = idx
             if idx < self.recording.n_samples:
                 self._ts_offset = next_ts - float(self._times[idx])
-                self._marker_idx = int(np.searchsorted(self._marker_times, self._times[idx], "left"))
+                self._marker_idx = int(
+                    np.searchsorted(self._marker_times, self._times[idx], "left")
+                )
             else:
                 self._marker_idx = len(self._marker_times)
             self._pace_t0 = time.monotonic()

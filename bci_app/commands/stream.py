@@ -27,7 +27,9 @@ def _speed(text: str) -> float | str:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--speed must be a positive number or 'max', got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"--speed must be a positive number or 'max', got {text!r}"
+        ) from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"--speed must be > 0 (1 = real time), got {text!r}")
     return value
@@ -37,9 +39,13 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "stream",
         help="publish a recording as an LSL EEG stream + marker stream (stand-in device)",
-        description="Publish a recording as LSL streams: an EEG outlet and a marker outlet (a stand-in device).",
+        description="Publish a recording as LSL streams: an EEG outlet and a marker outlet "
+        "(a stand-in device).",
     )
-    p.add_argument("file", metavar="FILE", help="FIF/EDF/BDF/BrainVision/XDF/OpenBCI txt/BrainFlow CSV")
+    p.add_argument(
+        "file", metavar="FILE",
+        help="recording: FIF/EDF/BDF/BrainVision/XDF/OpenBCI txt/BrainFlow CSV/OpenViBE mat",
+    )
     p.add_argument("--name", default=None, help="LSL stream name (default: the recording's name)")
     p.add_argument("--speed", type=_speed, default=1.0, help="1 = real time, N = N x faster, 'max'")
     p.add_argument("--loop", action="store_true", help="start again at the end of the file")

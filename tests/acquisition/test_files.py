@@ -134,7 +134,8 @@ OTHER_FILES = [
     ("xdf-example-files/clock_resets.xdf", 8, 100.0, 27815, 573.15, 175),
     ("xdf-example-files/minimal.xdf", 3, 10.0, 9, 0.8, 9),  # 9 samples at 10 Hz
     ("openbci-gui-sample/OpenBCI_GUI-v6-blinks-jawClench-alpha.txt", 11, 250.0, 22490, None, 0),
-    ("openbci-gui-sample/OpenBCI-sampleData-1-blinks-jawClench-alpha.txt", 11, 250.0, 22490, None, 0),
+    ("openbci-gui-sample/OpenBCI-sampleData-1-blinks-jawClench-alpha.txt", 11, 250.0, 22490, None,
+     0),
     ("mi_openbci_peterson2020/OpenBCI-RAW-S02_S1R0.txt", 7, 200.0, 26207, None, 0),
     ("mi_openbci_peterson2020/S02_FILT_S1R0.mat", 15, 125.0, 15520, None, 70),
     ("mne-io-test-files/brainvision/test.vhdr", 32, 1000.0, 7900, None, 13),
@@ -166,9 +167,11 @@ def test_bci_essentials_mi_runs(data_dir):
     """SOURCE.md: g.USBamp 16 ch @ 256 Hz, 121-134 s, 10 trials, labelled windows per run."""
     windows = {1: (15, 15, 20), 2: (27, 15, 20), 3: (33, 20, 15), 4: (15, 15, 20)}
     for run, expected in windows.items():
-        rec = read_file(data_dir / f"bci_essentials_xdf/sub-P001_ses-S001_task-MISwitch_run-{run:03d}_eeg.xdf")
+        name = f"sub-P001_ses-S001_task-MISwitch_run-{run:03d}_eeg.xdf"
+        rec = read_file(data_dir / "bci_essentials_xdf" / name)
         assert (rec.n_channels, rec.sfreq) == (16, 256.0)
-        assert rec.info.ch_names == tuple("F3 Fz F4 FC3 FCz FC4 C5 C3 C1 Cz C2 C4 C6 CP5 CP4 Pz".split())
+        assert rec.info.ch_names == tuple(
+            "F3 Fz F4 FC3 FCz FC4 C5 C3 C1 Cz C2 C4 C6 CP5 CP4 Pz".split())
         assert set(rec.info.units) == {"V"}  # desc says microvolts -> scaled to volts
         assert 121.0 <= rec.duration <= 135.0
         unity = [m.label for m in rec.markers if m.extra.get("stream") == "UnityMarkerStream"]
@@ -242,7 +245,8 @@ def test_openbci_layouts_agree(data_dir):
     assert v6.info.ch_types == ("eeg",) * 8 + ("misc",) * 3
     assert v6.info.units == ("V",) * 8 + ("g",) * 3
     np.testing.assert_array_equal(v6.data[:, :8], old.data[:, :8])
-    # SOURCE.md channel means (uV): +62 052, +49 483, -16 895, -24 638, -2 402, -12 710, -337, -3 600
+    # SOURCE.md channel means (uV): +62 052, +49 483, -16 895, -24 638, -2 402, -12 710, -337,
+    # -3 600
     np.testing.assert_allclose(
         v6.data[:, :8].mean(axis=0) * 1e6,
         [62052, 49483, -16895, -24638, -2402, -12710, -337, -3600], atol=1.0)
@@ -356,7 +360,8 @@ def test_brainflow_csv(tmp_path):
     assert len(rec.markers) == 2
     idx = np.flatnonzero(data[31])
     np.testing.assert_allclose([m.timestamp for m in rec.markers], idx / 250.0)
-    with pytest.raises(DataFileError, match=r"columns per line, but board 0 writes \d+ rows.*board_id"):
+    with pytest.raises(DataFileError,
+                       match=r"columns per line, but board 0 writes \d+ rows.*board_id"):
         read_file(path, board_id=0)  # Cyton: another row count
     with pytest.raises(ConfigError, match=r"board_id=12345.*brainflow.BoardIds"):
         read_file(path, board_id=12345)
@@ -440,7 +445,8 @@ def test_not_openbci_txt(tmp_path):
 
 
 def test_openbci_cut_last_row_is_dropped(data_dir, tmp_path):
-    lines = (data_dir / "openbci-gui-sample/OpenBCI_GUI-v6-blinks-jawClench-alpha.txt").read_text().splitlines()
+    src = data_dir / "openbci-gui-sample/OpenBCI_GUI-v6-blinks-jawClench-alpha.txt"
+    lines = src.read_text().splitlines()
     p = tmp_path / "cut.txt"
     p.write_text("\n".join(lines[:1005] + [lines[1005][:30]]) + "\n")
     rec = read_file(p)

@@ -138,7 +138,8 @@ def test_outlets_in_process(stream_name):
         np.testing.assert_allclose([v for _, v in got], [[1.0, 0.5], [2.0, 0.25], [-3.0, 1.0]])
         np.testing.assert_allclose([t for t, _ in got], t0 + np.arange(3) / 100, atol=1e-9)
         assert marks[0][1] == "left" and marks[0][0] == pytest.approx(t0 + 0.01, abs=1e-9)
-        assert _channels(eeg_in.info(timeout=5)) == [("Cz", "microvolts", "EEG"), ("acc", "g", "MISC")]
+        assert _channels(eeg_in.info(timeout=5)) == [
+            ("Cz", "microvolts", "EEG"), ("acc", "g", "MISC")]
     finally:
         eeg.close()
         mk.close()
