@@ -467,3 +467,60 @@ def test_stream_argument_only_for_xdf(data_dir):
 
 def test_data_dir_matches_config():
     assert _data_dir().is_dir()
+
+
+def _xdf_header(name, stype, labels, rate, fmt="double64", units=None, types=None):
+    from xml.etree import ElementTree as ET
+
+    info = ET.Element("info")
+    for tag, text in (("name", name), ("type", stype), ("channel_count", len(labels)),
+                      ("nominal_srate", rate), ("channel_format", fmt), ("source_id", name)):
+        ET.SubElement(info, tag).text = str(text)
+    chans = ET.SubElement(ET.SubElement(info, "desc"), "channels")
+    for i, label in enumerate(labels):
+        ch = ET.SubElement(chans, "channel")
+        ET.SubElement(ch, "label").text = label
+        if units:
+            ET.SubElement(ch, "unit").text = units[i]
+        if types:
+            ET.SubElement(ch, "type").text = types[i]
+    return info
+
+
+def test_xdf_picks_largest_eeg_stream_and_reads_desc(tmp_path):
+    """Several EEG streams: the one with most samples wins (or stream=); desc labels, units
+    and types are used; an empty EEG stream is skipped; all string streams become markers."""
+    from acquisition.xdf_writer import XDFWriter
+
+    path = tmp_path / "multi.xdf"
+    t = 1000.0 + np.arange(300) / 100.0
+    big = np.random.default_rng(0).normal(size=(300, 3))
+    with XDFWriter(path) as w:
+        w.add_stream(1, _xdf_header("small", "EEG", ["A", "B"], 100))
+        w.write_samples(1, t[:100], np.ones((100, 2)))
+        w.add_stream(2, _xdf_header("big", "EEG", ["Cz", "Pz", "TRG"], 100,
+                                    units=["millivolts", "uV", ""], types=["EEG", "EEG", "TRG"]))
+        w.write_samples(2, t, big)
+        w.add_stream(3, _xdf_header("empty", "EEG", ["X"] * 1, 100))
+        w.add_stream(4, _xdf_header("cues", "Markers", ["m"], 0, fmt="string"))
+        w.write_strings(4, [1000.5, 1001.0], [["left"], ["right"]])
+        w.add_stream(5, _xdf_header("more", "LSL_Marker_Strings", ["m"], 0, fmt="string"))
+        w.write_strings(5, [1000.75], [["rest"]])
+    rec = read_file(path)
+    assert rec.info.name == "big" and rec.n_samples == 300
+    assert rec.info.ch_names == ("Cz", "Pz", "TRG")
+    assert rec.info.ch_types == ("eeg", "eeg", "stim")
+    assert rec.info.units == ("V", "V", "n/a")
+    np.testing.assert_allclose(rec.data, big * [1e-3, 1e-6, 1.0])
+    np.testing.assert_allclose(rec.times, t, rtol=0, atol=1e-9)  # pyxdf dejitters (no-op here)
+    assert [(m.label, m.extra["stream"]) for m in rec.markers] == [
+        ("left", "cues"), ("rest", "more"), ("right", "cues")]
+    np.testing.assert_allclose([m.timestamp for m in rec.markers], [1000.5, 1000.75, 1001.0],
+                               rtol=0, atol=1e-9)
+    small = read_file(path, stream="small")
+    assert small.n_samples == 100 and small.info.ch_names == ("A", "B")
+    assert small.info.units == ("V", "V")  # EEG without a unit: microvolts (LSL convention)
+    np.testing.assert_allclose(small.data, 1e-6)
+    assert small.info.metadata["units_assumed_microvolts"] == ["A", "B"]
+    with pytest.raises(DataFileError, match="'empty' .* has no numeric samples"):
+        read_file(path, stream="empty")
