@@ -1,0 +1,144 @@
+"""load_recording on gaps, torn files and the real XDF files; the record / export / repair CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import pyxdf
+
+from acquisition.recorder import Recorder
+from bci_app.cli import main
+from bci_app.errors import DataFileError
+from bci_app.recording import load_recording, read_session_meta
+
+from .conftest import wait_for
+from .procs import Proc
+
+
+@pytest.fixture(scope="module")
+def gap_file(tmp_path_factory):
+    from .fakes import FakeSource
+
+    path = tmp_path_factory.mktemp("gap") / "gap.xdf"
+    src = FakeSource(buffer_seconds=30.0).connect(timeout=2.0)
+    try:
+        with Recorder(path, session_meta={"subject": "g1"}, poll_interval=0.05) as rec:
+            rec.add_source(src)
+            wait_for(lambda: src.buffer.counter > 60, 2, "samples")
+            src.markers.add(src.buffer.latest(1).timestamps[0], "cue", 1.0)
+            src.drop(250)  # 1 s never arrives
+            wait_for(lambda: len(src.gaps) == 1 and src.buffer.counter > 400, 4, "gap + data")
+    finally:
+        src.disconnect()
+    return path, src
+
+
+def test_gap_filled_and_annotated(gap_file):
+    path, src = gap_file
+    raw = load_recording(path)
+    counter = raw.get_data(picks=["counter"])[0]
+    c0 = counter[0]
+    ann = {d: (o, du) for o, du, d in zip(raw.annotations.onset, raw.annotations.duration,
+                                          raw.annotations.description)}
+    o_gap, d_gap = ann["BAD_gap"]
+    o_skip, d_skip = ann["BAD_ACQ_SKIP"]
+    assert d_gap == pytest.approx(1.0) and d_skip == pytest.approx(1.0)
+    assert o_gap == pytest.approx(o_skip, abs=1e-6)
+    filled = slice(int(round(o_skip * 250)), int(round((o_skip + d_skip) * 250)))
+    assert np.all(counter[filled] == 0)
+    rest = np.ones(counter.size, bool)
+    rest[filled] = False
+    # every real sample sits at its true time: sample index == counter - first counter
+    assert np.array_equal(counter[rest], np.flatnonzero(rest) + c0)
+    assert "cue" in ann and ann["cue"][1] == pytest.approx(1.0)
+    assert raw.get_channel_types()[:2] == ["misc", "eeg"]
+
+
+def test_gap_not_filled_gives_boundaries(gap_file):
+    path, src = gap_file
+    raw = load_recording(path, fill_gaps=False)
+    desc = list(raw.annotations.description)
+    assert "BAD boundary" in desc and "EDGE boundary" in desc and "BAD_ACQ_SKIP" not in desc
+    streams, _ = pyxdf.load_xdf(str(path))
+    assert raw.n_times == next(s for s in streams if s["info"]["name"][0] == "fake-eeg")[
+        "time_stamps"].size
+    assert read_session_meta(path)["subject"] == "g1"
+
+
+def test_torn_file_needs_repair_then_loads(gap_file, tmp_path, capsys):
+    path, _ = gap_file
+    torn = tmp_path / "torn.xdf"
+    raw = path.read_bytes()
+    torn.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(DataFileError, match="bci-app repair"):
+        load_recording(torn)
+    assert main(["repair", str(torn), "--check"]) == 1
+    assert main(["repair", str(torn)]) == 0
+    assert "repaired" in capsys.readouterr().out
+    assert load_recording(torn).n_times > 0
+    assert main(["repair", str(torn)]) == 0
+    assert "nothing to repair" in capsys.readouterr().out
+
+
+def test_cli_export(gap_file, tmp_path, capsys):
+    import mne
+
+    path, _ = gap_file
+    assert main(["export", str(path), "--to", "fif", "--out", str(tmp_path)]) == 0
+    out = tmp_path / "gap_raw.fif"
+    assert str(out) in capsys.readouterr().out
+    back = mne.io.read_raw_fif(out, verbose="error")
+    assert "BAD_gap" in back.annotations.description
+    assert main(["export", str(path), "--to", "fif", "--out", str(tmp_path)]) == 2  # exists
+
+
+def test_cli_record_synthetic(tmp_path):
+    out = tmp_path / "rec.xdf"
+    p = Proc(["-m", "bci_app.cli", "record", "--source", "synthetic", "--duration", "2",
+              "--out", str(out), "--subject", "P07"])
+    try:
+        p.wait_line("recording", timeout=30)
+        assert p.finish(timeout=20) == 0, p.output()
+    finally:
+        p.kill()
+    assert "recorded" in p.output()
+    raw = load_recording(out)
+    assert raw.n_times >= 1.5 * 250
+    meta = read_session_meta(out)
+    assert meta["subject"] == "P07" and meta["settings"]["source"] == "synthetic"
+
+
+def _real_files(data_dir):
+    return sorted(p for sub in ("xdf-example-files", "bci4als-openbci-mi-xdf", "bci_essentials_xdf")
+                  for p in (data_dir / sub).glob("*.xdf"))
+
+
+def test_real_xdf_files_load_with_markers(data_dir):
+    files = _real_files(data_dir)
+    assert len(files) == 11
+    for f in files:
+        raw = load_recording(f)
+        streams, _ = pyxdf.load_xdf(str(f))
+        sig = max((s for s in streams if s["info"]["channel_format"][0] != "string"),
+                  key=lambda s: len(s["time_stamps"]))
+        t0, t1 = sig["time_stamps"][0], sig["time_stamps"][-1] + 1 / raw.info["sfreq"]
+        n_markers = sum(int(np.sum((s["time_stamps"] >= t0 - 0.5 / raw.info["sfreq"])
+                                   & (s["time_stamps"] <= t1)))
+                        for s in streams if s["info"]["channel_format"][0] == "string")
+        labels = [d for d in raw.annotations.description if not d.endswith(" boundary")]
+        if f.name.startswith("Sub2"):  # OpenBCI via LSL: 182 markers, EEG 125 Hz
+            assert raw.info["sfreq"] == 125 and len(labels) == n_markers == 182
+            assert sorted(set(labels))[:3] == ["1.000000000000000", "111.0000000000000",
+                                               "1111.000000000000"]
+        elif f.name.startswith("sub-P001"):  # g.USBamp
+            assert raw.info["sfreq"] == 256 and raw.ch_names[:3] == ["F3", "Fz", "F4"]
+            assert len(labels) == n_markers
+        elif f.name == "clock_resets.xdf":
+            assert raw.n_times == 27815 and labels.count("Test-1-2-3") == 39
+        elif f.name == "empty_streams.xdf":
+            assert raw.n_times == 10 and labels == ['{"state": 2}']
+        else:
+            assert len(labels) >= 1
+        assert np.all(np.isfinite(raw.get_data()))
