@@ -194,6 +194,15 @@ class ReplaySource(Source):
             self._anchor = float(pylsl.local_clock())
             self._ts_offset = self._anchor - float(self._times[0])
             self._pace_t0 = time.monotonic()
+        if not math.isinf(self.speed):
+            chunk_period = self.chunk_samples / (rec.sfreq * self.speed)
+            if chunk_period >= self.stall_timeout:
+                logger.warning(
+                    "Replay of %s: a chunk of %d samples comes every %.2f s, longer than "
+                    "stall_timeout (%.2f s); the source will look stalled between chunks. Use a "
+                    "smaller chunk_samples or a higher speed.", rec.info.name, self.chunk_samples,
+                    chunk_period, self.stall_timeout,
+                )
         info = rec.info
         if info.source_kind != "replay" or (self._name and self._name != info.name):
             info = replace(info, name=self._name or info.name, source_kind="replay")

@@ -91,9 +91,10 @@ def run(args: argparse.Namespace) -> int:
                                args.wait_consumers)
         source.connect(acquisition=False)  # anchors the first sample at local_clock() now
         print(f"READY {name} {name}-markers", flush=True)
-        period = source.chunk_samples / (rec.sfreq * (1.0 if args.speed == "max" else args.speed))
         if args.speed == "max":
-            period = 0.0
+            period = 0.0  # one chunk per iteration, as fast as LSL takes it
+        else:  # each acquire() delivers everything due; no need to spin faster than 2 ms
+            period = max(0.002, source.chunk_samples / (rec.sfreq * args.speed))
         t_end = time.monotonic() + args.duration if args.duration > 0 else math.inf
         k = 0
         j = 0
