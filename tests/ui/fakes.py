@@ -1,0 +1,112 @@
+"""In-process sources for GUI tests and the GUI benchmark.
+
+Both are real :class:`acquisition.base.Source` subclasses (same thread, buffer, states) so the
+window is exercised exactly as with a device; only the transport is simulated.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from acquisition.base import Source
+from acquisition.lsl_env import import_pylsl
+from acquisition.stream_info import StreamInfo
+
+
+class SimulatedSource(Source):
+    """``n_channels`` of EEG-like signal at ``sfreq``, delivered on the monotonic clock.
+
+    Channel ``i`` is a sine at ``5 + i % 20`` Hz of ``amplitude_uv`` plus white noise, in volts.
+    ``flat`` channels are constant 0, ``railed`` channels sit at +200 mV.
+    """
+
+    kind = "simulated"
+
+    def __init__(self, n_channels: int = 8, sfreq: float = 250.0, *, amplitude_uv: float = 20.0,
+                 flat: tuple[int, ...] = (), railed: tuple[int, ...] = (), name: str = "Simulated",
+                 seed: int = 0, **kwargs) -> None:
+        kwargs.setdefault("buffer_seconds", 40.0)
+        super().__init__(**kwargs)
+        self.n_channels = int(n_channels)
+        self.sfreq = float(sfreq)
+        self.amplitude_uv = float(amplitude_uv)
+        self.flat, self.railed = tuple(flat), tuple(railed)
+        self.name = name
+        self._rng = np.random.default_rng(seed)
+        self._freqs = 5.0 + (np.arange(self.n_channels) % 20)
+        self._sent = 0
+        self._t0 = 0.0
+        self._lsl0 = 0.0
+        self.paused = False
+
+    def _open(self, timeout: float) -> StreamInfo:
+        pylsl = import_pylsl()
+        self._t0 = time.monotonic()
+        self._lsl0 = pylsl.local_clock()
+        self._sent = 0
+        return StreamInfo(
+            name=self.name, source_kind=self.kind,
+            ch_names=tuple(f"EEG{i + 1:03d}" for i in range(self.n_channels)),
+            ch_types=("eeg",) * self.n_channels, units=("V",) * self.n_channels, sfreq=self.sfreq,
+        )
+
+    def generate(self, start: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        idx = start + np.arange(n)
+        t = idx / self.sfreq
+        data = np.sin(2 * np.pi * self._freqs[None, :] * t[:, None]) * self.amplitude_uv
+        data += self._rng.standard_normal(data.shape) * 0.2 * self.amplitude_uv
+        for c in self.flat:
+            data[:, c] = 0.0
+        for c in self.railed:
+            data[:, c] = 200_000.0
+        return data * 1e-6, self._lsl0 + t
+
+    def _pull(self):
+        if self.paused:
+            self._t0 = time.monotonic() - self._sent / self.sfreq
+            return None
+        due = int((time.monotonic() - self._t0) * self.sfreq) - self._sent
+        if due <= 0:
+            return None
+        data, ts = self.generate(self._sent, due)
+        self._sent += due
+        return data, ts
+
+    def _close(self) -> None:
+        pass
+
+
+class ScriptedSource(Source):
+    """A source fed by the test: :meth:`push` queues a chunk, ``acquire()`` delivers it."""
+
+    kind = "scripted"
+
+    def __init__(self, ch_names=("C3", "Cz", "C4"), sfreq: float = 100.0, units=None, **kwargs) -> None:
+        kwargs.setdefault("buffer_seconds", 60.0)
+        super().__init__(**kwargs)
+        self.ch_names = tuple(ch_names)
+        self.sfreq = float(sfreq)
+        self.units = tuple(units or ("V",) * len(self.ch_names))
+        self._queue: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def _open(self, timeout: float) -> StreamInfo:
+        n = len(self.ch_names)
+        return StreamInfo(name="Scripted", source_kind=self.kind, ch_names=self.ch_names,
+                          ch_types=("eeg",) * n, units=self.units, sfreq=self.sfreq)
+
+    def push(self, data: np.ndarray, timestamps: np.ndarray) -> None:
+        self._queue.append((np.asarray(data, dtype=float), np.asarray(timestamps, dtype=float)))
+
+    def _pull(self):
+        return self._queue.pop(0) if self._queue else None
+
+    def _close(self) -> None:
+        pass
+
+
+def wait_streaming(qtbot, win, timeout: int = 10_000) -> None:
+    """Wait (bounded) until the window's source streams and the scope knows its channels."""
+    qtbot.waitUntil(lambda: win.source is not None and win.source.state.value == "streaming"
+                    and win.scope.n_channels > 0, timeout=timeout)

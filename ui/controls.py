@@ -1,0 +1,202 @@
+"""Session controls: source, model bundle, decoding, recording, user markers, replay.
+
+The widget only emits requests (signals); the main window carries them out on the session.
+Buttons whose back-end is not available (no decoder worker, no recorder, not a replay) are
+disabled with a tooltip that says why.
+"""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtWidgets
+
+from .status import fmt_elapsed, human_bytes
+
+SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+class SessionControls(QtWidgets.QWidget):
+    """Signals
+    -------
+    chooseSourceRequested()
+    loadModelRequested()
+    decodeToggled(bool)
+    recordToggled(bool, str)            (on, file path)
+    markerRequested(str)                (label)
+    playPauseToggled(bool)              (True = play)
+    seekRequested(float)                (seconds)
+    speedChanged(float)
+    """
+
+    chooseSourceRequested = QtCore.Signal()
+    loadModelRequested = QtCore.Signal()
+    decodeToggled = QtCore.Signal(bool)
+    recordToggled = QtCore.Signal(bool, str)
+    markerRequested = QtCore.Signal(str)
+    playPauseToggled = QtCore.Signal(bool)
+    seekRequested = QtCore.Signal(float)
+    speedChanged = QtCore.Signal(float)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+
+        # source
+        box = QtWidgets.QGroupBox("Source")
+        v = QtWidgets.QVBoxLayout(box)
+        self.source_label = QtWidgets.QLabel("—")
+        self.source_label.setWordWrap(True)
+        self.source_btn = QtWidgets.QPushButton("Choose source…")
+        v.addWidget(self.source_label)
+        v.addWidget(self.source_btn)
+        lay.addWidget(box)
+
+        # model + decoding
+        box = QtWidgets.QGroupBox("Decoder")
+        v = QtWidgets.QVBoxLayout(box)
+        self.model_label = QtWidgets.QLabel("no model loaded")
+        self.model_label.setWordWrap(True)
+        self.load_btn = QtWidgets.QPushButton("Load model bundle…")
+        self.decode_btn = QtWidgets.QPushButton("Start decoding")
+        self.decode_btn.setCheckable(True)
+        self.decode_btn.setEnabled(False)
+        self.decode_btn.setToolTip("Load a model bundle first")
+        v.addWidget(self.model_label)
+        v.addWidget(self.load_btn)
+        v.addWidget(self.decode_btn)
+        lay.addWidget(box)
+
+        # recording
+        box = QtWidgets.QGroupBox("Recording")
+        g = QtWidgets.QGridLayout(box)
+        self.file_edit = QtWidgets.QLineEdit()
+        self.file_edit.setPlaceholderText("recordings/session.xdf")
+        self.browse_btn = QtWidgets.QPushButton("…")
+        self.browse_btn.setMaximumWidth(30)
+        self.record_btn = QtWidgets.QPushButton("● Record")
+        self.record_btn.setCheckable(True)
+        self.record_info = QtWidgets.QLabel("not recording")
+        g.addWidget(self.file_edit, 0, 0)
+        g.addWidget(self.browse_btn, 0, 1)
+        g.addWidget(self.record_btn, 1, 0, 1, 2)
+        g.addWidget(self.record_info, 2, 0, 1, 2)
+        lay.addWidget(box)
+
+        # markers
+        box = QtWidgets.QGroupBox("Markers")
+        g = QtWidgets.QGridLayout(box)
+        self.marker_edit = QtWidgets.QLineEdit("mark")
+        self.marker_btn = QtWidgets.QPushButton("Add marker (M)")
+        self.marker_btn.setToolTip("Adds a marker now. Keys: M = this label, 1–9 = markers '1'…'9'")
+        g.addWidget(self.marker_edit, 0, 0)
+        g.addWidget(self.marker_btn, 0, 1)
+        lay.addWidget(box)
+
+        # replay
+        self.replay_box = QtWidgets.QGroupBox("Replay")
+        g = QtWidgets.QGridLayout(self.replay_box)
+        self.play_btn = QtWidgets.QPushButton("Pause")
+        self.play_btn.setCheckable(True)
+        self.play_btn.setChecked(True)
+        self.speed_combo = QtWidgets.QComboBox()
+        for s in SPEEDS:
+            self.speed_combo.addItem(f"{s:g}×", s)
+        self.speed_combo.setCurrentIndex(SPEEDS.index(1.0))
+        self.seek_slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.seek_slider.setRange(0, 1000)
+        self.position_label = QtWidgets.QLabel("0:00:00 / 0:00:00")
+        g.addWidget(self.play_btn, 0, 0)
+        g.addWidget(self.speed_combo, 0, 1)
+        g.addWidget(self.seek_slider, 1, 0, 1, 2)
+        g.addWidget(self.position_label, 2, 0, 1, 2)
+        lay.addWidget(self.replay_box)
+        self._duration = 0.0
+        self.set_replay_available(False)
+        lay.addStretch(1)
+
+        self.source_btn.clicked.connect(self.chooseSourceRequested)
+        self.load_btn.clicked.connect(self.loadModelRequested)
+        self.decode_btn.toggled.connect(self._on_decode)
+        self.record_btn.toggled.connect(self._on_record)
+        self.browse_btn.clicked.connect(self._browse)
+        self.marker_btn.clicked.connect(self.request_marker)
+        self.marker_edit.returnPressed.connect(self.request_marker)
+        self.play_btn.toggled.connect(self._on_play)
+        self.seek_slider.sliderReleased.connect(self._on_seek)
+        self.speed_combo.currentIndexChanged.connect(
+            lambda i: self.speedChanged.emit(float(self.speed_combo.itemData(i))))
+
+    # ------------------------------------------------------------------ requests
+    def request_marker(self, label: str | None = None) -> None:
+        label = label if isinstance(label, str) and label else (self.marker_edit.text().strip() or "mark")
+        self.markerRequested.emit(label)
+
+    def _on_decode(self, on: bool) -> None:
+        self.decode_btn.setText("Stop decoding" if on else "Start decoding")
+        self.decodeToggled.emit(on)
+
+    def _on_record(self, on: bool) -> None:
+        self.record_btn.setText("■ Stop recording" if on else "● Record")
+        self.file_edit.setEnabled(not on)
+        self.browse_btn.setEnabled(not on)
+        self.recordToggled.emit(on, self.file_edit.text().strip())
+
+    def _browse(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(
+            self, "Record to", self.file_edit.text() or "recordings/session.xdf", "XDF (*.xdf);;All files (*)")
+        if path:
+            self.file_edit.setText(path)
+
+    def _on_play(self, playing: bool) -> None:
+        self.play_btn.setText("Pause" if playing else "Play")
+        self.playPauseToggled.emit(playing)
+
+    def _on_seek(self) -> None:
+        if self._duration > 0:
+            self.seekRequested.emit(self.seek_slider.value() / 1000.0 * self._duration)
+
+    # ------------------------------------------------------------------ state from the window
+    def set_source_text(self, text: str) -> None:
+        self.source_label.setText(text)
+
+    def set_model(self, text: str | None, decodable: bool, reason: str = "") -> None:
+        self.model_label.setText(text or "no model loaded")
+        self.decode_btn.setEnabled(decodable)
+        self.decode_btn.setToolTip(reason if not decodable else "Start / stop the online decoder")
+
+    def set_decoding(self, on: bool) -> None:
+        self.decode_btn.blockSignals(True)
+        self.decode_btn.setChecked(on)
+        self.decode_btn.setText("Stop decoding" if on else "Start decoding")
+        self.decode_btn.blockSignals(False)
+
+    def set_recording_available(self, available: bool, reason: str = "") -> None:
+        self.record_btn.setEnabled(available)
+        self.record_btn.setToolTip(reason if not available else "Record EEG, markers and predictions")
+
+    def set_recording(self, on: bool, elapsed: float | None = None, size: int | None = None) -> None:
+        if self.record_btn.isChecked() != on:
+            self.record_btn.blockSignals(True)
+            self.record_btn.setChecked(on)
+            self.record_btn.setText("■ Stop recording" if on else "● Record")
+            self.file_edit.setEnabled(not on)
+            self.browse_btn.setEnabled(not on)
+            self.record_btn.blockSignals(False)
+        self.record_info.setText(f"recording {fmt_elapsed(elapsed)}, {human_bytes(size)}" if on else "not recording")
+
+    def set_replay_available(self, available: bool) -> None:
+        self.replay_box.setEnabled(available)
+        self.replay_box.setToolTip("" if available else "Replay controls work when the source is a file")
+
+    def set_replay_position(self, position: float, duration: float, playing: bool) -> None:
+        self._duration = max(0.0, float(duration))
+        if not self.seek_slider.isSliderDown() and self._duration > 0:
+            self.seek_slider.blockSignals(True)
+            self.seek_slider.setValue(int(round(1000 * min(1.0, position / self._duration))))
+            self.seek_slider.blockSignals(False)
+        self.position_label.setText(f"{fmt_elapsed(position)} / {fmt_elapsed(duration)}")
+        if self.play_btn.isChecked() != playing:
+            self.play_btn.blockSignals(True)
+            self.play_btn.setChecked(playing)
+            self.play_btn.setText("Pause" if playing else "Play")
+            self.play_btn.blockSignals(False)

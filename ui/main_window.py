@@ -1,0 +1,563 @@
+"""The live session window: scope, spectrum, prediction panel, session controls, status bar.
+
+Threads
+-------
+- The source acquires on its own thread; this window never calls ``acquire()`` or ``_pull``.
+- A display timer (~60 Hz) lets the scope copy what is new from the ring buffer and draw it; a
+  4 Hz timer updates the spectrum, the status bar and the replay/recording read-outs. Neither
+  waits on anything: they read counters and copies.
+- Source state changes come from the acquisition thread as queued signals
+  (:class:`~ui.qt_bridge.SourceStateBridge`), predictions from the decoder thread likewise
+  (:class:`~ui.qt_bridge.PredictionBridge`).
+- Connecting and disconnecting a source (LSL resolve, serial open, thread join) run on background
+  threads (:class:`~ui.qt_bridge.BackgroundCall`): the window keeps painting meanwhile.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import time
+from pathlib import Path
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from .controls import SessionControls
+from .prediction import PredictionPanel
+from .qt_bridge import BackgroundCall, PredictionBridge, SourceStateBridge
+from .scope import ChannelPanel, ScopeWidget
+from .settings import AppSettings
+from .source_dialog import SourceDialog
+from .spectrum import SpectrumWidget
+from .status import Banner, StatusPanel, StatusSnapshot, stat_value
+
+logger = logging.getLogger(__name__)
+
+#: Where the online decoder worker may live (it is written by the decoders team).
+DECODER_WORKER_MODULES = ("decoders.worker", "decoders.online", "decoders.realtime")
+
+
+def find_decoder_worker():
+    """The ``DecoderWorker`` class if the decoders package provides one yet, else None."""
+    for name in DECODER_WORKER_MODULES:
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:
+            continue
+        cls = getattr(mod, "DecoderWorker", None)
+        if cls is not None:
+            return cls
+    return None
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    """The desktop window of a live session.
+
+    Parameters
+    ----------
+    source_spec : str
+        Spec of the source to open (``make_source``); default the BrainFlow synthetic board.
+    source : Source | None
+        An already created source (tests, benchmarks) instead of ``source_spec``.
+    settings : AppSettings | None
+        Where settings persist (default: ``$BCI_APP_SETTINGS`` or the user's store).
+    model : str | None
+        Model bundle to load at start.
+    display_fps : float
+        Target display rate of the scope.
+    connect_timeout : float
+        Seconds to wait for the device / stream when connecting.
+    """
+
+    def __init__(self, source_spec: str = "synthetic", *, source=None, settings: AppSettings | None = None,
+                 model: str | None = None, display_fps: float = 60.0, connect_timeout: float = 10.0,
+                 parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("bci_app — live session")
+        self.settings = settings or AppSettings()
+        self.connect_timeout = float(connect_timeout)
+        self.session = None
+        self.source = None
+        self.source_spec: str | None = None
+        self.connect_error = ""
+        self.bundle = None
+        self.decoder = None
+        self.recorder = None
+        self._record_t0: float | None = None
+        self._background: set[BackgroundCall] = set()
+        self._connecting: set = set()  # sessions whose connect() runs on a background thread
+        self._closing = False
+
+        # ------------------------------------------------------------ widgets
+        central = QtWidgets.QWidget()
+        v = QtWidgets.QVBoxLayout(central)
+        v.setContentsMargins(0, 0, 0, 0)
+        v.setSpacing(0)
+        self.banner = Banner()
+        self.scope = ScopeWidget()
+        v.addWidget(self.banner)
+        v.addWidget(self.scope, 1)
+        self.setCentralWidget(central)
+
+        self.controls = SessionControls()
+        self.channels = ChannelPanel(self.scope)
+        self.prediction = PredictionPanel()
+        self.spectrum = SpectrumWidget()
+        self.controls_dock = self._dock("Session", self.controls, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.channels_dock = self._dock("Channels", self.channels, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.tabifyDockWidget(self.controls_dock, self.channels_dock)
+        self.controls_dock.raise_()
+        self.prediction_dock = self._dock("Decoder output", self.prediction,
+                                          QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+        self.spectrum_dock = self._dock("Spectrum and band power", self.spectrum,
+                                        QtCore.Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.status = StatusPanel(self.statusBar())
+        self._build_menus()
+
+        # ------------------------------------------------------------ bridges and timers
+        self.state_bridge = SourceStateBridge(self)
+        self.state_bridge.stateChanged.connect(self._on_state)
+        self.prediction_bridge = PredictionBridge(self)
+        self.prediction_bridge.predicted.connect(self.prediction.on_prediction)
+
+        self.display_timer = QtCore.QTimer(self)
+        self.display_timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
+        self.display_timer.setInterval(max(1, int(round(1000.0 / display_fps))))
+        self.display_timer.timeout.connect(self.scope.refresh)
+        self.slow_timer = QtCore.QTimer(self)
+        self.slow_timer.setInterval(250)
+        self.slow_timer.timeout.connect(self._slow_tick)
+
+        # ------------------------------------------------------------ wiring
+        c = self.controls
+        c.chooseSourceRequested.connect(self.choose_source)
+        c.loadModelRequested.connect(self.choose_model)
+        c.decodeToggled.connect(self.set_decoding)
+        c.recordToggled.connect(self._on_record_toggled)
+        c.markerRequested.connect(self.add_marker)
+        c.playPauseToggled.connect(self._on_play)
+        c.seekRequested.connect(self._on_seek)
+        c.speedChanged.connect(self._on_speed)
+        self.banner.actionRequested.connect(self.choose_source)
+        self.scope.settingsChanged.connect(self._save_display_settings)
+        self.scope.channelsChanged.connect(self._sync_hidden)
+        self._shortcuts = []
+        sc = QtGui.QShortcut(QtGui.QKeySequence("M"), self)
+        sc.activated.connect(lambda: self.controls.request_marker())
+        self._shortcuts.append(sc)
+        for d in range(1, 10):
+            sc = QtGui.QShortcut(QtGui.QKeySequence(str(d)), self)
+            sc.activated.connect(lambda d=d: self.add_marker(str(d)))
+            self._shortcuts.append(sc)
+
+        # ------------------------------------------------------------ settings
+        self.resize(1500, 950)
+        self.settings.restore_window(self)
+        self.scope.restore(self.settings.scope)
+        self.spectrum.restore(self.settings.spectrum)
+        rec_dir = self.settings.record_dir
+        from acquisition.recorder import default_recording_path
+
+        try:
+            self.controls.file_edit.setText(str(default_recording_path(folder=rec_dir) if rec_dir
+                                                else default_recording_path()))
+        except Exception:  # no recordings folder configured: leave the placeholder
+            logger.debug("No default recording path", exc_info=True)
+        self.controls.set_recording_available(True)
+        self._update_model_controls()
+
+        self.display_timer.start()
+        self.slow_timer.start()
+        self.spectrum.start()
+        if source is not None:
+            self.open_source(source_spec if source_spec != "synthetic" else f"<{type(source).__name__}>",
+                             source=source)
+        else:
+            self.open_source(source_spec)
+        if model:
+            self.load_model(model)
+
+    # ------------------------------------------------------------------ layout helpers
+    def _dock(self, title: str, widget: QtWidgets.QWidget, area) -> QtWidgets.QDockWidget:
+        dock = QtWidgets.QDockWidget(title, self)
+        dock.setObjectName(title.replace(" ", "_"))
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_menus(self) -> None:
+        m = self.menuBar().addMenu("&File")
+        act = m.addAction("Choose &source…")
+        act.setShortcut(QtGui.QKeySequence("Ctrl+O"))
+        act.triggered.connect(self.choose_source)
+        self.reopen_action = m.addAction("Reopen last source")
+        self.reopen_action.triggered.connect(self._reopen_last)
+        act = m.addAction("&Load model bundle…")
+        act.setShortcut(QtGui.QKeySequence("Ctrl+L"))
+        act.triggered.connect(self.choose_model)
+        m.addSeparator()
+        act = m.addAction("&Quit")
+        act.setShortcut(QtGui.QKeySequence.StandardKey.Quit)
+        act.triggered.connect(self.close)
+        view = self.menuBar().addMenu("&View")
+        for dock in (self.controls_dock, self.channels_dock, self.prediction_dock, self.spectrum_dock):
+            view.addAction(dock.toggleViewAction())
+
+    # ------------------------------------------------------------------ source lifecycle
+    def choose_source(self) -> None:
+        dlg = SourceDialog(self.settings.last_source or self.source_spec or "synthetic", self)
+        if dlg.exec() == QtWidgets.QDialog.DialogCode.Accepted and dlg.spec:
+            self.open_source(dlg.spec)
+
+    def _reopen_last(self) -> None:
+        if self.settings.last_source:
+            self.open_source(self.settings.last_source)
+
+    def open_source(self, spec: str, *, source=None) -> None:
+        """Stop the current source (in the background) and connect a new one (in the background)."""
+        from bci_app.session import Session
+
+        self._close_session()
+        self.source_spec = spec
+        self.connect_error = ""
+        if source is None:
+            try:
+                from bci_app.sources import make_source
+
+                source = make_source(spec)
+            except Exception as err:
+                self._show_connect_error(spec, f"{type(err).__name__}: {err}")
+                return
+        self.source = source
+        self.session = Session(source)
+        self.scope.set_source(source)
+        self.spectrum.set_source(source)
+        self.state_bridge.attach(source)
+        self.controls.set_source_text(f"{spec} — connecting…")
+        self.controls.set_replay_available(hasattr(source, "pause") and hasattr(source, "seek"))
+        self.banner.show_message("connecting", f"Connecting to {spec}…")
+        session = self.session
+        if source.connected:
+            self._on_connected(session, spec, session, "")
+            return
+        self._connecting.add(session)
+        call = BackgroundCall(lambda: session.start(timeout=self.connect_timeout), "gui-connect", self)
+        call.finished.connect(lambda result, error, s=session, sp=spec: self._on_connected(s, sp, result, error))
+        self._run_background(call)
+
+    def _run_background(self, call: BackgroundCall) -> None:
+        self._background.add(call)
+        call.finished.connect(lambda *_: self._background.discard(call))
+        call.start()
+
+    def _on_connected(self, session, spec: str, _result, error: str) -> None:
+        self._connecting.discard(session)
+        if session is not self.session:  # superseded by another choice meanwhile
+            if not error:
+                self._stop_in_background(session)
+            return
+        if error:
+            self._show_connect_error(spec, error)
+            return
+        if session._t_start is None:
+            session._t_start = time.monotonic()
+        info = session.source.info
+        self.controls.set_source_text(f"{info.name}\n{info.n_channels} ch @ {info.sfreq:g} Hz ({spec})")
+        self.setWindowTitle(f"bci_app — {info.name}")
+        self.banner.clear()
+        self.scope.restore_channels(self.settings.channels(info.source_id))
+        if not spec.startswith("<"):
+            self.settings.last_source = spec
+        self._on_state(session.source.state.value, "")
+        self._update_model_controls()
+
+    def _show_connect_error(self, spec: str, error: str) -> None:
+        self.connect_error = error
+        self.controls.set_source_text(f"{spec} — not connected")
+        self.banner.show_message("error", f"Could not open {spec}: {error}")
+
+    def _close_session(self) -> None:
+        self.set_decoding(False)
+        if self.recorder is not None:
+            self._stop_recording()
+        session, self.session = self.session, None
+        if self.source is not None and self.scope.n_channels:
+            self._save_channel_settings()
+        self.state_bridge.detach()
+        self.source = None
+        if session is not None and session not in self._connecting:
+            # (a session still connecting is stopped by _on_connected when its connect returns)
+            self._stop_in_background(session)
+
+    def _stop_in_background(self, session) -> None:
+        self._run_background(BackgroundCall(session.stop, "gui-disconnect", self))
+
+    def _on_state(self, state: str, message: str) -> None:
+        """Source state changed (queued from the acquisition thread)."""
+        src = self.source
+        if src is None:
+            return
+        name = src.display_name
+        if state in ("lost", "reconnecting"):
+            extra = f" ({message})" if message else ""
+            self.banner.show_message(state, f"Signal LOST from {name}{extra}. "
+                                     + ("Reconnecting automatically… " if src.reconnect else "")
+                                     + "The app keeps running; the gap will be marked in the recording.")
+        elif state == "stalled":
+            self.banner.show_message("stalled", f"No data from {name} ({message or 'stalled'}).")
+        elif state == "streaming":
+            if self.banner.kind != "error":
+                self.banner.clear()
+        elif state == "stopped":
+            if getattr(src, "finished", False):
+                self.banner.show_message("finished", f"Replay of {name} finished.")
+        self._update_status()
+
+    # ------------------------------------------------------------------ markers
+    def add_marker(self, label: str) -> None:
+        """A user marker now (button, M key, digit keys)."""
+        if self.session is None or self.source is None or not self.source.connected:
+            self.statusBar().showMessage("No source: marker not added", 3000)
+            return
+        m = self.session.add_marker(label)
+        self.statusBar().showMessage(f"marker '{m.label}' at {m.timestamp:.3f}", 3000)
+
+    # ------------------------------------------------------------------ model and decoding
+    def choose_model(self) -> None:
+        start = self.settings.last_model or str(Path("decoders/pretrained").resolve())
+        path = QtWidgets.QFileDialog.getExistingDirectory(self, "Model bundle folder", start)
+        if path:
+            self.load_model(path)
+
+    def load_model(self, path: str) -> bool:
+        """Load a model bundle; errors are shown, never raised."""
+        try:
+            from decoders.bundle import load_bundle
+
+            bundle = load_bundle(path)
+        except Exception as err:
+            logger.exception("Could not load model bundle %s", path)
+            QtWidgets.QMessageBox.warning(self, "Model bundle", f"Could not load {path}:\n{err}")
+            return False
+        self.set_decoding(False)
+        self.bundle = bundle
+        self.settings.last_model = str(path)
+        cfg = getattr(bundle, "config", {}) or {}
+        name = str(cfg.get("name") or cfg.get("model") or Path(path).name)
+        classes = tuple(getattr(bundle, "classes", None) or cfg.get("classes") or ())
+        self.prediction.set_model(name, classes, text_decoder=bool(cfg.get("text", False)))
+        self._update_model_controls()
+        return True
+
+    def _update_model_controls(self) -> None:
+        if self.bundle is None:
+            self.controls.set_model(None, False, "Load a model bundle first")
+            return
+        cfg = getattr(self.bundle, "config", {}) or {}
+        text = (f"{cfg.get('model', '?')}: {', '.join(map(str, cfg.get('classes', [])))} "
+                f"@ {cfg.get('sfreq', '?')} Hz, {cfg.get('window_s', '?')} s window")
+        worker_cls = find_decoder_worker()
+        if worker_cls is None:
+            self.controls.set_model(text, False, "The online DecoderWorker is not available yet")
+        elif self.source is None or not self.source.connected:
+            self.controls.set_model(text, False, "Connect a source first")
+        else:
+            self.controls.set_model(text, True)
+
+    def set_decoding(self, on: bool) -> None:
+        """Start or stop the online decoder (a DecoderWorker thread)."""
+        if not on:
+            worker, self.decoder = self.decoder, None
+            if worker is not None:
+                self.prediction_bridge.detach()
+                self._run_background(BackgroundCall(worker.stop, "gui-decoder-stop", self))
+            self.controls.set_decoding(False)
+            return
+        if self.decoder is not None:
+            return
+        worker_cls = find_decoder_worker()
+        if worker_cls is None or self.bundle is None or self.source is None:
+            self.controls.set_decoding(False)
+            return
+        try:
+            worker = worker_cls(self.bundle, self.source)
+            self.prediction_bridge.attach(worker)
+            worker.start()
+        except Exception as err:
+            logger.exception("Could not start decoding")
+            self.prediction_bridge.detach()
+            self.controls.set_decoding(False)
+            self.banner.show_message("error", f"Could not start decoding: {err}")
+            return
+        self.decoder = worker
+        self.controls.set_decoding(True)
+
+    # ------------------------------------------------------------------ recording
+    def _on_record_toggled(self, on: bool, path: str) -> None:
+        if on:
+            self.start_recording(path)
+        else:
+            self._stop_recording()
+
+    def start_recording(self, path: str | None = None) -> bool:
+        """Record the source (signal + markers) to XDF on the recorder's own thread."""
+        from acquisition.recorder import Recorder, default_recording_path
+
+        if self.source is None:
+            self.controls.set_recording(False)
+            return False
+        try:
+            target = Path(path) if path else default_recording_path()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            meta = {"source": self.source_spec or "", "app": "bci_app gui"}
+            if self.bundle is not None:
+                meta["model_bundle"] = str(getattr(self.bundle, "path", "") or "")
+            rec = Recorder(target, session_meta=meta)
+            rec.add_source(self.source)
+            rec.start()
+        except Exception as err:
+            logger.exception("Could not start recording")
+            self.controls.set_recording(False)
+            QtWidgets.QMessageBox.warning(self, "Recording", f"Could not record to {path}:\n{err}")
+            return False
+        self.recorder = rec
+        self._record_t0 = time.monotonic()
+        self.settings.record_dir = str(target.parent)
+        self.controls.set_recording(True, 0.0, 0)
+        self._update_status()
+        return True
+
+    def _stop_recording(self) -> None:
+        rec, self.recorder = self.recorder, None
+        self._record_t0 = None
+        if rec is not None:
+            self._run_background(BackgroundCall(rec.stop, "gui-recorder-stop", self))
+            self.statusBar().showMessage(f"Recording saved to {rec.path}", 8000)
+            from acquisition.recorder import default_recording_path
+
+            try:
+                self.controls.file_edit.setText(str(default_recording_path(folder=rec.path.parent)))
+            except Exception:
+                pass
+        self.controls.set_recording(False)
+
+    # ------------------------------------------------------------------ replay controls
+    def _on_play(self, playing: bool) -> None:
+        src = self.source
+        if src is None or not hasattr(src, "pause"):
+            return
+        (src.resume if playing else src.pause)()
+
+    def _on_seek(self, seconds: float) -> None:
+        src = self.source
+        if src is None or not hasattr(src, "seek"):
+            return
+        try:
+            src.seek(seconds)
+        except Exception as err:
+            self.statusBar().showMessage(f"Seek failed: {err}", 5000)
+
+    def _on_speed(self, speed: float) -> None:
+        src = self.source
+        if src is None or not hasattr(src, "speed"):
+            return
+        # pause + resume re-anchors the replay's pacing at the new speed (no jump)
+        was_paused = getattr(src, "paused", False)
+        if hasattr(src, "pause"):
+            src.pause()
+        src.speed = float(speed)
+        if hasattr(src, "resume") and not was_paused:
+            src.resume()
+
+    # ------------------------------------------------------------------ periodic updates
+    def _slow_tick(self) -> None:
+        self._update_status()
+        src = self.source
+        if src is not None and hasattr(src, "position") and hasattr(src, "duration"):
+            try:
+                self.controls.set_replay_position(float(src.position), float(src.duration),
+                                                  not getattr(src, "paused", False))
+            except Exception:
+                logger.debug("replay position unavailable", exc_info=True)
+
+    def status_snapshot(self) -> StatusSnapshot:
+        src = self.source
+        s = StatusSnapshot()
+        if src is None:
+            s.state = "error" if self.connect_error else "none"
+        else:
+            s.state = src.state.value
+            if s.state == "stopped" and getattr(src, "finished", False):
+                s.state = "finished"
+            s.source_name = src.display_name
+            s.rate = src.effective_rate() if src.connected else 0.0
+            s.nominal_rate = src.info.sfreq if src.info is not None else 0.0
+            s.samples_missing = src.samples_missing
+            s.gaps = len(src.gaps)
+        if self.decoder is not None:
+            stats = getattr(self.decoder, "stats", None)
+            stats = stats() if callable(stats) else stats
+            p50 = stat_value(stats, "p50", "latency_p50", "p50_ms", "latency_p50_ms")
+            p99 = stat_value(stats, "p99", "latency_p99", "p99_ms", "latency_p99_ms")
+            scale = 1.0 if stat_value(stats, "p50_ms", "latency_p50_ms") is not None else 1e3
+            s.decoder_p50_ms = None if p50 is None else float(p50) * scale
+            s.decoder_p99_ms = None if p99 is None else float(p99) * scale
+            skipped = stat_value(stats, "skipped", "skipped_windows", "n_skipped")
+            s.skipped_windows = None if skipped is None else int(skipped)
+            s.decoding = True
+        if self.recorder is not None:
+            s.recording_path = str(self.recorder.path)
+            try:
+                s.recording_bytes = os.path.getsize(self.recorder.path)
+            except OSError:
+                s.recording_bytes = self.recorder.bytes_written
+            s.recording_elapsed = None if self._record_t0 is None else time.monotonic() - self._record_t0
+        return s
+
+    def _update_status(self) -> None:
+        s = self.status_snapshot()
+        self.status.update(s)
+        if self.recorder is not None:
+            self.controls.set_recording(True, s.recording_elapsed, s.recording_bytes)
+            if getattr(self.recorder.state, "value", "") == "failed":
+                self.banner.show_message("error", f"Recording stopped: {self.recorder.error}")
+                self._stop_recording()
+
+    # ------------------------------------------------------------------ settings
+    def _save_display_settings(self) -> None:
+        self.settings.scope = self.scope.state()
+        self._save_channel_settings()
+
+    def _save_channel_settings(self) -> None:
+        info = self.scope._info
+        if info is not None:
+            self.settings.set_channels(info.source_id, self.scope.channel_state())
+
+    def _sync_hidden(self) -> None:
+        self.spectrum.hidden = set(self.scope.hidden) | set(self.scope.bad)
+
+    def closeEvent(self, ev) -> None:  # noqa: N802
+        self._closing = True
+        self.display_timer.stop()
+        self.slow_timer.stop()
+        self.spectrum.stop()
+        try:
+            self.settings.save_window(self)
+            self._save_display_settings()
+            self.settings.spectrum = self.spectrum.state()
+            self.settings.sync()
+        except Exception:
+            logger.exception("Saving settings failed")
+        session, self.session = self.session, None
+        self.set_decoding(False)
+        if self.recorder is not None:
+            rec, self.recorder = self.recorder, None
+            rec.stop()
+        self.state_bridge.detach()
+        for call in list(self._background):  # connects and disconnects still running
+            call.wait(self.connect_timeout + 5.0)
+        for s in {session, *self._connecting} - {None}:
+            s.stop()
+        self._connecting.clear()
+        super().closeEvent(ev)

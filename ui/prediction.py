@@ -1,0 +1,278 @@
+"""Prediction panel: class probabilities, the current command, feedback ball, history, text.
+
+Predictions arrive from the decoder thread through :class:`ui.qt_bridge.PredictionBridge` as a
+queued signal; :meth:`PredictionPanel.on_prediction` runs in the GUI thread and only stores and
+draws. The panel depends on the *shape* of a prediction (duck typing), so the real
+``Prediction`` of the decoder worker and the stand-in :class:`Prediction` below both work.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+#: Colours of classes by position (Okabe–Ito, readable by colour-blind users).
+CLASS_COLOURS = ("#56B4E9", "#E69F00", "#009E73", "#CC79A7", "#F0E442", "#0072B2", "#D55E00", "#999999")
+#: Feedback directions of well-known motor-imagery classes (x right, y up).
+DIRECTIONS = {
+    "left": (-1.0, 0.0), "left_hand": (-1.0, 0.0), "right": (1.0, 0.0), "right_hand": (1.0, 0.0),
+    "feet": (0.0, -1.0), "foot": (0.0, -1.0), "both_feet": (0.0, -1.0), "down": (0.0, -1.0),
+    "tongue": (0.0, 1.0), "up": (0.0, 1.0), "both_hands": (0.0, 1.0),
+    "rest": (0.0, 0.0), "idle": (0.0, 0.0), "none": (0.0, 0.0),
+}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Stand-in for the decoder worker's Prediction (same fields; used by tests and the demo).
+
+    Attributes
+    ----------
+    window_end : float
+        LSL time of the last sample of the decoded window.
+    probabilities : ndarray, shape (n_classes,)
+    classes : tuple of str
+    label : str
+        The chosen class (the command).
+    text : str | None
+        Decoded text, for text decoders.
+    latency : dict
+        Seconds per stage (``"window_ready"``, ``"inference"``, ``"emitted"``, ``"total"``).
+    """
+
+    window_end: float
+    probabilities: np.ndarray
+    classes: tuple[str, ...]
+    label: str
+    text: str | None = None
+    latency: dict = field(default_factory=dict)
+
+
+def class_directions(classes: tuple[str, ...]) -> np.ndarray:
+    """Unit feedback direction per class, shape (n_classes, 2): known MI names, else a circle."""
+    out = np.zeros((len(classes), 2))
+    unknown = [i for i, c in enumerate(classes) if c.lower() not in DIRECTIONS]
+    for i, c in enumerate(classes):
+        if c.lower() in DIRECTIONS:
+            out[i] = DIRECTIONS[c.lower()]
+    if len(unknown) == 2 and len(classes) == 2:
+        out[unknown[0]], out[unknown[1]] = (-1.0, 0.0), (1.0, 0.0)
+    elif unknown:
+        for j, i in enumerate(unknown):
+            a = math.pi - 2 * math.pi * j / len(unknown)
+            out[i] = (math.cos(a), math.sin(a))
+    return out
+
+
+class FeedbackView(QtWidgets.QWidget):
+    """A ball that moves with the smoothed control signal (a point in [-1, 1]²)."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setMinimumSize(160, 120)
+        self.position = np.zeros(2)
+        self.targets: list[tuple[str, tuple[float, float], str]] = []
+        self.active = False
+
+    def set_targets(self, classes: tuple[str, ...], directions: np.ndarray) -> None:
+        self.targets = [(c, (float(d[0]), float(d[1])), CLASS_COLOURS[i % len(CLASS_COLOURS)])
+                        for i, (c, d) in enumerate(zip(classes, directions))]
+        self.update()
+
+    def set_position(self, pos: np.ndarray, active: bool = True) -> None:
+        self.position = np.clip(np.asarray(pos, dtype=float), -1.0, 1.0)
+        self.active = active
+        self.update()
+
+    def paintEvent(self, ev) -> None:  # noqa: N802
+        p = QtGui.QPainter(self)
+        p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
+        r = self.rect().adjusted(6, 6, -6, -6)
+        p.fillRect(self.rect(), QtGui.QColor(24, 24, 30))
+        p.setPen(QtGui.QPen(QtGui.QColor(80, 80, 90), 1))
+        p.drawRect(r)
+        cx, cy = r.center().x(), r.center().y()
+        sx, sy = (r.width() / 2) * 0.85, (r.height() / 2) * 0.85
+        p.drawLine(int(cx - sx), int(cy), int(cx + sx), int(cy))
+        p.drawLine(int(cx), int(cy - sy), int(cx), int(cy + sy))
+        for name, (dx, dy), colour in self.targets:
+            if dx == 0 and dy == 0:
+                continue
+            p.setPen(QtGui.QColor(colour))
+            x, y = cx + dx * sx, cy - dy * sy
+            p.drawText(QtCore.QRectF(x - 40, y - 10, 80, 20), QtCore.Qt.AlignmentFlag.AlignCenter, name)
+        radius = max(6, min(r.width(), r.height()) // 12)
+        bx, by = cx + self.position[0] * sx, cy - self.position[1] * sy
+        colour = QtGui.QColor(240, 240, 240) if self.active else QtGui.QColor(90, 90, 90)
+        p.setBrush(colour)
+        p.setPen(QtCore.Qt.PenStyle.NoPen)
+        p.drawEllipse(QtCore.QPointF(bx, by), radius, radius)
+        p.end()
+
+
+class HistoryStrip(QtWidgets.QWidget):
+    """The last predictions as coloured blocks, oldest left, with the label's initial."""
+
+    def __init__(self, length: int = 40, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.entries: deque[tuple[str, str, float]] = deque(maxlen=length)
+        self.setMinimumHeight(26)
+        self.setMaximumHeight(30)
+
+    def add(self, label: str, colour: str, confidence: float) -> None:
+        self.entries.append((label, colour, confidence))
+        self.update()
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.update()
+
+    def paintEvent(self, ev) -> None:  # noqa: N802
+        p = QtGui.QPainter(self)
+        p.fillRect(self.rect(), QtGui.QColor(24, 24, 30))
+        n = self.entries.maxlen or 1
+        w = self.width() / n
+        h = self.height()
+        for i, (label, colour, conf) in enumerate(self.entries):
+            c = QtGui.QColor(colour)
+            c.setAlphaF(0.35 + 0.65 * float(np.clip(conf, 0, 1)))
+            rect = QtCore.QRectF(i * w + 1, 2, max(1.0, w - 2), h - 4)
+            p.fillRect(rect, c)
+            if w >= 10:
+                p.setPen(QtGui.QColor(10, 10, 10))
+                p.drawText(rect, QtCore.Qt.AlignmentFlag.AlignCenter, label[:1].upper())
+        p.end()
+
+
+class PredictionPanel(QtWidgets.QWidget):
+    """Everything the user sees of the decoder.
+
+    Parameters
+    ----------
+    smoothing : float
+        Weight of each new prediction in the feedback position (exponential smoothing, 0–1].
+    """
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None, *, smoothing: float = 0.3) -> None:
+        super().__init__(parent)
+        if not 0 < smoothing <= 1:
+            raise ValueError(f"smoothing must be in (0, 1], got {smoothing}.")
+        self.smoothing = smoothing
+        self.classes: tuple[str, ...] = ()
+        self.model_name: str | None = None
+        self.text_decoder = False
+        self.control = np.zeros(2)
+        self.n_predictions = 0
+        self.last: object | None = None
+        self._dirs = np.zeros((0, 2))
+        self._bars: list[QtWidgets.QProgressBar] = []
+        self._last_text = None
+
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+        self.model_label = QtWidgets.QLabel()
+        self.model_label.setWordWrap(True)
+        lay.addWidget(self.model_label)
+        self.no_model = QtWidgets.QLabel("NO MODEL LOADED")
+        self.no_model.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.no_model.setStyleSheet(
+            "QLabel { color: #ffb000; font-size: 20px; font-weight: bold; border: 2px dashed #ffb000; "
+            "padding: 12px; }")
+        self.no_model.setToolTip("Load a model bundle (Session ▸ Load model…) to decode")
+        lay.addWidget(self.no_model)
+        self.command = QtWidgets.QLabel("—")
+        self.command.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.command.setStyleSheet("QLabel { font-size: 28px; font-weight: bold; padding: 4px; }")
+        lay.addWidget(self.command)
+        self.bars_box = QtWidgets.QWidget()
+        self.bars_layout = QtWidgets.QFormLayout(self.bars_box)
+        self.bars_layout.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.bars_box)
+        self.feedback = FeedbackView()
+        lay.addWidget(self.feedback, 1)
+        lay.addWidget(QtWidgets.QLabel("Recent predictions"))
+        self.history = HistoryStrip()
+        lay.addWidget(self.history)
+        self.text_box = QtWidgets.QPlainTextEdit()
+        self.text_box.setReadOnly(True)
+        self.text_box.setPlaceholderText("decoded text")
+        self.text_box.setMaximumHeight(90)
+        lay.addWidget(self.text_box)
+        self.latency_label = QtWidgets.QLabel("")
+        self.latency_label.setStyleSheet("color: #aaaaaa;")
+        lay.addWidget(self.latency_label)
+        self.set_model(None)
+
+    # ------------------------------------------------------------------ model
+    def set_model(self, name: str | None, classes: tuple[str, ...] | list[str] | None = None,
+                  *, text_decoder: bool = False) -> None:
+        """Show a loaded model (or ``None``: the "no model loaded" state)."""
+        self.model_name = name
+        self.text_decoder = bool(text_decoder)
+        self.no_model.setVisible(name is None)
+        self.model_label.setText("" if name is None else f"Model: <b>{name}</b>")
+        self._set_classes(tuple(classes or ()))
+        self.text_box.setVisible(self.text_decoder)
+        self.command.setText("—")
+        self.history.clear()
+        self.control = np.zeros(2)
+        self.feedback.set_position(self.control, active=False)
+        self.latency_label.setText("" if name is None else "waiting for predictions — start decoding")
+
+    def _set_classes(self, classes: tuple[str, ...]) -> None:
+        if classes == self.classes and self._bars:
+            return
+        self.classes = classes
+        while self.bars_layout.rowCount():
+            self.bars_layout.removeRow(0)
+        self._bars = []
+        for i, c in enumerate(classes):
+            bar = QtWidgets.QProgressBar()
+            bar.setRange(0, 1000)
+            bar.setFormat("%p %")
+            bar.setTextVisible(True)
+            bar.setStyleSheet(f"QProgressBar::chunk {{ background: {CLASS_COLOURS[i % len(CLASS_COLOURS)]}; }}")
+            self.bars_layout.addRow(c, bar)
+            self._bars.append(bar)
+        self._dirs = class_directions(classes)
+        self.feedback.set_targets(classes, self._dirs)
+
+    # ------------------------------------------------------------------ predictions
+    def on_prediction(self, pred) -> None:
+        """Show one prediction (GUI thread; connect the PredictionBridge's signal here)."""
+        classes = tuple(getattr(pred, "classes", ()) or ())
+        if classes and classes != self.classes:
+            self._set_classes(classes)
+        probs = np.asarray(getattr(pred, "probabilities", np.zeros(len(self.classes))), dtype=float)
+        self.n_predictions += 1
+        self.last = pred
+        if probs.shape == (len(self._bars),):
+            for bar, p in zip(self._bars, probs):
+                bar.setValue(int(round(1000 * float(np.clip(p, 0, 1)))))
+        label = str(getattr(pred, "label", ""))
+        conf = float(probs[self.classes.index(label)]) if label in self.classes and probs.size else 0.0
+        colour = CLASS_COLOURS[self.classes.index(label) % len(CLASS_COLOURS)] if label in self.classes else "#999999"
+        self.command.setText(label or "—")
+        self.command.setStyleSheet(f"QLabel {{ font-size: 28px; font-weight: bold; padding: 4px; color: {colour}; }}")
+        if probs.shape == (len(self._dirs),) and len(self._dirs):
+            target = probs @ self._dirs
+            self.control = self.control + self.smoothing * (target - self.control)
+        self.feedback.set_position(self.control, active=True)
+        self.history.add(label or "?", colour, conf)
+        text = getattr(pred, "text", None)
+        if text is not None:
+            if not self.text_box.isVisible() and not self.text_decoder:
+                self.text_decoder = True
+                self.text_box.setVisible(True)
+            if text and text != self._last_text:
+                self.text_box.appendPlainText(text)
+                self._last_text = text
+        lat = getattr(pred, "latency", {}) or {}
+        if "total" in lat:
+            parts = ", ".join(f"{k} {1e3 * v:.1f}" for k, v in lat.items() if k != "total")
+            self.latency_label.setText(f"latency {1e3 * lat['total']:.1f} ms ({parts})" if parts
+                                       else f"latency {1e3 * lat['total']:.1f} ms")

@@ -1,0 +1,916 @@
+"""Signal scope: stacked channels, scrolling or sweep, display-only filters, markers, flags.
+
+Data path (GUI thread, once per display frame, never waiting on anything):
+
+1. ``buffer.since(k)`` copies the samples that arrived since the last frame (a few ms worth);
+2. :class:`StreamingDisplayFilter` filters only those new samples with a stored state per channel
+   (``sosfilt`` + ``zi``) into the scope's *own* circular display store — the ring buffer, and so
+   what is recorded and decoded, is never touched;
+3. :func:`minmax_decimate` reduces the visible window to two points (min, max) per pixel column,
+   so a 64 ch × 10 s × 1 kHz window (640,000 samples) is drawn as ~130,000 points, peaks kept;
+4. all channels of one style go into **one** curve item (NaN-separated), so Qt draws 1–4 paths a
+   frame instead of 64.
+
+Changing the filter, the window or the source re-reads ``buffer.latest(window)`` once and filters
+it from scratch. Railed / flat channels are checked four times a second on the raw samples.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+from scipy import signal
+
+logger = logging.getLogger(__name__)
+
+#: Band-pass presets of the display filter (label -> (low Hz, high Hz); None = off).
+BANDPASS_PRESETS: dict[str, tuple[float, float] | None] = {
+    "off": None,
+    "0.5–45 Hz": (0.5, 45.0),
+    "1–40 Hz": (1.0, 40.0),
+    "1–30 Hz": (1.0, 30.0),
+    "4–40 Hz": (4.0, 40.0),
+    "8–30 Hz (mu/beta)": (8.0, 30.0),
+    "0.1–100 Hz": (0.1, 100.0),
+}
+NOTCH_CHOICES = (0, 50, 60)  # 0 = off
+MODES = ("scroll", "sweep")
+_Y_PAD = 0.2  # divisions of free space above the first and below the last channel
+WINDOW_RANGE = (1.0, 30.0)
+
+#: Colours of the channel styles (one curve item each).
+STYLE_PENS = {
+    "normal": (120, 200, 255),
+    "bad": (95, 95, 95),
+    "flat": (255, 170, 0),
+    "railed": (255, 70, 70),
+}
+MARKER_COLOURS = {"user": (80, 230, 120), "gap": (255, 80, 80), "other": (255, 220, 90)}
+
+
+# --------------------------------------------------------------------------- pure functions
+def minmax_decimate(data: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Peak-preserving decimation for display.
+
+    Parameters
+    ----------
+    data : ndarray, shape (n_samples, n_channels)
+        The samples of the visible window (NaN allowed: a bin holding a NaN becomes NaN).
+    n_bins : int
+        Number of output bins (about the plot width in pixels).
+
+    Returns
+    -------
+    index : ndarray of float, shape (n_out,)
+        Sample position (in input samples) of each output point.
+    out : ndarray, shape (n_out, n_channels)
+        For each bin its minimum then its maximum, so every peak of the input survives:
+        ``out.max(0) == data.max(0)`` and ``out.min(0) == data.min(0)``. When the input already
+        has no more than ``2 * n_bins`` samples it is returned unchanged.
+    """
+    data = np.asarray(data)
+    if data.ndim != 2:
+        raise ValueError(f"minmax_decimate expects data of shape (n_samples, n_channels), got {data.shape}.")
+    n_bins = int(n_bins)
+    if n_bins < 1:
+        raise ValueError(f"minmax_decimate needs n_bins >= 1, got {n_bins}.")
+    n = data.shape[0]
+    if n <= 2 * n_bins:
+        return np.arange(n, dtype=np.float64), data
+    b = -(-n // n_bins)  # samples per bin (ceil)
+    m = n // b  # full bins
+    main = data[: m * b].reshape(m, b, data.shape[1])
+    mn = main.min(axis=1)
+    mx = main.max(axis=1)
+    starts = np.arange(m, dtype=np.float64) * b
+    if m * b < n:  # a partial last bin
+        tail = data[m * b:]
+        mn = np.concatenate((mn, tail.min(axis=0, keepdims=True)))
+        mx = np.concatenate((mx, tail.max(axis=0, keepdims=True)))
+        starts = np.append(starts, m * b)
+    width = np.diff(np.append(starts, n)) - 1
+    out = np.empty((2 * len(starts), data.shape[1]), dtype=data.dtype)
+    out[0::2] = mn
+    out[1::2] = mx
+    index = np.empty(2 * len(starts))
+    index[0::2] = starts
+    index[1::2] = starts + width
+    return index, out
+
+
+@dataclass(frozen=True)
+class DisplayFilter:
+    """What the display filter does: a notch (0 = off, 50 or 60 Hz) and a band-pass preset."""
+
+    notch: int = 0
+    bandpass: str = "off"
+
+    def __post_init__(self) -> None:
+        if self.notch not in NOTCH_CHOICES:
+            raise ValueError(f"notch must be one of {NOTCH_CHOICES} (0 = off), got {self.notch!r}.")
+        if self.bandpass not in BANDPASS_PRESETS:
+            raise ValueError(
+                f"bandpass must be one of {list(BANDPASS_PRESETS)}, got {self.bandpass!r}."
+            )
+
+    @property
+    def active(self) -> bool:
+        return bool(self.notch) or BANDPASS_PRESETS[self.bandpass] is not None
+
+    def sos(self, sfreq: float) -> np.ndarray | None:
+        """Second-order sections for ``sfreq``, or None when the filter is off.
+
+        Bands above the Nyquist frequency are cut to a high-pass (logged), notches above it are
+        skipped: this filter only changes what is drawn.
+        """
+        if not self.active or sfreq <= 0:
+            return None
+        nyq = sfreq / 2.0
+        parts = []
+        band = BANDPASS_PRESETS[self.bandpass]
+        if band is not None:
+            lo, hi = band
+            if hi < 0.95 * nyq:
+                parts.append(signal.butter(4, [lo, hi], btype="bandpass", fs=sfreq, output="sos"))
+            else:
+                logger.info("Display band %s above Nyquist (%.0f Hz): high-pass at %g Hz only",
+                            self.bandpass, nyq, lo)
+                parts.append(signal.butter(4, lo, btype="highpass", fs=sfreq, output="sos"))
+        if self.notch and self.notch < 0.95 * nyq:
+            b, a = signal.iirnotch(self.notch, 30.0, fs=sfreq)
+            parts.append(signal.tf2sos(b, a))
+        return np.concatenate(parts) if parts else None
+
+
+class StreamingDisplayFilter:
+    """Causal filter over successive chunks with a stored state per channel (display only)."""
+
+    def __init__(self, spec: DisplayFilter, sfreq: float, n_channels: int) -> None:
+        self.spec = spec
+        self.sos = spec.sos(sfreq)
+        self.n_channels = n_channels
+        self._zi: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self._zi = None
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """Filter ``x`` (n_samples, n_channels); returns a new array (``x`` is not modified)."""
+        if self.sos is None or x.shape[0] == 0:
+            return x
+        if self._zi is None:  # start in steady state for the first sample: no big transient
+            self._zi = signal.sosfilt_zi(self.sos)[:, :, None] * x[0][None, None, :]
+        y, self._zi = signal.sosfilt(self.sos, x, axis=0, zi=self._zi)
+        return y
+
+
+def channel_flags(data_uv: np.ndarray, check: np.ndarray, *, flat_uv: float = 0.5,
+                  railed_uv: float = 0.9 * 187_500.0) -> dict[int, str]:
+    """Railed / flat channels in about a second of raw samples (µV).
+
+    Parameters
+    ----------
+    data_uv : ndarray, shape (n_samples, n_channels)
+    check : ndarray of bool, shape (n_channels,)
+        Channels to check (EEG-like ones; a counter or trigger channel is never flagged).
+    flat_uv : float
+        Peak-to-peak below this is "flat" (disconnected, or a dead amplifier channel).
+    railed_uv : float
+        Absolute value at or above this is "railed" (default: 90 % of the ±187.5 mV range of
+        the OpenBCI Cyton's ADS1299 at gain 24, the rule OpenBCI GUI uses).
+    """
+    if data_uv.shape[0] < 2:
+        return {}
+    with np.errstate(invalid="ignore"):
+        ptp = np.ptp(data_uv, axis=0)
+        peak = np.max(np.abs(data_uv), axis=0)
+    flags: dict[int, str] = {}
+    for i in np.nonzero(check)[0]:
+        if peak[i] >= railed_uv:
+            flags[int(i)] = "railed"
+        elif ptp[i] < flat_uv:
+            flags[int(i)] = "flat"
+    return flags
+
+
+def montage_order(ch_names: list[str] | tuple[str, ...], montage: str) -> list[int]:
+    """Display order of channels: as streamed, or front-to-back / left-to-right in a montage.
+
+    Channels the montage does not know keep their order after the known ones.
+    """
+    n = len(ch_names)
+    if not montage or montage == "as streamed":
+        return list(range(n))
+    import mne
+
+    builtin = set(mne.channels.get_builtin_montages())
+    name = next((m for m in _MONTAGE_NAMES.get(montage, (montage,)) if m in builtin), montage)
+    pos = mne.channels.make_standard_montage(name).get_positions()["ch_pos"]
+    lower = {k.lower(): v for k, v in pos.items()}
+    known = [(i, lower[c.lower()]) for i, c in enumerate(ch_names) if c.lower() in lower]
+    known.sort(key=lambda t: (-round(float(t[1][1]), 3), float(t[1][0])))
+    order = [i for i, _ in known]
+    return order + [i for i in range(n) if i not in set(order)]
+
+
+MONTAGES = ("as streamed", "10-20", "10-05", "biosemi64", "biosemi32")
+#: MNE names of the montages (renamed colin27_* in MNE 1.13, standard_* before).
+_MONTAGE_NAMES = {"10-20": ("colin27_1020", "standard_1020"), "10-05": ("colin27_1005", "standard_1005")}
+
+
+# --------------------------------------------------------------------------- widgets
+class _CountingPlotWidget(pg.PlotWidget):
+    """PlotWidget that counts its paints (the real frame rate) and can be made slow (test hook)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.paint_count = 0
+        #: Test hook: busy-wait this long in every paint (holds the GIL like a heavy paint would).
+        self.slow_paint_s = 0.0
+
+    def paintEvent(self, ev) -> None:  # noqa: N802 (Qt name)
+        if self.slow_paint_s > 0:
+            end = time.perf_counter() + self.slow_paint_s
+            while time.perf_counter() < end:
+                pass
+        super().paintEvent(ev)
+        self.paint_count += 1
+
+
+class ScopeWidget(QtWidgets.QWidget):
+    """Stacked-channel scope of a source's ring buffer.
+
+    The widget has no timer of its own: the main window's display timer calls :meth:`refresh`
+    (tests call it directly). Everything here runs in the GUI thread and only reads copies.
+
+    Signals
+    -------
+    settingsChanged()
+        A display setting changed (window, mode, scales, filter, channel set-up).
+    """
+
+    settingsChanged = QtCore.Signal()
+    channelsChanged = QtCore.Signal()
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.source = None
+        self.window_s = 10.0
+        self.mode = "scroll"
+        self.scale_uv = 100.0  # µV per division (one division = channel spacing)
+        self.clip_div = 1.0  # traces are clipped to ± this many divisions around their baseline
+        self.display_filter = DisplayFilter()
+        self.channel_scale: dict[int, float] = {}  # per-channel µV/div overriding the global one
+        self.hidden: set[int] = set()
+        self.bad: set[int] = set()
+        self.montage = "as streamed"
+        self.flags: dict[int, str] = {}
+        self.flat_uv = 0.5
+        self.railed_uv = 0.9 * 187_500.0
+        self.frame_count = 0
+        self.last_frame_ms = 0.0
+
+        self._info = None
+        self._buffer = None
+        self._order: list[int] = []
+        self._unit_scale = np.ones(0)
+        self._check_flags = np.zeros(0, bool)
+        self._store: np.ndarray | None = None
+        self._store_ts: np.ndarray | None = None
+        self._wn = 0
+        self._k = 0  # next sequence number to read from the ring buffer
+        self._filled = 0
+        self._filter: StreamingDisplayFilter | None = None
+        self._markers: list = []  # sorted by timestamp
+        self._marker_times: list[float] = []
+        self._marker_k = 0
+        self._marker_items: list[tuple[pg.InfiniteLine, pg.TextItem]] = []
+        self._marker_positions: list[tuple[str, float]] = []
+        self._last_flag_check = 0.0
+        self._ticks_key = None
+        self._flag_items: list[pg.TextItem] = []
+
+        self._build_ui()
+
+    # ------------------------------------------------------------------ UI
+    def _build_ui(self) -> None:
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(2)
+        bar = QtWidgets.QHBoxLayout()
+        bar.setContentsMargins(4, 2, 4, 0)
+        self.window_spin = QtWidgets.QDoubleSpinBox()
+        self.window_spin.setRange(*WINDOW_RANGE)
+        self.window_spin.setDecimals(0)
+        self.window_spin.setSuffix(" s")
+        self.window_spin.setValue(self.window_s)
+        self.window_spin.setToolTip("Time window shown (1–30 s)")
+        self.mode_combo = QtWidgets.QComboBox()
+        self.mode_combo.addItems(MODES)
+        self.mode_combo.setToolTip("Scroll: newest at the right. Sweep: a cursor overwrites the oldest.")
+        self.scale_spin = QtWidgets.QDoubleSpinBox()
+        self.scale_spin.setRange(0.5, 100_000.0)
+        self.scale_spin.setDecimals(1)
+        self.scale_spin.setSuffix(" µV/div")
+        self.scale_spin.setValue(self.scale_uv)
+        self.scale_spin.setToolTip("Global amplitude scale (channel spacing = one division)")
+        self.notch_combo = QtWidgets.QComboBox()
+        self.notch_combo.addItems(["notch off", "notch 50 Hz", "notch 60 Hz"])
+        self.band_combo = QtWidgets.QComboBox()
+        self.band_combo.addItems([f"band {k}" if k != "off" else "band-pass off" for k in BANDPASS_PRESETS])
+        for w, tip in ((self.notch_combo, "Display-only notch (the recording is never filtered)"),
+                       (self.band_combo, "Display-only band-pass (the recording is never filtered)")):
+            w.setToolTip(tip)
+        self.auto_btn = QtWidgets.QPushButton("Auto")
+        self.auto_btn.setToolTip("Set the global scale from the signal (about ±2 SD per channel lane)")
+        self.auto_btn.clicked.connect(self.auto_scale)
+        for label, w in (("Window", self.window_spin), ("Mode", self.mode_combo),
+                         ("Scale", self.scale_spin), (None, self.auto_btn), ("Filter", self.notch_combo),
+                         (None, self.band_combo)):
+            if label:
+                bar.addWidget(QtWidgets.QLabel(label))
+            bar.addWidget(w)
+        bar.addStretch(1)
+        lay.addLayout(bar)
+
+        self.plot_widget = _CountingPlotWidget(background=(18, 18, 22))
+        self.plot = self.plot_widget.getPlotItem()
+        self.plot.setMouseEnabled(False, False)
+        self.plot.enableAutoRange(False)
+        self.plot.hideButtons()
+        self.plot.setMenuEnabled(False)
+        self.plot.showGrid(x=True, y=False, alpha=0.25)
+        self.plot.setLabel("bottom", "time", units="s")
+        self.plot.getAxis("left").setWidth(90)
+        for name in ("left", "bottom"):
+            # the axes (and the grid they draw) change rarely: cache them as pixmaps instead of
+            # replaying their text every frame
+            self.plot.getAxis(name).setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        lay.addWidget(self.plot_widget, 1)
+
+        self._curves: dict[str, pg.PlotCurveItem] = {}
+        for style, colour in STYLE_PENS.items():
+            item = pg.PlotCurveItem(pen=pg.mkPen(colour, width=1), connect="finite",
+                                    skipFiniteCheck=False)
+            item.setZValue(1 if style == "normal" else 2)
+            self.plot.addItem(item)
+            self._curves[style] = item
+        self._cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((230, 230, 230), width=1))
+        self._cursor.setVisible(False)
+        self.plot.addItem(self._cursor)
+        self._message = pg.TextItem("No signal — waiting for a source", color=(200, 200, 200),
+                                    anchor=(0.5, 0.5))
+        self.plot.addItem(self._message)
+        self._apply_ranges()
+
+        self.window_spin.valueChanged.connect(self._on_window)
+        self.mode_combo.currentTextChanged.connect(self._on_mode)
+        self.scale_spin.valueChanged.connect(self._on_scale)
+        self.notch_combo.currentIndexChanged.connect(self._on_filter)
+        self.band_combo.currentIndexChanged.connect(self._on_filter)
+
+    # ------------------------------------------------------------------ public API
+    def set_source(self, source) -> None:
+        """Show ``source`` (anything with ``.buffer``, ``.info`` and ``.markers``; may be unconnected)."""
+        self.source = source
+        self._info = None
+        self._buffer = None
+        self._store = None
+        self._markers, self._marker_times, self._marker_k = [], [], 0
+        self.flags = {}
+        self._ticks_key = None
+        self._ensure_stream()
+        self.update_view()
+
+    def set_paint_delay(self, seconds: float) -> None:
+        """Test hook: make every paint of the plot take at least ``seconds`` (busy wait)."""
+        self.plot_widget.slow_paint_s = float(seconds)
+
+    @property
+    def paint_count(self) -> int:
+        return self.plot_widget.paint_count
+
+    @property
+    def n_channels(self) -> int:
+        """Channels of the current stream (0 before it is connected)."""
+        return 0 if self._info is None else self._info.n_channels
+
+    @property
+    def visible_channels(self) -> list[int]:
+        """Indices of the channels drawn, top to bottom."""
+        return [i for i in self._order if i not in self.hidden]
+
+    def set_window(self, seconds: float) -> None:
+        self.window_spin.setValue(float(seconds))
+
+    def set_mode(self, mode: str) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
+        self.mode_combo.setCurrentText(mode)
+
+    def set_scale(self, uv_per_div: float) -> None:
+        self.scale_spin.setValue(float(uv_per_div))
+
+    def set_filter(self, notch: int = 0, bandpass: str = "off") -> None:
+        spec = DisplayFilter(int(notch), bandpass)  # validates
+        self.notch_combo.blockSignals(True)
+        self.band_combo.blockSignals(True)
+        self.notch_combo.setCurrentIndex(NOTCH_CHOICES.index(spec.notch))
+        self.band_combo.setCurrentIndex(list(BANDPASS_PRESETS).index(spec.bandpass))
+        self.notch_combo.blockSignals(False)
+        self.band_combo.blockSignals(False)
+        self._on_filter()
+
+    def auto_scale(self) -> float | None:
+        """Set the global µV/div to a round value near 4 × the median channel SD; returns it."""
+        data = self.displayed_data()
+        chans = [c for c in self.visible_channels if c not in self.bad]
+        if data is None or len(data) < 2 or not chans:
+            return None
+        sd = np.nanstd(data[:, chans], axis=0)
+        sd = sd[np.isfinite(sd) & (sd > 0)]
+        if not len(sd):
+            return None
+        target = 4.0 * float(np.median(sd))
+        exp = 10.0 ** np.floor(np.log10(target))
+        nice = min((1, 2, 5, 10), key=lambda m: abs(m * exp - target)) * exp
+        self.set_scale(float(np.clip(nice, self.scale_spin.minimum(), self.scale_spin.maximum())))
+        return self.scale_uv
+
+    def set_channel_scale(self, ch: int, uv_per_div: float | None) -> None:
+        """Per-channel µV/div (None or 0: follow the global scale)."""
+        if uv_per_div:
+            self.channel_scale[int(ch)] = float(uv_per_div)
+        else:
+            self.channel_scale.pop(int(ch), None)
+        self._changed(layout=False)
+
+    def set_channel_visible(self, ch: int, visible: bool) -> None:
+        (self.hidden.discard if visible else self.hidden.add)(int(ch))
+        self._changed(layout=True)
+
+    def set_channel_bad(self, ch: int, bad: bool) -> None:
+        (self.bad.add if bad else self.bad.discard)(int(ch))
+        self._changed(layout=True)
+
+    def set_montage(self, montage: str) -> None:
+        if montage not in MONTAGES:
+            raise ValueError(f"montage must be one of {MONTAGES}, got {montage!r}.")
+        self.montage = montage
+        if self._info is not None:
+            try:
+                self._order = montage_order(self._info.ch_names, montage)
+            except Exception:
+                logger.exception("Montage %s could not order the channels", montage)
+                self._order = list(range(self._info.n_channels))
+        self._changed(layout=True)
+
+    def marker_positions(self) -> list[tuple[str, float]]:
+        """(label, x) of the marker lines drawn in the last frame (x in plot seconds)."""
+        return list(self._marker_positions)
+
+    def displayed_data(self) -> np.ndarray | None:
+        """Copy of the (filtered) display store in time order, shape (n, n_channels), in µV."""
+        if self._store is None:
+            return None
+        p0 = self._k % self._wn
+        out = np.concatenate((self._store[p0:], self._store[:p0]))
+        return out[-self._filled:] if self._filled else out[:0]
+
+    def state(self) -> dict:
+        """Display settings as plain values (for QSettings)."""
+        return {
+            "window_s": self.window_s, "mode": self.mode, "scale_uv": self.scale_uv,
+            "notch": self.display_filter.notch, "bandpass": self.display_filter.bandpass,
+            "montage": self.montage,
+        }
+
+    def restore(self, state: dict) -> None:
+        try:
+            self.set_window(float(state.get("window_s", self.window_s)))
+            self.set_mode(str(state.get("mode", self.mode)))
+            self.set_scale(float(state.get("scale_uv", self.scale_uv)))
+            self.set_filter(int(state.get("notch", 0)), str(state.get("bandpass", "off")))
+            self.set_montage(str(state.get("montage", self.montage)))
+        except (ValueError, TypeError) as err:
+            logger.warning("Ignoring stored scope settings %r: %s", state, err)
+
+    def channel_state(self) -> dict:
+        """Per-stream channel set-up (hidden, bad, per-channel scales) by channel name."""
+        if self._info is None:
+            return {}
+        names = self._info.ch_names
+        return {
+            "hidden": [names[i] for i in sorted(self.hidden)],
+            "bad": [names[i] for i in sorted(self.bad)],
+            "scales": {names[i]: s for i, s in self.channel_scale.items()},
+        }
+
+    def restore_channels(self, state: dict) -> None:
+        if self._info is None or not state:
+            return
+        idx = {n: i for i, n in enumerate(self._info.ch_names)}
+        self.hidden = {idx[n] for n in state.get("hidden", []) if n in idx}
+        self.bad = {idx[n] for n in state.get("bad", []) if n in idx}
+        self.channel_scale = {idx[n]: float(s) for n, s in dict(state.get("scales", {})).items() if n in idx}
+        self._changed(layout=True)
+
+    # ------------------------------------------------------------------ control slots
+    def _changed(self, *, layout: bool) -> None:
+        if layout:
+            self._ticks_key = None
+            self._apply_ranges()
+            self.channelsChanged.emit()
+        self.settingsChanged.emit()
+        self.update_view()
+
+    def _on_window(self, value: float) -> None:
+        self.window_s = float(value)
+        self._store = None  # re-read the window from the buffer
+        self._apply_ranges()
+        self.settingsChanged.emit()
+        self.update_view()
+
+    def _on_mode(self, mode: str) -> None:
+        self.mode = mode
+        self._apply_ranges()
+        self.settingsChanged.emit()
+        self.update_view()
+
+    def _on_scale(self, value: float) -> None:
+        self.scale_uv = float(value)
+        self.settingsChanged.emit()
+        self.update_view()
+
+    def _on_filter(self, *_: object) -> None:
+        band = list(BANDPASS_PRESETS)[max(0, self.band_combo.currentIndex())]
+        notch = NOTCH_CHOICES[max(0, self.notch_combo.currentIndex())]
+        self.display_filter = DisplayFilter(notch, band)
+        self._store = None  # refilter the visible window from the (untouched) ring buffer
+        self.settingsChanged.emit()
+        self.update_view()
+
+    # ------------------------------------------------------------------ frame
+    def _ensure_stream(self) -> bool:
+        src = self.source
+        if src is None or getattr(src, "buffer", None) is None or getattr(src, "info", None) is None:
+            return False
+        if src.buffer is self._buffer and src.info is self._info:
+            return True
+        self._buffer, self._info = src.buffer, src.info
+        n = self._info.n_channels
+        self._unit_scale = np.array([1e6 if u == "V" else 1.0 for u in self._info.units])
+        self._check_flags = np.array([u == "V" for u in self._info.units], bool)
+        self.hidden = {i for i in self.hidden if i < n}
+        self.bad = {i for i in self.bad if i < n}
+        self.channel_scale = {i: s for i, s in self.channel_scale.items() if i < n}
+        try:
+            self._order = montage_order(self._info.ch_names, self.montage)
+        except Exception:
+            logger.exception("Montage %s could not order the channels", self.montage)
+            self._order = list(range(n))
+        self._store = None
+        self._ticks_key = None
+        self._apply_ranges()
+        self.channelsChanged.emit()
+        return True
+
+    def _reset_store(self) -> None:
+        info, buf = self._info, self._buffer
+        sfreq = info.sfreq or 1.0
+        self._wn = max(2, min(int(round(self.window_s * sfreq)), buf.capacity))
+        self._store = np.full((self._wn, info.n_channels), np.nan, dtype=np.float32)
+        self._store_ts = np.full(self._wn, np.nan)
+        self._filter = StreamingDisplayFilter(self.display_filter, sfreq, info.n_channels)
+        self._filled = 0
+        chunk = buf.latest(self._wn)
+        self._k = chunk.start
+        self._ingest(chunk)
+
+    def _ingest(self, chunk) -> None:
+        n = chunk.stop - chunk.start
+        if n <= 0:
+            self._k = chunk.stop
+            return
+        x = chunk.data * self._unit_scale  # a new array in µV: the buffer's copy is not reused
+        y = self._filter.process(x)
+        ts = chunk.timestamps
+        if n > self._wn:
+            y, ts = y[-self._wn:], ts[-self._wn:]
+        start = chunk.stop - len(ts)
+        p = start % self._wn
+        m = len(ts)
+        first = min(m, self._wn - p)
+        self._store[p:p + first] = y[:first]
+        self._store_ts[p:p + first] = ts[:first]
+        if first < m:
+            self._store[:m - first] = y[first:]
+            self._store_ts[:m - first] = ts[first:]
+        self._k = chunk.stop
+        self._filled = min(self._wn, self._filled + n)
+
+    def refresh(self) -> None:
+        """Pull what is new from the buffer and redraw (one display frame)."""
+        t0 = time.perf_counter()
+        if self._ensure_stream():
+            if self._store is None:
+                self._reset_store()
+            else:
+                chunk = self._buffer.since(self._k)
+                if chunk.lost:
+                    logger.debug("Scope fell %d samples behind; re-reading the window", chunk.lost)
+                    self._reset_store()
+                else:
+                    self._ingest(chunk)
+            self._read_markers()
+            now = time.monotonic()
+            if now - self._last_flag_check >= 0.25:
+                self._last_flag_check = now
+                self._update_flags()
+        self.update_view()
+        self.frame_count += 1
+        self.last_frame_ms = 1e3 * (time.perf_counter() - t0)
+
+    def _update_flags(self) -> None:
+        n = max(2, int(self._info.sfreq or 2))
+        chunk = self._buffer.latest(min(n, self._buffer.capacity))
+        flags = channel_flags(chunk.data * self._unit_scale, self._check_flags,
+                              flat_uv=self.flat_uv, railed_uv=self.railed_uv)
+        if flags != self.flags:
+            self.flags = flags
+            self._ticks_key = None
+
+    def _read_markers(self) -> None:
+        log = getattr(self.source, "markers", None)
+        if log is None:
+            return
+        new = log.since(self._marker_k)
+        self._marker_k += len(new)
+        for m in new:
+            i = bisect.bisect_right(self._marker_times, m.timestamp)
+            self._marker_times.insert(i, m.timestamp)
+            self._markers.insert(i, m)
+
+    # ------------------------------------------------------------------ drawing
+    def _apply_ranges(self) -> None:
+        nvis = max(1, len(self.visible_channels)) if self._info is not None else 1
+        vb = self.plot.getViewBox()
+        pad = 0.004 * self.window_s
+        y_range = (-(nvis - 1) - 0.5 - _Y_PAD, 0.5 + _Y_PAD)
+        if self.mode == "scroll":
+            vb.setRange(xRange=(-self.window_s - pad, pad), yRange=y_range, padding=0)
+        else:
+            vb.setRange(xRange=(-pad, self.window_s + pad), yRange=y_range, padding=0)
+        self._message.setPos(-self.window_s / 2 if self.mode == "scroll" else self.window_s / 2,
+                             -(nvis - 1) / 2)
+
+    def _update_ticks(self, vis: list[int]) -> None:
+        key = (tuple(vis), tuple(sorted(self.flags.items())), tuple(sorted(self.bad)))
+        if key == self._ticks_key:
+            return
+        self._ticks_key = key
+        names = self._info.ch_names
+        ticks = []
+        for row, ch in enumerate(vis):
+            label = names[ch]
+            if ch in self.bad:
+                label += " (bad)"
+            elif ch in self.flags:
+                label += " " + self.flags[ch].upper()
+            ticks.append((-row, label))
+        self.plot.getAxis("left").setTicks([ticks, []])
+        for item in self._flag_items:
+            self.plot.removeItem(item)
+        self._flag_items = []
+        x_right = 0.0 if self.mode == "scroll" else self.window_s
+        for row, ch in enumerate(vis):
+            flag = self.flags.get(ch)
+            if flag and ch not in self.bad:
+                item = pg.TextItem(flag.upper(), color=STYLE_PENS[flag], anchor=(1, 0.5))
+                item.setPos(x_right, -row)
+                self.plot.addItem(item)
+                self._flag_items.append(item)
+
+    def update_view(self) -> None:
+        """Redraw from the display store (no reading from the buffer)."""
+        if self._store is None or self._info is None or self._filled == 0:
+            for c in self._curves.values():
+                c.setData([], [])
+            self._cursor.setVisible(False)
+            self._message.setVisible(True)
+            self._marker_positions = []
+            self._draw_markers([])
+            return
+        self._message.setVisible(False)
+        vis = self.visible_channels
+        self._update_ticks(vis)
+        sfreq = self._info.sfreq or 1.0
+        wn = self._wn
+        if self.mode == "scroll":
+            p0 = self._k % wn
+            ordered = np.concatenate((self._store[p0:], self._store[:p0])) if p0 else self._store
+        else:
+            ordered = self._store
+        width_px = int(self.plot.getViewBox().width()) or 800
+        n_bins = int(np.clip(width_px, 200, 4000))
+        idx, dec = minmax_decimate(ordered, n_bins)
+        if self.mode == "scroll":
+            x = (idx - (wn - 1)) / sfreq
+        else:
+            x = idx / sfreq
+            newest = (self._k - 1) % wn
+            # break the trace at the write position: the bin holding the newest sample
+            j = int(np.searchsorted(idx, newest, side="right")) - 1
+            if dec.dtype.kind == "f":
+                dec = dec.copy()
+                dec[max(0, j - (j % 2)): j - (j % 2) + 2] = np.nan
+            self._cursor.setPos(newest / sfreq)
+        self._cursor.setVisible(self.mode == "sweep")
+
+        # baseline per channel from the decimated window (cheap), scale, clip, offset
+        with np.errstate(invalid="ignore", all="ignore"):
+            dc = np.nanmean(dec, axis=0) if np.isnan(dec).any() else dec.mean(axis=0)
+        scales = np.full(self._info.n_channels, self.scale_uv)
+        for ch, s in self.channel_scale.items():
+            scales[ch] = s
+        groups: dict[str, list[tuple[int, int]]] = {k: [] for k in self._curves}
+        for row, ch in enumerate(vis):
+            if ch in self.bad:
+                style = "bad"
+            else:
+                style = self.flags.get(ch, "normal")
+            groups[style].append((row, ch))
+        npts = len(x)
+        y_lo, y_hi = -(len(vis) - 1) - 0.5 - _Y_PAD + 0.01, 0.5 + _Y_PAD - 0.01
+        for style, members in groups.items():
+            curve = self._curves[style]
+            if not members:
+                curve.setData([], [])
+                continue
+            rows = np.array([r for r, _ in members])
+            chs = np.array([c for _, c in members])
+            with np.errstate(invalid="ignore"):
+                y = (dec[:, chs] - dc[chs]) / scales[chs]
+                np.clip(y, -self.clip_div, self.clip_div, out=y)
+            y = y - rows  # row 0 at the top (y = 0), next at -1, ...
+            np.clip(y, y_lo, y_hi, out=y)  # never draw outside the view (nor over the axes)
+            yy = np.empty((len(chs), npts + 1), dtype=np.float64)
+            yy[:, :npts] = y.T
+            yy[:, npts] = np.nan
+            xx = np.empty((len(chs), npts + 1), dtype=np.float64)
+            xx[:, :npts] = x
+            xx[:, npts] = np.nan
+            curve.setData(xx.ravel(), yy.ravel(), connect="finite")
+        self._draw_markers_for_window(ordered_ts=self._ordered_ts(), sfreq=sfreq)
+
+    def _ordered_ts(self) -> np.ndarray:
+        p0 = self._k % self._wn
+        return np.concatenate((self._store_ts[p0:], self._store_ts[:p0])) if p0 else self._store_ts
+
+    def _draw_markers_for_window(self, ordered_ts: np.ndarray, sfreq: float) -> None:
+        wn = self._wn
+        n = self._filled
+        ts = ordered_ts[wn - n:]
+        if n == 0 or not self._markers:
+            self._marker_positions = []
+            self._draw_markers([])
+            return
+        t_first, t_last = ts[0], ts[-1] + 1.0 / sfreq
+        i0 = bisect.bisect_left(self._marker_times, t_first)
+        i1 = bisect.bisect_left(self._marker_times, t_last)
+        shown = []
+        oldest_seq = self._k - n
+        for m in self._markers[i0:i1][-200:]:  # never more than 200 lines a frame
+            pos = float(np.interp(m.timestamp, ts, np.arange(n, dtype=np.float64)))
+            if self.mode == "scroll":
+                x = (pos - (n - 1)) / sfreq
+            else:
+                x = ((oldest_seq + pos) % wn) / sfreq
+            shown.append((m, x))
+        self._marker_positions = [(m.label, x) for m, x in shown]
+        self._draw_markers(shown)
+
+    def _draw_markers(self, shown: list) -> None:
+        while len(self._marker_items) < len(shown):
+            line = pg.InfiniteLine(angle=90, movable=False)
+            text = pg.TextItem("", anchor=(0, 0))
+            line.setZValue(3)
+            text.setZValue(3)
+            self.plot.addItem(line)
+            self.plot.addItem(text)
+            self._marker_items.append((line, text))
+        for i, (line, text) in enumerate(self._marker_items):
+            if i >= len(shown):
+                if line.isVisible():
+                    line.setVisible(False)
+                    text.setVisible(False)
+                continue
+            m, x = shown[i]
+            kind = "gap" if m.label == "bci_app/gap" else ("user" if m.source == "user" else "other")
+            colour = MARKER_COLOURS[kind]
+            label = "gap" if kind == "gap" else m.label
+            if text.toPlainText() != label or getattr(line, "_kind", None) != kind:
+                line.setPen(pg.mkPen(colour, width=1, style=QtCore.Qt.PenStyle.DashLine if kind == "gap"
+                                     else QtCore.Qt.PenStyle.SolidLine))
+                text.setText(label, color=colour)
+                line._kind = kind
+            line.setPos(x)
+            text.setPos(x, 0.5 + 0.15)
+            line.setVisible(True)
+            text.setVisible(True)
+
+
+class ChannelPanel(QtWidgets.QWidget):
+    """Channel table for the scope: show/hide, bad marking, per-channel µV/div, montage order."""
+
+    def __init__(self, scope: ScopeWidget, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.scope = scope
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(QtWidgets.QLabel("Montage"))
+        self.montage_combo = QtWidgets.QComboBox()
+        self.montage_combo.addItems(MONTAGES)
+        self.montage_combo.setToolTip("Channel order: as streamed, or front-to-back in a montage")
+        row.addWidget(self.montage_combo, 1)
+        lay.addLayout(row)
+        btns = QtWidgets.QHBoxLayout()
+        self.all_btn = QtWidgets.QPushButton("Show all")
+        self.none_btn = QtWidgets.QPushButton("Hide all")
+        btns.addWidget(self.all_btn)
+        btns.addWidget(self.none_btn)
+        lay.addLayout(btns)
+        self.table = QtWidgets.QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["Show", "Channel", "Bad", "µV/div"])
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(1, QtWidgets.QHeaderView.ResizeMode.Stretch)
+        lay.addWidget(self.table, 1)
+        self._updating = False
+        self.table.itemChanged.connect(self._on_item)
+        self.montage_combo.currentTextChanged.connect(self._on_montage)
+        self.all_btn.clicked.connect(lambda: self._set_all(True))
+        self.none_btn.clicked.connect(lambda: self._set_all(False))
+        scope.channelsChanged.connect(self.rebuild)
+
+    def rebuild(self) -> None:
+        info = self.scope._info
+        self._updating = True
+        try:
+            self.montage_combo.setCurrentText(self.scope.montage)
+            n = 0 if info is None else info.n_channels
+            if self.table.rowCount() != n:
+                self.table.setRowCount(n)
+            for ch in range(n):
+                show = self.table.item(ch, 0) or QtWidgets.QTableWidgetItem()
+                show.setFlags(QtCore.Qt.ItemFlag.ItemIsUserCheckable | QtCore.Qt.ItemFlag.ItemIsEnabled)
+                show.setCheckState(QtCore.Qt.CheckState.Unchecked if ch in self.scope.hidden
+                                   else QtCore.Qt.CheckState.Checked)
+                self.table.setItem(ch, 0, show)
+                name = self.table.item(ch, 1) or QtWidgets.QTableWidgetItem()
+                name.setText(info.ch_names[ch])
+                name.setFlags(QtCore.Qt.ItemFlag.ItemIsEnabled)
+                self.table.setItem(ch, 1, name)
+                bad = self.table.item(ch, 2) or QtWidgets.QTableWidgetItem()
+                bad.setFlags(QtCore.Qt.ItemFlag.ItemIsUserCheckable | QtCore.Qt.ItemFlag.ItemIsEnabled)
+                bad.setCheckState(QtCore.Qt.CheckState.Checked if ch in self.scope.bad
+                                  else QtCore.Qt.CheckState.Unchecked)
+                self.table.setItem(ch, 2, bad)
+                spin = self.table.cellWidget(ch, 3)
+                if spin is None:
+                    spin = QtWidgets.QDoubleSpinBox()
+                    spin.setRange(0.0, 100_000.0)
+                    spin.setDecimals(1)
+                    spin.setSpecialValueText("global")
+                    spin.setFrame(False)
+                    spin.valueChanged.connect(lambda v, c=ch: self.scope.set_channel_scale(c, v or None))
+                    self.table.setCellWidget(ch, 3, spin)
+                spin.blockSignals(True)
+                spin.setValue(self.scope.channel_scale.get(ch, 0.0))
+                spin.blockSignals(False)
+        finally:
+            self._updating = False
+
+    def _on_item(self, item: QtWidgets.QTableWidgetItem) -> None:
+        if self._updating:
+            return
+        checked = item.checkState() == QtCore.Qt.CheckState.Checked
+        if item.column() == 0:
+            self.scope.set_channel_visible(item.row(), checked)
+        elif item.column() == 2:
+            self.scope.set_channel_bad(item.row(), checked)
+
+    def _on_montage(self, text: str) -> None:
+        if not self._updating and text:
+            self.scope.set_montage(text)
+
+    def _set_all(self, visible: bool) -> None:
+        n = self.scope.n_channels
+        self.scope.hidden = set() if visible else set(range(n))
+        self.scope._changed(layout=True)

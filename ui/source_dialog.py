@@ -1,0 +1,209 @@
+"""Choose a source: synthetic board, an OpenBCI board on a serial port, an LSL stream, a file.
+
+The dialog only builds a spec string for :func:`bci_app.sources.make_source`; it connects
+nothing. Looking for LSL streams takes up to a second, so it runs on a background thread and the
+list fills in when the answer arrives (the window keeps painting meanwhile).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6 import QtCore, QtWidgets
+
+from .qt_bridge import BackgroundCall
+
+logger = logging.getLogger(__name__)
+
+OPENBCI_BOARDS = (("Cyton (8 ch)", "cyton"), ("Cyton + Daisy (16 ch)", "cyton-daisy"),
+                  ("Ganglion (4 ch)", "ganglion"))
+FILE_FILTER = ("Recordings (*.xdf *.fif *.fif.gz *.edf *.bdf *.vhdr *.txt *.csv);;All files (*)")
+
+
+def spec_for(kind: str, *, board: str = "", port: str = "", stream: str = "", path: str = "") -> str:
+    """The ``make_source`` spec of a choice; raises ValueError naming what is missing."""
+    if kind == "synthetic":
+        return "synthetic"
+    if kind == "openbci":
+        if not board:
+            raise ValueError("Choose an OpenBCI board (Cyton, Cyton + Daisy or Ganglion).")
+        if not port.strip():
+            raise ValueError("Choose or type the serial port of the OpenBCI dongle (e.g. /dev/ttyUSB0, COM3).")
+        return f"brainflow:{board}:{port.strip()}"
+    if kind == "lsl":
+        if not stream.strip():
+            raise ValueError("Select an LSL stream (press Refresh to look again) or type its name.")
+        return f"lsl:{stream.strip()}"
+    if kind == "file":
+        if not path.strip():
+            raise ValueError("Choose a recording to replay.")
+        return f"file:{path.strip()}"
+    raise ValueError(f"Unknown source kind {kind!r}; use synthetic, openbci, lsl or file.")
+
+
+class SourceDialog(QtWidgets.QDialog):
+    """Modal chooser; :attr:`spec` holds the result after ``accept()``."""
+
+    def __init__(self, current: str = "synthetic", parent: QtWidgets.QWidget | None = None,
+                 *, auto_refresh: bool = True) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Choose the EEG source")
+        self.spec: str | None = None
+        self._lookup: BackgroundCall | None = None
+        self.streams: list[dict] = []
+
+        lay = QtWidgets.QVBoxLayout(self)
+        self.tabs = QtWidgets.QTabWidget()
+        lay.addWidget(self.tabs)
+
+        # synthetic
+        w = QtWidgets.QWidget()
+        v = QtWidgets.QVBoxLayout(w)
+        v.addWidget(QtWidgets.QLabel(
+            "BrainFlow's synthetic board: 16 EEG channels at 250 Hz, no hardware needed."))
+        v.addStretch(1)
+        self.tabs.addTab(w, "Synthetic")
+
+        # OpenBCI
+        w = QtWidgets.QWidget()
+        f = QtWidgets.QFormLayout(w)
+        self.board_combo = QtWidgets.QComboBox()
+        for label, key in OPENBCI_BOARDS:
+            self.board_combo.addItem(label, key)
+        self.port_combo = QtWidgets.QComboBox()
+        self.port_combo.setEditable(True)
+        self.port_refresh = QtWidgets.QPushButton("Refresh ports")
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(self.port_combo, 1)
+        row.addWidget(self.port_refresh)
+        f.addRow("Board", self.board_combo)
+        f.addRow("Serial port", row)
+        self.tabs.addTab(w, "OpenBCI board")
+
+        # LSL
+        w = QtWidgets.QWidget()
+        v = QtWidgets.QVBoxLayout(w)
+        self.stream_list = QtWidgets.QListWidget()
+        self.lsl_name = QtWidgets.QLineEdit()
+        self.lsl_name.setPlaceholderText("stream name (or pick one above)")
+        self.lsl_refresh = QtWidgets.QPushButton("Refresh")
+        self.lsl_status = QtWidgets.QLabel("")
+        v.addWidget(self.stream_list, 1)
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(self.lsl_name, 1)
+        row.addWidget(self.lsl_refresh)
+        v.addLayout(row)
+        v.addWidget(self.lsl_status)
+        self.tabs.addTab(w, "LSL stream")
+
+        # file
+        w = QtWidgets.QWidget()
+        row = QtWidgets.QHBoxLayout(w)
+        self.file_edit = QtWidgets.QLineEdit()
+        self.file_edit.setPlaceholderText("recording to replay (XDF, FIF, EDF, BDF, BrainVision, OpenBCI, BrainFlow CSV)")
+        self.file_browse = QtWidgets.QPushButton("Browse…")
+        row.addWidget(self.file_edit, 1)
+        row.addWidget(self.file_browse)
+        self.tabs.addTab(w, "File replay")
+
+        self.error_label = QtWidgets.QLabel("")
+        self.error_label.setStyleSheet("color: #d04040;")
+        lay.addWidget(self.error_label)
+        self.buttons = QtWidgets.QDialogButtonBox(
+            QtWidgets.QDialogButtonBox.StandardButton.Ok | QtWidgets.QDialogButtonBox.StandardButton.Cancel)
+        lay.addWidget(self.buttons)
+
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        self.port_refresh.clicked.connect(self.refresh_ports)
+        self.lsl_refresh.clicked.connect(self.refresh_streams)
+        self.file_browse.clicked.connect(self._browse)
+        self.stream_list.currentItemChanged.connect(
+            lambda cur, _prev: cur is not None and self.lsl_name.setText(cur.data(QtCore.Qt.ItemDataRole.UserRole)))
+        self.stream_list.itemDoubleClicked.connect(lambda _i: self.accept())
+
+        self.refresh_ports()
+        self._select_current(current)
+        self.tabs.currentChanged.connect(self._on_tab)
+        if auto_refresh and self.tabs.currentIndex() == 2:
+            self.refresh_streams()
+
+    # ------------------------------------------------------------------ helpers
+    def _select_current(self, spec: str) -> None:
+        kind, _, rest = (spec or "synthetic").partition(":")
+        if kind == "brainflow":
+            board, _, port = rest.partition(":")
+            i = self.board_combo.findData(board)
+            if i >= 0:
+                self.board_combo.setCurrentIndex(i)
+            self.port_combo.setEditText(port)
+            self.tabs.setCurrentIndex(1)
+        elif kind == "lsl":
+            self.lsl_name.setText(rest)
+            self.tabs.setCurrentIndex(2)
+        elif kind == "file":
+            self.file_edit.setText(rest)
+            self.tabs.setCurrentIndex(3)
+        else:
+            self.tabs.setCurrentIndex(0)
+
+    def _on_tab(self, index: int) -> None:
+        if index == 2 and not self.streams and self._lookup is None:
+            self.refresh_streams()
+
+    def refresh_ports(self) -> None:
+        from acquisition.brainflow_source import list_serial_ports
+
+        current = self.port_combo.currentText()
+        self.port_combo.clear()
+        ports = list_serial_ports()
+        self.port_combo.addItems(ports)
+        self.port_combo.setEditText(current or (ports[0] if ports else ""))
+
+    def refresh_streams(self, timeout: float = 1.0) -> None:
+        """Look for LSL streams on a background thread; the list fills when it answers."""
+        if self._lookup is not None and self._lookup.is_running():
+            return
+        from acquisition.lsl_source import list_lsl_streams
+
+        self.lsl_status.setText("Looking for LSL streams…")
+        self.lsl_refresh.setEnabled(False)
+        self._lookup = BackgroundCall(lambda: list_lsl_streams(timeout), "lsl-lookup", self)
+        self._lookup.finished.connect(self._on_streams)
+        self._lookup.start()
+
+    def _on_streams(self, streams, error: str) -> None:
+        self.lsl_refresh.setEnabled(True)
+        if error:
+            self.lsl_status.setText(f"LSL lookup failed: {error}")
+            return
+        self.streams = [s for s in (streams or []) if s.get("sfreq", 0) > 0]
+        self.stream_list.clear()
+        for s in self.streams:
+            item = QtWidgets.QListWidgetItem(
+                f"{s['name']}  —  {s['type']}, {s['channels']} ch @ {s['sfreq']:g} Hz  ({s['hostname']})")
+            item.setData(QtCore.Qt.ItemDataRole.UserRole, s["name"])
+            self.stream_list.addItem(item)
+        self.lsl_status.setText(f"{len(self.streams)} signal stream(s) visible"
+                                + ("" if self.streams else " — start the device software, then Refresh"))
+
+    def _browse(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Recording to replay", self.file_edit.text(),
+                                                        FILE_FILTER)
+        if path:
+            self.file_edit.setText(path)
+
+    def current_spec(self) -> str:
+        """The spec of what the dialog shows now (ValueError if incomplete)."""
+        kind = ("synthetic", "openbci", "lsl", "file")[self.tabs.currentIndex()]
+        return spec_for(kind, board=self.board_combo.currentData() or "",
+                        port=self.port_combo.currentText(), stream=self.lsl_name.text(),
+                        path=self.file_edit.text())
+
+    def accept(self) -> None:
+        try:
+            self.spec = self.current_spec()
+        except ValueError as err:
+            self.error_label.setText(str(err))
+            return
+        super().accept()

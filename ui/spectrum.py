@@ -1,0 +1,174 @@
+"""Spectrum (PSD per channel, log scale) and band power bars, updated about 4 times a second.
+
+Runs in the GUI thread on a copy of the last two seconds of raw samples (Welch, 1 s segments):
+for 64 channels × 2 s × 1 kHz that is a few milliseconds, four times a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+from scipy import signal
+
+logger = logging.getLogger(__name__)
+
+#: Classic EEG bands (Hz); gamma is shown when the sampling rate allows it.
+BANDS: dict[str, tuple[float, float]] = {
+    "delta": (1.0, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 13.0), "beta": (13.0, 30.0),
+    "gamma": (30.0, 45.0),
+}
+BAND_COLOURS = ((86, 180, 233), (0, 158, 115), (230, 159, 0), (204, 121, 167), (213, 94, 0))
+
+
+def welch_psd(data: np.ndarray, sfreq: float, segment_s: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """PSD of each channel.
+
+    Parameters
+    ----------
+    data : ndarray, shape (n_samples, n_channels)
+    sfreq : float
+        Hz.
+    segment_s : float
+        Welch segment length in seconds (frequency resolution 1 / segment_s).
+
+    Returns
+    -------
+    freqs : ndarray, shape (n_freqs,)
+    psd : ndarray, shape (n_channels, n_freqs)
+        Power spectral density in (unit of data)² / Hz.
+    """
+    if data.ndim != 2:
+        raise ValueError(f"welch_psd expects (n_samples, n_channels), got {data.shape}.")
+    if sfreq <= 0:
+        raise ValueError(f"welch_psd needs a positive sampling rate, got {sfreq}.")
+    nper = int(min(data.shape[0], max(8, round(segment_s * sfreq))))
+    freqs, psd = signal.welch(data, fs=sfreq, nperseg=nper, axis=0, detrend="constant")
+    return freqs, psd.T
+
+
+def band_powers(freqs: np.ndarray, psd: np.ndarray, bands: dict[str, tuple[float, float]] = BANDS
+                ) -> tuple[list[str], np.ndarray]:
+    """Absolute power per band (integral of the PSD), shape (n_channels, n_bands).
+
+    Bands above the highest frequency are left out (their names are not returned).
+    """
+    names, cols = [], []
+    df = float(freqs[1] - freqs[0]) if len(freqs) > 1 else 1.0
+    for name, (lo, hi) in bands.items():
+        if hi > freqs[-1]:
+            continue
+        sel = (freqs >= lo) & (freqs < hi)
+        names.append(name)
+        cols.append(psd[:, sel].sum(axis=1) * df)
+    return names, (np.stack(cols, axis=1) if cols else np.zeros((psd.shape[0], 0)))
+
+
+class SpectrumWidget(QtWidgets.QWidget):
+    """PSD plot (log power) and a relative band-power bar chart of one source.
+
+    Has its own 4 Hz timer (:meth:`start`); tests call :meth:`refresh` directly.
+    """
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None, *, interval_ms: int = 250) -> None:
+        super().__init__(parent)
+        self.source = None
+        self.hidden: set[int] = set()
+        self.max_freq = 60.0
+        self.seconds = 2.0
+        self.updates = 0
+        self.freqs: np.ndarray | None = None
+        self.psd: np.ndarray | None = None
+        self.band_names: list[str] = []
+        self.relative: np.ndarray | None = None
+        self.last_ms = 0.0
+
+        lay = QtWidgets.QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.psd_plot = pg.PlotWidget(background=(18, 18, 22))
+        self.psd_plot.setLogMode(x=False, y=True)
+        self.psd_plot.setLabel("bottom", "frequency", units="Hz")
+        self.psd_plot.setLabel("left", "PSD (µV²/Hz)")
+        self.psd_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.psd_plot.setMouseEnabled(False, False)
+        self.psd_plot.hideButtons()
+        self.bar_plot = pg.PlotWidget(background=(18, 18, 22))
+        self.bar_plot.setLabel("left", "relative power (%)")
+        self.bar_plot.setMouseEnabled(False, False)
+        self.bar_plot.hideButtons()
+        self.bar_plot.setYRange(0, 100, padding=0)
+        self.bars = pg.BarGraphItem(x=[], height=[], width=0.7)
+        self.bar_plot.addItem(self.bars)
+        lay.addWidget(self.psd_plot, 3)
+        lay.addWidget(self.bar_plot, 2)
+        self._curves: list[pg.PlotDataItem] = []
+
+        self.timer = QtCore.QTimer(self)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self.refresh)
+
+    def start(self) -> None:
+        self.timer.start()
+
+    def stop(self) -> None:
+        self.timer.stop()
+
+    def set_source(self, source) -> None:
+        self.source = source
+        self.freqs = self.psd = self.relative = None
+        for c in self._curves:
+            self.psd_plot.removeItem(c)
+        self._curves = []
+
+    def state(self) -> dict:
+        return {"max_freq": self.max_freq}
+
+    def restore(self, state: dict) -> None:
+        try:
+            self.max_freq = float(state.get("max_freq", self.max_freq))
+        except (TypeError, ValueError):
+            pass
+
+    def refresh(self) -> None:
+        """Recompute from the newest ``seconds`` of raw samples and redraw."""
+        src = self.source
+        buf, info = getattr(src, "buffer", None), getattr(src, "info", None)
+        if buf is None or info is None or not info.sfreq or not self.isVisible():
+            return
+        t0 = time.perf_counter()
+        picks = [i for i in info.picks("eeg") if i not in self.hidden] or \
+                [i for i, u in enumerate(info.units) if u == "V" and i not in self.hidden]
+        n = min(buf.capacity, int(self.seconds * info.sfreq))
+        chunk = buf.latest(n)
+        if chunk.n_samples < max(16, int(0.5 * info.sfreq)) or not picks:
+            return
+        data = chunk.data[:, picks] * 1e6  # V -> µV (EEG channels are in volts)
+        freqs, psd = welch_psd(data, info.sfreq)
+        keep = freqs <= min(self.max_freq, info.sfreq / 2)
+        self.freqs, self.psd = freqs[keep], psd[:, keep]
+        names, bp = band_powers(freqs, psd)
+        total = bp.sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rel = np.where(total > 0, 100.0 * bp / total, 0.0).mean(axis=0)
+        self.band_names, self.relative = names, rel
+        self._draw(picks, info)
+        self.updates += 1
+        self.last_ms = 1e3 * (time.perf_counter() - t0)
+
+    def _draw(self, picks: list[int], info) -> None:
+        while len(self._curves) < len(picks):
+            i = len(self._curves)
+            self._curves.append(self.psd_plot.plot(pen=pg.mkPen(pg.intColor(i, hues=max(8, len(picks))), width=1)))
+        while len(self._curves) > len(picks):
+            self.psd_plot.removeItem(self._curves.pop())
+        floor = 1e-6
+        for curve, row in zip(self._curves, self.psd):
+            curve.setData(self.freqs[1:], np.maximum(row[1:], floor))
+        x = np.arange(len(self.band_names))
+        self.bars.setOpts(x=x, height=self.relative, width=0.7,
+                          brushes=[pg.mkBrush(*BAND_COLOURS[i % len(BAND_COLOURS)]) for i in x])
+        self.bar_plot.getAxis("bottom").setTicks([[(int(i), n) for i, n in zip(x, self.band_names)]])
+        self.bar_plot.setXRange(-0.6, max(0.6, len(x) - 0.4), padding=0)
