@@ -117,9 +117,11 @@ class BackgroundCall(QtCore.QObject):
 
     def _run(self) -> None:
         try:
-            result = self._fn()
+            result, error = self._fn(), ""
         except Exception as err:  # surfaced to the GUI as a message, never swallowed
             logger.exception("Background call failed")
-            self.finished.emit(None, f"{type(err).__name__}: {err}")
-            return
-        self.finished.emit(result, "")
+            result, error = None, f"{type(err).__name__}: {err}"
+        try:
+            self.finished.emit(result, error)
+        except RuntimeError:  # the receiver (e.g. a closed dialog) is gone: nobody to tell
+            logger.debug("Background call finished after its owner was deleted")

@@ -513,6 +513,7 @@ class ScopeWidget(QtWidgets.QWidget):
         }
 
     def restore_channels(self, state: dict) -> None:
+        self._ensure_stream()
         if self._info is None or not state:
             return
         idx = {n: i for i, n in enumerate(self._info.ch_names)}
@@ -868,20 +869,13 @@ class ChannelPanel(QtWidgets.QWidget):
             if self.table.rowCount() != n:
                 self.table.setRowCount(n)
             for ch in range(n):
-                show = self.table.item(ch, 0) or QtWidgets.QTableWidgetItem()
-                show.setFlags(QtCore.Qt.ItemFlag.ItemIsUserCheckable | QtCore.Qt.ItemFlag.ItemIsEnabled)
+                show = self._item(ch, 0, checkable=True)
                 show.setCheckState(QtCore.Qt.CheckState.Unchecked if ch in self.scope.hidden
                                    else QtCore.Qt.CheckState.Checked)
-                self.table.setItem(ch, 0, show)
-                name = self.table.item(ch, 1) or QtWidgets.QTableWidgetItem()
-                name.setText(info.ch_names[ch])
-                name.setFlags(QtCore.Qt.ItemFlag.ItemIsEnabled)
-                self.table.setItem(ch, 1, name)
-                bad = self.table.item(ch, 2) or QtWidgets.QTableWidgetItem()
-                bad.setFlags(QtCore.Qt.ItemFlag.ItemIsUserCheckable | QtCore.Qt.ItemFlag.ItemIsEnabled)
+                self._item(ch, 1).setText(info.ch_names[ch])
+                bad = self._item(ch, 2, checkable=True)
                 bad.setCheckState(QtCore.Qt.CheckState.Checked if ch in self.scope.bad
                                   else QtCore.Qt.CheckState.Unchecked)
-                self.table.setItem(ch, 2, bad)
                 spin = self.table.cellWidget(ch, 3)
                 if spin is None:
                     spin = QtWidgets.QDoubleSpinBox()
@@ -896,6 +890,17 @@ class ChannelPanel(QtWidgets.QWidget):
                 spin.blockSignals(False)
         finally:
             self._updating = False
+
+    def _item(self, row: int, col: int, checkable: bool = False) -> QtWidgets.QTableWidgetItem:
+        item = self.table.item(row, col)
+        if item is None:
+            item = QtWidgets.QTableWidgetItem()
+            flags = QtCore.Qt.ItemFlag.ItemIsEnabled
+            if checkable:
+                flags |= QtCore.Qt.ItemFlag.ItemIsUserCheckable
+            item.setFlags(flags)
+            self.table.setItem(row, col, item)
+        return item
 
     def _on_item(self, item: QtWidgets.QTableWidgetItem) -> None:
         if self._updating:
