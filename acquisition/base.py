@@ -136,6 +136,9 @@ class Source(ABC):
         self._callbacks: list[StateCallback] = []
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        #: Notified (``notify_all``) after every write to the buffer; readers that want to react
+        #: to new data at once (the DecoderWorker) wait on it with a timeout.
+        self.new_data = threading.Condition()
         self.last_error: str = ""
         self._reset_variables()
 
@@ -318,6 +321,8 @@ class Source(ABC):
         self._last_ts = float(ts[-1])
         self._last_arrival = time.monotonic()
         self._arrivals.append((self._last_arrival, self.buffer.counter))
+        with self.new_data:
+            self.new_data.notify_all()
         logger.debug("%s: +%d samples (total %d)", self.info.name, n, self.buffer.counter)
         return n
 
@@ -440,6 +445,18 @@ class Source(ABC):
     @property
     def n_samples(self) -> int:
         return 0 if self.buffer is None else self.buffer.counter
+
+    def arrival_time(self, seq: int) -> float | None:
+        """Monotonic time at which sample ``seq`` was written to the buffer.
+
+        Looked up in the record of the last 4096 writes; ``None`` if not (or no longer) known.
+        """
+        found = None
+        for t, counter_after in reversed(self._arrivals):
+            if counter_after <= seq:
+                break
+            found = t
+        return found
 
     def effective_rate(self, seconds: float = 2.0) -> float:
         """Samples received per second of wall time over the last ``seconds`` (0 if unknown).

@@ -128,6 +128,9 @@ class LSLSource(Source):
         max_buflen: int = 360,
         **kwargs,
     ) -> None:
+        # 1 ms polling: liblsl's pull is cheap (~10 us when empty) and latency is what LSL
+        # users care about (bench/bench_lsl_latency.py).
+        kwargs.setdefault("poll_interval", 0.001)
         super().__init__(**kwargs)
         self.predicate = _predicate(name, stream_type, source_id)
         if units not in ("auto", "V", "uV"):

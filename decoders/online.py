@@ -1,0 +1,458 @@
+"""Online decoding: a worker thread that turns the newest EEG window into a Prediction every hop.
+
+The worker reads the source's ring buffer ``since(k)``, runs every new sample through the
+bundle's causal, stateful preprocessing (:class:`~decoders.preprocessing.StreamingFilter` — the
+same code the offline evaluation uses), keeps the filtered signal in its own ring buffer, and at
+every hop boundary (every ``hop`` seconds of signal) predicts on the window that ends there.
+
+Threads
+-------
+``start()`` runs one thread that wakes when the source writes new data (``source.new_data``).
+If inference falls behind, stale windows are skipped and counted: only the newest boundary is
+decoded; acquisition never waits for the worker. ``step()`` does the same work synchronously
+(tests, max-speed replay), and with ``catch_up=True`` decodes every boundary instead of skipping.
+Callbacks run on the worker thread; the GUI re-emits them as queued Qt signals.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from acquisition.base import Source
+from acquisition.ring_buffer import RingBuffer
+from bci_app.errors import ConfigError
+
+from .bundle import Bundle
+from .preprocessing import ChannelMapping
+from .smoothing import DiscriminativeKalmanFilter, DwellCommander, EMASmoother
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One decision of a decoder.
+
+    Attributes
+    ----------
+    window_end : float
+        LSL time of the window's last sample.
+    probabilities : ndarray, shape (n_classes,)
+        Raw class probabilities of this window.
+    classes : tuple of str
+    label : str
+        Class with the highest raw probability (``"unreliable"`` when ``reliable`` is False).
+    seq : int
+        Sequence number (in the source's buffer) one past the window's last input sample.
+    latency : dict
+        Seconds: ``window_ready`` (last sample written → window filtered and cut),
+        ``inference`` (→ model done), ``emitted`` (→ smoothing done, callbacks start),
+        ``total`` (last sample written → emitted).
+    smoothed : ndarray or None
+        EMA-smoothed probabilities.
+    control : float or None
+        Continuous control signal in [-1, 1] (Kalman-filtered, 2-class decoders).
+    command : str or None
+        Discrete command issued by the dwell rule at this window, if any.
+    reliable : bool
+        False for windows holding non-finite samples or spanning a gap / lost samples; their
+        probabilities are not fed to smoothing or commands.
+    reason : str
+        Why a window is unreliable.
+    text : str or None
+        Decoded text (text decoders).
+    """
+
+    window_end: float
+    probabilities: np.ndarray
+    classes: tuple[str, ...]
+    label: str
+    seq: int
+    latency: dict = field(default_factory=dict)
+    smoothed: np.ndarray | None = None
+    control: float | None = None
+    command: str | None = None
+    reliable: bool = True
+    reason: str = ""
+    text: str | None = None
+
+
+PredictionCallback = Callable[[Prediction], None]
+
+
+class DecoderWorker:
+    """Run a model bundle on sliding windows of a connected source.
+
+    Parameters
+    ----------
+    source : Source
+        Connected source (its StreamInfo is checked against the bundle at construction).
+    bundle : Bundle
+        The model and its preprocessing, channels, rate and window length.
+    hop : float
+        Seconds of signal between two predictions (default 0.1).
+    mapping : ChannelMapping | dict | None
+        Explicit map ``{bundle_channel: source_channel}`` when names differ; logged.
+    smoothing : float | None
+        EMA time constant in seconds (None: no smoothing).
+    kalman : bool
+        Compute a Discriminative-Kalman-filtered control signal (2-class bundles).
+    commander : DwellCommander | None
+        Dwell/threshold rule turning smoothed probabilities into commands.
+    alignment_windows : int
+        For bundles trained on Euclidean-aligned data without a user alignment yet: number of
+        non-overlapping windows collected (no labels) to fit the user's alignment first.
+    publish : str | None
+        Name of an LSL stream to publish predictions on (class probabilities + control), plus a
+        ``<name>-commands`` marker stream. None: no LSL output.
+    history : int
+        Number of recent predictions kept in :attr:`history`.
+
+    Raises
+    ------
+    StreamMismatchError
+        When the source lacks channels the bundle needs (without a mapping) or has a rate the
+        bundle's preprocessing cannot turn into the bundle's rate.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        bundle: Bundle,
+        *,
+        hop: float = 0.1,
+        mapping: ChannelMapping | dict[str, str] | None = None,
+        smoothing: float | None = 0.5,
+        kalman: bool = True,
+        commander: DwellCommander | None = None,
+        alignment_windows: int = 20,
+        publish: str | None = None,
+        history: int = 600,
+    ) -> None:
+        if source.info is None or source.buffer is None:
+            raise RuntimeError("DecoderWorker needs a connected source; call source.connect() first.")
+        if hop <= 0:
+            raise ConfigError(f"hop must be > 0 seconds, got {hop}.")
+        self.source = source
+        self.bundle = bundle
+        info = source.info
+        if mapping:
+            logger.info("Channel mapping bundle -> source: %s", dict(
+                mapping.mapping if isinstance(mapping, ChannelMapping) else mapping))
+        self._filter = bundle.streaming_filter(info.sfreq, list(info.ch_names), mapping)
+        self.n_times = bundle.n_times
+        self.hop_samples = max(1, int(round(hop * bundle.sfreq)))
+        self.hop = self.hop_samples / bundle.sfreq
+        self.classes = tuple(bundle.classes)
+        self._fbuf = RingBuffer(self.n_times + 8 * self.hop_samples + 64, len(bundle.channels))
+        # input samples per piece so that one piece never overwrites an unread window
+        ratio = info.sfreq / bundle.sfreq
+        self._piece = max(1, int((self._fbuf.capacity - self.n_times - 2) * ratio) - 2)
+        self.ema = EMASmoother(smoothing) if smoothing is not None else None
+        self.kalman = DiscriminativeKalmanFilter() if kalman and len(self.classes) == 2 else None
+        self.commander = commander
+        self.alignment_windows = int(alignment_windows)
+        self._align_buf: list[np.ndarray] = []
+        self.history: deque[Prediction] = deque(maxlen=history)
+        self._callbacks: list[PredictionCallback] = []
+        self._latencies: deque[float] = deque(maxlen=2000)
+        self._inference_times: deque[float] = deque(maxlen=2000)
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._outlet = None
+        self._cmd_outlet = None
+        self.publish = publish
+        self._reset_variables()
+
+    # ------------------------------------------------------------------ state
+    def _reset_variables(self) -> None:
+        self._k = self.source.buffer.counter  # start with what arrives from now on
+        self._out_count = 0
+        self._next_boundary = self.n_times
+        self._unreliable_until = 0  # output count before which windows are unreliable
+        self._unreliable_reason = ""
+        self._gaps_seen = len(self.source.gaps)
+        self._chunk_map: deque[tuple[int, int, float]] = deque(maxlen=256)  # (out_stop, in_stop, t_last_in)
+        self.n_predictions = 0
+        self.skipped = 0
+        self.lost_samples = 0
+        self.errors = 0
+        self.unreliable = 0
+        self.last_error = ""
+        self._filter.reset()
+
+    @property
+    def aligning(self) -> bool:
+        """True while the worker collects windows to fit the user's alignment."""
+        return self.bundle.needs_alignment and self.bundle.alignment is None
+
+    def add_callback(self, callback: PredictionCallback) -> None:
+        """Call ``callback(prediction)`` for every prediction (on the worker thread)."""
+        self._callbacks.append(callback)
+
+    def remove_callback(self, callback: PredictionCallback) -> None:
+        self._callbacks.remove(callback)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> DecoderWorker:
+        if self._thread is not None:
+            raise RuntimeError("DecoderWorker already running; call stop() first.")
+        if self.publish:
+            self._open_outlets()
+        self._reset_variables()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="decoder", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        with self.source.new_data:
+            self.source.new_data.notify_all()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                logger.error("Decoder thread did not stop within %.1f s", timeout)
+        for out in (self._outlet, self._cmd_outlet):
+            if out is not None:
+                out.close()
+        self._outlet = self._cmd_outlet = None
+
+    def __enter__(self) -> DecoderWorker:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _open_outlets(self) -> None:
+        from acquisition.lsl_outlet import EEGOutlet, MarkerOutlet
+        from acquisition.stream_info import StreamInfo
+
+        names = [*self.classes, "control"]
+        info = StreamInfo(
+            name=self.publish, source_kind="decoder", ch_names=tuple(names),
+            ch_types=("misc",) * len(names), units=("probability",) * len(self.classes) + ("a.u.",),
+            sfreq=0.0, source_id=f"bci_app-predictions-{self.publish}",
+        )
+        self._outlet = EEGOutlet(info, stream_type="Predictions", channel_format="float32")
+        self._cmd_outlet = MarkerOutlet(f"{self.publish}-commands")
+
+    def _run(self) -> None:
+        cond = self.source.new_data
+        while not self._stop.is_set():
+            with cond:
+                if self.source.buffer.counter == self._k:
+                    cond.wait(timeout=0.05)
+            if self._stop.is_set():
+                break
+            try:
+                self.step(catch_up=False)
+            except Exception as err:  # never die silently: count, log, keep going
+                self.errors += 1
+                self.last_error = f"{type(err).__name__}: {err}"
+                logger.exception("Decoder step failed")
+                self._stop.wait(0.05)
+
+    # ------------------------------------------------------------------ work
+    def step(self, catch_up: bool = True) -> list[Prediction]:
+        """Process everything new in the source buffer; predict at hop boundaries.
+
+        Parameters
+        ----------
+        catch_up : bool
+            True: decode every boundary reached (offline-equivalent replay). False: decode only
+            the newest boundary and count the others as skipped (real time).
+
+        Returns
+        -------
+        list of Prediction
+            The predictions emitted by this call (empty while aligning).
+        """
+        out: list[Prediction] = []
+        newest: int | None = None
+        while True:
+            target = self.source.buffer.counter
+            reached = self._consume(self.source.buffer.since(self._k, max_samples=self._piece))
+            if reached:
+                if catch_up:
+                    for b in reached:
+                        pred = self._predict_at(b)
+                        if pred is not None:
+                            out.append(pred)
+                else:
+                    self.skipped += len(reached) - (1 if newest is None else 0)
+                    newest = reached[-1]
+            if self._k >= target:
+                break
+        if newest is not None:
+            pred = self._predict_at(newest)
+            if pred is not None:
+                out.append(pred)
+        return out
+
+    def _consume(self, chunk) -> list[int]:
+        """Filter one chunk into the window buffer; return the hop boundaries it completed."""
+        if chunk.lost:
+            self.lost_samples += chunk.lost
+            self._filter.reset()
+            self._mark_unreliable(f"{chunk.lost} samples lost (decoder fell behind)")
+        if len(self.source.gaps) != self._gaps_seen:
+            self._gaps_seen = len(self.source.gaps)
+            self._mark_unreliable("gap in the signal")
+        self._k = chunk.stop
+        if chunk.n_samples == 0:
+            return []
+        data = chunk.data
+        finite = np.isfinite(data)
+        if not finite.all():
+            data = np.where(finite, data, 0.0)  # keep the IIR state finite
+            self._mark_unreliable("non-finite samples (NaN/inf) in the window",
+                                  extra=self.n_times)
+        filtered = self._filter.process(data)
+        n_out = filtered.shape[0]
+        if n_out:
+            self._fbuf.write(filtered, self._output_times(chunk, n_out))
+            self._out_count += n_out
+            t_last = self.source.arrival_time(chunk.stop - 1)
+            self._chunk_map.append((self._out_count, chunk.stop,
+                                    t_last if t_last is not None else time.monotonic()))
+        reached = []
+        while self._next_boundary <= self._out_count:
+            reached.append(self._next_boundary)
+            self._next_boundary += self.hop_samples
+        return reached
+
+    def _output_times(self, chunk, n_out: int) -> np.ndarray:
+        if n_out == chunk.n_samples:
+            return chunk.timestamps
+        # resampled: spread the outputs over the chunk's time span at the output rate
+        return chunk.timestamps[-1] - (n_out - 1 - np.arange(n_out)) / self.bundle.sfreq
+
+    def _mark_unreliable(self, reason: str, extra: int = 0) -> None:
+        self._unreliable_until = max(self._unreliable_until,
+                                     self._out_count + self.n_times + extra)
+        self._unreliable_reason = reason
+
+    def _predict_at(self, boundary: int) -> Prediction | None:
+        win = self._fbuf.since(boundary - self.n_times, max_samples=self.n_times)
+        if win.n_samples != self.n_times:
+            return None
+        t_arr = next((t for out_stop, _, t in self._chunk_map if out_stop >= boundary),
+                     time.monotonic())
+        in_stop = next((i for out_stop, i, _ in self._chunk_map if out_stop >= boundary),
+                       self._k)
+        x = win.data.T  # (n_chans, n_times)
+        if self.aligning:
+            if boundary % self.n_times < self.hop_samples:  # ~non-overlapping windows
+                self._align_buf.append(x)
+                if len(self._align_buf) >= self.alignment_windows:
+                    self.bundle.fit_alignment(np.stack(self._align_buf))
+                    logger.info("Fitted the user's Euclidean alignment on %d windows",
+                                len(self._align_buf))
+                    self._align_buf = []
+            return None
+        t_ready = time.monotonic()
+        reliable = boundary > self._unreliable_until
+        probs = np.asarray(self.bundle.predict_proba(x), dtype=float)
+        t_inf = time.monotonic()
+        smoothed = control = command = None
+        if reliable:
+            if self.ema is not None:
+                smoothed = self.ema.update(probs, win.timestamps[-1])
+            if self.kalman is not None:
+                control = self.kalman.update_from_proba(smoothed if smoothed is not None else probs)
+            if self.commander is not None:
+                cmd = self.commander.update(smoothed if smoothed is not None else probs,
+                                            win.timestamps[-1])
+                command = cmd.label if cmd else None
+        else:
+            self.unreliable += 1
+        label = self.classes[int(np.argmax(probs))] if reliable else "unreliable"
+        t_emit = time.monotonic()
+        latency = {"window_ready": t_ready - t_arr, "inference": t_inf - t_ready,
+                   "emitted": t_emit - t_inf, "total": t_emit - t_arr}
+        pred = Prediction(
+            window_end=float(win.timestamps[-1]), probabilities=probs, classes=self.classes,
+            label=label, seq=int(in_stop), latency=latency, smoothed=smoothed, control=control,
+            command=command, reliable=reliable,
+            reason="" if reliable else self._unreliable_reason,
+        )
+        self.n_predictions += 1
+        self._latencies.append(latency["total"])
+        self._inference_times.append(latency["inference"])
+        self.history.append(pred)
+        self._emit(pred)
+        return pred
+
+    def _emit(self, pred: Prediction) -> None:
+        if self._outlet is not None:
+            row = np.r_[pred.probabilities, pred.control if pred.control is not None else np.nan]
+            self._outlet.push_chunk(row[None, :].astype(np.float64) / self._outlet.scale,
+                                    [pred.window_end])
+            if pred.command and self._cmd_outlet is not None:
+                self._cmd_outlet.push(pred.command, pred.window_end)
+        for cb in list(self._callbacks):
+            try:
+                cb(pred)
+            except Exception:
+                logger.exception("Prediction callback %r failed", cb)
+
+    # ------------------------------------------------------------------ statistics
+    def stats(self) -> dict:
+        """Counters and latency percentiles (seconds) over the last 2000 predictions."""
+        lat = np.asarray(self._latencies) if self._latencies else np.zeros(0)
+        inf = np.asarray(self._inference_times) if self._inference_times else np.zeros(0)
+
+        def p(a, q):
+            return float(np.percentile(a, q)) if a.size else float("nan")
+
+        return {
+            "predictions": self.n_predictions, "skipped": self.skipped, "errors": self.errors,
+            "unreliable": self.unreliable, "lost_samples": self.lost_samples,
+            "latency_p50": p(lat, 50), "latency_p99": p(lat, 99),
+            "inference_p50": p(inf, 50), "inference_p99": p(inf, 99),
+            "aligning": self.aligning,
+        }
+
+
+def offline_window_predictions(
+    data: np.ndarray, sfreq: float, ch_names: list[str], bundle: Bundle, hop: float = 0.1,
+    mapping: ChannelMapping | dict[str, str] | None = None, batch: int = 256,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The offline reference of what :class:`DecoderWorker` computes on a replay.
+
+    Filters the whole continuous signal causally (``Preprocessor.process_offline``, the same
+    StreamingFilter code), cuts the windows ending at every hop boundary, and predicts them in
+    batches.
+
+    Parameters
+    ----------
+    data : ndarray, shape (n_samples, n_channels)
+        Continuous signal from the first sample the worker would see.
+
+    Returns
+    -------
+    ends : ndarray of int, shape (n_windows,)
+        Output-sample index one past each window's last sample.
+    probabilities : ndarray, shape (n_windows, n_classes)
+    """
+    filt = bundle.streaming_filter(sfreq, list(ch_names), mapping)
+    out = filt.process(np.asarray(data, dtype=float))
+    n_times = bundle.n_times
+    hop_samples = max(1, int(round(hop * bundle.sfreq)))
+    ends = np.arange(n_times, out.shape[0] + 1, hop_samples)
+    probs = []
+    for i in range(0, len(ends), batch):
+        sel = ends[i:i + batch]
+        X = np.stack([out[e - n_times:e].T for e in sel])
+        probs.append(np.asarray(bundle.predict_proba(X)))
+    return ends, (np.concatenate(probs) if probs else np.zeros((0, len(bundle.classes))))
