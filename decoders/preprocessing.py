@@ -51,6 +51,16 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 # Channel mapping
 # --------------------------------------------------------------------------------------------
+def _normalize_label(name: str) -> str:
+    """Lower-case label without padding dots/spaces and a leading ``EEG`` / trailing ``-REF``."""
+    n = name.strip().lower().rstrip(".").strip()
+    if n.startswith("eeg ") or n.startswith("eeg-"):
+        n = n[4:]
+    if n.endswith("-ref"):
+        n = n[:-4]
+    return n.replace(" ", "").replace(".", "")
+
+
 @dataclass(frozen=True)
 class ChannelMapping:
     """Explicit map from the channels a consumer needs to the channels a source provides.
@@ -81,8 +91,10 @@ class ChannelMapping:
         avail = list(available)
         exact = {name: i for i, name in enumerate(avail)}
         lower: dict[str, int] = {}
+        normalized: dict[str, int] = {}
         for i, name in enumerate(avail):
             lower.setdefault(name.lower(), i)
+            normalized.setdefault(_normalize_label(name), i)
         out, missing = [], []
         for ch in needed:
             src = self.mapping.get(ch, ch)
@@ -90,6 +102,12 @@ class ChannelMapping:
                 out.append(exact[src])
             elif src.lower() in lower:
                 out.append(lower[src.lower()])
+            elif _normalize_label(src) in normalized:
+                # same electrode, other spelling (EDF padding such as PhysioNet's "Fc5.")
+                i = normalized[_normalize_label(src)]
+                logger.info("Channel %s matched to source channel %r by normalized label", ch,
+                            avail[i])
+                out.append(i)
             else:
                 missing.append(ch if src == ch else f"{ch} (mapped to {src!r})")
         if missing:
