@@ -64,8 +64,13 @@ logger = logging.getLogger(__name__)
 DETAILS_SUFFIX = "-details"
 DETAILS_TYPE = "MarkerDetails"
 
-_UNITS_LSL = {"V": "volts", "mV": "millivolts", "uV": "microvolts", "µV": "microvolts",
-              "nV": "nanovolts"}
+_UNITS_LSL = {
+    "V": "volts",
+    "mV": "millivolts",
+    "uV": "microvolts",
+    "µV": "microvolts",
+    "nV": "nanovolts",
+}
 
 
 class RecorderState(str, Enum):
@@ -102,9 +107,19 @@ def _el(parent: ET.Element, tag: str, text: object = None) -> ET.Element:
     return e
 
 
-def stream_header(name: str, stream_type: str, ch_names, ch_types, units, sfreq: float,
-                  fmt: str, source_id: str, *, extra_desc: dict | None = None,
-                  can_drop_samples: bool = False) -> ET.Element:
+def stream_header(
+    name: str,
+    stream_type: str,
+    ch_names,
+    ch_types,
+    units,
+    sfreq: float,
+    fmt: str,
+    source_id: str,
+    *,
+    extra_desc: dict | None = None,
+    can_drop_samples: bool = False,
+) -> ET.Element:
     """LSL-style ``<info>`` element of a stream (what LabRecorder writes as StreamHeader)."""
     info = ET.Element("info")
     _el(info, "name", name)
@@ -143,8 +158,15 @@ class RecordedStream:
     written by the recorder thread.
     """
 
-    def __init__(self, name: str, stream_type: str, ch_names: tuple[str, ...], sfreq: float,
-                 fmt: str, header: ET.Element) -> None:
+    def __init__(
+        self,
+        name: str,
+        stream_type: str,
+        ch_names: tuple[str, ...],
+        sfreq: float,
+        fmt: str,
+        header: ET.Element,
+    ) -> None:
         self.name = name
         self.stream_type = stream_type
         self.ch_names = ch_names
@@ -164,12 +186,16 @@ class RecordedStream:
         if self.fmt == "string":
             row = [str(v) for v in (values if isinstance(values, (list, tuple)) else [values])]
             if len(row) != self.n_channels:
-                raise ValueError(f"Stream {self.name!r} expects {self.n_channels} values, got {len(row)}.")
+                raise ValueError(
+                    f"Stream {self.name!r} expects {self.n_channels} values, got {len(row)}."
+                )
             self._queue.append((np.array([float(timestamp)]), [row]))
         else:
             v = np.asarray(values, dtype=FORMATS[self.fmt]).reshape(1, -1)
             if v.shape[1] != self.n_channels:
-                raise ValueError(f"Stream {self.name!r} expects {self.n_channels} values, got {v.shape[1]}.")
+                raise ValueError(
+                    f"Stream {self.name!r} expects {self.n_channels} values, got {v.shape[1]}."
+                )
             self._queue.append((np.array([float(timestamp)]), v))
         self.n_pushed += 1
 
@@ -179,12 +205,16 @@ class RecordedStream:
         if self.fmt == "string":
             rows = [[str(x) for x in r] for r in values]
             if len(rows) != ts.size or any(len(r) != self.n_channels for r in rows):
-                raise ValueError(f"Stream {self.name!r}: need {ts.size} rows of {self.n_channels} strings.")
+                raise ValueError(
+                    f"Stream {self.name!r}: need {ts.size} rows of {self.n_channels} strings."
+                )
             self._queue.append((ts, rows))
         else:
             v = np.asarray(values, dtype=FORMATS[self.fmt]).reshape(ts.size, -1)
             if v.shape[1] != self.n_channels:
-                raise ValueError(f"Stream {self.name!r} expects {self.n_channels} channels, got {v.shape[1]}.")
+                raise ValueError(
+                    f"Stream {self.name!r} expects {self.n_channels} channels, got {v.shape[1]}."
+                )
             self._queue.append((ts, v.copy()))
         self.n_pushed += ts.size
 
@@ -210,8 +240,14 @@ class _MarkerEntry:
 
 
 class _SignalEntry:
-    def __init__(self, source, info: StreamInfo | None, buffer: RingBuffer | None,
-                 name: str | None, markers: _MarkerEntry | None) -> None:
+    def __init__(
+        self,
+        source,
+        info: StreamInfo | None,
+        buffer: RingBuffer | None,
+        name: str | None,
+        markers: _MarkerEntry | None,
+    ) -> None:
         self.source = source
         self.info = info
         self.buffer = buffer
@@ -269,11 +305,19 @@ class Recorder:
     >>> rec.start(); ...; rec.stop()                                        # doctest: +SKIP
     """
 
-    def __init__(self, path: str | os.PathLike, *, session_meta: dict | None = None,
-                 poll_interval: float = 0.25, fsync_interval: float = 0.5,
-                 offset_interval: float = 5.0, boundary_interval: float = 5.0,
-                 history: bool = False, overwrite: bool = False,
-                 byte_quota: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        session_meta: dict | None = None,
+        poll_interval: float = 0.25,
+        fsync_interval: float = 0.5,
+        offset_interval: float = 5.0,
+        boundary_interval: float = 5.0,
+        history: bool = False,
+        overwrite: bool = False,
+        byte_quota: int | None = None,
+    ) -> None:
         if not 0 < poll_interval <= 1.0:
             raise ValueError(f"poll_interval must be in (0, 1] seconds, got {poll_interval}.")
         if not 0 < fsync_interval <= 1.0:
@@ -323,12 +367,14 @@ class Recorder:
             mk = None
             if markers:
                 base = name or (source.info.name if source.info is not None else None)
-                mk = self._new_marker_entry(source.markers, f"{base}-markers" if base else None,
-                                            "Markers")
+                mk = self._new_marker_entry(
+                    source.markers, f"{base}-markers" if base else None, "Markers"
+                )
             self._signals.append(_SignalEntry(source, None, None, name, mk))
 
-    def add_buffer(self, info: StreamInfo, buffer: RingBuffer, *,
-                   marker_log: MarkerLog | None = None) -> None:
+    def add_buffer(
+        self, info: StreamInfo, buffer: RingBuffer, *, marker_log: MarkerLog | None = None
+    ) -> None:
         """Record a bare ring buffer described by ``info`` (and optionally a marker log)."""
         if buffer.n_channels != info.n_channels:
             raise ValueError(
@@ -359,9 +405,18 @@ class Recorder:
         self._marker_entries.append(entry)
         return entry
 
-    def add_stream(self, name: str, stream_type: str, ch_names, sfreq: float = 0.0,
-                   fmt: str = "float32", *, units=None, ch_types=None,
-                   meta: dict | None = None) -> RecordedStream:
+    def add_stream(
+        self,
+        name: str,
+        stream_type: str,
+        ch_names,
+        sfreq: float = 0.0,
+        fmt: str = "float32",
+        *,
+        units=None,
+        ch_types=None,
+        meta: dict | None = None,
+    ) -> RecordedStream:
         """Add a stream whose samples are pushed by the caller (e.g. predictions).
 
         Parameters
@@ -387,8 +442,15 @@ class Recorder:
             raise ValueError(f"Stream {name!r} needs at least one channel name.")
         n = len(ch_names)
         header = stream_header(
-            name, stream_type, ch_names, ch_types or ["MISC"] * n, units or [""] * n, sfreq, fmt,
-            f"bci_app:{name}", extra_desc={"role": "pushed", **(meta or {})},
+            name,
+            stream_type,
+            ch_names,
+            ch_types or ["MISC"] * n,
+            units or [""] * n,
+            sfreq,
+            fmt,
+            f"bci_app:{name}",
+            extra_desc={"role": "pushed", **(meta or {})},
         )
         rs = RecordedStream(name, stream_type, ch_names, float(sfreq), fmt, header)
         with self._lock:
@@ -435,7 +497,9 @@ class Recorder:
                 "bytes": self.bytes_written,
                 "signals": {
                     (e.current()[0].name if e.current()[0] else "?"): {
-                        "samples": e.n_written, "lost": e.lost, "first_sample": e.first_k,
+                        "samples": e.n_written,
+                        "lost": e.lost,
+                        "first_sample": e.first_k,
                     }
                     for e in self._signals
                 },
@@ -473,10 +537,16 @@ class Recorder:
             Already started.
         """
         if self._state != RecorderState.IDLE:
-            raise RuntimeError(f"Recorder for {self.path} was already started (state {self._state.value}).")
+            raise RuntimeError(
+                f"Recorder for {self.path} was already started (state {self._state.value})."
+            )
         self.started_at = _lsl_clock()
-        self._writer = XDFWriter(self.path, file_header=self._file_header(),
-                                 overwrite=self.overwrite, byte_quota=self.byte_quota)
+        self._writer = XDFWriter(
+            self.path,
+            file_header=self._file_header(),
+            overwrite=self.overwrite,
+            byte_quota=self.byte_quota,
+        )
         with self._lock:
             for m in self._marker_entries:
                 if m.k < 0:
@@ -490,8 +560,9 @@ class Recorder:
         except RecordingError as err:
             self._failed(err)
             return self
-        self._thread = threading.Thread(target=self._run, name=f"recorder-{self.path.name}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"recorder-{self.path.name}", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -503,7 +574,9 @@ class Recorder:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
             if thread.is_alive():
-                logger.error("Recorder thread for %s did not stop within %.1f s", self.path, timeout)
+                logger.error(
+                    "Recorder thread for %s did not stop within %.1f s", self.path, timeout
+                )
                 return self.path
         if self._state == RecorderState.RECORDING:
             self._finish()
@@ -556,10 +629,12 @@ class Recorder:
                 return
             except Exception as err:  # never die silently
                 logger.exception("Recorder for %s failed", self.path)
-                self._failed(RecordingError(
-                    f"Recording to {self.path} stopped after an internal error: {err!r}. "
-                    "The file so far is readable; please report this bug."
-                ))
+                self._failed(
+                    RecordingError(
+                        f"Recording to {self.path} stopped after an internal error: {err!r}. "
+                        "The file so far is readable; please report this bug."
+                    )
+                )
                 return
         if self._state == RecorderState.RECORDING:
             self._finish()
@@ -663,20 +738,30 @@ class Recorder:
                 self._gap_marker(e, start, max(0.0, chunk.timestamps[0] - start), 0, "restart")
         if chunk.lost:
             e.lost += chunk.lost
-            start = (e.last_ts + period) if e.last_ts is not None else (
-                chunk.timestamps[0] - chunk.lost * period)
-            self._gap_marker(e, start, max(0.0, chunk.timestamps[0] - start), chunk.lost,
-                             "recorder_overrun")
+            start = (
+                (e.last_ts + period)
+                if e.last_ts is not None
+                else (chunk.timestamps[0] - chunk.lost * period)
+            )
+            self._gap_marker(
+                e, start, max(0.0, chunk.timestamps[0] - start), chunk.lost, "recorder_overrun"
+            )
             logger.warning("Recorder fell behind %s: %d samples lost", e.info.name, chunk.lost)
         w.write_samples(e.stream_id, chunk.timestamps, chunk.data)
         e.k = chunk.stop
         e.n_written += chunk.n_samples
         e.last_ts = float(chunk.timestamps[-1])
 
-    def _gap_marker(self, e: _SignalEntry, start: float, duration: float, missing: int,
-                    reason: str) -> None:
-        m = Marker(float(start), GAP_LABEL, float(duration), "recorder",
-                   {"samples_missing": int(missing), "reason": reason})
+    def _gap_marker(
+        self, e: _SignalEntry, start: float, duration: float, missing: int, reason: str
+    ) -> None:
+        m = Marker(
+            float(start),
+            GAP_LABEL,
+            float(duration),
+            "recorder",
+            {"samples_missing": int(missing), "reason": reason},
+        )
         if e.markers is not None:
             e.markers.own.append(m)
         else:  # no marker stream for this source: make one for the recorder's markers
@@ -688,12 +773,23 @@ class Recorder:
 
     @staticmethod
     def _signal_header(info: StreamInfo, buf: RingBuffer, name: str | None) -> ET.Element:
-        stype = str(info.metadata.get("lsl_type") or ("EEG" if "eeg" in info.ch_types else "Signal"))
+        stype = str(
+            info.metadata.get("lsl_type") or ("EEG" if "eeg" in info.ch_types else "Signal")
+        )
         return stream_header(
-            name or info.name, stype, info.ch_names, info.ch_types, info.units, info.sfreq,
-            xdf_format(buf.dtype), info.source_id,
-            extra_desc={"role": "signal", "source_kind": info.source_kind,
-                        "stream_info": info.to_dict()},
+            name or info.name,
+            stype,
+            info.ch_names,
+            info.ch_types,
+            info.units,
+            info.sfreq,
+            xdf_format(buf.dtype),
+            info.source_id,
+            extra_desc={
+                "role": "signal",
+                "source_kind": info.source_kind,
+                "stream_info": info.to_dict(),
+            },
             can_drop_samples=True,
         )
 
@@ -702,18 +798,36 @@ class Recorder:
             if not m.name:
                 return  # its source is not connected yet (name unknown)
             m.stream_id = self._new_id()
-            w.add_stream(m.stream_id, stream_header(
-                m.name, m.stream_type, ["label"], ["MISC"], [""], 0.0, "string",
-                f"bci_app:{m.name}",
-                extra_desc={"role": "markers", "details_stream": f"{m.name}{DETAILS_SUFFIX}"},
-            ))
+            w.add_stream(
+                m.stream_id,
+                stream_header(
+                    m.name,
+                    m.stream_type,
+                    ["label"],
+                    ["MISC"],
+                    [""],
+                    0.0,
+                    "string",
+                    f"bci_app:{m.name}",
+                    extra_desc={"role": "markers", "details_stream": f"{m.name}{DETAILS_SUFFIX}"},
+                ),
+            )
             self._initial_offsets(w, m.stream_id)
             m.details_id = self._new_id()
-            w.add_stream(m.details_id, stream_header(
-                f"{m.name}{DETAILS_SUFFIX}", DETAILS_TYPE, ["details"], ["MISC"], [""], 0.0,
-                "string", f"bci_app:{m.name}{DETAILS_SUFFIX}",
-                extra_desc={"role": "marker_details", "markers_stream": m.name},
-            ))
+            w.add_stream(
+                m.details_id,
+                stream_header(
+                    f"{m.name}{DETAILS_SUFFIX}",
+                    DETAILS_TYPE,
+                    ["details"],
+                    ["MISC"],
+                    [""],
+                    0.0,
+                    "string",
+                    f"bci_app:{m.name}{DETAILS_SUFFIX}",
+                    extra_desc={"role": "marker_details", "markers_stream": m.name},
+                ),
+            )
             self._initial_offsets(w, m.details_id)
         if m.k < 0:
             m.k = m.log.counter
@@ -740,8 +854,10 @@ def marker_details(m: Marker) -> str:
     return _json(d) if d else "{}"
 
 
-def default_recording_path(prefix: str = "session", folder: str | os.PathLike | None = None) -> Path:
-    """``recordings/<prefix>_YYYYmmdd-HHMMSS.xdf`` (UTC) under :func:`bci_app.config.recordings_dir`."""
+def default_recording_path(
+    prefix: str = "session", folder: str | os.PathLike | None = None
+) -> Path:
+    """``<folder>/<prefix>_YYYYmmdd-HHMMSS.xdf`` (UTC); folder defaults to ``recordings_dir()``."""
     if folder is None:
         from bci_app.config import recordings_dir
 

@@ -114,8 +114,9 @@ def _fmt_float(x: float) -> str:
     return repr(float(x))
 
 
-def encode_numeric_samples(stream_id: int, timestamps: np.ndarray, data: np.ndarray,
-                           dtype: np.dtype) -> bytes:
+def encode_numeric_samples(
+    stream_id: int, timestamps: np.ndarray, data: np.ndarray, dtype: np.dtype
+) -> bytes:
     """Samples chunk (tag 3) for numeric data, every sample with its 8-byte timestamp."""
     n, c = data.shape
     rec = np.dtype([("nb", "u1"), ("t", "<f8"), ("v", dtype, (c,))])  # packed, no padding
@@ -146,8 +147,13 @@ def encode_boundary() -> bytes:
     return _chunk(TAG_BOUNDARY, BOUNDARY_SIGNATURE)
 
 
-def encode_footer(stream_id: int, first: float | None, last: float | None, count: int,
-                  offsets: list[tuple[float, float]]) -> bytes:
+def encode_footer(
+    stream_id: int,
+    first: float | None,
+    last: float | None,
+    count: int,
+    offsets: list[tuple[float, float]],
+) -> bytes:
     root = ET.Element("info")
     _el(root, "first_timestamp", _fmt_float(first) if first is not None else "0")
     _el(root, "last_timestamp", _fmt_float(last) if last is not None else "0")
@@ -198,8 +204,14 @@ class XDFWriter:
         (the write is cut at the quota, then ``ENOSPC`` is raised, as a real full disk does).
     """
 
-    def __init__(self, path: str | os.PathLike, *, file_header: ET.Element | None = None,
-                 overwrite: bool = False, byte_quota: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        file_header: ET.Element | None = None,
+        overwrite: bool = False,
+        byte_quota: int | None = None,
+    ) -> None:
         self.path = Path(path)
         self.byte_quota = byte_quota
         self._streams: dict[int, _StreamState] = {}
@@ -255,7 +267,9 @@ class XDFWriter:
     # ------------------------------------------------------------------ chunks
     def _append(self, b: bytes) -> None:
         if self._fd is None:
-            raise RecordingError(f"XDF writer for {self.path} is closed; no more data can be added.")
+            raise RecordingError(
+                f"XDF writer for {self.path} is closed; no more data can be added."
+            )
         self._pending.append(b)
         self._pending_bytes += len(b)
 
@@ -530,8 +544,9 @@ def _scan_samples(buf: memoryview, pos: int, end: int, st: _ScanStream) -> None:
         sb = st.nchns * dtype.itemsize
         # fast path: every sample carries its 8-byte timestamp (what XDFWriter writes)
         if end - pos == n * (9 + sb):
-            rec = np.frombuffer(buf[pos:end], dtype=np.dtype([("nb", "u1"), ("t", "<f8"),
-                                                              ("v", "u1", (sb,))]))
+            rec = np.frombuffer(
+                buf[pos:end], dtype=np.dtype([("nb", "u1"), ("t", "<f8"), ("v", "u1", (sb,))])
+            )
             ok = bool(np.all(rec["nb"] == 8))
             if ok and n:
                 st.first = float(rec["t"][0]) if st.first is None else st.first
@@ -635,8 +650,11 @@ def _scan(path: Path, raw, size: int) -> XDFScan:
                         raise _Torn(f"stream header with unknown channel_format {fmt!r}")
                     srate = float(info.findtext("nominal_srate") or 0)
                     streams[sid] = _ScanStream(
-                        sid, info.findtext("name") or "", int(info.findtext("channel_count")),
-                        fmt, 1.0 / srate if srate > 0 else 0.0,
+                        sid,
+                        info.findtext("name") or "",
+                        int(info.findtext("channel_count")),
+                        fmt,
+                        1.0 / srate if srate > 0 else 0.0,
                     )
                 elif sid not in streams:
                     raise _Torn(f"chunk for stream {sid} before its header")
@@ -707,7 +725,8 @@ def repair_xdf(path: str | os.PathLike, out: str | os.PathLike | None = None) ->
     if missing:
         tail = encode_boundary() + b"".join(
             encode_footer(sid, s.first, s.last_ts if s.count else None, s.count, s.offsets)
-            for sid, s in scan.streams.items() if not s.has_footer
+            for sid, s in scan.streams.items()
+            if not s.has_footer
         )
     if not scan.torn_bytes and not tail and out is None:
         return target
@@ -717,6 +736,11 @@ def repair_xdf(path: str | os.PathLike, out: str | os.PathLike | None = None) ->
         f.write(tail)
         f.flush()
         os.fsync(f.fileno())
-    logger.info("Repaired %s: kept %d bytes, cut %d, added %d footers", target, scan.valid_end,
-                scan.torn_bytes, len(missing))
+    logger.info(
+        "Repaired %s: kept %d bytes, cut %d, added %d footers",
+        target,
+        scan.valid_end,
+        scan.torn_bytes,
+        len(missing),
+    )
     return target

@@ -36,26 +36,70 @@ SKIP_ANNOTATION = "BAD_ACQ_SKIP"
 EXPORT_FORMATS = ("fif", "edf", "bids")
 
 _VOLT_SCALE = {
-    "v": 1.0, "volt": 1.0, "volts": 1.0,
-    "mv": 1e-3, "millivolt": 1e-3, "millivolts": 1e-3,
-    "uv": 1e-6, "µv": 1e-6, "μv": 1e-6, "microvolt": 1e-6, "microvolts": 1e-6,
-    "nv": 1e-9, "nanovolt": 1e-9, "nanovolts": 1e-9,
+    "v": 1.0,
+    "volt": 1.0,
+    "volts": 1.0,
+    "mv": 1e-3,
+    "millivolt": 1e-3,
+    "millivolts": 1e-3,
+    "uv": 1e-6,
+    "µv": 1e-6,
+    "μv": 1e-6,
+    "microvolt": 1e-6,
+    "microvolts": 1e-6,
+    "nv": 1e-9,
+    "nanovolt": 1e-9,
+    "nanovolts": 1e-9,
 }
-_MNE_TYPES = {"eeg", "eog", "emg", "ecg", "misc", "stim", "resp", "bio", "ref_meg", "seeg",
-              "ecog", "dbs", "fnirs_cw_amplitude", "gsr", "temperature", "syst", "chpi"}
-_TYPE_ALIASES = {"exg": "eeg", "trigger": "stim", "trg": "stim", "markers": "stim",
-                 "aux": "misc", "accel": "misc", "acc": "misc", "counter": "misc", "gyro": "misc"}
+_MNE_TYPES = {
+    "eeg",
+    "eog",
+    "emg",
+    "ecg",
+    "misc",
+    "stim",
+    "resp",
+    "bio",
+    "ref_meg",
+    "seeg",
+    "ecog",
+    "dbs",
+    "fnirs_cw_amplitude",
+    "gsr",
+    "temperature",
+    "syst",
+    "chpi",
+}
+_TYPE_ALIASES = {
+    "exg": "eeg",
+    "trigger": "stim",
+    "trg": "stim",
+    "markers": "stim",
+    "aux": "misc",
+    "accel": "misc",
+    "acc": "misc",
+    "counter": "misc",
+    "gyro": "misc",
+}
 _BIOSIGNAL = {"eeg", "eog", "emg", "ecg", "seeg", "ecog"}
 
 
 # ---------------------------------------------------------------------------- wiring
-def attach_recorder(session, path: str | os.PathLike | None = None, *, subject: str = "anonymous",
-                    settings: dict | None = None, model_bundle: str | None = None,
-                    prefix: str | None = None, **meta):
+def attach_recorder(
+    session,
+    path: str | os.PathLike | None = None,
+    *,
+    subject: str = "anonymous",
+    settings: dict | None = None,
+    model_bundle: str | None = None,
+    prefix: str | None = None,
+    **meta,
+):
     """Create a :class:`~acquisition.recorder.Recorder` for ``session`` and add it as a component.
 
     Records the session's source (EEG + its marker log). The session starts and stops it.
-    ``path`` ``None`` or ``""`` gives ``recordings/<prefix or subject>_<UTC time>.xdf``.
+    ``path`` ``None`` or ``""`` gives ``recordings/<prefix or subject>_<UTC time>.xdf``; an
+    existing folder (or a path ending in ``/``) gets that file name inside it.
     Adds a ``rec`` entry to the session's status line. Returns the recorder (e.g. to
     ``add_stream`` the predictions or ``add_marker_log`` the cue generator).
     """
@@ -65,8 +109,15 @@ def attach_recorder(session, path: str | os.PathLike | None = None, *, subject: 
 
     if not path:
         path = default_recording_path(prefix or subject or "session")
-    session_meta = {"subject": subject, "app_version": __version__,
-                    "model_bundle": model_bundle or "", "settings": settings or {}, **meta}
+    elif Path(path).is_dir() or str(path).endswith(("/", os.sep)):
+        path = default_recording_path(prefix or subject or "session", folder=path)
+    session_meta = {
+        "subject": subject,
+        "app_version": __version__,
+        "model_bundle": model_bundle or "",
+        "settings": settings or {},
+        **meta,
+    }
     rec = Recorder(path, session_meta=session_meta)
     rec.add_source(session.source)
     session.add_component(rec)
@@ -227,8 +278,13 @@ def _channels(s: dict, n_ch: int, path: Path) -> tuple[list[str], list[str], np.
     lst = list(lst) if isinstance(lst, list) else []
     if len(lst) != n_ch:
         if lst:
-            logger.warning("%s: stream %s describes %d channels but has %d; ignoring the labels",
-                           path.name, _stream_name(s), len(lst), n_ch)
+            logger.warning(
+                "%s: stream %s describes %d channels but has %d; ignoring the labels",
+                path.name,
+                _stream_name(s),
+                len(lst),
+                n_ch,
+            )
         lst = [{} for _ in range(n_ch)]
     names, types, scale, assumed = [], [], np.ones(n_ch), 0
     for j, ch in enumerate(lst):
@@ -242,8 +298,12 @@ def _channels(s: dict, n_ch: int, path: Path) -> tuple[list[str], list[str], np.
         names.append(str(label))
         types.append(ctype)
     if assumed:
-        logger.info("%s: %d channel(s) of %s without unit; assumed microvolts (LSL convention)",
-                    path.name, assumed, _stream_name(s))
+        logger.info(
+            "%s: %d channel(s) of %s without unit; assumed microvolts (LSL convention)",
+            path.name,
+            assumed,
+            _stream_name(s),
+        )
     seen: dict[str, int] = {}
     for i, nm in enumerate(names):  # MNE needs unique names
         if nm in seen:
@@ -269,8 +329,8 @@ def _fill_gaps(data: np.ndarray, ts: np.ndarray, sfreq: float, max_fill: float):
     pieces_d, pieces_t, skips, bounds = [], [], [], []
     prev = offset = 0
     for j in breaks:
-        pieces_d.append(data[prev:j + 1])
-        pieces_t.append(ts[prev:j + 1])
+        pieces_d.append(data[prev : j + 1])
+        pieces_t.append(ts[prev : j + 1])
         offset += j + 1 - prev
         missing = int(round(dt[j] * sfreq)) - 1
         if dt[j] > 0 and missing > 0 and dt[j] <= max_fill:
@@ -353,9 +413,14 @@ def _marker_rows(streams: list[dict], data_stream: dict, marker_streams) -> list
 
 
 # ---------------------------------------------------------------------------- load
-def load_recording(path: str | os.PathLike, stream: str | int | None = None, *,
-                   fill_gaps: bool = True, max_fill: float = 60.0,
-                   marker_streams: list[str] | None = None):
+def load_recording(
+    path: str | os.PathLike,
+    stream: str | int | None = None,
+    *,
+    fill_gaps: bool = True,
+    max_fill: float = 60.0,
+    marker_streams: list[str] | None = None,
+):
     """Read an XDF recording as an :class:`mne.io.RawArray` (volts) with marker annotations.
 
     Parameters
@@ -416,15 +481,19 @@ def load_recording(path: str | os.PathLike, stream: str | int | None = None, *,
         data = data[:, None]
     ts = np.asarray(s["time_stamps"], dtype=np.float64)
     sfreq = float(_first(s["info"], "nominal_srate", 0) or 0) or float(
-        s["info"].get("effective_srate") or 0)
+        s["info"].get("effective_srate") or 0
+    )
     if sfreq <= 0:
         raise DataFileError(
             f"Stream {_stream_name(s)!r} in {path} has no sampling rate (irregular stream); "
             "it cannot become an MNE Raw. Pass stream=<name> of a regularly sampled stream."
         )
     if np.any(np.diff(ts) < 0):
-        logger.warning("%s: timestamps of %s go backwards (clock reset?); marked as boundaries",
-                       path.name, _stream_name(s))
+        logger.warning(
+            "%s: timestamps of %s go backwards (clock reset?); marked as boundaries",
+            path.name,
+            _stream_name(s),
+        )
     names, types, scale = _channels(s, data.shape[1], path)
     if np.any(scale != 1.0):
         data = data * scale[None, :]
@@ -462,11 +531,13 @@ def load_recording(path: str | os.PathLike, stream: str | int | None = None, *,
             durations.append(min(dur, duration - o))
             descriptions.append(label)
         if omitted:
-            logger.info("%s: %d marker(s) outside the signal's time span left out", path.name,
-                        omitted)
+            logger.info(
+                "%s: %d marker(s) outside the signal's time span left out", path.name, omitted
+            )
     if onsets:
-        raw.set_annotations(mne.Annotations(onsets, durations, descriptions,
-                                            orig_time=raw.info["meas_date"]))
+        raw.set_annotations(
+            mne.Annotations(onsets, durations, descriptions, orig_time=raw.info["meas_date"])
+        )
     raw._filenames = [path]  # noqa: SLF001 - lets MNE show where the data came from
     return raw
 
@@ -482,10 +553,18 @@ def _bids_label(value: str, what: str) -> str:
     return label
 
 
-def export_recording(path: str | os.PathLike, to: str, out_dir: str | os.PathLike | None = None,
-                     *, stream: str | None = None, subject: str | None = None,
-                     task: str | None = None, session: str | None = None, run: int | None = None,
-                     overwrite: bool = False) -> Path:
+def export_recording(
+    path: str | os.PathLike,
+    to: str,
+    out_dir: str | os.PathLike | None = None,
+    *,
+    stream: str | None = None,
+    subject: str | None = None,
+    task: str | None = None,
+    session: str | None = None,
+    run: int | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Convert an XDF recording to FIF, EDF or a BIDS dataset.
 
     Parameters
@@ -514,8 +593,11 @@ def export_recording(path: str | os.PathLike, to: str, out_dir: str | os.PathLik
         raise ConfigError(f"Export format must be one of {', '.join(EXPORT_FORMATS)}; got {to!r}.")
     path = Path(path)
     raw = load_recording(path, stream)
-    out = Path(out_dir) if out_dir is not None else (
-        path.parent / "bids" if to == "bids" else path.parent)
+    out = (
+        Path(out_dir)
+        if out_dir is not None
+        else (path.parent / "bids" if to == "bids" else path.parent)
+    )
     out.mkdir(parents=True, exist_ok=True)
     if to == "fif":
         fname = out / f"{path.stem}_raw.fif"
@@ -532,15 +614,24 @@ def export_recording(path: str | os.PathLike, to: str, out_dir: str | os.PathLik
     meta = _read_file_header(path) if path.suffix.lower() == ".xdf" else {}
     subj = _bids_label(subject or meta.get("subject") or "01", "subject")
     bids_path = mne_bids.BIDSPath(
-        subject=subj, session=_bids_label(session, "session") if session else None,
-        task=_bids_label(task or meta.get("task") or "bci", "task"), run=run,
-        datatype="eeg", root=out,
+        subject=subj,
+        session=_bids_label(session, "session") if session else None,
+        task=_bids_label(task or meta.get("task") or "bci", "task"),
+        run=run,
+        datatype="eeg",
+        root=out,
     )
     line = meta.get("line_freq")
     if line:
         raw.info["line_freq"] = float(line)
-    mne_bids.write_raw_bids(raw, bids_path, format="BrainVision", allow_preload=True,
-                            overwrite=overwrite, verbose="error")
+    mne_bids.write_raw_bids(
+        raw,
+        bids_path,
+        format="BrainVision",
+        allow_preload=True,
+        overwrite=overwrite,
+        verbose="error",
+    )
     return Path(bids_path.fpath)
 
 

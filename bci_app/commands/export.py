@@ -10,15 +10,20 @@ def register(sub) -> None:
         "export",
         help="convert an XDF recording to FIF, EDF or BIDS (MNE Raw with marker annotations)",
         description=(
-            "Read an XDF recording (bci_app or LabRecorder) as an MNE Raw in volts with its markers "
+            "Read an XDF recording (bci_app or LabRecorder) as an MNE Raw in volts with its "
+            "markers "
             "as annotations (gaps as BAD_gap / BAD_ACQ_SKIP) and write it as FIF (lossless), EDF+ "
             "(16 bit) or a BIDS EEG dataset (BrainVision + events.tsv + sidecars)."
         ),
     )
     p.add_argument("recording", metavar="REC.xdf", help="the XDF recording")
     p.add_argument("--to", required=True, choices=EXPORT_FORMATS, help="output format")
-    p.add_argument("--out", default=None, metavar="DIR",
-                   help="output folder (default: beside the recording; BIDS: <folder>/bids)")
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="output folder (default: beside the recording; BIDS: <folder>/bids)",
+    )
     p.add_argument("--stream", default=None, help="signal stream name (default: the EEG stream)")
     p.add_argument("--subject", default=None, help="BIDS subject (default: the recording's)")
     p.add_argument("--task", default=None, help="BIDS task (default: the recording's, or 'bci')")
@@ -31,8 +36,16 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..recording import export_recording
 
-    out = export_recording(args.recording, args.to, args.out, stream=args.stream,
-                           subject=args.subject, task=args.task, session=args.session,
-                           run=args.run, overwrite=args.overwrite)
+    out = export_recording(
+        args.recording,
+        args.to,
+        args.out,
+        stream=args.stream,
+        subject=args.subject,
+        task=args.task,
+        session=args.session,
+        run=args.run,
+        overwrite=args.overwrite,
+    )
     print(f"exported {args.recording} -> {out}", flush=True)
     return 0

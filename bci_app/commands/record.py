@@ -23,14 +23,22 @@ def register(sub) -> None:
         ),
     )
     p.add_argument("--source", required=True, help=f"where EEG comes from: {SPEC_HELP}")
-    p.add_argument("--out", default=None, metavar="PATH",
-                   help="XDF file to create (default: recordings/<subject>_<UTC time>.xdf)")
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="PATH",
+        help="XDF file to create (default: recordings/<subject>_<UTC time>.xdf)",
+    )
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
     p.add_argument("--subject", default="anonymous", help="subject id stored in the recording")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the device")
     p.add_argument("--speed", type=float, default=1.0, help="replay speed for file: sources")
-    p.add_argument("--markers", default=None, metavar="NAME",
-                   help="also record an LSL marker stream with this name")
+    p.add_argument(
+        "--markers",
+        default=None,
+        metavar="NAME",
+        help="also record an LSL marker stream with this name",
+    )
     p.add_argument("--quiet", action="store_true", help="no status line every second")
     p.set_defaults(func=run)
 
@@ -53,13 +61,17 @@ def run(args) -> int:
 
         from .live import _InletComponent
 
-        session.add_component(_InletComponent(LSLMarkerInlet(source.markers, args.markers),
-                                              args.timeout))
+        session.add_component(
+            _InletComponent(LSLMarkerInlet(source.markers, args.markers), args.timeout)
+        )
     settings = {k: v for k, v in vars(args).items() if k != "func"}
-    rec = attach_recorder(session, args.out, subject=args.subject, settings=settings,
-                          prefix=args.subject)
+    rec = attach_recorder(
+        session, args.out, subject=args.subject, settings=settings, prefix=args.subject
+    )
     stop = threading.Event()
-    rec.add_state_callback(lambda r, state, msg: stop.set() if state == RecorderState.FAILED else None)
+    rec.add_state_callback(
+        lambda r, state, msg: stop.set() if state == RecorderState.FAILED else None
+    )
 
     def _on_term(signum, frame):  # a polite kill: finish the file with its footers
         stop.set()
@@ -68,20 +80,30 @@ def run(args) -> int:
     try:
         session.start(timeout=args.timeout)
         info = source.info
-        print(f"recording {info.name} ({info.n_channels} ch @ {info.sfreq:g} Hz, {args.source}) "
-              f"to {rec.path}", flush=True)
+        print(
+            f"recording {info.name} ({info.n_channels} ch @ {info.sfreq:g} Hz, {args.source}) "
+            f"to {rec.path}",
+            flush=True,
+        )
         try:
-            session.run_headless(args.duration, stop_event=stop,
-                                 out=(lambda s: None) if args.quiet else (lambda s: print(s, flush=True)))
+            session.run_headless(
+                args.duration,
+                stop_event=stop,
+                out=(lambda s: None) if args.quiet else (lambda s: print(s, flush=True)),
+            )
         except KeyboardInterrupt:
             pass
     finally:
         session.stop()
         signal.signal(signal.SIGTERM, old)
     st = rec.stats()
-    print(f"recorded {rec.path}: {st['bytes']} bytes, "
-          + ", ".join(f"{k} {v['samples']} samples" for k, v in st["signals"].items())
-          + ", " + ", ".join(f"{k} {v}" for k, v in st["markers"].items()), flush=True)
+    print(
+        f"recorded {rec.path}: {st['bytes']} bytes, "
+        + ", ".join(f"{k} {v['samples']} samples" for k, v in st["signals"].items())
+        + ", "
+        + ", ".join(f"{k} {v}" for k, v in st["markers"].items()),
+        flush=True,
+    )
     if rec.error is not None:
         print(f"bci-app: error: {rec.error}", flush=True)
         return 1

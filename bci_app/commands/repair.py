@@ -14,8 +14,12 @@ def register(sub) -> None:
         ),
     )
     p.add_argument("recording", metavar="REC.xdf", help="the XDF file")
-    p.add_argument("--out", default=None, metavar="PATH",
-                   help="write the repaired copy there and leave the original untouched")
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="PATH",
+        help="write the repaired copy there and leave the original untouched",
+    )
     p.add_argument("--check", action="store_true", help="only report what a repair would do")
     p.set_defaults(func=run)
 
@@ -25,11 +29,17 @@ def run(args) -> int:
 
     scan = scan_xdf(args.recording)
     names = {sid: s.name for sid, s in scan.streams.items()}
-    print(f"{args.recording}: {scan.size} bytes, {scan.n_chunks} complete chunks, "
-          f"{len(scan.streams)} streams", flush=True)
+    print(
+        f"{args.recording}: {scan.size} bytes, {scan.n_chunks} complete chunks, "
+        f"{len(scan.streams)} streams",
+        flush=True,
+    )
     for sid, s in scan.streams.items():
-        print(f"  stream {sid} {s.name!r}: {s.count} samples"
-              + ("" if s.has_footer else " (no footer)"), flush=True)
+        print(
+            f"  stream {sid} {s.name!r}: {s.count} samples"
+            + ("" if s.has_footer else " (no footer)"),
+            flush=True,
+        )
     if scan.torn_bytes:
         print(f"  torn tail: {scan.torn_bytes} bytes ({scan.problem})", flush=True)
     missing = [names[sid] for sid in scan.missing_footers]
@@ -41,9 +51,13 @@ def run(args) -> int:
             shutil.copyfile(args.recording, args.out)
         return 0
     if args.check:
-        print(f"a repair would cut {scan.torn_bytes} bytes and add {len(missing)} footers", flush=True)
+        print(
+            f"a repair would cut {scan.torn_bytes} bytes and add {len(missing)} footers", flush=True
+        )
         return 1
     out = repair_xdf(args.recording, out=args.out)
-    print(f"repaired -> {out}: cut {scan.torn_bytes} bytes, added footers for "
-          f"{len(missing)} streams", flush=True)
+    print(
+        f"repaired -> {out}: cut {scan.torn_bytes} bytes, added footers for {len(missing)} streams",
+        flush=True,
+    )
     return 0

@@ -36,8 +36,13 @@ def main() -> int:
     while src.buffer.counter < before + 200 and time.monotonic() < end:
         time.sleep(0.02)
     rec.stop()
-    res = {"state": rec.state.value, "error": str(rec.error), "counter_before": before,
-           "counter_after": src.buffer.counter, "source_state": src.state.value}
+    res = {
+        "state": rec.state.value,
+        "error": str(rec.error),
+        "counter_before": before,
+        "counter_after": src.buffer.counter,
+        "source_state": src.state.value,
+    }
     src.disconnect()
     print("RESULT " + json.dumps(res), flush=True)
     return 0

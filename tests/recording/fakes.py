@@ -30,8 +30,9 @@ def fake_values(idx: np.ndarray, n_channels: int) -> np.ndarray:
 class FakeSource(Source):
     kind = "fake"
 
-    def __init__(self, name: str = "fake-eeg", n_channels: int = 8, rate: float = 250.0,
-                 **kw) -> None:
+    def __init__(
+        self, name: str = "fake-eeg", n_channels: int = 8, rate: float = 250.0, **kw
+    ) -> None:
         super().__init__(**kw)
         self.name = name
         self.n_channels = n_channels
@@ -48,8 +49,15 @@ class FakeSource(Source):
         names = ["counter"] + [f"EEG{i:02d}" for i in range(1, self.n_channels)]
         types = ["misc"] + ["eeg"] * (self.n_channels - 1)
         units = ["n/a"] + ["V"] * (self.n_channels - 1)
-        return StreamInfo(self.name, self.kind, names, types, units, self.rate,
-                          metadata={"device": "fake", "serial": "0001"})
+        return StreamInfo(
+            self.name,
+            self.kind,
+            names,
+            types,
+            units,
+            self.rate,
+            metadata={"device": "fake", "serial": "0001"},
+        )
 
     def drop(self, n: int) -> None:
         with self._lock:

@@ -25,8 +25,15 @@ class Proc:
 
     def __init__(self, args: list[str], **kw) -> None:
         self.args = args
-        self.p = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env(),
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+        self.p = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=ROOT,
+            env=env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            **kw,
+        )
         self.lines: list[str] = []
         self._q: queue.Queue[str | None] = queue.Queue()
         self._t = threading.Thread(target=self._read, daemon=True)
@@ -52,12 +59,16 @@ class Proc:
             except queue.Empty:
                 break
             if line is None:
-                raise AssertionError(f"{self.args[:3]} exited (rc={self.p.poll()}) before "
-                                     f"printing {prefix!r}; output:\n" + "\n".join(self.lines))
+                raise AssertionError(
+                    f"{self.args[:3]} exited (rc={self.p.poll()}) before "
+                    f"printing {prefix!r}; output:\n" + "\n".join(self.lines)
+                )
             if line.startswith(prefix):
                 return line.rstrip("\n")
-        raise AssertionError(f"{self.args[:3]} did not print {prefix!r} within {timeout} s; "
-                             "output:\n" + "\n".join(self.lines))
+        raise AssertionError(
+            f"{self.args[:3]} did not print {prefix!r} within {timeout} s; "
+            "output:\n" + "\n".join(self.lines)
+        )
 
     def finish(self, timeout: float = 10.0) -> int:
         try:

@@ -18,12 +18,36 @@ from .procs import Proc
 def test_sigkill_loses_at_most_a_second(tmp_path, stream_name):
     path = tmp_path / "killed.xdf"
     delay = random.uniform(3.0, 8.0)
-    outlet = Proc(["-m", "tests.helpers.lsl_outlet", "--name", stream_name, "--channels", "8",
-                   "--rate", "250", "--duration", "0"])
+    outlet = Proc(
+        [
+            "-m",
+            "tests.helpers.lsl_outlet",
+            "--name",
+            stream_name,
+            "--channels",
+            "8",
+            "--rate",
+            "250",
+            "--duration",
+            "0",
+        ]
+    )
     rec = None
     try:
-        rec = Proc(["-m", "bci_app.cli", "record", "--source", f"lsl:{stream_name}",
-                    "--out", str(path), "--quiet", "--timeout", "15"])
+        rec = Proc(
+            [
+                "-m",
+                "bci_app.cli",
+                "record",
+                "--source",
+                f"lsl:{stream_name}",
+                "--out",
+                str(path),
+                "--quiet",
+                "--timeout",
+                "15",
+            ]
+        )
         rec.wait_line("recording", timeout=30)
         time.sleep(delay)  # the random moment of the "power cut" (not a synchronisation)
         t_kill = import_pylsl().local_clock()
@@ -43,7 +67,10 @@ def test_sigkill_loses_at_most_a_second(tmp_path, stream_name):
     assert counter.size > 2.5 * 250, msg
     assert np.all(np.diff(counter) == 1), msg + " (missing or repeated samples)"
     lost = t_kill - ts[-1]
-    print(f"killed after {delay:.2f} s: {counter.size} samples, {lost:.3f} s lost, torn {scan.torn_bytes} B")
+    print(
+        f"killed after {delay:.2f} s: {counter.size} samples, {lost:.3f} s lost, "
+        f"torn {scan.torn_bytes} B"
+    )
     assert lost < 1.0, f"{lost:.3f} s lost at the end; " + msg
 
 
@@ -55,7 +82,7 @@ def test_full_disk_file_size_limit(tmp_path):
         assert child.finish(timeout=10) == 0, child.output()
     finally:
         child.kill()
-    res = json.loads(line[len("RESULT "):])
+    res = json.loads(line[len("RESULT ") :])
     assert res["state"] == "failed"
     assert "size limit" in res["error"] and str(path) in res["error"] and "readable" in res["error"]
     assert res["source_state"] == "streaming" and res["counter_after"] > res["counter_before"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import pyxdf
@@ -40,8 +38,12 @@ def test_gap_filled_and_annotated(gap_file):
     raw = load_recording(path)
     counter = raw.get_data(picks=["counter"])[0]
     c0 = counter[0]
-    ann = {d: (o, du) for o, du, d in zip(raw.annotations.onset, raw.annotations.duration,
-                                          raw.annotations.description)}
+    ann = {
+        d: (o, du)
+        for o, du, d in zip(
+            raw.annotations.onset, raw.annotations.duration, raw.annotations.description
+        )
+    }
     o_gap, d_gap = ann["BAD_gap"]
     o_skip, d_skip = ann["BAD_ACQ_SKIP"]
     assert d_gap == pytest.approx(1.0) and d_skip == pytest.approx(1.0)
@@ -62,8 +64,10 @@ def test_gap_not_filled_gives_boundaries(gap_file):
     desc = list(raw.annotations.description)
     assert "BAD boundary" in desc and "EDGE boundary" in desc and "BAD_ACQ_SKIP" not in desc
     streams, _ = pyxdf.load_xdf(str(path))
-    assert raw.n_times == next(s for s in streams if s["info"]["name"][0] == "fake-eeg")[
-        "time_stamps"].size
+    assert (
+        raw.n_times
+        == next(s for s in streams if s["info"]["name"][0] == "fake-eeg")["time_stamps"].size
+    )
     assert read_session_meta(path)["subject"] == "g1"
 
 
@@ -96,8 +100,21 @@ def test_cli_export(gap_file, tmp_path, capsys):
 
 def test_cli_record_synthetic(tmp_path):
     out = tmp_path / "rec.xdf"
-    p = Proc(["-m", "bci_app.cli", "record", "--source", "synthetic", "--duration", "2",
-              "--out", str(out), "--subject", "P07"])
+    p = Proc(
+        [
+            "-m",
+            "bci_app.cli",
+            "record",
+            "--source",
+            "synthetic",
+            "--duration",
+            "2",
+            "--out",
+            str(out),
+            "--subject",
+            "P07",
+        ]
+    )
     try:
         p.wait_line("recording", timeout=30)
         assert p.finish(timeout=20) == 0, p.output()
@@ -111,8 +128,11 @@ def test_cli_record_synthetic(tmp_path):
 
 
 def _real_files(data_dir):
-    return sorted(p for sub in ("xdf-example-files", "bci4als-openbci-mi-xdf", "bci_essentials_xdf")
-                  for p in (data_dir / sub).glob("*.xdf"))
+    return sorted(
+        p
+        for sub in ("xdf-example-files", "bci4als-openbci-mi-xdf", "bci_essentials_xdf")
+        for p in (data_dir / sub).glob("*.xdf")
+    )
 
 
 def test_real_xdf_files_load_with_markers(data_dir):
@@ -121,17 +141,28 @@ def test_real_xdf_files_load_with_markers(data_dir):
     for f in files:
         raw = load_recording(f)
         streams, _ = pyxdf.load_xdf(str(f))
-        sig = max((s for s in streams if s["info"]["channel_format"][0] != "string"),
-                  key=lambda s: len(s["time_stamps"]))
+        sig = max(
+            (s for s in streams if s["info"]["channel_format"][0] != "string"),
+            key=lambda s: len(s["time_stamps"]),
+        )
         t0, t1 = sig["time_stamps"][0], sig["time_stamps"][-1] + 1 / raw.info["sfreq"]
-        n_markers = sum(int(np.sum((s["time_stamps"] >= t0 - 0.5 / raw.info["sfreq"])
-                                   & (s["time_stamps"] <= t1)))
-                        for s in streams if s["info"]["channel_format"][0] == "string")
+        n_markers = sum(
+            int(
+                np.sum(
+                    (s["time_stamps"] >= t0 - 0.5 / raw.info["sfreq"]) & (s["time_stamps"] <= t1)
+                )
+            )
+            for s in streams
+            if s["info"]["channel_format"][0] == "string"
+        )
         labels = [d for d in raw.annotations.description if not d.endswith(" boundary")]
         if f.name.startswith("Sub2"):  # OpenBCI via LSL: 182 markers, EEG 125 Hz
             assert raw.info["sfreq"] == 125 and len(labels) == n_markers == 182
-            assert sorted(set(labels))[:3] == ["1.000000000000000", "111.0000000000000",
-                                               "1111.000000000000"]
+            assert sorted(set(labels))[:3] == [
+                "1.000000000000000",
+                "111.0000000000000",
+                "1111.000000000000",
+            ]
         elif f.name.startswith("sub-P001"):  # g.USBamp
             assert raw.info["sfreq"] == 256 and raw.ch_names[:3] == ["F3", "Fz", "F4"]
             assert len(labels) == n_markers

@@ -1,4 +1,5 @@
-"""Recorder with an in-process source: bit-identical samples, markers, gaps, predictions, disk full."""
+"""Recorder with an in-process source: bit-identical samples, markers, gaps, predictions,
+disk full."""
 
 from __future__ import annotations
 
@@ -24,8 +25,10 @@ def _load(path):
 
 def _markers(streams, name):
     s, d = streams[name], streams[name + "-details"]
-    return [(t, v[0], json.loads(x[0])) for t, v, x in
-            zip(s["time_stamps"], s["time_series"], d["time_series"])]
+    return [
+        (t, v[0], json.loads(x[0]))
+        for t, v, x in zip(s["time_stamps"], s["time_series"], d["time_series"])
+    ]
 
 
 def _same_as_buffer(stream, buffer):
@@ -35,8 +38,8 @@ def _same_as_buffer(stream, buffer):
     i0 = int(np.searchsorted(chunk.timestamps, ts[0]))
     n = ts.size
     assert chunk.timestamps[i0] == ts[0]
-    assert np.array_equal(chunk.timestamps[i0:i0 + n], ts)
-    assert np.array_equal(chunk.data[i0:i0 + n], stream["time_series"])
+    assert np.array_equal(chunk.timestamps[i0 : i0 + n], ts)
+    assert np.array_equal(chunk.data[i0 : i0 + n], stream["time_series"])
     return i0
 
 
@@ -44,8 +47,11 @@ def test_round_trip_markers_predictions_meta(tmp_path, fake_source):
     src = fake_source
     path = tmp_path / "s.xdf"
     cues = MarkerLog()
-    rec = Recorder(path, session_meta={"subject": "S7", "model_bundle": "eegnet@abc",
-                                       "settings": {"window": 2.0}}, poll_interval=0.05)
+    rec = Recorder(
+        path,
+        session_meta={"subject": "S7", "model_bundle": "eegnet@abc", "settings": {"window": 2.0}},
+        poll_interval=0.05,
+    )
     rec.add_source(src)
     rec.add_marker_log(cues, "cues")
     pred = rec.add_stream("predictions", "Predictions", ["left", "right"], fmt="float32")
@@ -79,7 +85,8 @@ def test_round_trip_markers_predictions_meta(tmp_path, fake_source):
 
     assert _markers(streams, "fake-eeg-markers") == [(t_mid, "user-mark", {"source": "user"})]
     assert _markers(streams, "cues") == [
-        (t_mid + 0.01, "left", {"duration": 4.0, "source": "protocol", "trial": 3})]
+        (t_mid + 0.01, "left", {"duration": 4.0, "source": "protocol", "trial": 3})
+    ]
     p = streams["predictions"]
     assert p["time_stamps"].tolist() == [t_mid + 0.02]
     assert p["time_series"].tolist() == [[0.25, 0.75]]
@@ -105,7 +112,7 @@ def test_source_gap_is_a_marker_and_samples_are_not_shifted(tmp_path, fake_sourc
     assert jumps.size == 1 and np.diff(counter)[jumps[0]] == 126
     dt = np.diff(eeg["time_stamps"])[jumps[0]]
     assert dt == pytest.approx(126 / 250)  # the timestamps keep the hole: nothing shifted
-    (t, label, det), = _markers(streams, "fake-eeg-markers")
+    ((t, label, det),) = _markers(streams, "fake-eeg-markers")
     assert label == GAP_LABEL
     assert det["samples_missing"] == 125 and det["duration"] == pytest.approx(0.5)
     assert t == pytest.approx(eeg["time_stamps"][jumps[0]] + 1 / 250)
@@ -129,7 +136,11 @@ def test_recorder_overrun_is_recorded_as_gap(tmp_path):
     counter = streams["fake-eeg"]["time_series"][:, 0]
     skipped = counter[0] - rec.stats()["signals"]["fake-eeg"]["first_sample"]
     skipped += np.sum(np.diff(counter) - 1)
-    assert skipped == sum(g[2]["samples_missing"] for g in gaps) == rec.stats()["signals"]["fake-eeg"]["lost"]
+    assert (
+        skipped
+        == sum(g[2]["samples_missing"] for g in gaps)
+        == rec.stats()["signals"]["fake-eeg"]["lost"]
+    )
 
 
 def test_source_connected_after_add_and_late_stream(tmp_path):
@@ -138,7 +149,9 @@ def test_source_connected_after_add_and_late_stream(tmp_path):
     rec.add_source(src)
     src.connect(timeout=2.0)
     try:
-        wait_for(lambda: rec.stats()["signals"].get("late", {}).get("samples", 0) > 50, 3, "samples")
+        wait_for(
+            lambda: rec.stats()["signals"].get("late", {}).get("samples", 0) > 50, 3, "samples"
+        )
         extra = rec.add_stream("text", "Predictions", ["text"], fmt="string")
         extra.push("hello wörld", 12.5)
         rec.stop()
@@ -179,3 +192,26 @@ def test_disk_full_stops_recording_cleanly_session_survives(tmp_path, fake_sourc
     eeg = streams["fake-eeg"]
     assert eeg["time_stamps"].size > 100
     _same_as_buffer(eeg, src.buffer)
+
+
+def test_source_reconnecting_with_a_new_buffer_is_followed(tmp_path):
+    src = FakeSource(name="re")
+    src.connect(timeout=2.0)
+    rec = Recorder(tmp_path / "re.xdf", poll_interval=0.05)
+    rec.add_source(src)
+    rec.start()
+    try:
+        wait_for(lambda: rec.stats()["signals"]["re"]["samples"] > 50, 3, "samples")
+        src.disconnect()
+        first = src.buffer
+        src.connect(timeout=2.0)  # a fresh ring buffer, counter from 0 again
+        assert src.buffer is not first
+        wait_for(lambda: rec.stats()["signals"]["re"]["samples"] > first.counter + 50, 3, "more")
+    finally:
+        src.disconnect()
+        rec.stop()
+    streams, _ = _load(rec.path)
+    ts = streams["re"]["time_stamps"]
+    assert np.all(np.diff(ts) > 0)
+    gaps = [m for m in _markers(streams, "re-markers") if m[1] == GAP_LABEL]
+    assert len(gaps) == 1 and gaps[0][2]["reason"] == "restart"

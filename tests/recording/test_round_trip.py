@@ -66,8 +66,17 @@ def test_samples_timestamps_markers_identical(session_file, which):
     expected = src.markers.all()
     if which == "replay":
         assert {m.label for m in expected} >= {"T0", "T1", "T2"}
-    got = [] if mk is None else list(zip(mk["time_stamps"], (v[0] for v in mk["time_series"]),
-                                        (json.loads(d[0]) for d in det["time_series"])))
+    got = (
+        []
+        if mk is None
+        else list(
+            zip(
+                mk["time_stamps"],
+                (v[0] for v in mk["time_series"]),
+                (json.loads(d[0]) for d in det["time_series"]),
+            )
+        )
+    )
     assert [(t, lab) for t, lab, _ in got] == [(m.timestamp, m.label) for m in expected]
     assert [d.get("duration", 0.0) for _, _, d in got] == [m.duration for m in expected]
 
@@ -135,6 +144,7 @@ def test_export_bids(session_file, replay_raw, tmp_path):
     back = mne_bids.read_raw_bids(bp, verbose="error")
     back.load_data()
     eeg = mne.pick_types(back.info, eeg=True)
-    np.testing.assert_allclose(back.get_data()[eeg], replay_raw.get_data()[eeg],
-                               rtol=1e-6, atol=1e-12)  # BrainVision float32
+    np.testing.assert_allclose(
+        back.get_data()[eeg], replay_raw.get_data()[eeg], rtol=1e-6, atol=1e-12
+    )  # BrainVision float32
     _same_annotations(back.annotations, replay_raw.annotations, 1e-3)
