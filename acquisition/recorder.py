@@ -392,6 +392,10 @@ class Recorder:
         if not isinstance(log, MarkerLog):
             raise TypeError(f"add_marker_log expects a MarkerLog, got {type(log).__name__}.")
         with self._lock:
+            if any(m.log is log for m in self._marker_entries):
+                logger.warning("Marker log %r is already recorded (as a source's markers?); "
+                               "not adding it twice", name)
+                return
             self._new_marker_entry(log, name, stream_type)
 
     def _new_marker_entry(self, log: MarkerLog, name: str | None, stream_type: str) -> _MarkerEntry:

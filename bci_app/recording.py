@@ -34,6 +34,8 @@ GAP_ANNOTATION = "BAD_gap"
 #: Annotation description of zero-filled samples where the timestamps jump.
 SKIP_ANNOTATION = "BAD_ACQ_SKIP"
 EXPORT_FORMATS = ("fif", "edf", "bids")
+#: XDF type of the string stream with predicted labels (not annotated by load_recording).
+PREDICTION_LABELS_TYPE = "PredictionLabels"
 
 _VOLT_SCALE = {
     "v": 1.0,
@@ -123,6 +125,55 @@ def attach_recorder(
     session.add_component(rec)
     session.add_status_hook(lambda: {"rec": rec.status_text()})
     return rec
+
+
+def prediction_recorder(recorder, classes, *, name: str = "predictions"):
+    """Record a decoder's predictions; returns the callback for ``DecoderWorker.add_callback``.
+
+    Adds two irregular streams to ``recorder``, one sample per prediction, stamped with the
+    prediction's ``window_end`` (LSL time of the window's last sample):
+
+    - ``<name>`` (type ``Predictions``, float32): ``p_<class>`` for each class, then
+      ``smoothed_<class>`` and ``control`` (NaN when the decoder has none);
+    - ``<name>-labels`` (type ``PredictionLabels``, string): ``label``, ``command`` (``""`` when
+      none), ``reliable`` (``"1"``/``"0"``) and ``details`` (JSON: ``seq``, ``reason``, ``text``,
+      ``latency`` in seconds). :func:`load_recording` does not turn these into annotations.
+
+    The callback runs on the decoder's thread; it only queues (no I/O).
+    """
+    classes = [str(c) for c in classes]
+    n = len(classes)
+    if n == 0:
+        raise ConfigError("prediction_recorder needs the decoder's class names; got none.")
+    probs = recorder.add_stream(
+        name, "Predictions",
+        [f"p_{c}" for c in classes] + [f"smoothed_{c}" for c in classes] + ["control"],
+        fmt="float32", meta={"classes": classes},
+    )
+    labels = recorder.add_stream(
+        f"{name}-labels", PREDICTION_LABELS_TYPE, ["label", "command", "reliable", "details"],
+        fmt="string", meta={"classes": classes},
+    )
+
+    def on_prediction(pred) -> None:
+        row = np.full(2 * n + 1, np.nan, dtype=np.float32)
+        p = np.asarray(pred.probabilities, dtype=np.float32).reshape(-1)
+        row[: min(n, p.size)] = p[:n]
+        if getattr(pred, "smoothed", None) is not None:
+            sm = np.asarray(pred.smoothed, dtype=np.float32).reshape(-1)
+            row[n : n + min(n, sm.size)] = sm[:n]
+        if getattr(pred, "control", None) is not None:
+            row[2 * n] = float(pred.control)
+        t = float(pred.window_end)
+        probs.push(row, t)
+        details = {"seq": int(getattr(pred, "seq", -1)), "reason": getattr(pred, "reason", ""),
+                   "text": getattr(pred, "text", None),
+                   "latency": dict(getattr(pred, "latency", {}) or {})}
+        labels.push([str(pred.label), str(getattr(pred, "command", None) or ""),
+                     "1" if getattr(pred, "reliable", True) else "0",
+                     json.dumps(details, default=float, sort_keys=True)], t)
+
+    return on_prediction
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -384,7 +435,7 @@ def _marker_rows(streams: list[dict], data_stream: dict, marker_streams) -> list
         if s is data_stream or not _is_string(s) or _n(s) == 0:
             continue
         role = _first(_bci_desc(s), "role")
-        if role == "marker_details":
+        if role == "marker_details" or _stream_type(s) == PREDICTION_LABELS_TYPE:
             continue
         name = _stream_name(s)
         if marker_streams is not None and name not in marker_streams:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import pyxdf
@@ -173,3 +175,42 @@ def test_real_xdf_files_load_with_markers(data_dir):
         else:
             assert len(labels) >= 1
         assert np.all(np.isfinite(raw.get_data()))
+
+
+def test_prediction_recorder(tmp_path):
+    from types import SimpleNamespace
+
+    from bci_app.recording import prediction_recorder
+
+    from .fakes import FakeSource
+
+    src = FakeSource().connect(timeout=2.0)
+    path = tmp_path / "pred.xdf"
+    try:
+        rec = Recorder(path, poll_interval=0.05)
+        rec.add_source(src)
+        on_pred = prediction_recorder(rec, ["left", "right"])
+        rec.start()
+        wait_for(lambda: src.buffer.counter > 100, 3, "samples")
+        t = src.buffer.latest(1).timestamps[0]
+        on_pred(SimpleNamespace(window_end=t, probabilities=np.array([0.3, 0.7]), label="right",
+                                seq=100, latency={"total": 0.012}, smoothed=None, control=0.4,
+                                command="go", reliable=True, reason="", text=None))
+        on_pred(SimpleNamespace(window_end=t + 0.1, probabilities=np.array([0.5, 0.5]),
+                                label="unreliable", seq=125, latency={}, smoothed=np.ones(2) / 2,
+                                control=None, command=None, reliable=False, reason="gap",
+                                text=None))
+        wait_for(lambda: src.buffer.counter > 200, 3, "more samples")
+    finally:
+        src.disconnect()
+        rec.stop()
+    streams, _ = pyxdf.load_xdf(str(path))
+    by = {s["info"]["name"][0]: s for s in streams}
+    p, lab = by["predictions"], by["predictions-labels"]
+    assert p["time_stamps"].tolist() == [t, t + 0.1]
+    np.testing.assert_allclose(p["time_series"][0], [0.3, 0.7, np.nan, np.nan, 0.4], rtol=1e-6)
+    np.testing.assert_allclose(p["time_series"][1], [0.5, 0.5, 0.5, 0.5, np.nan])
+    assert [r[:3] for r in lab["time_series"]] == [["right", "go", "1"], ["unreliable", "", "0"]]
+    assert json.loads(lab["time_series"][0][3])["latency"] == {"total": 0.012}
+    raw = load_recording(path)
+    assert "right" not in raw.annotations.description  # predictions are not markers
