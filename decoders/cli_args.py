@@ -19,6 +19,8 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sfreq", type=float, default=DEFAULT_PREPROCESSING.sfreq,
                    help="resample to this rate (Hz; 0 keeps 160 Hz)")
     g.add_argument("--no-car", action="store_true", help="no common average reference")
+    g.add_argument("--channels", default="all",
+                   help="'all' (64), 'motor21' (FC/C/CP rows) or a comma list of names")
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -42,7 +44,11 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 def preprocessor_from_args(args):
     from .preprocessing import Preprocessor
 
-    return Preprocessor(car=not args.no_car, l_freq=args.l_freq, h_freq=args.h_freq,
+    from .training import CHANNEL_SETS
+
+    chans = CHANNEL_SETS[args.channels] if args.channels in CHANNEL_SETS else \
+        [c.strip() for c in args.channels.split(",") if c.strip()]
+    return Preprocessor(channels=chans, car=not args.no_car, l_freq=args.l_freq, h_freq=args.h_freq,
                         filter_order=DEFAULT_PREPROCESSING.filter_order,
                         sfreq=args.sfreq or None)
 

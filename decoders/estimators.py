@@ -183,6 +183,7 @@ class DeepDecoder(Decoder):
         from torch import nn
 
         gen = torch.Generator().manual_seed(int(self.seed) + self._n_fits)
+        self.history_ = []
         self._n_fits += 1
         opt = torch.optim.Adam(self.net_.parameters(), lr=lr, weight_decay=self.weight_decay)
         loss_fn = nn.CrossEntropyLoss()
@@ -200,6 +201,7 @@ class DeepDecoder(Decoder):
                     if isinstance(m, nn.modules.batchnorm._BatchNorm):
                         m.eval()
             perm = torch.randperm(len(yt), generator=gen)
+            tl, tn = 0.0, 0
             for i in range(0, len(perm), bs):
                 b = perm[i:i + bs]
                 if len(b) < 2 and not freeze_bn:
@@ -208,6 +210,8 @@ class DeepDecoder(Decoder):
                 loss = loss_fn(self.net_(Xt[b]), yt[b])
                 loss.backward()
                 opt.step()
+                tl, tn = tl + float(loss.detach()) * len(b), tn + len(b)
+            self.history_.append({"epoch": _ + 1, "train_loss": tl / max(tn, 1)})
             if Xv is None:
                 continue
             self.net_.eval()
@@ -215,6 +219,7 @@ class DeepDecoder(Decoder):
                 logits = self.net_(Xv)
                 vloss = float(loss_fn(logits, yv))
                 vacc = float((logits.argmax(1) == yv).float().mean())
+            self.history_[-1].update(val_loss=vloss, val_acc=vacc)
             if self.verbose:
                 bar.set_postfix(val_loss=f"{vloss:.3f}", val_acc=f"{vacc:.2f}")
             if vloss < best_loss - 1e-4:

@@ -284,19 +284,14 @@ class DecoderWorker:
             reached = self._consume(self.source.buffer.since(self._k, max_samples=self._piece))
             if reached:
                 if catch_up:
-                    for b in reached:
-                        pred = self._predict_at(b)
-                        if pred is not None:
-                            out.append(pred)
+                    out.extend(self._predict_many(reached))
                 else:
                     self.skipped += len(reached) - (1 if newest is None else 0)
                     newest = reached[-1]
             if self._k >= target:
                 break
         if newest is not None:
-            pred = self._predict_at(newest)
-            if pred is not None:
-                out.append(pred)
+            out.extend(self._predict_many([newest]))
         return out
 
     def _consume(self, chunk) -> list[int]:
@@ -342,56 +337,67 @@ class DecoderWorker:
                                      self._out_count + self.n_times + extra)
         self._unreliable_reason = reason
 
-    def _predict_at(self, boundary: int) -> Prediction | None:
-        win = self._fbuf.since(boundary - self.n_times, max_samples=self.n_times)
-        if win.n_samples != self.n_times:
-            return None
-        t_arr = next((t for out_stop, _, t in self._chunk_map if out_stop >= boundary),
-                     time.monotonic())
-        in_stop = next((i for out_stop, i, _ in self._chunk_map if out_stop >= boundary),
-                       self._k)
-        x = win.data.T  # (n_chans, n_times)
-        if self.aligning:
-            if boundary % self.n_times < self.hop_samples:  # ~non-overlapping windows
-                self._align_buf.append(x)
-                if len(self._align_buf) >= self.alignment_windows:
-                    self.bundle.fit_alignment(np.stack(self._align_buf))
-                    logger.info("Fitted the user's Euclidean alignment on %d windows",
-                                len(self._align_buf))
-                    self._align_buf = []
-            return None
+    def _predict_many(self, boundaries: list[int]) -> list[Prediction]:
+        """Predict the windows ending at ``boundaries`` (one batched model call)."""
+        items = []
+        for b in boundaries:
+            win = self._fbuf.since(b - self.n_times, max_samples=self.n_times)
+            if win.n_samples != self.n_times:
+                continue
+            x = win.data.T  # (n_chans, n_times)
+            if self.aligning:
+                if b % self.n_times < self.hop_samples:  # ~non-overlapping windows
+                    self._align_buf.append(x)
+                    if len(self._align_buf) >= self.alignment_windows:
+                        self.bundle.fit_alignment(np.stack(self._align_buf))
+                        logger.info("Fitted the user's Euclidean alignment on %d windows",
+                                    len(self._align_buf))
+                        self._align_buf = []
+                continue
+            items.append((b, win, x))
+        if not items:
+            return []
         t_ready = time.monotonic()
-        reliable = boundary > self._unreliable_until
-        probs = np.asarray(self.bundle.predict_proba(x), dtype=float)
+        X = np.stack([x for _, _, x in items])
+        probs_all = np.asarray(self.bundle.predict_proba(X), dtype=float).reshape(len(items), -1)
         t_inf = time.monotonic()
-        smoothed = control = command = None
-        if reliable:
-            if self.ema is not None:
-                smoothed = self.ema.update(probs, win.timestamps[-1])
-            if self.kalman is not None:
-                control = self.kalman.update_from_proba(smoothed if smoothed is not None else probs)
-            if self.commander is not None:
-                cmd = self.commander.update(smoothed if smoothed is not None else probs,
-                                            win.timestamps[-1])
-                command = cmd.label if cmd else None
-        else:
-            self.unreliable += 1
-        label = self.classes[int(np.argmax(probs))] if reliable else "unreliable"
-        t_emit = time.monotonic()
-        latency = {"window_ready": t_ready - t_arr, "inference": t_inf - t_ready,
-                   "emitted": t_emit - t_inf, "total": t_emit - t_arr}
-        pred = Prediction(
-            window_end=float(win.timestamps[-1]), probabilities=probs, classes=self.classes,
-            label=label, seq=int(in_stop), latency=latency, smoothed=smoothed, control=control,
-            command=command, reliable=reliable,
-            reason="" if reliable else self._unreliable_reason,
-        )
-        self.n_predictions += 1
-        self._latencies.append(latency["total"])
-        self._inference_times.append(latency["inference"])
-        self.history.append(pred)
-        self._emit(pred)
-        return pred
+        per_window = (t_inf - t_ready) / len(items)
+        out = []
+        for (b, win, _), probs in zip(items, probs_all):
+            t_arr = next((t for out_stop, _, t in self._chunk_map if out_stop >= b),
+                         time.monotonic())
+            in_stop = next((i for out_stop, i, _ in self._chunk_map if out_stop >= b), self._k)
+            reliable = b > self._unreliable_until
+            smoothed = control = command = None
+            t_end = float(win.timestamps[-1])
+            if reliable:
+                if self.ema is not None:
+                    smoothed = self.ema.update(probs, t_end)
+                basis = smoothed if smoothed is not None else probs
+                if self.kalman is not None:
+                    control = self.kalman.update_from_proba(basis)
+                if self.commander is not None:
+                    cmd = self.commander.update(basis, t_end)
+                    command = cmd.label if cmd else None
+            else:
+                self.unreliable += 1
+            label = self.classes[int(np.argmax(probs))] if reliable else "unreliable"
+            t_emit = time.monotonic()
+            latency = {"window_ready": t_ready - t_arr, "inference": per_window,
+                       "emitted": t_emit - t_inf, "total": t_emit - t_arr}
+            pred = Prediction(
+                window_end=t_end, probabilities=probs, classes=self.classes, label=label,
+                seq=int(in_stop), latency=latency, smoothed=smoothed, control=control,
+                command=command, reliable=reliable,
+                reason="" if reliable else self._unreliable_reason,
+            )
+            self.n_predictions += 1
+            self._latencies.append(latency["total"])
+            self._inference_times.append(per_window)
+            self.history.append(pred)
+            self._emit(pred)
+            out.append(pred)
+        return out
 
     def _emit(self, pred: Prediction) -> None:
         if self._outlet is not None:

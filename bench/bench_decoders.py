@@ -1,0 +1,132 @@
+"""Side-by-side motor-imagery decoder benchmark on EEGMMIDB (same folds, same preprocessing).
+
+Examples (2-core CPU, run niced)::
+
+    nice -n 10 .venv/bin/python bench/bench_decoders.py --protocol within \
+        --models eegnet,eeg_simpleconv,csp_lda,ts_lr --subjects 1-20
+    nice -n 10 .venv/bin/python bench/bench_decoders.py --protocol loso --align both \
+        --models eegnet,ts_lr,csp_lda
+    nice -n 10 .venv/bin/python bench/bench_decoders.py --protocol calibration \
+        --calib-trials 0,5,10,20 --models eegnet,ts_lr,csp_lda
+
+Prints one line per (model, setting) with mean +- sd accuracy over subjects, and writes JSON with
+per-subject accuracies to bench/out/. Preprocessing: 21 sensorimotor channels (FC/C/CP rows; --channels),
+CAR, causal Butterworth 8-30 Hz (order 4) on
+the continuous runs, causal resampling to 80 Hz, windows 0.5-2.5 s after the cue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--protocol", choices=["within", "loso", "calibration"], required=True)
+    p.add_argument("--models", default="eegnet,ts_lr,csp_lda")
+    p.add_argument("--subjects", default="1-20")
+    p.add_argument("--align", choices=["yes", "no", "both"], default="yes",
+                   help="loso/calibration: Euclidean alignment (within never aligns)")
+    p.add_argument("--calib-trials", default="0,5,10,20")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--patience", type=int, default=10)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--finetune-epochs", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--channels", default="motor21", help="'motor21' or 'all'")
+    p.add_argument("--cache", default=None,
+                   help="npz cache of the preprocessed epochs (git-ignored; default bench/out/)")
+    p.add_argument("--out", default=None, help="JSON results file")
+    p.add_argument("--tag", default="")
+    args = p.parse_args(argv)
+
+    import numpy as np
+    import torch
+
+    from decoders.data import EpochsData, parse_subjects
+    from decoders.evaluation import evaluate_calibration, evaluate_loso, evaluate_within
+    from decoders.registry import get_entry
+    from decoders.training import DEFAULT_PREPROCESSING, DEFAULT_TMAX, DEFAULT_TMIN, load_data
+    from decoders.training import CHANNEL_SETS, TrainSettings
+
+    torch.set_num_threads(args.threads)
+    subjects = parse_subjects(args.subjects)
+    import dataclasses
+
+    pre = dataclasses.replace(DEFAULT_PREPROCESSING, channels=CHANNEL_SETS[args.channels])
+    cache = Path(args.cache or ROOT / "bench" / "out" / f"mi_s1-20_80hz_8-30_{args.channels}.npz")
+    data = None
+    if cache.is_file():
+        data = EpochsData.load_npz(cache)
+        if not set(subjects) <= set(data.subjects) or data.preprocessing != pre.to_dict():
+            data = None
+    if data is None:
+        data = load_data(range(1, 21) if max(subjects) <= 20 else subjects, args.data_dir,
+                         pre, DEFAULT_TMIN, DEFAULT_TMAX, progress=True)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        data.save_npz(cache)
+    data = data.subset(np.isin(data.subject, subjects))
+    print(f"data: {len(data)} trials, {data.X.shape[1]} ch, {data.sfreq} Hz, "
+          f"{data.window_s} s windows, subjects {subjects}", flush=True)
+
+    aligns = {"yes": [True], "no": [False], "both": [True, False]}[args.align]
+    if args.protocol == "within":
+        aligns = [False]
+    rows, out = [], []
+    for model in args.models.split(","):
+        params = {}
+        if get_entry(model).kind == "torch":
+            params = dict(max_epochs=args.epochs, patience=args.patience, lr=args.lr,
+                          batch_size=args.batch_size, finetune_epochs=args.finetune_epochs)
+        for align in aligns:
+            st = TrainSettings(model=model, decoder_params=params, align=align, seed=args.seed)
+            t0 = time.perf_counter()
+            if args.protocol == "within":
+                res = [evaluate_within(data, st.factory(data), 5, args.seed, subjects=subjects,
+                                       progress=True, model=model)]
+            elif args.protocol == "loso":
+                res = [evaluate_loso(data, st.factory(data), align=align, subjects=subjects,
+                                     progress=True, model=model)]
+            else:
+                ks = [int(k) for k in args.calib_trials.split(",")]
+                r = evaluate_calibration(data, st.factory(data), subjects, subjects, ks,
+                                         align=align, progress=True, model=model)
+                res = [r[k] for k in ks]
+            el = time.perf_counter() - t0
+            for r in res:
+                k = r.settings.get("calib_trials")
+                line = (f"{args.protocol:11s} {model:15s} align={align!s:5s} "
+                        + (f"K={k:<2d} " if k is not None else "")
+                        + f"acc {100 * r.mean:5.1f} +- {100 * r.sd:4.1f} % "
+                        f"(chance 50 %, {len(r.y_true)} test trials, {el:.0f} s)")
+                print(line, flush=True)
+                rows.append(line)
+                out.append({**r.to_dict(), "align": align, "seconds": round(el, 1),
+                            "decoder_params": params})
+    meta = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "machine": f"{platform.machine()} {platform.processor() or ''} "
+            f"{__import__('os').cpu_count()} cpus, torch {torch.__version__}, "
+            f"threads {args.threads}",
+            "command": " ".join(sys.argv), "results": out}
+    path = Path(args.out or ROOT / "bench" / "out" /
+                f"bench_{args.protocol}{args.tag}_{dt.datetime.now():%H%M%S}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(meta, indent=1))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Inference latency per window (batch 1, one thread) in PyTorch and ONNX Runtime.
+
+    nice -n 10 .venv/bin/python bench/bench_inference_latency.py --repeats 300
+
+Configurations: 64 ch x 2 s at 160 Hz (EEGMMIDB) and 8 ch x 2 s at 250 Hz (OpenBCI Cyton).
+Models are untrained (latency does not depend on the weights); the sklearn baselines are timed
+through ``predict_proba`` (numpy/pyriemann). Prints p50 / p99 in milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def _time(fn, repeats: int, warmup: int = 20):
+    import numpy as np
+
+    for _ in range(warmup):
+        fn()
+    ts = np.empty(repeats)
+    for i in range(repeats):
+        t = time.perf_counter()
+        fn()
+        ts[i] = time.perf_counter() - t
+    return 1e3 * np.percentile(ts, 50), 1e3 * np.percentile(ts, 99)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--repeats", type=int, default=300)
+    p.add_argument("--models", default=None, help="comma list (default: all registered)")
+    args = p.parse_args(argv)
+
+    import numpy as np
+    import torch
+
+    from decoders.estimators import DeepDecoder, make_decoder
+    from decoders.export import export_onnx, onnx_session
+    from decoders.registry import list_models
+
+    torch.set_num_threads(1)
+    models = args.models.split(",") if args.models else list_models()
+    rng = np.random.default_rng(0)
+    print(f"{'model':16s} {'config':18s} {'torch p50':>10s} {'p99':>8s} {'onnx p50':>10s} "
+          f"{'p99':>8s}  (ms, batch 1, 1 thread)")
+    for n_chans, sfreq in ((64, 160.0), (8, 250.0)):
+        n_t = int(2 * sfreq)
+        Xfit = (rng.standard_normal((40, n_chans, n_t)) * 1e-5).astype(np.float32)
+        yfit = np.arange(40) % 2
+        x1 = Xfit[:1]
+        for name in models:
+            cfg = f"{n_chans}ch x 2s@{sfreq:.0f}Hz"
+            dec = make_decoder(name, n_chans, 2, sfreq, 2.0)
+            if isinstance(dec, DeepDecoder):
+                dec.scale_, dec.fitted_ = 1e5, True
+                dec.net_.eval()
+                net, xt = dec.net_, torch.from_numpy(x1 * 1e5)
+
+                def run_torch():
+                    with torch.inference_mode():
+                        torch.softmax(net(xt), dim=1)
+
+                tp = _time(run_torch, args.repeats)
+                with tempfile.TemporaryDirectory() as d:
+                    export_onnx(dec, Path(d) / "m.onnx")
+                    sess = onnx_session(Path(d) / "m.onnx", n_threads=1)
+                    op = _time(lambda: sess.run(["proba"], {"input": x1}), args.repeats)
+                print(f"{name:16s} {cfg:18s} {tp[0]:10.3f} {tp[1]:8.3f} {op[0]:10.3f} "
+                      f"{op[1]:8.3f}", flush=True)
+            else:
+                dec.fit(Xfit, yfit)
+                tp = _time(lambda: dec.predict_proba(x1), args.repeats)
+                print(f"{name:16s} {cfg:18s} {tp[0]:10.3f} {tp[1]:8.3f} {'n/a':>10s} "
+                      f"{'n/a':>8s}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
