@@ -393,8 +393,11 @@ class Recorder:
             raise TypeError(f"add_marker_log expects a MarkerLog, got {type(log).__name__}.")
         with self._lock:
             if any(m.log is log for m in self._marker_entries):
-                logger.warning("Marker log %r is already recorded (as a source's markers?); "
-                               "not adding it twice", name)
+                logger.warning(
+                    "Marker log %r is already recorded (as a source's markers?); "
+                    "not adding it twice",
+                    name,
+                )
                 return
             self._new_marker_entry(log, name, stream_type)
 
@@ -856,6 +859,72 @@ def marker_details(m: Marker) -> str:
         d["source"] = m.source
     d.update(m.extra or {})
     return _json(d) if d else "{}"
+
+
+def _xfirst(d, key: str, default=None):
+    v = d.get(key) if isinstance(d, dict) else None
+    if isinstance(v, list):
+        return v[0] if v else default
+    return default if v is None else v
+
+
+def xdf_markers(streams: list[dict], *, skip=()) -> list[Marker]:
+    """Markers of every string stream of a file loaded with ``pyxdf.load_xdf``.
+
+    Works for any XDF file; for bci_app recordings it reads each marker's duration and extras
+    from the ``-details`` twin stream and ignores the twins themselves and the prediction-label
+    streams. Multi-channel string samples are joined with ``","``. Each marker has
+    ``source="xdf"`` and ``extra["stream"]`` = the stream's name. Not sorted.
+
+    Parameters
+    ----------
+    streams : list of dict
+        As returned by ``pyxdf.load_xdf``.
+    skip : sequence of dict
+        Streams to leave out (e.g. the signal stream).
+    """
+    skip_ids = {id(s) for s in skip}
+    by_name = {str(_xfirst(s["info"], "name", "")): s for s in streams}
+    out: list[Marker] = []
+    for s in streams:
+        info = s["info"]
+        n = len(s.get("time_stamps", []))
+        if id(s) in skip_ids or n == 0 or str(_xfirst(info, "channel_format")) != "string":
+            continue
+        app = _xfirst(_xfirst(info, "desc"), "bci_app")
+        role = _xfirst(app, "role")
+        if role in ("marker_details",) or _xfirst(info, "type") in (
+            DETAILS_TYPE,
+            "PredictionLabels",
+        ):
+            continue
+        name = str(_xfirst(info, "name", ""))
+        twin_name = _xfirst(app, "details_stream")
+        twin = by_name.get(twin_name) if twin_name else None
+        details: list = [None] * n
+        if twin is not None and len(twin["time_stamps"]) == n:
+            details = [r[0] if r else "" for r in twin["time_series"]]
+        elif twin_name:
+            logger.warning("Marker details of %s missing or incomplete; durations set to 0", name)
+        for t, value, det in zip(s["time_stamps"], s["time_series"], details):
+            vals = value if isinstance(value, (list, tuple)) else [value]
+            label = str(vals[0]) if len(vals) == 1 else ",".join(str(v) for v in vals)
+            extra: dict[str, Any] = {}
+            if det:
+                try:
+                    extra = dict(json.loads(det))
+                except (ValueError, TypeError):
+                    extra = {}
+            try:
+                duration = float(extra.pop("duration", 0.0) or 0.0)
+            except (TypeError, ValueError):
+                duration = 0.0
+            orig = extra.pop("source", None)
+            if orig:
+                extra["recorded_source"] = orig
+            extra["stream"] = name
+            out.append(Marker(float(t), label, duration, "xdf", extra))
+    return out
 
 
 def default_recording_path(

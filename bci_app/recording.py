@@ -146,13 +146,18 @@ def prediction_recorder(recorder, classes, *, name: str = "predictions"):
     if n == 0:
         raise ConfigError("prediction_recorder needs the decoder's class names; got none.")
     probs = recorder.add_stream(
-        name, "Predictions",
+        name,
+        "Predictions",
         [f"p_{c}" for c in classes] + [f"smoothed_{c}" for c in classes] + ["control"],
-        fmt="float32", meta={"classes": classes},
+        fmt="float32",
+        meta={"classes": classes},
     )
     labels = recorder.add_stream(
-        f"{name}-labels", PREDICTION_LABELS_TYPE, ["label", "command", "reliable", "details"],
-        fmt="string", meta={"classes": classes},
+        f"{name}-labels",
+        PREDICTION_LABELS_TYPE,
+        ["label", "command", "reliable", "details"],
+        fmt="string",
+        meta={"classes": classes},
     )
 
     def on_prediction(pred) -> None:
@@ -166,12 +171,21 @@ def prediction_recorder(recorder, classes, *, name: str = "predictions"):
             row[2 * n] = float(pred.control)
         t = float(pred.window_end)
         probs.push(row, t)
-        details = {"seq": int(getattr(pred, "seq", -1)), "reason": getattr(pred, "reason", ""),
-                   "text": getattr(pred, "text", None),
-                   "latency": dict(getattr(pred, "latency", {}) or {})}
-        labels.push([str(pred.label), str(getattr(pred, "command", None) or ""),
-                     "1" if getattr(pred, "reliable", True) else "0",
-                     json.dumps(details, default=float, sort_keys=True)], t)
+        details = {
+            "seq": int(getattr(pred, "seq", -1)),
+            "reason": getattr(pred, "reason", ""),
+            "text": getattr(pred, "text", None),
+            "latency": dict(getattr(pred, "latency", {}) or {}),
+        }
+        labels.push(
+            [
+                str(pred.label),
+                str(getattr(pred, "command", None) or ""),
+                "1" if getattr(pred, "reliable", True) else "0",
+                json.dumps(details, default=float, sort_keys=True),
+            ],
+            t,
+        )
 
     return on_prediction
 
@@ -426,39 +440,16 @@ def _onsets(t: np.ndarray, ts: np.ndarray, sfreq: float, bounds: list[int]) -> n
 
 
 def _marker_rows(streams: list[dict], data_stream: dict, marker_streams) -> list[tuple]:
-    """(timestamp, label, duration) of every marker to annotate."""
+    """(timestamp, label, duration) of every marker to annotate, sorted by time."""
     from acquisition.markers import GAP_LABEL
+    from acquisition.recorder import xdf_markers
 
-    by_name = {_stream_name(s): s for s in streams}
     rows = []
-    for s in streams:
-        if s is data_stream or not _is_string(s) or _n(s) == 0:
+    for m in xdf_markers(streams, skip=[data_stream]):
+        if marker_streams is not None and m.extra.get("stream") not in marker_streams:
             continue
-        role = _first(_bci_desc(s), "role")
-        if role == "marker_details" or _stream_type(s) == PREDICTION_LABELS_TYPE:
-            continue
-        name = _stream_name(s)
-        if marker_streams is not None and name not in marker_streams:
-            continue
-        details = [None] * _n(s)
-        twin_name = _first(_bci_desc(s), "details_stream")
-        twin = by_name.get(twin_name) if twin_name else None
-        if twin is not None and _n(twin) == _n(s):
-            details = [r[0] if r else "" for r in twin["time_series"]]
-        elif twin_name:
-            logger.warning("Marker details of %s missing or incomplete; durations set to 0", name)
-        for t, value, det in zip(s["time_stamps"], s["time_series"], details):
-            vals = value if isinstance(value, (list, tuple)) else [value]
-            label = str(vals[0]) if len(vals) == 1 else ",".join(str(v) for v in vals)
-            duration = 0.0
-            if det:
-                try:
-                    duration = float(json.loads(det).get("duration", 0.0) or 0.0)
-                except (ValueError, AttributeError, TypeError):
-                    pass
-            if label == GAP_LABEL:
-                label = GAP_ANNOTATION
-            rows.append((float(t), label, max(0.0, duration)))
+        label = GAP_ANNOTATION if m.label == GAP_LABEL else m.label
+        rows.append((m.timestamp, label, max(0.0, m.duration)))
     rows.sort(key=lambda r: r[0])
     return rows
 

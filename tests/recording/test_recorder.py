@@ -10,7 +10,7 @@ import pytest
 import pyxdf
 
 from acquisition.markers import GAP_LABEL, MarkerLog
-from acquisition.recorder import Recorder, RecorderState
+from acquisition.recorder import Recorder, RecorderState, xdf_markers
 from acquisition.xdf_writer import scan_xdf
 from bci_app.errors import RecordingError
 
@@ -116,6 +116,10 @@ def test_source_gap_is_a_marker_and_samples_are_not_shifted(tmp_path, fake_sourc
     assert label == GAP_LABEL
     assert det["samples_missing"] == 125 and det["duration"] == pytest.approx(0.5)
     assert t == pytest.approx(eeg["time_stamps"][jumps[0]] + 1 / 250)
+    # the reader helper others (file replay) use gives the same marker back
+    (m,) = xdf_markers(pyxdf.load_xdf(str(path))[0])
+    assert (m.timestamp, m.label, m.duration) == (t, GAP_LABEL, det["duration"])
+    assert m.extra["samples_missing"] == 125 and m.extra["stream"] == "fake-eeg-markers"
 
 
 def test_recorder_overrun_is_recorded_as_gap(tmp_path):
