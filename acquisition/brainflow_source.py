@@ -40,9 +40,11 @@ SERIAL_BOARDS = {"CYTON_BOARD", "CYTON_DAISY_BOARD", "GANGLION_BOARD"}
 
 
 def _brainflow():
-    with warnings.catch_warnings():  # brainflow imports pkg_resources (deprecated)
+    with warnings.catch_warnings():  # brainflow's library loader imports pkg_resources
         warnings.simplefilter("ignore")
         from brainflow import board_shim
+
+        board_shim.BoardControllerDLL.get_instance()  # load the library now, quietly
     return board_shim
 
 

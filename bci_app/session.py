@@ -77,6 +77,7 @@ class Session:
     def start(self, timeout: float = 10.0) -> Session:
         if not self.source.connected:
             self.source.connect(timeout=timeout)
+        self._t_start = time.monotonic()  # samples are counted from the connection on
         started = []
         try:
             for comp in self.components:
@@ -87,7 +88,6 @@ class Session:
                 _safe_stop(comp)
             self.source.disconnect()
             raise
-        self._t_start = time.monotonic()
         logger.info("Session started on %s", self.source.display_name)
         return self
 
@@ -178,3 +178,47 @@ def _safe_stop(comp: Component) -> None:
         comp.stop()
     except Exception:
         logger.exception("Stopping %r failed", comp)
+
+
+class DecoderComponent:
+    """Runs a :class:`decoders.online.DecoderWorker` as a session component.
+
+    The worker is built in :meth:`start`, after the session connected its source (the bundle's
+    channels and rate are checked against the source there).
+    """
+
+    def __init__(self, session: Session, bundle, **worker_kwargs) -> None:
+        self.session = session
+        self.bundle = bundle
+        self.worker_kwargs = worker_kwargs
+        self.worker = None
+        self._callbacks: list = []
+
+    def add_callback(self, callback) -> None:
+        self._callbacks.append(callback)
+        if self.worker is not None:
+            self.worker.add_callback(callback)
+
+    def start(self):
+        from decoders.online import DecoderWorker
+
+        self.worker = DecoderWorker(self.session.source, self.bundle, **self.worker_kwargs)
+        for cb in self._callbacks:
+            self.worker.add_callback(cb)
+        self.worker.start()
+        return self
+
+    def stop(self):
+        if self.worker is not None:
+            self.worker.stop()
+
+    def status(self) -> dict:
+        if self.worker is None:
+            return {}
+        st = self.worker.stats()
+        last = self.worker.history[-1] if self.worker.history else None
+        out = {"decoder": "aligning" if st["aligning"] else (last.label if last else "-")}
+        if st["predictions"]:
+            out["latency"] = f"p50 {st['latency_p50'] * 1e3:.1f}/p99 {st['latency_p99'] * 1e3:.1f} ms"
+            out["skipped"] = st["skipped"]
+        return out

@@ -106,9 +106,10 @@ class DecoderWorker:
         Compute a Discriminative-Kalman-filtered control signal (2-class bundles).
     commander : DwellCommander | None
         Dwell/threshold rule turning smoothed probabilities into commands.
-    alignment_windows : int
-        For bundles trained on Euclidean-aligned data without a user alignment yet: number of
-        non-overlapping windows collected (no labels) to fit the user's alignment first.
+    alignment_seconds : float
+        For bundles trained on Euclidean-aligned data without a user alignment yet: seconds of
+        signal (after the first full window) whose windows, taken every 0.5 s, fit the user's
+        alignment before the first prediction (unsupervised, no labels).
     publish : str | None
         Name of an LSL stream to publish predictions on (class probabilities + control), plus a
         ``<name>-commands`` marker stream. None: no LSL output.
@@ -132,7 +133,7 @@ class DecoderWorker:
         smoothing: float | None = 0.5,
         kalman: bool = True,
         commander: DwellCommander | None = None,
-        alignment_windows: int = 20,
+        alignment_seconds: float = 10.0,
         publish: str | None = None,
         history: int = 600,
     ) -> None:
@@ -151,15 +152,17 @@ class DecoderWorker:
         self.hop_samples = max(1, int(round(hop * bundle.sfreq)))
         self.hop = self.hop_samples / bundle.sfreq
         self.classes = tuple(bundle.classes)
-        self._fbuf = RingBuffer(self.n_times + 8 * self.hop_samples + 64, len(bundle.channels))
+        self._fbuf = RingBuffer(self.n_times + 32 * self.hop_samples + 64, len(bundle.channels))
         # input samples per piece so that one piece never overwrites an unread window
         ratio = info.sfreq / bundle.sfreq
         self._piece = max(1, int((self._fbuf.capacity - self.n_times - 2) * ratio) - 2)
         self.ema = EMASmoother(smoothing) if smoothing is not None else None
         self.kalman = DiscriminativeKalmanFilter() if kalman and len(self.classes) == 2 else None
         self.commander = commander
-        self.alignment_windows = int(alignment_windows)
+        self.alignment_seconds = float(alignment_seconds)
+        self._align_every = max(1, int(round(0.5 / self.hop)))
         self._align_buf: list[np.ndarray] = []
+        self._align_first: int | None = None
         self.history: deque[Prediction] = deque(maxlen=history)
         self._callbacks: list[PredictionCallback] = []
         self._latencies: deque[float] = deque(maxlen=2000)
@@ -170,7 +173,17 @@ class DecoderWorker:
         self._outlet = None
         self._cmd_outlet = None
         self.publish = publish
+        self._warm_up()
         self._reset_variables()
+
+    def _warm_up(self) -> None:
+        """Run the model once on a dummy window so lazy imports and first-call allocations do
+        not land on the first live prediction."""
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((1, len(self.bundle.channels), self.n_times)).astype(np.float32) * 1e-5
+        t0 = time.monotonic()
+        self.bundle.decoder.predict_proba(x)
+        logger.debug("Decoder warm-up took %.3f s", time.monotonic() - t0)
 
     # ------------------------------------------------------------------ state
     def _reset_variables(self) -> None:
@@ -346,13 +359,15 @@ class DecoderWorker:
                 continue
             x = win.data.T  # (n_chans, n_times)
             if self.aligning:
-                if b % self.n_times < self.hop_samples:  # ~non-overlapping windows
+                if self._align_first is None:
+                    self._align_first = b
+                if ((b - self._align_first) // self.hop_samples) % self._align_every == 0:
                     self._align_buf.append(x)
-                    if len(self._align_buf) >= self.alignment_windows:
-                        self.bundle.fit_alignment(np.stack(self._align_buf))
-                        logger.info("Fitted the user's Euclidean alignment on %d windows",
-                                    len(self._align_buf))
-                        self._align_buf = []
+                if b - self._align_first >= self.alignment_seconds * self.bundle.sfreq:
+                    self.bundle.fit_alignment(np.stack(self._align_buf))
+                    logger.info("Fitted the user's Euclidean alignment on %d windows (%.1f s)",
+                                len(self._align_buf), self.alignment_seconds)
+                    self._align_buf = []
                 continue
             items.append((b, win, x))
         if not items:

@@ -25,6 +25,15 @@ def register(sub) -> None:
     p.add_argument("--subject", default="anonymous", help="subject id stored in the recording")
     p.add_argument("--markers", default=None, metavar="NAME",
                    help="also read an LSL marker stream with this name")
+    p.add_argument("--model", default=None, metavar="BUNDLE",
+                   help="decode with this model bundle (prints predictions and latency)")
+    p.add_argument("--hop", type=float, default=0.1, help="seconds between predictions")
+    p.add_argument("--map", action="append", metavar="MODEL_CH=SOURCE_CH", default=None,
+                   help="explicit channel mapping when the source names channels differently")
+    p.add_argument("--publish", default=None, metavar="NAME",
+                   help="publish predictions as an LSL stream with this name")
+    p.add_argument("--print-predictions", action="store_true",
+                   help="print every prediction (default: the latest one in the status line)")
     p.set_defaults(func=run)
 
 
@@ -43,15 +52,53 @@ def build_session(args):
 
         inlet = LSLMarkerInlet(source.markers, args.markers)
         session.add_component(_InletComponent(inlet, args.timeout))
+    rec = None
     if getattr(args, "record", None) is not None:
-        attach_recorder(session, args.record, subject=args.subject, settings=vars(args))
+        from ..recording import attach_recorder
+
+        settings = {k: v for k, v in vars(args).items() if k != "func"}
+        rec = attach_recorder(session, args.record, subject=args.subject, settings=settings,
+                              model_bundle=getattr(args, "model", None))
+    if getattr(args, "model", None):
+        from decoders.bundle import load_bundle
+
+        from ..session import DecoderComponent
+
+        bundle = load_bundle(args.model)
+        mapping = _parse_map(getattr(args, "map", None))
+        comp = DecoderComponent(session, bundle, hop=args.hop, mapping=mapping,
+                                publish=getattr(args, "publish", None))
+        session.add_component(comp)
+        session.add_status_hook(comp.status)
+        if rec is not None:
+            from ..recording import prediction_recorder
+
+            comp.add_callback(prediction_recorder(rec, bundle.classes))
+        if getattr(args, "print_predictions", False):
+            comp.add_callback(_print_prediction)
     return session
 
 
-def attach_recorder(session, path: str, *, subject: str, settings: dict) -> None:
+def _parse_map(items) -> dict[str, str] | None:
     from ..errors import ConfigError
 
-    raise ConfigError("--record is not wired yet in this build; use `bci-app record`.")
+    if not items:
+        return None
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key or not value:
+            raise ConfigError(f"--map expects MODEL_CH=SOURCE_CH, e.g. C3=EEG3; got {item!r}.")
+        out[key] = value
+    return out
+
+
+def _print_prediction(pred) -> None:
+    probs = " ".join(f"{c}={p:.2f}" for c, p in zip(pred.classes, pred.probabilities))
+    extra = f" command={pred.command}" if pred.command else ""
+    flag = "" if pred.reliable else f" UNRELIABLE ({pred.reason})"
+    print(f"  t={pred.window_end:.3f} {pred.label:<10} {probs}{extra}"
+          f" latency={pred.latency['total'] * 1e3:.1f} ms{flag}", flush=True)
 
 
 class _InletComponent:
