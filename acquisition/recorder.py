@@ -493,7 +493,7 @@ class Recorder:
         """Short text for status lines: ``"12.3 MB"``, ``"FAILED (disk full...)"``."""
         if self._state == RecorderState.FAILED:
             return f"FAILED ({self.error})"
-        return f"{self.bytes_written / 1e6:.1f} MB {self._state.value}"
+        return f"{self.bytes_written / 1e6:.2f} MB {self._state.value}"
 
     def stats(self) -> dict[str, Any]:
         """Samples and markers written per stream, bytes on disk, state."""

@@ -95,11 +95,15 @@ def attach_recorder(
     settings: dict | None = None,
     model_bundle: str | None = None,
     prefix: str | None = None,
+    history: bool = True,
     **meta,
 ):
     """Create a :class:`~acquisition.recorder.Recorder` for ``session`` and add it as a component.
 
-    Records the session's source (EEG + its marker log). The session starts and stops it.
+    Records the session's source (EEG + its marker log). The session starts and stops it;
+    with ``history=True`` (default) the file starts at the source's first sample and first
+    marker (what the ring buffer still holds when the recorder starts, which is everything when
+    it starts right after the connect, as ``Session.start`` does).
     ``path`` ``None`` or ``""`` gives ``recordings/<prefix or subject>_<UTC time>.xdf``; an
     existing folder (or a path ending in ``/``) gets that file name inside it.
     Adds a ``rec`` entry to the session's status line. Returns the recorder (e.g. to
@@ -120,7 +124,7 @@ def attach_recorder(
         "settings": settings or {},
         **meta,
     }
-    rec = Recorder(path, session_meta=session_meta)
+    rec = Recorder(path, session_meta=session_meta, history=history)
     rec.add_source(session.source)
     session.add_component(rec)
     session.add_status_hook(lambda: {"rec": rec.status_text()})

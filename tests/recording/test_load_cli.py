@@ -193,13 +193,36 @@ def test_prediction_recorder(tmp_path):
         rec.start()
         wait_for(lambda: src.buffer.counter > 100, 3, "samples")
         t = src.buffer.latest(1).timestamps[0]
-        on_pred(SimpleNamespace(window_end=t, probabilities=np.array([0.3, 0.7]), label="right",
-                                seq=100, latency={"total": 0.012}, smoothed=None, control=0.4,
-                                command="go", reliable=True, reason="", text=None))
-        on_pred(SimpleNamespace(window_end=t + 0.1, probabilities=np.array([0.5, 0.5]),
-                                label="unreliable", seq=125, latency={}, smoothed=np.ones(2) / 2,
-                                control=None, command=None, reliable=False, reason="gap",
-                                text=None))
+        on_pred(
+            SimpleNamespace(
+                window_end=t,
+                probabilities=np.array([0.3, 0.7]),
+                label="right",
+                seq=100,
+                latency={"total": 0.012},
+                smoothed=None,
+                control=0.4,
+                command="go",
+                reliable=True,
+                reason="",
+                text=None,
+            )
+        )
+        on_pred(
+            SimpleNamespace(
+                window_end=t + 0.1,
+                probabilities=np.array([0.5, 0.5]),
+                label="unreliable",
+                seq=125,
+                latency={},
+                smoothed=np.ones(2) / 2,
+                control=None,
+                command=None,
+                reliable=False,
+                reason="gap",
+                text=None,
+            )
+        )
         wait_for(lambda: src.buffer.counter > 200, 3, "more samples")
     finally:
         src.disconnect()
@@ -214,3 +237,34 @@ def test_prediction_recorder(tmp_path):
     assert json.loads(lab["time_series"][0][3])["latency"] == {"total": 0.012}
     raw = load_recording(path)
     assert "right" not in raw.annotations.description  # predictions are not markers
+
+
+def test_cli_record_replay_keeps_every_sample_and_marker(tmp_path, eegmmidb_path):
+    import mne
+
+    edf = eegmmidb_path / "MNE-eegbci-data/files/eegmmidb/1.0.0/S001/S001R04.edf"
+    out = tmp_path / "replay.xdf"
+    assert (
+        main(
+            [
+                "record",
+                "--source",
+                f"file:{edf}",
+                "--speed",
+                "100",
+                "--out",
+                str(out),
+                "--quiet",
+                "--subject",
+                "S001",
+            ]
+        )
+        == 0
+    )
+    raw = load_recording(out)
+    orig = mne.io.read_raw_edf(edf, preload=True, verbose="error")
+    assert raw.n_times == orig.n_times
+    np.testing.assert_allclose(raw.get_data(), orig.get_data(), rtol=0, atol=1e-12)
+    assert list(raw.annotations.description) == list(orig.annotations.description)
+    np.testing.assert_allclose(raw.annotations.onset, orig.annotations.onset, atol=1e-6)
+    np.testing.assert_allclose(raw.annotations.duration, orig.annotations.duration, atol=1e-6)
