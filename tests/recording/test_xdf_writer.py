@@ -155,3 +155,25 @@ def test_byte_quota_disk_full_leaves_loadable_file(tmp_path):
     assert scan_xdf(path).torn_bytes == 0
     s, _ = _streams(path, dejitter_timestamps=False)
     assert 0 < len(s["eeg"]["time_stamps"]) < 1000
+
+
+def test_repair_a_cut_labrecorder_file(tmp_path, data_dir):
+    """A real LabRecorder file (timestamps partly omitted) cut in the middle of a chunk."""
+    src = data_dir / "bci_essentials_xdf" / "sub-P001_ses-S001_task-MISwitch_run-001_eeg.xdf"
+    full = scan_xdf(src)
+    assert full.torn_bytes == 0  # intact (one of its streams has no footer: LabRecorder quirk)
+    raw = src.read_bytes()
+    cut = tmp_path / "cut.xdf"
+    cut.write_bytes(raw[: len(raw) * 2 // 3 + 7])
+    repair_xdf(cut)
+    kw = dict(dejitter_timestamps=False, synchronize_clocks=False)
+    orig, _ = _streams(src, **kw)
+    fixed, _ = _streams(cut, **kw)
+    for name, s in fixed.items():
+        n = len(s["time_stamps"])
+        assert n <= len(orig[name]["time_stamps"])
+        assert np.array_equal(s["time_stamps"], orig[name]["time_stamps"][:n])
+        if s["info"]["channel_format"][0] != "string":
+            assert np.array_equal(s["time_series"], orig[name]["time_series"][:n])
+        assert int(s["footer"]["info"]["sample_count"][0]) == n
+    assert len(fixed["g.USBamp-1"]["time_stamps"]) > 0.6 * len(orig["g.USBamp-1"]["time_stamps"])
