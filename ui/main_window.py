@@ -266,7 +266,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.controls.set_source_text(f"{info.name}\n{info.n_channels} ch @ {info.sfreq:g} Hz ({spec})")
         self.setWindowTitle(f"bci_app — {info.name}")
         self.banner.clear()
-        self.scope.restore_channels(self.settings.channels(info.source_id))
+        saved = self.settings.channels(info.source_id)
+        self.scope.restore_channels(saved)
+        if not saved:  # a stream seen for the first time: fit the scale to it once data is in
+            QtCore.QTimer.singleShot(1500, lambda s=session: s is self.session and self.scope.auto_scale())
         if not spec.startswith("<"):
             self.settings.last_source = spec
         self._on_state(session.source.state.value, "")

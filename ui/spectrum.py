@@ -88,23 +88,37 @@ class SpectrumWidget(QtWidgets.QWidget):
 
         lay = QtWidgets.QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
+        # All channels are one NaN-separated curve of log10(PSD) (one path to draw, not 64); the
+        # left axis labels the log values as powers of ten. Ranges are set by us, with hysteresis,
+        # so the axes (and their text) are not re-laid out four times a second.
         self.psd_plot = pg.PlotWidget(background=(18, 18, 22))
-        self.psd_plot.setLogMode(x=False, y=True)
+        self.psd_plot.getAxis("left").setLogMode(False, True)
         self.psd_plot.setLabel("bottom", "frequency", units="Hz")
         self.psd_plot.setLabel("left", "PSD (µV²/Hz)")
         self.psd_plot.showGrid(x=True, y=True, alpha=0.2)
         self.psd_plot.setMouseEnabled(False, False)
+        self.psd_plot.enableAutoRange(False)
         self.psd_plot.hideButtons()
+        self.psd_curve = pg.PlotCurveItem(pen=pg.mkPen((120, 200, 255, 170), width=1), connect="finite")
+        self.psd_plot.addItem(self.psd_curve)
+        self.mean_curve = pg.PlotCurveItem(pen=pg.mkPen((255, 255, 255), width=2))
+        self.psd_plot.addItem(self.mean_curve)
+        self._yrange: tuple[float, float] | None = None
         self.bar_plot = pg.PlotWidget(background=(18, 18, 22))
         self.bar_plot.setLabel("left", "relative power (%)")
         self.bar_plot.setMouseEnabled(False, False)
         self.bar_plot.hideButtons()
         self.bar_plot.setYRange(0, 100, padding=0)
+        self.bar_plot.enableAutoRange(False)
+        for plot in (self.psd_plot, self.bar_plot):
+            for name in ("left", "bottom"):
+                plot.getAxis(name).setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.7)
         self.bar_plot.addItem(self.bars)
         lay.addWidget(self.psd_plot, 3)
         lay.addWidget(self.bar_plot, 2)
-        self._curves: list[pg.PlotDataItem] = []
+        self.n_curves = 0
+        self._bar_names: list[str] = []
 
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(interval_ms)
@@ -119,9 +133,10 @@ class SpectrumWidget(QtWidgets.QWidget):
     def set_source(self, source) -> None:
         self.source = source
         self.freqs = self.psd = self.relative = None
-        for c in self._curves:
-            self.psd_plot.removeItem(c)
-        self._curves = []
+        self.n_curves = 0
+        self._yrange = None
+        self.psd_curve.setData([], [])
+        self.mean_curve.setData([], [])
 
     def state(self) -> dict:
         return {"max_freq": self.max_freq}
@@ -159,16 +174,28 @@ class SpectrumWidget(QtWidgets.QWidget):
         self.last_ms = 1e3 * (time.perf_counter() - t0)
 
     def _draw(self, picks: list[int], info) -> None:
-        while len(self._curves) < len(picks):
-            i = len(self._curves)
-            self._curves.append(self.psd_plot.plot(pen=pg.mkPen(pg.intColor(i, hues=max(8, len(picks))), width=1)))
-        while len(self._curves) > len(picks):
-            self.psd_plot.removeItem(self._curves.pop())
-        floor = 1e-6
-        for curve, row in zip(self._curves, self.psd):
-            curve.setData(self.freqs[1:], np.maximum(row[1:], floor))
-        x = np.arange(len(self.band_names))
-        self.bars.setOpts(x=x, height=self.relative, width=0.7,
-                          brushes=[pg.mkBrush(*BAND_COLOURS[i % len(BAND_COLOURS)]) for i in x])
-        self.bar_plot.getAxis("bottom").setTicks([[(int(i), n) for i, n in zip(x, self.band_names)]])
-        self.bar_plot.setXRange(-0.6, max(0.6, len(x) - 0.4), padding=0)
+        freqs = self.freqs[1:]
+        logp = np.log10(np.maximum(self.psd[:, 1:], 1e-6))
+        n_ch, n_f = logp.shape
+        y = np.empty((n_ch, n_f + 1))
+        y[:, :n_f] = logp
+        y[:, n_f] = np.nan
+        x = np.empty((n_ch, n_f + 1))
+        x[:, :n_f] = freqs
+        x[:, n_f] = np.nan
+        self.psd_curve.setData(x.ravel(), y.ravel(), connect="finite")
+        self.mean_curve.setData(freqs, np.log10(np.maximum(self.psd[:, 1:].mean(axis=0), 1e-6)))
+        self.n_curves = n_ch
+        lo, hi = float(np.floor(np.percentile(logp, 1))), float(np.ceil(logp.max()))
+        if self._yrange is None or lo < self._yrange[0] or hi > self._yrange[1] or \
+                (self._yrange[1] - self._yrange[0]) > 2 * max(1.0, hi - lo):
+            self._yrange = (lo - 0.25, hi + 0.25)
+            self.psd_plot.setRange(xRange=(0, float(freqs[-1]) if len(freqs) else 1.0),
+                                   yRange=self._yrange, padding=0)
+        xb = np.arange(len(self.band_names))
+        self.bars.setOpts(x=xb, height=self.relative, width=0.7,
+                          brushes=[pg.mkBrush(*BAND_COLOURS[i % len(BAND_COLOURS)]) for i in xb])
+        if self.band_names != self._bar_names:
+            self._bar_names = list(self.band_names)
+            self.bar_plot.getAxis("bottom").setTicks([[(int(i), n) for i, n in zip(xb, self.band_names)]])
+            self.bar_plot.setXRange(-0.6, max(0.6, len(xb) - 0.4), padding=0)

@@ -26,7 +26,7 @@ class SimulatedSource(Source):
 
     def __init__(self, n_channels: int = 8, sfreq: float = 250.0, *, amplitude_uv: float = 20.0,
                  flat: tuple[int, ...] = (), railed: tuple[int, ...] = (), name: str = "Simulated",
-                 seed: int = 0, **kwargs) -> None:
+                 seed: int = 0, prefill_s: float = 0.0, cheap: bool = False, **kwargs) -> None:
         kwargs.setdefault("buffer_seconds", 40.0)
         super().__init__(**kwargs)
         self.n_channels = int(n_channels)
@@ -40,12 +40,23 @@ class SimulatedSource(Source):
         self._t0 = 0.0
         self._lsl0 = 0.0
         self.paused = False
+        #: Seconds of signal delivered at once by the first pull (a full scope window at start).
+        self.prefill_s = float(prefill_s)
+        #: Tile one precomputed second of signal instead of computing every sample (benchmarks:
+        #: keeps the simulated device's own CPU cost out of the GUI's figures).
+        self.cheap = bool(cheap)
+        self._table: np.ndarray | None = None
 
     def _open(self, timeout: float) -> StreamInfo:
         pylsl = import_pylsl()
-        self._t0 = time.monotonic()
-        self._lsl0 = pylsl.local_clock()
+        self._t0 = time.monotonic() - self.prefill_s
+        self._lsl0 = pylsl.local_clock() - self.prefill_s
         self._sent = 0
+        if self.cheap:
+            n = int(self.sfreq)
+            self.cheap = False
+            self._table = self.generate(0, n)[0]
+            self.cheap = True
         return StreamInfo(
             name=self.name, source_kind=self.kind,
             ch_names=tuple(f"EEG{i + 1:03d}" for i in range(self.n_channels)),
@@ -55,6 +66,8 @@ class SimulatedSource(Source):
     def generate(self, start: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         idx = start + np.arange(n)
         t = idx / self.sfreq
+        if self.cheap and self._table is not None:
+            return self._table[idx % len(self._table)], self._lsl0 + t
         data = np.sin(2 * np.pi * self._freqs[None, :] * t[:, None]) * self.amplitude_uv
         data += self._rng.standard_normal(data.shape) * 0.2 * self.amplitude_uv
         for c in self.flat:

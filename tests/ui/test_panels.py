@@ -120,11 +120,11 @@ def test_spectrum_updates_about_four_times_a_second(make_window, qtbot):
     qtbot.waitUntil(lambda: win.spectrum.updates >= n0 + 4, timeout=3000)
     rate = (win.spectrum.updates - n0) / (time.monotonic() - t0)
     assert 2.0 < rate < 6.0
-    assert win.spectrum.psd.shape[0] == 8 and len(win.spectrum._curves) == 8
+    assert win.spectrum.psd.shape[0] == 8 and win.spectrum.n_curves == 8
     assert win.spectrum.band_names[:4] == ["delta", "theta", "alpha", "beta"]
     assert win.spectrum.relative.sum() == pytest.approx(100.0, abs=0.5)
     win.scope.set_channel_visible(0, False)  # hidden channels leave the spectrum too
-    qtbot.waitUntil(lambda: len(win.spectrum._curves) == 7, timeout=3000)
+    qtbot.waitUntil(lambda: win.spectrum.n_curves == 7, timeout=3000)
 
 
 # --------------------------------------------------------------------------- settings
