@@ -57,8 +57,8 @@ class DiscriminativeKalmanFilter:
     confident windows move the cursor, uncertain ones barely do. Update::
 
         m-, P- = a m, a^2 P + gamma
-        P = (1/q + 1/P- - 1/S)^-1          (falls back to 1/q + 1/P- when not positive)
-        m = P (f/q + m-/P-)
+        P = (1/q - 1/S + 1/P-)^-1          (when 1/q - 1/S <= 0 the window adds no
+        m = P (f/q + m-/P-)                 information: m, P = m-, P-)
 
     Parameters
     ----------
@@ -70,7 +70,7 @@ class DiscriminativeKalmanFilter:
         Added to the observation variance (keeps fully confident windows from teleporting).
     """
 
-    def __init__(self, a: float = 0.95, gamma: float = 0.02, q_floor: float = 0.05) -> None:
+    def __init__(self, a: float = 0.95, gamma: float = 0.1, q_floor: float = 0.05) -> None:
         if not 0 < a < 1:
             raise ConfigError(f"a must be in (0, 1), got {a}.")
         if gamma <= 0 or q_floor <= 0:
@@ -91,9 +91,13 @@ class DiscriminativeKalmanFilter:
         q = float(q) + self.q_floor
         m_prior = self.a * self.mean
         p_prior = self.a**2 * self.var + self.gamma
-        prec = 1.0 / q + 1.0 / p_prior - 1.0 / self.S
-        if prec <= 1e-9:
-            prec = 1.0 / q + 1.0 / p_prior
+        # information the window adds beyond the stationary prior; an observation no sharper
+        # than the prior adds none (the robust DKF variant), so uncertain windows do not move x
+        lam = 1.0 / q - 1.0 / self.S
+        if lam <= 0:
+            self.mean, self.var = m_prior, p_prior
+            return self.mean
+        prec = lam + 1.0 / p_prior
         self.var = 1.0 / prec
         self.mean = self.var * (f / q + m_prior / p_prior)
         return self.mean
