@@ -584,7 +584,6 @@ def load_recording(
         raw.set_annotations(
             mne.Annotations(onsets, durations, descriptions, orig_time=raw.info["meas_date"])
         )
-    raw._filenames = [path]  # noqa: SLF001 - lets MNE show where the data came from
     return raw
 
 
