@@ -97,7 +97,10 @@ class Bundle:
 
     @property
     def preprocessor(self) -> Preprocessor:
-        return Preprocessor.from_dict(self.config["preprocessing"])
+        pre = Preprocessor.from_dict(self.config["preprocessing"])
+        if pre.channels is None:  # trained on "all channels": pin them to the bundle's list,
+            pre.channels = self.channels  # so another source's order or extras cannot leak in
+        return pre
 
     @property
     def needs_alignment(self) -> bool:
