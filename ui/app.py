@@ -17,10 +17,33 @@ def configure_pyqtgraph() -> None:
                         useOpenGL=False, exitCleanup=False)
 
 
+def tune_allocator() -> bool:
+    """Keep freed buffers in the heap (glibc only; best effort).
+
+    Each display frame allocates a few MB of short-lived numpy arrays. With glibc's default
+    dynamic thresholds those come from fresh ``mmap`` pages, and the page faults cost more than
+    the computation (measured: a 4 MB ``bincount`` 8-16 ms instead of 0.5 ms). Raising the mmap
+    and trim thresholds makes them reuse heap memory.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        ok = libc.mallopt(m_mmap_threshold, 64 << 20) == 1
+        ok &= libc.mallopt(m_trim_threshold, 256 << 20) == 1
+        return bool(ok)
+    except (OSError, AttributeError):
+        return False
+
+
 def create_app(argv: list[str] | None = None):
     """The QApplication (created once)."""
     from PySide6 import QtWidgets
 
+    tune_allocator()
     app = QtWidgets.QApplication.instance()
     if app is None:
         app = QtWidgets.QApplication(list(argv or sys.argv[:1]))

@@ -104,6 +104,35 @@ def minmax_decimate(data: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarr
     return index, out
 
 
+def rasterize_spans(r_lo: np.ndarray, r_hi: np.ndarray, cols: np.ndarray, height: int,
+                    width: int) -> np.ndarray:
+    """Pixels covered by vertical spans, one per (column, channel).
+
+    Parameters
+    ----------
+    r_lo, r_hi : ndarray of int, shape (n,)
+        First and last row of each span (0 <= r_lo <= r_hi < height).
+    cols : ndarray of int, shape (n,)
+        Column of each span (0 <= cols < width).
+    height, width : int
+        Size of the raster in pixels.
+
+    Returns
+    -------
+    ndarray of bool, shape (width, height)
+        Column-major coverage: ``cov[col, row]`` is True where at least one span covers the
+        pixel. Cost is O(n + height × width): two ``bincount`` calls and one cumulative sum
+        along memory, whatever the number of samples behind it.
+    """
+    # column-major difference image: each column's rows are contiguous, so the cumulative sum
+    # runs along memory (several times faster than down the rows of a row-major image)
+    size = width * (height + 1)
+    base = cols * (height + 1)
+    cnt = np.bincount(base + r_lo, minlength=size)
+    cnt -= np.bincount(base + r_hi + 1, minlength=size)
+    return np.cumsum(cnt.reshape(width, height + 1), axis=1, dtype=np.int32)[:, :height] > 0
+
+
 @dataclass(frozen=True)
 class DisplayFilter:
     """What the display filter does: a notch (0 = off, 50 or 60 Hz) and a band-pass preset."""
@@ -225,6 +254,53 @@ _MONTAGE_NAMES = {"10-20": ("colin27_1020", "standard_1020"), "10-05": ("colin27
 
 
 # --------------------------------------------------------------------------- widgets
+def _argb(rgb: tuple[int, int, int]) -> int:
+    return (0xFF << 24) | (rgb[0] << 16) | (rgb[1] << 8) | rgb[2]
+
+
+class _RasterItem(pg.GraphicsObject):
+    """Draws a column-major premultiplied ARGB raster into a rect of the view.
+
+    ``argb[col, row]`` (numpy uint32, shape (width, height), row 0 at the bottom) is wrapped
+    as a QImage without copying and painted through an axis-swapping transform, so the numpy
+    side never transposes.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._qimage: QtGui.QImage | None = None
+        self._rect = QtCore.QRectF()
+
+    def set_image(self, argb: np.ndarray, rect: QtCore.QRectF) -> None:
+        self._qimage = pg.functions.ndarray_to_qimage(
+            np.ascontiguousarray(argb), QtGui.QImage.Format.Format_ARGB32_Premultiplied)
+        if rect != self._rect:
+            self.prepareGeometryChange()
+            self._rect = QtCore.QRectF(rect)
+        self.update()
+
+    def clear(self) -> None:
+        if self._qimage is not None:
+            self._qimage = None
+            self.update()
+
+    @property
+    def image(self) -> np.ndarray | None:
+        return None if self._qimage is None else self._qimage.data
+
+    def boundingRect(self) -> QtCore.QRectF:  # noqa: N802
+        return QtCore.QRectF(self._rect)
+
+    def paint(self, p, *args) -> None:
+        if self._qimage is None:
+            return
+        r = self._rect
+        p.save()
+        p.setTransform(QtGui.QTransform(0, 1, 1, 0, 0, 0), True)  # (u, v) -> (x=v, y=u)
+        p.drawImage(QtCore.QRectF(r.y(), r.x(), r.height(), r.width()), self._qimage)
+        p.restore()
+
+
 class _CountingPlotWidget(pg.PlotWidget):
     """PlotWidget that counts its paints (the real frame rate) and can be made slow (test hook)."""
 
@@ -275,6 +351,14 @@ class ScopeWidget(QtWidgets.QWidget):
         self.railed_uv = 0.9 * 187_500.0
         self.frame_count = 0
         self.last_frame_ms = 0.0
+        #: "auto": a pixel raster of min/max spans when there are >= 2 samples per pixel column
+        #: (cost independent of the point count), curves otherwise; or force "raster"/"curves".
+        self.renderer = "auto"
+        self.render_mode = ""
+        self.drawn: dict[str, list[int]] = {}
+        self._seg_key = None
+        self._seg_starts = np.zeros(0, int)
+        self._seg_cols = np.zeros(0, int)
 
         self._info = None
         self._buffer = None
@@ -361,6 +445,9 @@ class ScopeWidget(QtWidgets.QWidget):
             item.setZValue(1 if style == "normal" else 2)
             self.plot.addItem(item)
             self._curves[style] = item
+        self._raster = _RasterItem()
+        self._raster.setZValue(1)
+        self.plot.addItem(self._raster)
         self._cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((230, 230, 230), width=1))
         self._cursor.setVisible(False)
         self.plot.addItem(self._cursor)
@@ -665,20 +752,26 @@ class ScopeWidget(QtWidgets.QWidget):
         pad = 0.004 * self.window_s
         y_range = (-(nvis - 1) - 0.5 - _Y_PAD, 0.5 + _Y_PAD)
         if self.mode == "scroll":
-            vb.setRange(xRange=(-self.window_s - pad, pad), yRange=y_range, padding=0)
+            self._xrange = (-self.window_s - pad, pad)
         else:
-            vb.setRange(xRange=(-pad, self.window_s + pad), yRange=y_range, padding=0)
+            self._xrange = (-pad, self.window_s + pad)
+        self._yrange = y_range
+        vb.setRange(xRange=self._xrange, yRange=y_range, padding=0)
         self._message.setPos(-self.window_s / 2 if self.mode == "scroll" else self.window_s / 2,
                              -(nvis - 1) / 2)
 
     def _update_ticks(self, vis: list[int]) -> None:
-        key = (tuple(vis), tuple(sorted(self.flags.items())), tuple(sorted(self.bad)))
+        lane_px = (self.plot.getViewBox().height() or 400) / max(1, len(vis) + 2 * _Y_PAD)
+        step = max(1, int(np.ceil(13.0 / max(lane_px, 1.0))))  # labels never overlap
+        key = (tuple(vis), tuple(sorted(self.flags.items())), tuple(sorted(self.bad)), step)
         if key == self._ticks_key:
             return
         self._ticks_key = key
         names = self._info.ch_names
         ticks = []
         for row, ch in enumerate(vis):
+            if row % step and ch not in self.bad and ch not in self.flags:
+                continue
             label = names[ch]
             if ch in self.bad:
                 label += " (bad)"
@@ -703,6 +796,8 @@ class ScopeWidget(QtWidgets.QWidget):
         if self._store is None or self._info is None or self._filled == 0:
             for c in self._curves.values():
                 c.setData([], [])
+            self._raster.clear()
+            self.drawn = {}
             self._cursor.setVisible(False)
             self._message.setVisible(True)
             self._marker_positions = []
@@ -718,37 +813,47 @@ class ScopeWidget(QtWidgets.QWidget):
             ordered = np.concatenate((self._store[p0:], self._store[:p0])) if p0 else self._store
         else:
             ordered = self._store
-        width_px = int(self.plot.getViewBox().width()) or 800
+        vb = self.plot.getViewBox()
+        width_px = int(vb.width()) or 800
+        height_px = int(vb.height()) or 400
+        scales = np.full(self._info.n_channels, self.scale_uv)
+        for ch, s in self.channel_scale.items():
+            scales[ch] = s
+        groups: dict[str, list[tuple[int, int]]] = {k: [] for k in self._curves}
+        for row, ch in enumerate(vis):
+            style = "bad" if ch in self.bad else self.flags.get(ch, "normal")
+            groups[style].append((row, ch))
+        self.drawn = {k: [c for _, c in v] for k, v in groups.items() if v}
+        newest = (self._k - 1) % wn
+        if self.mode == "sweep":
+            self._cursor.setPos(newest / sfreq)
+        self._cursor.setVisible(self.mode == "sweep")
+        use_raster = self.renderer == "raster" or (self.renderer == "auto" and wn >= 2 * width_px)
+        if use_raster and width_px > 1 and height_px > 1:
+            self._draw_raster(ordered, groups, scales, sfreq, width_px, height_px, newest)
+        else:
+            self._draw_curves(ordered, groups, scales, sfreq, width_px, newest)
+        self._draw_markers_for_window(ordered_ts=self._ordered_ts(), sfreq=sfreq)
+
+    def _draw_curves(self, ordered, groups, scales, sfreq, width_px, newest) -> None:
+        """One NaN-separated curve per style from min/max-decimated data (low sample density)."""
+        self.render_mode = "curves"
+        self._raster.clear()
+        wn = self._wn
         n_bins = int(np.clip(width_px, 200, 4000))
         idx, dec = minmax_decimate(ordered, n_bins)
         if self.mode == "scroll":
             x = (idx - (wn - 1)) / sfreq
         else:
             x = idx / sfreq
-            newest = (self._k - 1) % wn
             # break the trace at the write position: the bin holding the newest sample
             j = int(np.searchsorted(idx, newest, side="right")) - 1
-            if dec.dtype.kind == "f":
-                dec = dec.copy()
-                dec[max(0, j - (j % 2)): j - (j % 2) + 2] = np.nan
-            self._cursor.setPos(newest / sfreq)
-        self._cursor.setVisible(self.mode == "sweep")
-
-        # baseline per channel from the decimated window (cheap), scale, clip, offset
+            dec = dec.copy()
+            dec[max(0, j - (j % 2)): j - (j % 2) + 2] = np.nan
         with np.errstate(invalid="ignore", all="ignore"):
             dc = np.nanmean(dec, axis=0) if np.isnan(dec).any() else dec.mean(axis=0)
-        scales = np.full(self._info.n_channels, self.scale_uv)
-        for ch, s in self.channel_scale.items():
-            scales[ch] = s
-        groups: dict[str, list[tuple[int, int]]] = {k: [] for k in self._curves}
-        for row, ch in enumerate(vis):
-            if ch in self.bad:
-                style = "bad"
-            else:
-                style = self.flags.get(ch, "normal")
-            groups[style].append((row, ch))
         npts = len(x)
-        y_lo, y_hi = -(len(vis) - 1) - 0.5 - _Y_PAD + 0.01, 0.5 + _Y_PAD - 0.01
+        y_lo, y_hi = self._yrange[0] + 0.01, self._yrange[1] - 0.01
         for style, members in groups.items():
             curve = self._curves[style]
             if not members:
@@ -768,7 +873,65 @@ class ScopeWidget(QtWidgets.QWidget):
             xx[:, :npts] = x
             xx[:, npts] = np.nan
             curve.setData(xx.ravel(), yy.ravel(), connect="finite")
-        self._draw_markers_for_window(ordered_ts=self._ordered_ts(), sfreq=sfreq)
+
+    def _segments(self, sfreq: float, width_px: int) -> tuple[int, np.ndarray]:
+        """Samples per bin (at least one bin per pixel column) and the column of each bin (cached)."""
+        key = (self._wn, width_px, self.mode, self._xrange, sfreq)
+        if key != self._seg_key:
+            b = max(1, self._wn // width_px)
+            n_bins = -(-self._wn // b)
+            centre = np.minimum(np.arange(n_bins) * b + 0.5 * (b - 1), self._wn - 1)
+            x = (centre - (self._wn - 1)) / sfreq if self.mode == "scroll" else centre / sfreq
+            x0, x1 = self._xrange
+            col = np.clip(((x - x0) * (width_px / (x1 - x0))).astype(np.int64), 0, width_px - 1)
+            self._seg_key, self._seg_starts, self._seg_cols = key, b, col
+        return self._seg_starts, self._seg_cols
+
+    def _draw_raster(self, ordered, groups, scales, sfreq, width_px, height_px, newest) -> None:
+        """Min/max span per pixel column and channel, rasterised in numpy (high sample density)."""
+        self.render_mode = "raster"
+        for c in self._curves.values():
+            if c.xData is not None and len(c.xData):
+                c.setData([], [])
+        b, cols = self._segments(sfreq, width_px)
+        wn, n_ch = ordered.shape
+        m = wn // b
+        main = ordered[: m * b].reshape(m, b, n_ch)
+        mn, mx = main.min(axis=1), main.max(axis=1)
+        if m * b < wn:  # a partial last bin
+            mn = np.vstack((mn, ordered[m * b:].min(axis=0, keepdims=True)))
+            mx = np.vstack((mx, ordered[m * b:].max(axis=0, keepdims=True)))
+        if self.mode == "sweep":  # blank the bin being written
+            mn[newest // b] = np.nan
+            mx[newest // b] = np.nan
+        with np.errstate(invalid="ignore", all="ignore"):
+            mid = 0.5 * (mn + mx)
+            dc = np.nanmean(mid, axis=0) if np.isnan(mid).any() else mid.mean(axis=0)
+        y0, y1 = self._yrange
+        to_px = height_px / (y1 - y0)
+        argb = np.zeros((width_px, height_px), dtype=np.uint32)  # column-major, row 0 at the bottom
+        for style, members in groups.items():
+            if not members:
+                continue
+            rows = np.array([r for r, _ in members], dtype=np.float64)
+            chs = np.array([c for _, c in members])
+            with np.errstate(invalid="ignore"):
+                lo = np.clip((mn[:, chs] - dc[chs]) / scales[chs], -self.clip_div, self.clip_div) - rows
+                hi = np.clip((mx[:, chs] - dc[chs]) / scales[chs], -self.clip_div, self.clip_div) - rows
+                # join each column to the previous one so the trace stays continuous
+                centre = 0.5 * (lo + hi)
+                prev = np.vstack((centre[:1], centre[:-1]))
+                lo = np.fmin(lo, prev)
+                hi = np.fmax(hi, prev)
+                ok = np.isfinite(lo) & np.isfinite(hi)
+                r_lo = np.clip((lo - y0) * to_px, 0, height_px - 1)
+                r_hi = np.clip((hi - y0) * to_px, 0, height_px - 1)
+            c_idx = np.broadcast_to(cols[:, None], lo.shape)[ok]
+            cov = rasterize_spans(r_lo[ok].astype(np.int64), r_hi[ok].astype(np.int64), c_idx,
+                                  height_px, width_px)
+            np.copyto(argb, np.uint32(_argb(STYLE_PENS[style])), where=cov)
+        x0, x1 = self._xrange
+        self._raster.set_image(argb, QtCore.QRectF(x0, y0, x1 - x0, y1 - y0))
 
     def _ordered_ts(self) -> np.ndarray:
         p0 = self._k % self._wn

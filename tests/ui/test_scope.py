@@ -35,6 +35,36 @@ def test_minmax_decimate_rejects_bad_input():
         minmax_decimate(np.zeros((10, 2)), 0)
 
 
+def test_rasterize_spans():
+    from ui.scope import rasterize_spans
+
+    cov = rasterize_spans(np.array([0, 2, 5]), np.array([1, 2, 9]), np.array([0, 0, 3]), 10, 4)
+    assert cov.shape == (4, 10)  # (width, height), column-major
+    assert cov[0].tolist() == [True, True, True] + [False] * 7
+    assert not cov[1].any() and not cov[2].any()
+    assert np.flatnonzero(cov[3]).tolist() == [5, 6, 7, 8, 9]
+
+
+def test_raster_and_curves_show_the_same_lanes(scripted):
+    scope, src, ts = scripted
+    scope.set_channel_visible(1, False)
+    lanes = {}
+    for renderer in ("raster", "curves"):
+        scope.renderer = renderer
+        scope.refresh()
+        assert scope.render_mode == renderer
+        if renderer == "raster":
+            img = scope._raster.image  # (width, height), row 0 at the bottom of the view
+            y0, y1 = scope._yrange
+            rows = np.flatnonzero(img.any(axis=0))
+            yv = y0 + (rows + 0.5) * (y1 - y0) / img.shape[1]
+            lanes[renderer] = sorted({int(np.round(-v)) for v in yv})
+        else:
+            y = scope._curves["normal"].getData()[1]
+            lanes[renderer] = sorted({int(np.round(-v)) for v in y[np.isfinite(y)]})
+    assert lanes["raster"] == lanes["curves"] == [0, 1, 2]  # C3, C4, Pz; Cz hidden
+
+
 def test_display_filter_validation_and_flags():
     with pytest.raises(ValueError, match="notch"):
         DisplayFilter(notch=55)
@@ -160,6 +190,7 @@ def test_display_filter_changes_display_not_ring_buffer(scripted):
 
 def test_hide_bad_and_per_channel_scale(scripted):
     scope, src, ts = scripted
+    scope.renderer = "curves"  # this test reads the curve items' data
     scope.refresh()
     scope.set_channel_visible(1, False)
     scope.set_channel_bad(3, True)
@@ -168,6 +199,7 @@ def test_hide_bad_and_per_channel_scale(scripted):
     assert scope.visible_channels == [0, 2, 3]
     ticks = [t[1] for t in scope.plot.getAxis("left")._tickLevels[0]]
     assert ticks == ["C3", "C4", "Pz (bad)"]
+    assert scope.drawn == {"normal": [0, 2], "bad": [3]}
     x, y = scope._curves["bad"].getData()
     assert np.isfinite(y).sum() > 0  # the bad channel is drawn in the grey "bad" curve
     x, y = scope._curves["normal"].getData()
@@ -187,19 +219,24 @@ def test_flat_and_railed_channels_highlighted(make_window, qtbot):
     qtbot.waitUntil(lambda: len(win.scope._flag_items) == 2, timeout=2000)
     ticks = [t[1] for t in win.scope.plot.getAxis("left")._tickLevels[0]]
     assert ticks[2] == "EEG003 FLAT" and ticks[4] == "EEG005 RAILED"
-    assert len(win.scope._curves["railed"].getData()[1]) > 0
+    qtbot.waitUntil(lambda: win.scope.drawn.get("railed") == [4] and win.scope.drawn.get("flat") == [2],
+                    timeout=2000)
 
 
 def test_window_length_and_many_channels(make_window, qtbot):
-    src = SimulatedSource(n_channels=64, sfreq=1000.0)
+    src = SimulatedSource(n_channels=64, sfreq=1000.0, prefill_s=31.0)
     win = make_window(source=src)
     wait_streaming(qtbot, win)
     win.scope.set_window(30)
     qtbot.waitUntil(lambda: win.scope.frame_count > 5, timeout=5000)
     assert win.scope._wn == 30_000
-    x, y = win.scope._curves["normal"].getData()
-    # 64 channels drawn as one decimated curve: far fewer points than 64 × 30,000 samples
-    assert 0 < len(x) <= 64 * (2 * 4000 + 1)
+    # 30 samples per pixel column: drawn as a pixel raster of min/max spans
+    assert win.scope.render_mode == "raster" and win.scope.drawn["normal"] == list(range(64))
+    img = win.scope._raster.image
+    assert img.shape == (int(win.scope.plot.getViewBox().width()), int(win.scope.plot.getViewBox().height()))
+    assert (img != 0).mean() > 0.05
     win.scope.set_window(1)
     win.scope.refresh()
-    assert win.scope._wn == 1000
+    assert win.scope._wn == 1000 and win.scope.render_mode == "curves"
+    x, y = win.scope._curves["normal"].getData()
+    assert 64 * 1000 <= len(x) <= 64 * 1001  # 1000 samples < 2 per pixel: drawn as curves
