@@ -92,9 +92,11 @@ class Session:
         return self
 
     def stop(self) -> None:
+        # The source first: its buffer stays readable, so the recorder and decoders drain every
+        # sample that arrived before they stop.
+        self.source.disconnect()
         for comp in reversed(self.components):
             _safe_stop(comp)
-        self.source.disconnect()
         logger.info("Session stopped")
 
     def add_component(self, comp: Component, *, start: bool = False) -> None:

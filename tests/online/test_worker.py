@@ -55,12 +55,18 @@ def test_replay_through_worker_equals_offline_causal_decoding(ts_bundle, s002_ru
 def test_slow_model_skips_stale_windows_and_acquisition_loses_nothing(ts_bundle_resampling):
     bundle = ts_bundle_resampling
 
-    class SlowBundle(type(bundle)):
-        def predict_proba(self, window):
-            time.sleep(0.3)  # three hops
-            return super().predict_proba(window)
+    class SlowModel:  # the model itself is slow: 0.3 s per call, three hops
+        def __init__(self, inner):
+            self.inner = inner
 
-    slow = SlowBundle(**{f.name: getattr(bundle, f.name) for f in dataclasses.fields(bundle)})
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def predict_proba(self, X):
+            time.sleep(0.3)
+            return self.inner.predict_proba(X)
+
+    slow = dataclasses.replace(bundle, decoder=SlowModel(bundle.decoder))
     src = BrainFlowSource("synthetic")
     seen = []
     with src.connect(timeout=5):
