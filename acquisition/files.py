@@ -608,8 +608,23 @@ def _read_xdf(path: Path, *, stream: str | None = None) -> FileRecording:
 
     markers: list[Marker] = []
     marker_streams = []
+    # bci_app recordings: marker durations/extras live in "-details" twin streams, and the
+    # prediction labels are not events; read those through the recorder's own reader.
+    from .recorder import DETAILS_TYPE, xdf_markers
+
+    own = {"PredictionLabels", DETAILS_TYPE}
+    if any(str(_first(s["info"], "type", "")) == DETAILS_TYPE for s in streams):
+        for m in xdf_markers(streams, skip=[eeg]):
+            markers.append(Marker(m.timestamp, m.label, m.duration, "file", dict(m.extra)))
+            if m.extra.get("stream") not in marker_streams:
+                marker_streams.append(m.extra.get("stream"))
+        own.add("__string__")
     for s in streams:
         if s is eeg or n_samples(s) == 0 or not _is_marker_stream(s["info"]):
+            continue
+        stype = str(_first(s["info"], "type", ""))
+        if stype in own or ("__string__" in own
+                            and str(_first(s["info"], "channel_format", "")) == "string"):
             continue
         sname = str(_first(s["info"], "name", ""))
         marker_streams.append(sname)
