@@ -51,6 +51,10 @@ STYLE_PENS = {
     "flat": (255, 170, 0),
     "railed": (255, 70, 70),
 }
+BACKGROUND = (18, 18, 22)
+GRID_PEN = (52, 52, 62)
+_BACKGROUND = (0xFF << 24) | (BACKGROUND[0] << 16) | (BACKGROUND[1] << 8) | BACKGROUND[2]
+_COLOURS = {k: (0xFF << 24) | (r << 16) | (g << 8) | b for k, (r, g, b) in STYLE_PENS.items()}
 MARKER_COLOURS = {"user": (80, 230, 120), "gap": (255, 80, 80), "other": (255, 220, 90)}
 
 
@@ -131,6 +135,60 @@ def rasterize_spans(r_lo: np.ndarray, r_hi: np.ndarray, cols: np.ndarray, height
     cnt = np.bincount(base + r_lo, minlength=size)
     cnt -= np.bincount(base + r_hi + 1, minlength=size)
     return np.cumsum(cnt.reshape(width, height + 1), axis=1, dtype=np.int32)[:, :height] > 0
+
+
+def spans_to_argb(mn: np.ndarray, mx: np.ndarray, groups: dict, scales: np.ndarray, dc: np.ndarray,
+                  clip_div: float, yrange: tuple[float, float], height: int, cols: np.ndarray,
+                  width: int, colours: dict[str, int], prev: tuple[np.ndarray, np.ndarray] | None = None,
+                  background: int = 0) -> np.ndarray:
+    """Column-major ARGB raster (width, height) of min/max bins of stacked channels.
+
+    Parameters
+    ----------
+    mn, mx : ndarray, shape (n_bins, n_channels)
+        Minimum and maximum of each bin (µV); NaN bins are not drawn.
+    groups : dict
+        Style name -> list of (row, channel) drawn in that style (row 0 at the top, y = -row).
+    scales : ndarray, shape (n_channels,)
+        µV per division of each channel; ``dc`` its baseline (µV).
+    clip_div : float
+        Traces are clipped to ± this many divisions around their row.
+    yrange : (y0, y1)
+        View range in divisions; image row 0 is y0 (the bottom).
+    cols : ndarray of int, shape (n_bins,)
+        Image column of each bin (several bins may share a column).
+    prev : (mn, mx) of the bin before the first one, or None
+        Lets the first column join the previous one.
+    background : int
+        ARGB of uncovered pixels (0: transparent).
+    """
+    if prev is not None:
+        mn = np.vstack((prev[0][None, :], mn))
+        mx = np.vstack((prev[1][None, :], mx))
+    y0, y1 = yrange
+    to_px = height / (y1 - y0)
+    argb = np.full((width, height), background, dtype=np.uint32)
+    skip = 1 if prev is not None else 0
+    for style, members in groups.items():
+        if not members:
+            continue
+        rows = np.array([r for r, _ in members], dtype=np.float64)
+        chs = np.array([c for _, c in members])
+        with np.errstate(invalid="ignore"):
+            lo = np.clip((mn[:, chs] - dc[chs]) / scales[chs], -clip_div, clip_div) - rows
+            hi = np.clip((mx[:, chs] - dc[chs]) / scales[chs], -clip_div, clip_div) - rows
+            # join each column to the previous one so the trace stays continuous
+            centre = 0.5 * (lo + hi)
+            before = np.vstack((centre[:1], centre[:-1]))
+            lo = np.fmin(lo, before)[skip:]
+            hi = np.fmax(hi, before)[skip:]
+            ok = np.isfinite(lo) & np.isfinite(hi)
+            r_lo = np.clip((lo - y0) * to_px, 0, height - 1)
+            r_hi = np.clip((hi - y0) * to_px, 0, height - 1)
+        c_idx = np.broadcast_to(cols[:, None], lo.shape)[ok]
+        cov = rasterize_spans(r_lo[ok].astype(np.int64), r_hi[ok].astype(np.int64), c_idx, height, width)
+        np.copyto(argb, np.uint32(colours[style]), where=cov)
+    return argb
 
 
 @dataclass(frozen=True)
@@ -259,34 +317,56 @@ def _argb(rgb: tuple[int, int, int]) -> int:
 
 
 class _RasterItem(pg.GraphicsObject):
-    """Draws a column-major premultiplied ARGB raster into a rect of the view.
-
-    ``argb[col, row]`` (numpy uint32, shape (width, height), row 0 at the bottom) is wrapped
-    as a QImage without copying and painted through an axis-swapping transform, so the numpy
-    side never transposes.
+    """Draws a premultiplied ARGB raster (numpy uint32, shape (height, n_cols), row 0 at the
+    bottom of the view) as one or more pieces: runs of columns, each stretched over its own x
+    range. A circular strip chart thus scrolls by moving pieces, never by redrawing pixels, and
+    every piece is a plain scaled blit (no rotation in the paint path).
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._qimage: QtGui.QImage | None = None
+        self._array: np.ndarray | None = None
+        self._pieces: list[tuple[int, int, float, float]] = []
+        self._y = (0.0, 1.0)
         self._rect = QtCore.QRectF()
+        #: The image is fully opaque (background included): painted with CompositionMode_Source.
+        self.opaque = False
 
-    def set_image(self, argb: np.ndarray, rect: QtCore.QRectF) -> None:
+    def set_image(self, argb_cm: np.ndarray, rect: QtCore.QRectF) -> None:
+        """A column-major raster (n_cols, height) drawn whole into ``rect`` (x0, y0, w, h)."""
+        self.set_pieces(np.ascontiguousarray(argb_cm.T), (rect.y(), rect.y() + rect.height()),
+                        [(0, argb_cm.shape[0], rect.x(), rect.x() + rect.width())])
+
+    def set_pieces(self, argb: np.ndarray, yrange: tuple[float, float],
+                   pieces: list[tuple[int, int, float, float]]) -> None:
+        """``pieces``: (first column, number of columns, x left, x right) drawn over ``yrange``."""
+        self._array = argb if argb.flags.c_contiguous else np.ascontiguousarray(argb)
         self._qimage = pg.functions.ndarray_to_qimage(
-            np.ascontiguousarray(argb), QtGui.QImage.Format.Format_ARGB32_Premultiplied)
+            self._array, QtGui.QImage.Format.Format_ARGB32_Premultiplied)
+        self._pieces = list(pieces)
+        self._y = (float(yrange[0]), float(yrange[1]))
+        xl = min((p[2] for p in self._pieces), default=0.0)
+        xr = max((p[3] for p in self._pieces), default=0.0)
+        rect = QtCore.QRectF(xl, self._y[0], xr - xl, self._y[1] - self._y[0])
         if rect != self._rect:
             self.prepareGeometryChange()
-            self._rect = QtCore.QRectF(rect)
+            self._rect = rect
         self.update()
 
     def clear(self) -> None:
         if self._qimage is not None:
             self._qimage = None
+            self._array = None
+            self._pieces = []
             self.update()
 
     @property
     def image(self) -> np.ndarray | None:
-        return None if self._qimage is None else self._qimage.data
+        """The raster as drawn, columns in x order, column-major: shape (n_cols, height)."""
+        if self._array is None:
+            return None
+        return np.concatenate([self._array[:, c0:c0 + n] for c0, n, _, _ in self._pieces], axis=1).T
 
     def boundingRect(self) -> QtCore.QRectF:  # noqa: N802
         return QtCore.QRectF(self._rect)
@@ -294,11 +374,13 @@ class _RasterItem(pg.GraphicsObject):
     def paint(self, p, *args) -> None:
         if self._qimage is None:
             return
-        r = self._rect
-        p.save()
-        p.setTransform(QtGui.QTransform(0, 1, 1, 0, 0, 0), True)  # (u, v) -> (x=v, y=u)
-        p.drawImage(QtCore.QRectF(r.y(), r.x(), r.height(), r.width()), self._qimage)
-        p.restore()
+        y0, y1 = self._y
+        height = self._array.shape[0]
+        if self.opaque:  # the raster carries the background: a plain copy, no blending
+            p.setCompositionMode(QtGui.QPainter.CompositionMode.CompositionMode_Source)
+        for c0, n, xl, xr in self._pieces:
+            p.drawImage(QtCore.QRectF(xl, y0, xr - xl, y1 - y0), self._qimage,
+                        QtCore.QRectF(c0, 0, n, height))
 
 
 class _CountingPlotWidget(pg.PlotWidget):
@@ -357,6 +439,10 @@ class ScopeWidget(QtWidgets.QWidget):
         self.render_mode = ""
         self.drawn: dict[str, list[int]] = {}
         self._seg_key = None
+        #: Scroll-mode raster keeps a circular image and renders only new bins (see _draw_strip).
+        self.incremental = True
+        self._strip: dict | None = None
+        self._store_gen = 0
         self._seg_starts = np.zeros(0, int)
         self._seg_cols = np.zeros(0, int)
 
@@ -423,13 +509,14 @@ class ScopeWidget(QtWidgets.QWidget):
         bar.addStretch(1)
         lay.addLayout(bar)
 
-        self.plot_widget = _CountingPlotWidget(background=(18, 18, 22))
+        self.plot_widget = _CountingPlotWidget(background=BACKGROUND)
         self.plot = self.plot_widget.getPlotItem()
         self.plot.setMouseEnabled(False, False)
         self.plot.enableAutoRange(False)
         self.plot.hideButtons()
         self.plot.setMenuEnabled(False)
-        self.plot.showGrid(x=True, y=False, alpha=0.25)
+        # time grid as a few static lines above the raster (the axis' own grid would be covered)
+        self._grid: list[pg.InfiniteLine] = []
         self.plot.setLabel("bottom", "time", units="s")
         self.plot.getAxis("left").setWidth(90)
         for name in ("left", "bottom"):
@@ -670,6 +757,7 @@ class ScopeWidget(QtWidgets.QWidget):
         return True
 
     def _reset_store(self) -> None:
+        self._store_gen += 1
         info, buf = self._info, self._buffer
         sfreq = info.sfreq or 1.0
         self._wn = max(2, min(int(round(self.window_s * sfreq)), buf.capacity))
@@ -759,6 +847,18 @@ class ScopeWidget(QtWidgets.QWidget):
         vb.setRange(xRange=self._xrange, yRange=y_range, padding=0)
         self._message.setPos(-self.window_s / 2 if self.mode == "scroll" else self.window_s / 2,
                              -(nvis - 1) / 2)
+        step = 1.0 if self.window_s <= 12 else (2.0 if self.window_s <= 20 else 5.0)
+        xs = np.arange(0.0, self.window_s + 1e-9, step)
+        xs = -xs if self.mode == "scroll" else xs
+        while len(self._grid) < len(xs):
+            line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(GRID_PEN, width=1))
+            line.setZValue(1.5)
+            self.plot.addItem(line)
+            self._grid.append(line)
+        for i, line in enumerate(self._grid):
+            line.setVisible(i < len(xs))
+            if i < len(xs):
+                line.setPos(float(xs[i]))
 
     def _update_ticks(self, vis: list[int]) -> None:
         lane_px = (self.plot.getViewBox().height() or 400) / max(1, len(vis) + 2 * _Y_PAD)
@@ -830,7 +930,10 @@ class ScopeWidget(QtWidgets.QWidget):
         self._cursor.setVisible(self.mode == "sweep")
         use_raster = self.renderer == "raster" or (self.renderer == "auto" and wn >= 2 * width_px)
         if use_raster and width_px > 1 and height_px > 1:
-            self._draw_raster(ordered, groups, scales, sfreq, width_px, height_px, newest)
+            if self.mode == "scroll" and self.incremental:
+                self._draw_strip(groups, scales, sfreq, width_px, height_px)
+            else:
+                self._draw_raster(ordered, groups, scales, sfreq, width_px, height_px, newest)
         else:
             self._draw_curves(ordered, groups, scales, sfreq, width_px, newest)
         self._draw_markers_for_window(ordered_ts=self._ordered_ts(), sfreq=sfreq)
@@ -907,31 +1010,93 @@ class ScopeWidget(QtWidgets.QWidget):
         with np.errstate(invalid="ignore", all="ignore"):
             mid = 0.5 * (mn + mx)
             dc = np.nanmean(mid, axis=0) if np.isnan(mid).any() else mid.mean(axis=0)
-        y0, y1 = self._yrange
-        to_px = height_px / (y1 - y0)
-        argb = np.zeros((width_px, height_px), dtype=np.uint32)  # column-major, row 0 at the bottom
-        for style, members in groups.items():
-            if not members:
-                continue
-            rows = np.array([r for r, _ in members], dtype=np.float64)
-            chs = np.array([c for _, c in members])
-            with np.errstate(invalid="ignore"):
-                lo = np.clip((mn[:, chs] - dc[chs]) / scales[chs], -self.clip_div, self.clip_div) - rows
-                hi = np.clip((mx[:, chs] - dc[chs]) / scales[chs], -self.clip_div, self.clip_div) - rows
-                # join each column to the previous one so the trace stays continuous
-                centre = 0.5 * (lo + hi)
-                prev = np.vstack((centre[:1], centre[:-1]))
-                lo = np.fmin(lo, prev)
-                hi = np.fmax(hi, prev)
-                ok = np.isfinite(lo) & np.isfinite(hi)
-                r_lo = np.clip((lo - y0) * to_px, 0, height_px - 1)
-                r_hi = np.clip((hi - y0) * to_px, 0, height_px - 1)
-            c_idx = np.broadcast_to(cols[:, None], lo.shape)[ok]
-            cov = rasterize_spans(r_lo[ok].astype(np.int64), r_hi[ok].astype(np.int64), c_idx,
-                                  height_px, width_px)
-            np.copyto(argb, np.uint32(_argb(STYLE_PENS[style])), where=cov)
+        argb = spans_to_argb(mn, mx, groups, scales, dc, self.clip_div, self._yrange, height_px, cols,
+                             width_px, _COLOURS, background=_BACKGROUND)
+        self._raster.opaque = True
         x0, x1 = self._xrange
+        y0, y1 = self._yrange
         self._raster.set_image(argb, QtCore.QRectF(x0, y0, x1 - x0, y1 - y0))
+
+    def _draw_strip(self, groups, scales, sfreq, width_px, height_px) -> None:
+        """Scroll-mode raster as a circular strip chart: only bins that changed are rendered.
+
+        Bins of ``b`` samples are anchored to sample sequence numbers, so a bin, once complete,
+        never changes: each frame computes the min/max of the new bins only (a few per frame),
+        rasterises them into their columns of a circular image, and the image is drawn in two
+        pieces at the right x. Everything is re-rendered from the cached bins when the layout,
+        scales or view change, or when a channel's baseline moved by more than 0.05 division.
+        """
+        self.render_mode = "raster"
+        for c in self._curves.values():
+            if c.xData is not None and len(c.xData):
+                c.setData([], [])
+        wn, n_ch = self._wn, self._info.n_channels
+        b = -(-wn // width_px)
+        n_cols = -(-wn // b) + 1
+        geom = (wn, b, n_cols, height_px, self._store_gen, n_ch)
+        st = self._strip
+        if st is None or st["geom"] != geom:
+            st = self._strip = {
+                "geom": geom, "mn": np.full((n_cols, n_ch), np.nan, np.float32),
+                "mx": np.full((n_cols, n_ch), np.nan, np.float32),
+                "argb": np.full((height_px, n_cols), _BACKGROUND, np.uint32), "next": None, "style": None,
+                "dc": None,
+            }
+        k_stop, oldest = self._k, self._k - self._filled
+        kb_first = max(0, k_stop - wn) // b
+        kb_last = (k_stop - 1) // b
+        k_a = st["next"] if st["next"] is not None and kb_first <= st["next"] <= kb_last + 1 else kb_first
+        if k_a <= kb_last:  # min/max of the new (and the still partial) bins
+            s0 = max(k_a * b, oldest)
+            seq = np.arange(s0, k_stop)
+            data = self._store[seq % wn]
+            front, back = s0 - k_a * b, (kb_last + 1) * b - k_stop
+            if front or back:  # edge padding leaves a bin's min and max unchanged
+                parts = [np.repeat(data[:1], front, 0)] if front else []
+                parts.append(data)
+                if back:
+                    parts.append(np.repeat(data[-1:], back, 0))
+                data = np.concatenate(parts)
+            blocks = data.reshape(kb_last + 1 - k_a, b, n_ch)
+            cols_new = np.arange(k_a, kb_last + 1) % n_cols
+            st["mn"][cols_new] = blocks.min(axis=1)
+            st["mx"][cols_new] = blocks.max(axis=1)
+        st["next"] = kb_last if k_stop % b else kb_last + 1
+        window_cols = np.arange(kb_first, kb_last + 1) % n_cols
+        with np.errstate(invalid="ignore", all="ignore"):
+            mid = 0.5 * (st["mn"][window_cols] + st["mx"][window_cols])
+            dc = np.nanmean(mid, axis=0)
+        dc = np.where(np.isfinite(dc), dc, 0.0)
+        vis = [c for m in groups.values() for _, c in m]
+        style = (tuple((k, tuple(v)) for k, v in groups.items()), tuple(scales[vis]), self.clip_div,
+                 self._yrange)
+        moved = st["dc"] is None or (np.abs(dc - st["dc"])[vis] / scales[vis] > 0.05).any()
+        if style != st["style"] or moved:  # re-render every column from the cached bins
+            st["style"], st["dc"] = style, dc
+            k_r = kb_first
+        else:
+            k_r = min(k_a, kb_last)
+        ks = np.arange(k_r, kb_last + 1)
+        cols = ks % n_cols
+        prev = None
+        if k_r > kb_first:
+            pc = (k_r - 1) % n_cols
+            prev = (st["mn"][pc], st["mx"][pc])
+        block = spans_to_argb(st["mn"][cols], st["mx"][cols], groups, scales, st["dc"], self.clip_div,
+                              self._yrange, height_px, np.arange(len(ks)), len(ks), _COLOURS, prev,
+                              background=_BACKGROUND)
+        self._raster.opaque = True
+        st["argb"][:, cols] = block.T
+        # pieces: runs of consecutive columns, bin k at x = (k * b - (k_stop - 1)) / sfreq
+        pieces = []
+        k = kb_first
+        while k <= kb_last:
+            c0 = k % n_cols
+            n = min(kb_last + 1 - k, n_cols - c0)
+            xl = (k * b - (k_stop - 1)) / sfreq
+            pieces.append((c0, n, xl, xl + n * b / sfreq))
+            k += n
+        self._raster.set_pieces(st["argb"], self._yrange, pieces)
 
     def _ordered_ts(self) -> np.ndarray:
         p0 = self._k % self._wn

@@ -99,7 +99,7 @@ class SpectrumWidget(QtWidgets.QWidget):
         self.psd_plot.setMouseEnabled(False, False)
         self.psd_plot.enableAutoRange(False)
         self.psd_plot.hideButtons()
-        self.psd_curve = pg.PlotCurveItem(pen=pg.mkPen((120, 200, 255, 170), width=1), connect="finite")
+        self.psd_curve = pg.PlotCurveItem(pen=pg.mkPen((70, 120, 160), width=1), connect="finite")
         self.psd_plot.addItem(self.psd_curve)
         self.mean_curve = pg.PlotCurveItem(pen=pg.mkPen((255, 255, 255), width=2))
         self.psd_plot.addItem(self.mean_curve)

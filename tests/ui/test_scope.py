@@ -54,9 +54,11 @@ def test_raster_and_curves_show_the_same_lanes(scripted):
         scope.refresh()
         assert scope.render_mode == renderer
         if renderer == "raster":
+            from ui.scope import _BACKGROUND
+
             img = scope._raster.image  # (width, height), row 0 at the bottom of the view
             y0, y1 = scope._yrange
-            rows = np.flatnonzero(img.any(axis=0))
+            rows = np.flatnonzero((img != _BACKGROUND).any(axis=0))
             yv = y0 + (rows + 0.5) * (y1 - y0) / img.shape[1]
             lanes[renderer] = sorted({int(np.round(-v)) for v in yv})
         else:
@@ -232,11 +234,42 @@ def test_window_length_and_many_channels(make_window, qtbot):
     assert win.scope._wn == 30_000
     # 30 samples per pixel column: drawn as a pixel raster of min/max spans
     assert win.scope.render_mode == "raster" and win.scope.drawn["normal"] == list(range(64))
-    img = win.scope._raster.image
-    assert img.shape == (int(win.scope.plot.getViewBox().width()), int(win.scope.plot.getViewBox().height()))
-    assert (img != 0).mean() > 0.05
+    img = win.scope._raster.image  # (columns, rows): one column per bin of ceil(30000 / width) samples
+    vb = win.scope.plot.getViewBox()
+    assert img.shape[1] == int(vb.height()) and int(vb.width()) * 0.9 <= img.shape[0] <= int(vb.width()) + 2
+    from ui.scope import _BACKGROUND
+
+    assert (img != _BACKGROUND).mean() > 0.05
     win.scope.set_window(1)
     win.scope.refresh()
     assert win.scope._wn == 1000 and win.scope.render_mode == "curves"
     x, y = win.scope._curves["normal"].getData()
     assert 64 * 1000 <= len(x) <= 64 * 1001  # 1000 samples < 2 per pixel: drawn as curves
+
+
+def test_incremental_strip_matches_a_full_render(scripted):
+    """Scroll mode renders only new bins; the picture equals a render from scratch."""
+    from ui.scope import _BACKGROUND
+
+    scope, src, ts = scripted
+    scope.renderer = "raster"
+    scope.refresh()
+    rng = np.random.default_rng(3)
+    t_last = ts[-1]
+    for n in (7, 1, 33, 120, 5, 64):  # chunks of odd sizes, as a device delivers them
+        t = t_last + np.arange(1, n + 1) / SF
+        t_last = t[-1]
+        data = np.sin(2 * np.pi * 50 * t)[:, None] * 20e-6 + rng.normal(0, 3e-6, (n, 4))
+        src.push(data, t)
+        src.acquire()
+        scope.refresh()
+    assert scope.render_mode == "raster" and scope._strip is not None
+    incremental = scope._raster.image.copy()
+    dc = scope._strip["dc"].copy()
+    scope._strip = None  # forget everything: the next frame renders every bin again
+    scope.refresh()
+    np.testing.assert_allclose(scope._strip["dc"], dc, atol=0.05 * scope.scale_uv)
+    full = scope._raster.image
+    assert full.shape == incremental.shape
+    assert (full != _BACKGROUND).sum() > 1000
+    assert (full != incremental).mean() < 0.01  # at most a baseline rounding apart
