@@ -90,7 +90,23 @@ def train_cross_subject(data: EpochsData, settings: TrainSettings, out: str | Pa
     from .bundle import save_bundle
 
     X = align_subjects(data) if settings.align else data.X
-    dec = settings.factory(data)().fit(X, data.y)
+    validation: dict[str, Any] = {}
+    factory = settings.factory(data)
+    if get_entry(settings.model).kind != "torch":
+        # baselines have no early stopping: report a stratified 20 % hold-out, then refit on all
+        from .estimators import stratified_split
+
+        tr, va = stratified_split(data.y, 0.2, settings.seed)
+        validation = {"val_accuracy": factory().fit(X[tr], data.y[tr]).score(X[va], data.y[va]),
+                      "val_split": "stratified 20 % of the pooled trials (then refit on all)"}
+    dec = factory().fit(X, data.y)
+    if not validation:
+        validation = {"val_accuracy": getattr(dec, "val_accuracy_", None),
+                      "val_loss": getattr(dec, "val_loss_", None),
+                      "best_epoch": getattr(dec, "best_epoch_", None),
+                      "val_split": "stratified 20 % of the pooled trials (early stopping)"}
+    validation = {k: (None if isinstance(v, float) and np.isnan(v) else v)
+                  for k, v in validation.items()}
     if out is None:
         return dec, None
     meta = {
@@ -109,8 +125,8 @@ def train_cross_subject(data: EpochsData, settings: TrainSettings, out: str | Pa
                          "align": settings.align, "seed": settings.seed},
             **(provenance or {}),
         },
-        "validation": {k: getattr(dec, k) for k in ("val_accuracy_", "val_loss_", "best_epoch_")
-                       if hasattr(dec, k)},
+        "validation": validation,
     }
     path = save_bundle(dec, out, meta, export_onnx=export_onnx)
+    dec.validation_ = validation
     return dec, path

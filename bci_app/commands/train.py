@@ -56,12 +56,11 @@ def run(args: argparse.Namespace) -> int:
     dec, path = train_cross_subject(data, settings, args.out,
                                     provenance={"command": command}, export_onnx=args.onnx)
     summary = {"bundle": str(path), "model": model, "subjects": subjects,
-               "n_trials": int(len(data)), "val_accuracy": getattr(dec, "val_accuracy_", None),
-               "best_epoch": getattr(dec, "best_epoch_", None),
+               "n_trials": int(len(data)), "validation": dec.validation_,
                "seconds": round(time.perf_counter() - t0, 1)}
     if args.json:
         print(json.dumps(summary))
     else:
         print(f"saved {path} ({model}, {len(data)} trials of subjects {args.subjects}; "
-              f"validation accuracy {summary['val_accuracy']})")
+              f"validation {summary['validation']})")
     return 0
