@@ -215,6 +215,8 @@ class Source(ABC):
         self.gaps: list[Gap] = []
         self.samples_missing = 0
         self.backward_jumps = 0
+        self.duplicates_dropped = 0
+        self.out_of_order_dropped = 0
         self.chunks = 0
         self.state_history: list[tuple[float, SourceState, str]] = []
         self._last_ts: float | None = None
@@ -315,6 +317,15 @@ class Source(ABC):
             return 0
         data = np.asarray(data)
         ts = np.asarray(ts, dtype=np.float64)
+        if data.ndim != 2 or data.shape != (n, self.info.n_channels):
+            raise SourceLostError(
+                f"{self.display_name} delivered a chunk of shape {data.shape}; expected "
+                f"({n}, {self.info.n_channels}). The device changed its layout: reconnecting."
+            )
+        data, ts = self._drop_duplicates(data, ts)
+        n = len(ts)
+        if n == 0:
+            return 0
         self._check_continuity(ts)
         self.buffer.write(data, ts)
         self.chunks += 1
@@ -325,6 +336,44 @@ class Source(ABC):
             self.new_data.notify_all()
         logger.debug("%s: +%d samples (total %d)", self.info.name, n, self.buffer.counter)
         return n
+
+    def _drop_duplicates(self, data: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Drop samples that repeat ones already in the buffer (same timestamp, same values).
+
+        A transport that re-sends a chunk (a retransmission, a buggy driver) must not make the
+        signal longer. Samples that go back in time with *new* values are kept: that is a clock
+        reset, handled as a backward jump by :meth:`_check_continuity`.
+        """
+        if self._last_ts is None or ts[0] > self._last_ts:
+            return data, ts
+        stale = ts <= self._last_ts
+        k = int(stale.sum())
+        held = self.buffer.latest(min(len(self.buffer), max(k * 4, 64)))
+        if held.n_samples == 0:
+            return data, ts
+        idx = np.searchsorted(held.timestamps, ts[stale])
+        idx = np.clip(idx, 0, held.n_samples - 1)
+        same = (held.timestamps[idx] == ts[stale]) & np.all(held.data[idx] == data[stale], axis=1)
+        keep = np.ones(len(ts), bool)
+        if same.any():
+            keep[np.nonzero(stale)[0][same]] = False
+            dropped = int((~keep).sum())
+            self.duplicates_dropped += dropped
+            logger.warning("%s: dropped %d duplicated samples (already received)",
+                           self.display_name, dropped)
+        late = stale & keep
+        if late.any() and self._last_ts - ts[late][0] < 1.0:
+            # new values stamped shortly before what we already have: a chunk that arrived out
+            # of order. It cannot be put back in the past of the buffer; the hole it left was
+            # already registered as a gap when the later chunk arrived.
+            n_late = int(late.sum())
+            self.out_of_order_dropped += n_late
+            self.markers.add(float(ts[late][0]), "bci_app/out_of_order", 0.0, "source",
+                             samples=n_late)
+            logger.warning("%s: dropped %d samples that arrived out of order",
+                           self.display_name, n_late)
+            keep &= ~late
+        return data[keep], ts[keep]
 
     def _check_continuity(self, ts: np.ndarray) -> None:
         """Detect gaps (jumps forward) and backward jumps in the timestamps of a new chunk."""

@@ -348,6 +348,7 @@ class Recorder:
         self.error: RecordingError | None = None
         self.started_at: float | None = None  # LSL clock
         self.cpu_time = 0.0  # thread CPU seconds spent in step()
+        self.warnings: list[str] = []
         self._last_fsync = self._last_offset = self._last_boundary = 0.0
 
     # ------------------------------------------------------------------ registration
@@ -686,6 +687,16 @@ class Recorder:
         if fsync:
             self._last_fsync = now
         n = w.flush(fsync=fsync)
+        if w.path != self.path:  # the file was deleted under us and rescued elsewhere
+            old, self.path = self.path, w.path
+            msg = (f"the recording file {old} disappeared; everything was saved to {w.path} "
+                   "and recording continues there")
+            self.warnings.append(msg)
+            for cb in list(self._callbacks):
+                try:
+                    cb(self, self._state, msg)
+                except Exception:
+                    logger.exception("Recorder state callback failed")
         self.cpu_time += time.thread_time() - t_cpu
         return n
 

@@ -220,6 +220,8 @@ class XDFWriter:
         self._committed = 0  # bytes on disk that end on a chunk boundary
         self._fd: int | None = None
         self._failed: RecordingError | None = None
+        #: Original path when the file had to be rescued to a new one (see ``_check_target``).
+        self.relocated_from: Path | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
         try:
@@ -410,6 +412,71 @@ class XDFWriter:
             os.fsync(self._fd)
         except OSError as err:
             self._fail(err, 0)
+        self._check_target()
+
+    def _check_target(self) -> None:
+        """If the file was deleted or replaced under us (folder removed, file moved to the
+        trash by a user), everything written so far still lives in the open inode and would be
+        lost at close: copy it to a rescue file and keep recording there."""
+        try:
+            st = os.fstat(self._fd)
+        except OSError:
+            return
+        gone = st.st_nlink == 0
+        if not gone:
+            try:
+                ps = os.stat(self.path)
+                gone = (ps.st_ino, ps.st_dev) != (st.st_ino, st.st_dev)
+            except FileNotFoundError:
+                gone = True
+            except OSError:
+                return
+        if gone:
+            self._rescue()
+
+    def _rescue(self) -> None:
+        import tempfile
+        import time as _time
+
+        old = self.path
+        stamp = _time.strftime("%Y%m%d-%H%M%S")
+        folders = [old.parent]
+        try:
+            from bci_app.config import recordings_dir
+
+            folders.append(recordings_dir())
+        except Exception:  # pragma: no cover
+            pass
+        folders.append(Path(tempfile.gettempdir()))
+        src = f"/proc/self/fd/{self._fd}"
+        for folder in folders:
+            target = folder / f"{old.stem}.rescued-{stamp}{old.suffix or '.xdf'}"
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                with open(src, "rb") as fin, open(target, "xb") as fout:
+                    remaining = self._committed
+                    while remaining > 0:
+                        block = fin.read(min(remaining, 1 << 20))
+                        if not block:
+                            raise OSError(errno.EIO, "recording shorter than expected")
+                        fout.write(block)
+                        remaining -= len(block)
+                    fout.flush()
+                    os.fsync(fout.fileno())
+                new_fd = os.open(target, os.O_WRONLY | os.O_APPEND)
+            except OSError as err:
+                logger.warning("Could not rescue %s into %s: %s", old, folder, err)
+                continue
+            self._close_fd()
+            self._fd = new_fd
+            self.path = target
+            self.relocated_from = old
+            logger.error(
+                "Recording file %s was deleted or replaced while recording; everything so far "
+                "was saved to %s and the recording continues there.", old, target)
+            return
+        self._fail(OSError(errno.ENOENT, f"the file {old} was deleted while recording and no "
+                                         "rescue copy could be written"), 0)
 
     def _fail(self, err: OSError, size: int) -> None:
         """Cut the file back to its last whole chunk, close it, raise a RecordingError."""

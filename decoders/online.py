@@ -115,6 +115,10 @@ class DecoderWorker:
         ``<name>-commands`` marker stream. None: no LSL output.
     history : int
         Number of recent predictions kept in :attr:`history`.
+    rail_volts : float | None
+        Input samples at or beyond this magnitude (volts) on the model's channels mark the
+        windows that hold them unreliable (a saturated amplifier: OpenBCI's Cyton rails at
+        ±0.187 V). EEG never reaches 0.1 V. None disables the check.
     engine : "auto" | "torch" | "onnx"
         Inference engine for deep models. ``auto`` exports the model to ONNX, checks that ONNX
         Runtime gives the same probabilities (max abs difference < 1e-4) and uses it when it is
@@ -141,6 +145,7 @@ class DecoderWorker:
         publish: str | None = None,
         history: int = 600,
         engine: str = "auto",
+        rail_volts: float | None = 0.1,
     ) -> None:
         if source.info is None or source.buffer is None:
             raise RuntimeError("DecoderWorker needs a connected source; call source.connect() first.")
@@ -181,6 +186,7 @@ class DecoderWorker:
         if engine not in ("auto", "torch", "onnx"):
             raise ConfigError(f"engine must be 'auto', 'torch' or 'onnx', got {engine!r}.")
         self.engine = engine
+        self.rail_volts = rail_volts
         self._warm_up()
         self._reset_variables()
 
@@ -212,6 +218,12 @@ class DecoderWorker:
         if self.engine == "onnx" and "onnxruntime" not in timings:
             raise ConfigError("engine='onnx' was asked for but ONNX Runtime could not run this "
                               "model (see the log); use engine='auto'.")
+        if not timings:
+            from bci_app.errors import BundleError
+
+            raise BundleError(
+                "The model failed on a test window before the session started (see the log); "
+                "the bundle is broken or does not fit this code. Retrain or re-export it.")
         pick = "onnxruntime" if self.engine == "onnx" else min(timings, key=timings.get)
         self.engine_used = pick
         self._engine_fn = candidates[pick]
@@ -366,6 +378,13 @@ class DecoderWorker:
             data = np.where(finite, data, 0.0)  # keep the IIR state finite
             self._mark_unreliable("non-finite samples (NaN/inf) in the window",
                                   extra=self.n_times)
+        if self.rail_volts is not None:
+            cols = getattr(self._filter, "_idx", slice(None))
+            railed = np.abs(data[:, cols]) >= self.rail_volts
+            if railed.any():
+                self._mark_unreliable(
+                    f"railed channel(s) (|x| >= {self.rail_volts:g} V): amplifier saturated or "
+                    "electrode off", extra=self.n_times)
         filtered = self._filter.process(data)
         n_out = filtered.shape[0]
         if n_out:

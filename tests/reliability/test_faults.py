@@ -1,0 +1,218 @@
+"""Fault injection with real components where they can run: the session survives, the state shown
+is right, nothing recorded is lost or shifted.
+
+The one fake here is a scripted transport (``ScriptedSource``) that delivers exactly the chunks a
+test needs — duplicated, out of order, with clock jumps — which no real device does on demand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+import mne
+import numpy as np
+import pytest
+
+from acquisition.base import Source, SourceState
+from acquisition.brainflow_source import BrainFlowSource
+from acquisition.files import read_file
+from acquisition.markers import GAP_LABEL
+from acquisition.recorder import Recorder, RecorderState
+from acquisition.replay import ReplaySource
+from acquisition.stream_info import StreamInfo
+from decoders.online import DecoderWorker
+from tests.helpers.processes import wait_until
+
+
+class ScriptedSource(Source):
+    """Delivers a fixed list of (data, timestamps) chunks, one per pull."""
+
+    kind = "scripted"
+
+    def __init__(self, chunks, sfreq=100.0, n_ch=2, **kw):
+        super().__init__(reconnect=False, **kw)
+        self.script = list(chunks)
+        self.sfreq, self.n_ch = sfreq, n_ch
+
+    def _open(self, timeout):
+        return StreamInfo("scripted", "scripted", tuple(f"C{i}" for i in range(self.n_ch)),
+                          ("eeg",) * self.n_ch, ("V",) * self.n_ch, self.sfreq)
+
+    def _pull(self):
+        return self.script.pop(0) if self.script else None
+
+    def _close(self):
+        pass
+
+
+def _chunk(start, n, sfreq=100.0, t0=1000.0, n_ch=2, offset=0.0):
+    idx = np.arange(start, start + n)
+    return (np.repeat(idx[:, None].astype(float), n_ch, axis=1) + offset,
+            t0 + idx / sfreq)
+
+
+def _run(src):
+    src.connect(timeout=1, acquisition=False)
+    while src.script:
+        src.acquire()
+    return src.buffer.since(0)
+
+
+def test_duplicated_chunk_is_dropped_not_doubled():
+    a, b, c = _chunk(0, 10), _chunk(10, 10), _chunk(20, 10)
+    src = ScriptedSource([a, b, b, c])
+    got = _run(src)
+    np.testing.assert_array_equal(got.data[:, 0], np.arange(30))
+    assert src.duplicates_dropped == 10 and src.gaps == [] and src.backward_jumps == 0
+
+
+def test_out_of_order_chunk_leaves_a_registered_gap_and_is_dropped():
+    a, b, c = _chunk(0, 10), _chunk(10, 10), _chunk(20, 10)
+    src = ScriptedSource([a, c, b])
+    got = _run(src)
+    np.testing.assert_array_equal(got.data[:, 0], np.r_[np.arange(10), np.arange(20, 30)])
+    assert len(src.gaps) == 1 and src.gaps[0].samples_missing == 10
+    assert src.out_of_order_dropped == 10
+    labels = [m.label for m in src.markers.all()]
+    assert GAP_LABEL in labels and "bci_app/out_of_order" in labels
+
+
+def test_clock_reset_keeps_data_and_marks_the_jump():
+    a = _chunk(0, 10)
+    reset = _chunk(0, 10, t0=5.0, offset=100.0)  # the device clock restarted near 0
+    src = ScriptedSource([a, reset])
+    got = _run(src)
+    assert got.n_samples == 20  # nothing dropped: new values after a reset are real data
+    assert src.backward_jumps == 1
+    assert any(m.label == "bci_app/clock_jump" for m in src.markers.all())
+
+
+def test_forward_timestamp_jump_is_a_gap_with_its_length():
+    src = ScriptedSource([_chunk(0, 10), _chunk(60, 10)])
+    _run(src)
+    assert [g.samples_missing for g in src.gaps] == [50]
+    assert src.gaps[0].duration == pytest.approx(0.5)
+
+
+def test_clock_reset_fixture_replays_without_losing_the_stream(data_dir):
+    rec = read_file(data_dir / "xdf-example-files/clock_resets.xdf")
+    src = ReplaySource(rec, speed="max")
+    src.connect(timeout=5, acquisition=False)
+    while not src.finished:
+        src.acquire()
+    assert src.n_samples == rec.n_samples
+    assert src.state != SourceState.LOST
+    got = src.buffer.since(0) if src.n_samples <= src.buffer.capacity else None
+    if got is not None:
+        np.testing.assert_array_equal(got.data, rec.data)
+
+
+def test_brainflow_playback_that_ends_goes_stalled_then_lost(tmp_path):
+    from brainflow.data_filter import DataFilter
+
+    from acquisition.brainflow_source import _brainflow
+
+    bs = _brainflow()
+    board = bs.BoardShim(-1, bs.BrainFlowInputParams())
+    board.prepare_session()
+    board.start_stream()
+    time.sleep(1.0)
+    board.stop_stream()
+    data = board.get_board_data()
+    board.release_session()
+    f = tmp_path / "short.csv"
+    DataFilter.write_file(data, str(f), "w")
+    src = BrainFlowSource("playback", file=str(f), master_board="synthetic", reconnect=False)
+    with src.connect(timeout=5):
+        wait_until(lambda: src.state == SourceState.LOST, 10, what="lost after the file ended")
+        states = [s for _, s, _ in src.state_history]
+        assert states.index(SourceState.STALLED) < states.index(SourceState.LOST)
+        assert src.n_samples == data.shape[1]  # everything that was sent arrived
+
+
+@pytest.fixture(scope="module")
+def s003(eegmmidb_path):
+    return read_file(mne.datasets.eegbci.load_data(3, [4], path=str(eegmmidb_path),
+                                                   update_path=False)[0])
+
+
+def _decode(rec, bundle, **kw):
+    src = ReplaySource(rec, speed="max", chunk_samples=32)
+    src.connect(timeout=5, acquisition=False)
+    worker = DecoderWorker(src, bundle, hop=0.1, **kw)
+    preds = []
+    while not src.finished:
+        src.acquire()
+        preds.extend(worker.step(catch_up=True))
+    return worker, preds
+
+
+def test_railed_samples_make_windows_unreliable(ts_bundle_any, s003):
+    data = s003.data.copy()
+    ch = s003.info.ch_names.index(next(c for c in s003.info.ch_names if c.lower().startswith("c3")))
+    data[4000:4100, ch] = 0.187  # a Cyton railed at +187.5 mV for 100 samples
+    worker, preds = _decode(dataclasses.replace(s003, data=data), ts_bundle_any)
+    bad = [p for p in preds if not p.reliable]
+    assert bad and all("railed" in p.reason for p in bad)
+    assert all(p.reliable for p in preds if p.seq <= 4000 or p.seq - 320 >= 4100 + 320)
+
+
+def test_decoder_exceptions_are_counted_and_the_session_lives(ts_bundle_any):
+    calls = {"n": 0, "armed": False}
+
+    class Flaky:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def predict_proba(self, X):
+            if not calls["armed"]:  # warm-up calls at construction pass
+                return self.inner.predict_proba(X)
+            calls["n"] += 1
+            if calls["n"] % 3 == 0:  # every third live call fails
+                raise RuntimeError("injected model failure")
+            return self.inner.predict_proba(X)
+
+    bundle = dataclasses.replace(ts_bundle_any, decoder=Flaky(ts_bundle_any.decoder))
+    src = BrainFlowSource("synthetic")
+    with src.connect(timeout=5):
+        mapping = {c: c for c in bundle.channels}
+        worker = DecoderWorker(src, bundle, hop=0.1, mapping=mapping)
+        calls["armed"] = True
+        with worker:
+            wait_until(lambda: worker.errors >= 3 and worker.n_predictions >= 6, 30,
+                       what="errors and predictions")
+            assert worker._thread is not None and worker._thread.is_alive()
+        assert "injected model failure" in worker.last_error
+        assert src.state == SourceState.STREAMING or src.state == SourceState.STOPPED
+        assert src.samples_missing == 0
+
+
+def test_recording_file_deleted_mid_session_is_rescued(tmp_path):
+    src = BrainFlowSource("synthetic")
+    path = tmp_path / "session" / "rec.xdf"
+    with src.connect(timeout=5):
+        rec = Recorder(path, session_meta={"subject": "t"}, history=True)
+        rec.add_source(src)
+        rec.start()
+        wait_until(lambda: rec.bytes_written > 20_000, 10, what="some data written")
+        os.remove(path)  # a user (or a cleanup script) deletes the file while recording
+        wait_until(lambda: rec.path != path, 5, what="rescue")
+        time.sleep(0.5)
+        n_source = src.n_samples
+        final = rec.stop()
+    assert rec.state != RecorderState.FAILED
+    assert final.exists() and final.parent == path.parent and "rescued" in final.name
+    assert rec.warnings and "disappeared" in rec.warnings[0]
+    import pyxdf
+
+    streams, _ = pyxdf.load_xdf(str(final))
+    eeg = next(s for s in streams if s["info"]["type"][0] == "EEG")
+    n = len(eeg["time_stamps"])
+    assert n >= n_source - 5  # nothing recorded before or after the deletion was lost
+    stamps = np.asarray(eeg["time_stamps"])
+    np.testing.assert_allclose(np.diff(stamps), 1 / 250, atol=1e-6)
