@@ -87,6 +87,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._record_t0: float | None = None
         self._background: set[BackgroundCall] = set()
         self._connecting: set = set()  # sessions whose connect() runs on a background thread
+        self._decoder_pending: BackgroundCall | None = None
         self._closing = False
 
         # ------------------------------------------------------------ widgets
@@ -358,8 +359,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.controls.set_model(None, False, "Load a model bundle first")
             return
         cfg = getattr(self.bundle, "config", {}) or {}
-        text = (f"{cfg.get('model', '?')}: {', '.join(map(str, cfg.get('classes', [])))} "
-                f"@ {cfg.get('sfreq', '?')} Hz, {cfg.get('window_s', '?')} s window")
+        text = (f"{cfg.get('model', '?')} ({', '.join(map(str, cfg.get('classes', [])))})\n"
+                f"{len(cfg.get('channels', []))} ch, {cfg.get('sfreq', 0):g} Hz, {cfg.get('window_s', 0):g} s window")
         worker_cls = find_decoder_worker()
         if worker_cls is None:
             self.controls.set_model(text, False, "The online DecoderWorker is not available yet")
@@ -369,31 +370,55 @@ class MainWindow(QtWidgets.QMainWindow):
             self.controls.set_model(text, True)
 
     def set_decoding(self, on: bool) -> None:
-        """Start or stop the online decoder (a DecoderWorker thread)."""
+        """Start or stop the online decoder (a DecoderWorker thread).
+
+        Building the worker checks the bundle against the stream and warms the model up (engine
+        choice, first-call allocations): that runs on a background thread, the GUI keeps drawing.
+        """
         if not on:
+            self._decoder_pending = None
             worker, self.decoder = self.decoder, None
             if worker is not None:
                 self.prediction_bridge.detach()
                 self._run_background(BackgroundCall(worker.stop, "gui-decoder-stop", self))
             self.controls.set_decoding(False)
             return
-        if self.decoder is not None:
+        if self.decoder is not None or getattr(self, "_decoder_pending", None) is not None:
             return
         worker_cls = find_decoder_worker()
-        if worker_cls is None or self.bundle is None or self.source is None:
+        source, bundle = self.source, self.bundle
+        if worker_cls is None or bundle is None or source is None or not source.connected:
             self.controls.set_decoding(False)
             return
-        try:
-            worker = worker_cls(self.bundle, self.source)
-            self.prediction_bridge.attach(worker)
+        bridge = self.prediction_bridge
+
+        def build():
+            worker = worker_cls(source, bundle)
+            bridge.attach(worker)  # before start: no prediction is missed
             worker.start()
-        except Exception as err:
-            logger.exception("Could not start decoding")
+            return worker
+
+        call = BackgroundCall(build, "gui-decoder-start", self)
+        self._decoder_pending = call
+        call.finished.connect(lambda worker, error, c=call: self._on_decoder_started(c, worker, error))
+        self.controls.set_decoding(True)
+        self.statusBar().showMessage("Starting the decoder (checking channels, warming the model up)…", 5000)
+        self._run_background(call)
+
+    def _on_decoder_started(self, call, worker, error: str) -> None:
+        if getattr(self, "_decoder_pending", None) is not call:  # stopped or superseded meanwhile
+            if worker is not None:
+                self.prediction_bridge.detach()
+                self._run_background(BackgroundCall(worker.stop, "gui-decoder-stop", self))
+            return
+        self._decoder_pending = None
+        if error:
             self.prediction_bridge.detach()
             self.controls.set_decoding(False)
-            self.banner.show_message("error", f"Could not start decoding: {err}")
+            self.banner.show_message("error", f"Could not start decoding: {error}")
             return
         self.decoder = worker
+        self.prediction.set_decoding(True)
         self.controls.set_decoding(True)
 
     # ------------------------------------------------------------------ recording
@@ -504,8 +529,8 @@ class MainWindow(QtWidgets.QMainWindow):
             p50 = stat_value(stats, "p50", "latency_p50", "p50_ms", "latency_p50_ms")
             p99 = stat_value(stats, "p99", "latency_p99", "p99_ms", "latency_p99_ms")
             scale = 1.0 if stat_value(stats, "p50_ms", "latency_p50_ms") is not None else 1e3
-            s.decoder_p50_ms = None if p50 is None else float(p50) * scale
-            s.decoder_p99_ms = None if p99 is None else float(p99) * scale
+            s.decoder_p50_ms = None if p50 is None or p50 != p50 else float(p50) * scale  # NaN: none yet
+            s.decoder_p99_ms = None if p99 is None or p99 != p99 else float(p99) * scale
             skipped = stat_value(stats, "skipped", "skipped_windows", "n_skipped")
             s.skipped_windows = None if skipped is None else int(skipped)
             s.decoding = True

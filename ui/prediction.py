@@ -168,6 +168,7 @@ class PredictionPanel(QtWidgets.QWidget):
         self.control = np.zeros(2)
         self.n_predictions = 0
         self.last: object | None = None
+        self.last_command: str | None = None
         self._dirs = np.zeros((0, 2))
         self._bars: list[QtWidgets.QProgressBar] = []
         self._last_text = None
@@ -218,6 +219,7 @@ class PredictionPanel(QtWidgets.QWidget):
         self._set_classes(tuple(classes or ()))
         self.text_box.setVisible(self.text_decoder)
         self.command.setText("—")
+        self.last_command = None
         self.history.clear()
         self.control = np.zeros(2)
         self.feedback.set_position(self.control, active=False)
@@ -242,30 +244,61 @@ class PredictionPanel(QtWidgets.QWidget):
         self.feedback.set_targets(classes, self._dirs)
 
     # ------------------------------------------------------------------ predictions
+    def set_decoding(self, on: bool) -> None:
+        if self.model_name is not None:
+            self.latency_label.setText("decoding — waiting for the first window…" if on
+                                       else "waiting for predictions — start decoding")
+
     def on_prediction(self, pred) -> None:
-        """Show one prediction (GUI thread; connect the PredictionBridge's signal here)."""
+        """Show one prediction (GUI thread; connect the PredictionBridge's signal here).
+
+        Uses what the prediction carries: ``smoothed`` probabilities for the bars when present
+        (else the raw ones), the decoder's own ``control`` signal for the ball (else an
+        exponential smoothing of probabilities × class directions here), ``command`` (the dwell
+        rule's decision, held until the next one), ``reliable``/``reason`` and ``text``.
+        """
         classes = tuple(getattr(pred, "classes", ()) or ())
         if classes and classes != self.classes:
             self._set_classes(classes)
-        probs = np.asarray(getattr(pred, "probabilities", np.zeros(len(self.classes))), dtype=float)
+        raw = np.asarray(getattr(pred, "probabilities", np.zeros(len(self.classes))), dtype=float)
+        smoothed = getattr(pred, "smoothed", None)
+        probs = raw if smoothed is None else np.asarray(smoothed, dtype=float)
         self.n_predictions += 1
         self.last = pred
-        if probs.shape == (len(self._bars),):
+        reliable = bool(getattr(pred, "reliable", True))
+        if probs.shape == (len(self._bars),) and reliable:
             for bar, p in zip(self._bars, probs):
                 bar.setValue(int(round(1000 * float(np.clip(p, 0, 1)))))
         label = str(getattr(pred, "label", ""))
-        conf = float(probs[self.classes.index(label)]) if label in self.classes and probs.size else 0.0
+        conf = float(raw[self.classes.index(label)]) if label in self.classes and raw.size else 0.0
         colour = CLASS_COLOURS[self.classes.index(label) % len(CLASS_COLOURS)] if label in self.classes else "#999999"
-        self.command.setText(label or "—")
-        self.command.setStyleSheet(f"QLabel {{ font-size: 28px; font-weight: bold; padding: 4px; color: {colour}; }}")
-        if probs.shape == (len(self._dirs),) and len(self._dirs):
-            target = probs @ self._dirs
-            self.control = self.control + self.smoothing * (target - self.control)
-        self.feedback.set_position(self.control, active=True)
-        self.history.add(label or "?", colour, conf)
+        command = getattr(pred, "command", None)
+        if command:
+            self.last_command = str(command)
+        shown = self.last_command or label
+        if not reliable:
+            self.command.setText(f"({getattr(pred, 'reason', '') or 'unreliable'})")
+            self.command.setStyleSheet("QLabel { font-size: 16px; padding: 4px; color: #888888; }")
+        else:
+            c_colour = (CLASS_COLOURS[self.classes.index(shown) % len(CLASS_COLOURS)]
+                        if shown in self.classes else colour)
+            self.command.setText(shown or "—")
+            self.command.setStyleSheet(
+                f"QLabel {{ font-size: 28px; font-weight: bold; padding: 4px; color: {c_colour}; }}")
+        control = getattr(pred, "control", None)
+        if reliable:
+            if control is not None and np.isfinite(control) and len(self._dirs) == 2:
+                # the decoder's own smoothed control signal, along the axis of the two classes
+                axis = 0.5 * (self._dirs[1] - self._dirs[0])
+                self.control = float(control) * axis
+            elif probs.shape == (len(self._dirs),) and len(self._dirs):
+                target = probs @ self._dirs
+                self.control = self.control + self.smoothing * (target - self.control)
+        self.feedback.set_position(self.control, active=reliable)
+        self.history.add(label or "?", colour if reliable else "#555555", conf if reliable else 0.0)
         text = getattr(pred, "text", None)
         if text is not None:
-            if not self.text_box.isVisible() and not self.text_decoder:
+            if not self.text_decoder:
                 self.text_decoder = True
                 self.text_box.setVisible(True)
             if text and text != self._last_text:

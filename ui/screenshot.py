@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=None, help="model bundle folder to load")
     p.add_argument("--seconds", type=float, default=4.0, help="run this long before the grab")
     p.add_argument("--size", default="1600x1000")
+    p.add_argument("--decode", action="store_true", help="start the online decoder (needs --model)")
     p.add_argument("--demo-predictions", action="store_true")
     p.add_argument("--marker-every", type=float, default=1.5, help="add a user marker every N s (0: none)")
     a = p.parse_args(argv)
@@ -56,6 +57,14 @@ def main(argv: list[str] | None = None) -> int:
         t.timeout.connect(lambda: win.add_marker(next(labels)))
         t.start(int(a.marker_every * 1000))
         timers.append(t)
+    if a.decode:
+        def start_decoding():
+            if win.source is not None and win.source.state.value == "streaming" and win.bundle is not None:
+                win.set_decoding(True)
+            else:
+                QtCore.QTimer.singleShot(100, start_decoding)
+
+        QtCore.QTimer.singleShot(100, start_decoding)
     if a.demo_predictions:
         classes = tuple(win.prediction.classes) or ("left", "right")
         if win.prediction.model_name is None:
@@ -96,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     ok = pix.save(str(out), "PNG")
     print(f"{'saved' if ok else 'FAILED to save'} {out} ({pix.width()}x{pix.height()}, "
           f"platform {QtGui.QGuiApplication.platformName()}, state {win.status_snapshot().state}, "
-          f"{win.scope.n_channels} channels, {win.scope.paint_count} scope paints)")
+          f"{win.scope.n_channels} channels, {win.scope.paint_count} scope paints, "
+          f"{win.prediction.n_predictions} predictions, model {win.prediction.model_name})")
     for t in timers:
         t.stop()
     win.close()

@@ -48,3 +48,29 @@ def make_window(gui, qtbot):
     yield factory
     for win in windows:
         win.close()
+
+
+#: Channels both EEGMMIDB and BrainFlow's synthetic board have (as in tests/online).
+SYNTH_CHANNELS = ["Fz", "C3", "Cz", "C4", "Pz", "PO7", "Oz", "PO8",
+                  "F5", "F7", "F3", "F1", "F2", "F4", "F6", "F8"]
+
+
+@pytest.fixture(scope="session")
+def gui_bundle_path(tmp_path_factory):
+    """A small real bundle (tangent space + LR on EEGMMIDB S001, resampled to 160 Hz) that runs
+    on the synthetic board."""
+    from decoders.bundle import save_bundle
+    from decoders.data import load_eegmmidb
+    from decoders.estimators import make_decoder
+    from decoders.preprocessing import Preprocessor
+
+    pre = Preprocessor(channels=SYNTH_CHANNELS, car=True, l_freq=8.0, h_freq=30.0, sfreq=160.0)
+    data = load_eegmmidb([1], preprocessor=pre, tmin=0.5, tmax=2.5)
+    dec = make_decoder("ts_lr", n_chans=len(SYNTH_CHANNELS), n_outputs=2, sfreq=data.sfreq,
+                       window_s=2.0)
+    dec.fit(data.X, data.y)
+    path = tmp_path_factory.mktemp("gui_bundle") / "ts_lr_synth"
+    save_bundle(dec, path, {"channels": SYNTH_CHANNELS, "classes": ["left", "right"],
+                            "preprocessing": pre.to_dict(),
+                            "training": {"subjects": [1], "protocol": "gui test"}})
+    return path

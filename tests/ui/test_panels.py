@@ -267,3 +267,39 @@ def test_bci_app_without_arguments_opens_window_on_synthetic(tmp_path):
                           env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert "OPENED synthetic 16 NO MODEL LOADED" in proc.stdout, proc.stdout + proc.stderr[-3000:]
+
+
+# --------------------------------------------------------------------------- decoding
+def test_load_model_and_decode_on_synthetic_board(make_window, qtbot, gui_bundle_path):
+    win = make_window("synthetic")
+    wait_streaming(qtbot, win)
+    assert win.prediction.no_model.isVisible()
+    assert win.load_model(str(gui_bundle_path))
+    assert not win.prediction.no_model.isVisible()
+    assert win.prediction.classes == ("left", "right")
+    qtbot.waitUntil(lambda: win.controls.decode_btn.isEnabled(), timeout=3000)
+    win.controls.decode_btn.click()
+    qtbot.waitUntil(lambda: win.decoder is not None, timeout=20_000)
+    qtbot.waitUntil(lambda: win.prediction.n_predictions >= 5, timeout=15_000)
+    last = win.prediction.last
+    assert last.classes == ("left", "right") and last.latency["total"] > 0
+    assert win.prediction.command.text() in ("left", "right") or win.prediction.command.text().startswith("(")
+    assert len(win.prediction.history.entries) >= 5
+    qtbot.waitUntil(lambda: win.status.decoder_label.text().startswith("decoder p50"), timeout=3000)
+    assert "—" not in win.status.decoder_label.text().split("skipped")[0]
+    frames = win.scope.frame_count
+    qtbot.waitUntil(lambda: win.scope.frame_count > frames + 10, timeout=3000)  # GUI unaffected
+    win.controls.decode_btn.click()  # stop
+    assert win.decoder is None
+    qtbot.waitUntil(lambda: win.status.decoder_label.text() == "decoder: off", timeout=3000)
+
+
+def test_bad_model_path_is_reported_not_raised(make_window, qtbot, tmp_path, monkeypatch):
+    from PySide6 import QtWidgets
+
+    shown = []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
+    win = make_window(source=SimulatedSource(4, 250.0))
+    assert not win.load_model(str(tmp_path / "nope"))
+    assert shown and "nope" in shown[0]
+    assert win.prediction.no_model.isVisible()

@@ -17,20 +17,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.skipif(not have_xvfb(), reason="Xvfb not installed (apt-get install xvfb libxcb-icccm4 "
                     "libxcb-keysyms1 libxcb-cursor0)")
-def test_main_window_screenshot_under_xvfb(tmp_path):
+def test_main_window_screenshot_under_xvfb(tmp_path, gui_bundle_path):
+    """The real window on the synthetic board, a model bundle loaded and decoding, under X11."""
     out = tmp_path / "main_window.png"
     with xvfb(1600, 1000) as display:
         env = x11_env(display)
         env["BCI_APP_SETTINGS"] = str(tmp_path / "settings.ini")
-        cmd = [sys.executable, "-m", "ui.screenshot", "--out", str(out), "--seconds", "3",
-               "--demo-predictions"]
-        bundle = os.environ.get("BCI_APP_SCREENSHOT_MODEL")
-        if bundle:
-            cmd += ["--model", bundle]
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        seconds = os.environ.get("BCI_APP_SCREENSHOT_SECONDS", "6")  # 12 fills the 10 s scope
+        cmd = [sys.executable, "-m", "ui.screenshot", "--out", str(out), "--seconds", seconds,
+               "--model", str(gui_bundle_path), "--decode"]
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=90)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "platform xcb" in proc.stdout and "state streaming" in proc.stdout, proc.stdout
-    assert "16 channels" in proc.stdout
+    assert "16 channels" in proc.stdout and "model ts_lr" in proc.stdout, proc.stdout
+    n_pred = int(proc.stdout.split(" predictions")[0].rsplit(" ", 1)[-1])
+    assert n_pred > 0, proc.stdout
     from PySide6 import QtGui
 
     img = QtGui.QImage(str(out))
