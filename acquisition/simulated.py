@@ -93,7 +93,10 @@ class TrialRef:
 
 @dataclass(frozen=True)
 class PlayedTrial:
-    """Ground truth of one cue: which real trial was played and when."""
+    """Ground truth of one cue: which real trial was played and when.
+
+    ``cls`` is the class of the trial played; ``cued`` the class asked for (they differ only for
+    a subject with ``compliance < 1``)."""
 
     cue_index: int
     cls: str
@@ -101,6 +104,7 @@ class PlayedTrial:
     requested_at: float | None
     onset: float  # LSL time of the trial's first sample
     lag: float  # onset - requested_at (0 when the cue came in time)
+    cued: str = ""
 
 
 def standardize_eegmmidb_name(name: str) -> str:
@@ -158,6 +162,10 @@ class SimulatedSubjectSource(Source):
         Seeds the choice of trials and rest segments.
     crossfade_s : float
         Length of the linear cross-fade at every jump between segments.
+    compliance : float
+        Probability that the subject does what the cue asks (default 1). Otherwise it plays a
+        trial of a class drawn at random: ``compliance=0`` is a subject who ignores the cues
+        (labels independent of the EEG: a decoder must score at chance).
     standardize_names : bool
         Rename channels with :func:`standardize_eegmmidb_name` (PhysioNet ``Fc5.`` -> ``FC5``).
     name : str
@@ -180,6 +188,7 @@ class SimulatedSubjectSource(Source):
         chunk_samples: int | None = None,
         seed: int | None = 0,
         crossfade_s: float = 0.05,
+        compliance: float = 1.0,
         standardize_names: bool = False,
         name: str | None = None,
         reconnect: bool = False,
@@ -217,6 +226,9 @@ class SimulatedSubjectSource(Source):
         if not crossfade_s >= 0:
             raise ConfigError(f"crossfade_s: expected >= 0 s, got {crossfade_s!r}.")
         self.crossfade_s = float(crossfade_s)
+        if not 0.0 <= compliance <= 1.0:
+            raise ConfigError(f"compliance: expected a probability in [0, 1], got {compliance!r}.")
+        self.compliance = float(compliance)
         self.standardize_names = bool(standardize_names)
         self._name = name or "Simulated subject"
         self.recordings: list[FileRecording] = []
@@ -458,13 +470,18 @@ class SimulatedSubjectSource(Source):
         while filled < n:
             k = self._out + filled
             while self._pending and self._pending[0][0] <= k:
-                start, cls, at = self._pending.pop(0)
+                start, cued, at = self._pending.pop(0)
+                cls = cued
+                if self.compliance < 1.0 and self._rng.random() >= self.compliance:
+                    cls = self.classes[int(self._rng.integers(len(self.classes)))]
                 trial = self._next_trial(cls)
                 onset = self._anchor + k / self.sfreq
                 self.played.append(PlayedTrial(len(self.played), cls, trial, at, onset,
-                                               0.0 if at is None else max(0.0, onset - at)))
+                                               0.0 if at is None else max(0.0, onset - at),
+                                               cued))
                 self.markers.add(onset, TRIAL_MARKER, (trial.stop - trial.start) / self.sfreq,
-                                 "simulated", cls=cls, trial=trial.key, requested_at=at)
+                                 "simulated", cls=cls, cued=cued, trial=trial.key,
+                                 requested_at=at)
                 self._jump((trial.recording, trial.start, trial.stop), "trial")
             rec, pos, stop = self._seg
             take = min(n - filled, stop - pos)

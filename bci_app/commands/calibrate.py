@@ -1,0 +1,375 @@
+"""``bci-app calibrate``: cued motor-imagery calibration without the GUI.
+
+Runs the Graz protocol (:mod:`bci_app.protocol`) on a source, records EEG + markers to XDF,
+adapts the pretrained decoder to the recorded trials (:mod:`decoders.calibration`), and saves the
+user's profile (:mod:`bci_app.profiles`). Cues are printed (``--headless``) and, with
+``--stimulus NAME``, sent as LSL markers to an external stimulus program.
+
+``--source`` takes the usual specs (:mod:`bci_app.sources`) plus ``simulated[:SUBJECTS]``:
+a :class:`acquisition.simulated.SimulatedSubjectSource` playing real EEGMMIDB trials of the cued
+class (``simulated:7``, ``simulated:7,9``; default subject 1), at ``--speed`` (1 = real time, N,
+or ``max``).
+
+The pieces are importable: :func:`run_calibration` does the whole job and returns a
+:class:`CalibrationRun`; :func:`score_unplayed` scores a bundle on the trials a simulated subject
+never played (the closed-loop check of the tests and the benchmark).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..sources import SPEC_HELP
+
+logger = logging.getLogger(__name__)
+
+SIM_PREFIX = "simulated"
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "calibrate",
+        help="cued motor-imagery calibration: record, adapt the pretrained decoder, save a profile",
+        description="Run the Graz motor-imagery protocol (fixation, beep + arrow cue, imagery, "
+                    "random rest) on a source, record it, adapt the pretrained decoder "
+                    "(Euclidean alignment + fine-tuning), fit the tangent-space baseline, report "
+                    "cross-validated accuracy and save the user's profile.",
+    )
+    p.add_argument("--source", required=True,
+                   help=f"{SPEC_HELP} | simulated[:SUBJECTS] (real EEGMMIDB EEG answering cues)")
+    p.add_argument("--headless", action="store_true",
+                   help="no GUI: cues are printed (and sent with --stimulus)")
+    p.add_argument("--trials", type=int, default=20, help="trials per class (default 20)")
+    p.add_argument("--classes", default="left,right", help="comma-separated class names")
+    p.add_argument("--timings", default=None, metavar="FIX,CUE,IMAGERY,REST_MIN,REST_MAX",
+                   help="seconds (default 2,1.25,2.75,1.5,2.5)")
+    p.add_argument("--seed", type=int, default=0, help="trial order / rest durations")
+    p.add_argument("--speed", default="1", help="simulated subject speed: 1 (real time), N or max")
+    p.add_argument("--runs", default="4,8,12", help="EEGMMIDB runs of a simulated subject")
+    p.add_argument("--data-dir", default=None, help="EEGMMIDB folder (MNE eegbci layout)")
+    p.add_argument("--compliance", type=float, default=1.0,
+                   help="simulated subject: probability of following the cue (0 = ignores it)")
+    p.add_argument("--pretrained", default=None, metavar="BUNDLE",
+                   help="pretrained bundle folder (default: the first in decoders/pretrained/)")
+    p.add_argument("--user", default="anonymous", help="user id (names the profile folder)")
+    p.add_argument("--profiles-dir", default=None, help="where profiles go (default profiles/)")
+    p.add_argument("--choose", choices=["best", "adapted", "baseline"], default="best",
+                   help="decoder the profile uses online (default: best cross-validated)")
+    p.add_argument("--record", default="", metavar="PATH",
+                   help="XDF file or folder (default recordings/calibration_<user>_<time>.xdf)")
+    p.add_argument("--no-record", action="store_true", help="do not write a recording")
+    p.add_argument("--stimulus", default=None, metavar="NAME",
+                   help="send cue markers on an LSL marker stream with this name")
+    p.add_argument("--finetune-epochs", type=int, default=30)
+    p.add_argument("--cv-folds", type=int, default=5)
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the device")
+    p.add_argument("--quiet", action="store_true", help="do not print every cue")
+    p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
+    p.set_defaults(func=run)
+
+
+# ---------------------------------------------------------------------------------------- pieces
+def default_pretrained() -> Path:
+    """The pretrained bundle shipped in ``decoders/pretrained/`` (an EEGNet one first)."""
+    from ..config import REPO_ROOT
+
+    root = REPO_ROOT / "decoders" / "pretrained"
+    cands = sorted(d for d in root.glob("*") if (d / "config.json").is_file()) \
+        if root.is_dir() else []
+    if not cands:
+        raise ConfigError(
+            f"--pretrained: no bundle in {root}. Fix: pass --pretrained BUNDLE (e.g. one written "
+            "by `bci-app train --out`)."
+        )
+    deep = [d for d in cands if "eegnet" in d.name]
+    return (deep or cands)[0]
+
+
+def parse_simulated(spec: str) -> list[int] | None:
+    """``simulated`` / ``simulated:7`` / ``simulated:7,9-10`` -> subject ids; None if not one."""
+    kind, _, rest = spec.strip().partition(":")
+    if kind.lower() != SIM_PREFIX:
+        return None
+    from decoders.data import parse_subjects
+
+    return parse_subjects(rest) if rest else [1]
+
+
+def parse_speed(text: str | float) -> float:
+    if isinstance(text, str) and text.strip().lower() in ("max", "inf"):
+        return math.inf
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--speed: expected 1 (real time), a factor N, or 'max'; got {text!r}."
+                          ) from None
+    if not v > 0:
+        raise ConfigError(f"--speed: expected > 0, got {text!r}.")
+    return v
+
+
+def make_calibration_source(spec: str, *, speed: float = 1.0, runs=(4, 8, 12),
+                            data_dir=None, buffer_seconds: float = 600.0, seed: int = 0,
+                            compliance: float = 1.0):
+    """A source for calibration: ``simulated[:SUBJECTS]`` or any :func:`make_source` spec."""
+    subjects = parse_simulated(spec)
+    if subjects is not None:
+        from acquisition.simulated import SimulatedSubjectSource
+
+        return SimulatedSubjectSource.from_eegmmidb(
+            subjects, runs=runs, data_dir=data_dir, speed="max" if math.isinf(speed) else speed,
+            buffer_seconds=buffer_seconds, seed=seed, compliance=compliance)
+    from ..sources import make_source
+
+    kwargs: dict[str, Any] = {"buffer_seconds": buffer_seconds}
+    if spec.startswith("file:"):
+        kwargs["speed"] = "max" if math.isinf(speed) else speed
+    return make_source(spec, **kwargs)
+
+
+def window_of(bundle) -> tuple[float, float]:
+    """(tmin, tmax) after the cue that the bundle was trained on."""
+    w = bundle.config.get("training", {}).get("window") or {}
+    tmin = float(w.get("tmin", 0.5))
+    return tmin, float(w.get("tmax", tmin + bundle.window_s))
+
+
+def score_unplayed(source, bundle, name: str = "held-out trials"):
+    """Score ``bundle`` on the trials a simulated subject never played.
+
+    Each recording is filtered causally from its start (as online) and the unplayed trials are
+    cut at the bundle's window. Returns a :class:`decoders.calibration.CVScore` (folds 0).
+    """
+    import numpy as np
+
+    from decoders.calibration import CVScore, epochs_from_stream
+
+    classes = bundle.classes
+    tmin, tmax = window_of(bundle)
+    todo = source.unplayed_trials()
+    ys, preds = [], []
+    for i, rec in enumerate(source.recordings):
+        cues = [(float(rec.times[0]) + t.onset_s, t.cls) for t in todo
+                if t.recording == i and t.cls in classes]
+        if not cues:
+            continue
+        ep = epochs_from_stream(rec.data, rec.times, source.info.ch_names, rec.sfreq, cues,
+                                classes, bundle.preprocessor, tmin=tmin, tmax=tmax,
+                                ref_window=None)
+        ys.append(ep.y)
+        preds.append(np.argmax(bundle.predict_proba(ep.X), axis=1))
+    if not ys:
+        raise ConfigError("score_unplayed: every trial was played; nothing is held out.")
+    return CVScore(name, np.concatenate(ys), np.concatenate(preds), len(classes), 0)
+
+
+@dataclass
+class CalibrationRun:
+    """What :func:`run_calibration` did."""
+
+    source: Any
+    protocol: Any
+    epochs: Any
+    result: Any
+    profile: Path | None
+    recording: Path | None
+    seconds: dict[str, float] = field(default_factory=dict)
+    chosen: str = "adapted"
+
+
+def run_calibration(
+    source,
+    pretrained,
+    *,
+    classes=("left", "right"),
+    trials_per_class: int = 20,
+    timings=None,
+    seed: int = 0,
+    user: str = "anonymous",
+    profiles_root=None,
+    record: str | Path | None = "",
+    stimulus: str | None = None,
+    finetune_epochs: int = 30,
+    cv_folds: int = 5,
+    choose: str = "best",
+    source_spec: str = "",
+    timeout: float = 10.0,
+    print_cue=None,
+    settings: dict | None = None,
+    stop_event=None,
+    save: bool = True,
+) -> CalibrationRun:
+    """Protocol -> recording -> epochs -> :func:`decoders.calibration.calibrate` -> profile.
+
+    ``source`` is not yet connected; a simulated subject at max speed is driven in manual mode
+    (no acquisition thread), everything else with its acquisition thread. ``pretrained`` is a
+    :class:`decoders.bundle.Bundle`. ``record`` None: no recording; "" default path.
+    """
+    from decoders.calibration import calibrate, epochs_from_stream
+
+    from ..protocol import GrazProtocol, ProtocolRunner, completed_trials
+    from ..session import Session
+
+    t_all = time.perf_counter()
+    classes = [c.strip() for c in classes]
+    if sorted(classes) != sorted(pretrained.classes):
+        raise ConfigError(
+            f"--classes {classes} do not match the pretrained bundle's classes "
+            f"{pretrained.classes}; calibrate the classes it was trained on."
+        )
+    outlet = None
+    if stimulus:
+        from acquisition.lsl_outlet import MarkerOutlet
+
+        outlet = MarkerOutlet(stimulus)
+    manual = getattr(source, "speed", 1.0) == math.inf and callable(getattr(source, "cue", None))
+    source.connect(timeout=timeout, acquisition=not manual)
+    session = Session(source)
+    rec = None
+    if record is not None:
+        from ..recording import attach_recorder
+
+        rec = attach_recorder(session, record or None, subject=user,
+                              prefix=f"calibration_{user}", settings=settings or {},
+                              model_bundle=str(pretrained.path or ""))
+    protocol = GrazProtocol(classes, trials_per_class, timings, seed, marker_log=source.markers,
+                            outlet=outlet)
+    runner = ProtocolRunner(protocol, source)
+    if print_cue is not None:
+        protocol.add_cue_callback(lambda p, cls, t, i: print_cue(p, cls, i))
+    need = protocol.n_trials * (protocol.timings.mean_trial + 1.0) + 30.0
+    if source.buffer.capacity < need * source.info.sfreq:
+        logger.warning("buffer holds %.0f s, the protocol needs about %.0f s: the recording is "
+                       "the complete copy", source.buffer.capacity / source.info.sfreq, need)
+    session.start(timeout=timeout)
+    t_proto = time.perf_counter()
+    try:
+        runner.run(stop_event=stop_event, timeout=None if manual else need * 3 + 60)
+    finally:
+        session.stop()
+        if outlet is not None:
+            outlet.close()
+    seconds = {"protocol": time.perf_counter() - t_proto}
+    chunk = source.buffer.since(0)
+    cues = completed_trials(source.markers.all(), classes)
+    tmin, tmax = window_of(pretrained)
+    epochs = epochs_from_stream(chunk.data, chunk.timestamps, source.info.ch_names,
+                                source.info.sfreq, cues, pretrained.classes,
+                                pretrained.preprocessor, tmin=tmin, tmax=tmax)
+    t_train = time.perf_counter()
+    result = calibrate(epochs.X, epochs.y, pretrained, X_ref=epochs.X_ref,
+                       finetune_epochs=finetune_epochs, cv_folds=cv_folds, seed=seed,
+                       provenance={"recording": str(rec.path) if rec is not None else None,
+                                   "source": source_spec})
+    seconds["training"] = time.perf_counter() - t_train
+    if choose == "best":
+        choose = "adapted" if result.scores["adapted"].accuracy >= \
+            result.scores.get("baseline", result.scores["adapted"]).accuracy else "baseline"
+    profile = None
+    if save:
+        info = source.info
+        profile = _save(result, user, profiles_root, choose, source_spec, info, protocol, rec)
+    seconds["total"] = time.perf_counter() - t_all
+    return CalibrationRun(source, protocol, epochs, result, profile,
+                          rec.path if rec is not None else None, seconds, choose)
+
+
+def _save(result, user, root, choose, spec, info, protocol, rec):
+    from ..profiles import save_profile
+
+    stream = {"name": info.name, "kind": info.source_kind, "sfreq": info.sfreq,
+              "ch_names": list(info.ch_names)}
+    return save_profile(result, user, root=root, chosen=choose, source=spec, stream=stream,
+                        montage=info.metadata.get("montage", "standard_1005"),
+                        protocol=protocol.settings(),
+                        recording=str(rec.path) if rec is not None else None)
+
+
+# ---------------------------------------------------------------------------------------- CLI
+def run(args) -> int:
+    import torch
+
+    from decoders.bundle import load_bundle
+
+    if not args.headless:
+        raise ConfigError(
+            "calibrate without --headless opens the calibration wizard from the GUI (bci-app "
+            "gui, menu Calibration); here use --headless to run it in the terminal."
+        )
+    if args.trials < 1:
+        raise ConfigError(f"--trials: expected >= 1 trial per class, got {args.trials}.")
+    torch.set_num_threads(max(1, args.threads))
+    classes = [c.strip() for c in args.classes.split(",") if c.strip()]
+    timings = None
+    if args.timings:
+        try:
+            timings = [float(v) for v in args.timings.split(",")]
+        except ValueError:
+            raise ConfigError(f"--timings: expected 5 numbers, got {args.timings!r}.") from None
+    speed = parse_speed(args.speed)
+    try:
+        runs = [int(r) for r in args.runs.split(",")]
+    except ValueError:
+        raise ConfigError(f"--runs: expected e.g. 4,8,12; got {args.runs!r}.") from None
+    pre_path = Path(args.pretrained) if args.pretrained else default_pretrained()
+    pretrained = load_bundle(pre_path)
+    from ..protocol import Timings
+
+    t = Timings.coerce(timings)
+    buffer_s = 2 * len(classes) * args.trials * (t.mean_trial + 1.0) + 120.0
+    source = make_calibration_source(args.source, speed=speed, runs=runs,
+                                     data_dir=args.data_dir, buffer_seconds=buffer_s,
+                                     seed=args.seed, compliance=args.compliance)
+
+    def print_cue(p, cls, i):
+        if not args.quiet:
+            print(f"[{p.n_done + 1:>3}/{p.n_trials}] cue: {cls.upper()}", flush=True)
+
+    settings = {k: v for k, v in vars(args).items() if k != "func"}
+    print(f"calibration: {len(classes) * args.trials} trials ({', '.join(classes)}) on "
+          f"{args.source}, pretrained {pre_path}", flush=True)
+    run_ = run_calibration(
+        source, pretrained, classes=classes, trials_per_class=args.trials, timings=timings,
+        seed=args.seed, user=args.user, profiles_root=args.profiles_dir,
+        record=None if args.no_record else args.record, stimulus=args.stimulus,
+        finetune_epochs=args.finetune_epochs, cv_folds=args.cv_folds, choose=args.choose,
+        source_spec=args.source, timeout=args.timeout, print_cue=print_cue, settings=settings,
+    )
+    res = run_.result
+    print(res.text(), flush=True)
+    for name, s in res.scores.items():
+        cm = s.confusion
+        print(f"  confusion ({name}; rows true {res.classes}, columns predicted): "
+              f"{cm.tolist()}")
+    print(f"profile: {run_.profile} (uses the {run_.chosen} decoder)")
+    if run_.recording:
+        print(f"recording: {run_.recording}")
+    summary = {"profile": str(run_.profile), "recording": str(run_.recording or ""),
+               "chosen": run_.chosen, "n_trials": res.n_trials,
+               "scores": {k: v.to_dict() for k, v in res.scores.items()},
+               "seconds": {k: round(v, 2) for k, v in run_.seconds.items()},
+               "training_seconds": {k: round(v, 2) for k, v in res.seconds.items()}}
+    if parse_simulated(args.source) is not None:
+        held = score_unplayed(run_.source, load_profile_bundle(run_.profile))
+        summary["held_out"] = held.to_dict()
+        summary["played"] = [p.trial.key for p in run_.source.played]
+        print("simulated subject, trials never played: " + held.text())
+    if args.json:
+        print(json.dumps(summary), flush=True)
+    sys.stdout.flush()
+    return 0
+
+
+def load_profile_bundle(path):
+    from ..profiles import load_profile
+
+    return load_profile(path).bundle

@@ -1,0 +1,252 @@
+"""Per-user profiles: the calibrated decoder plus what is needed to trust and reuse it.
+
+A profile is a folder::
+
+    <profiles dir>/<user>/                 (default profiles dir: $BCI_APP_PROFILES_DIR or
+        profile.json                         <repo>/profiles)
+        bundle/          config.json + weights.safetensors   the adapted decoder
+        alignment.safetensors                                 the user's Euclidean alignment
+        baseline/        config.json + weights.safetensors   tangent-space baseline (optional)
+
+``profile.json`` holds: format version, user id, creation date (UTC), classes, the chosen decoder
+(``"adapted"`` or ``"baseline"``), cross-validated accuracy with its 95 % CI, chance level and
+significance threshold for each decoder, confusion matrices, ERD/ERS band-power maps, the source
+spec and stream (name, channels, rate), montage, protocol settings, the calibration recording's
+path, the pretrained bundle it started from, and training times.
+
+Loading executes no pickled code: JSON plus safetensors only (``decoders.bundle.load_bundle``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import REPO_ROOT
+from .errors import BundleError, ConfigError
+
+logger = logging.getLogger(__name__)
+
+PROFILE_FORMAT = 1
+PROFILE_JSON = "profile.json"
+ALIGNMENT_NAME = "alignment.safetensors"
+PROFILES_DIR_ENV = "BCI_APP_PROFILES_DIR"
+
+__all__ = ["Profile", "list_profiles", "load_profile", "profiles_dir", "save_profile"]
+
+
+def profiles_dir() -> Path:
+    """``$BCI_APP_PROFILES_DIR`` or ``<repo>/profiles``."""
+    env = os.environ.get(PROFILES_DIR_ENV)
+    return Path(env).expanduser().resolve() if env else REPO_ROOT / "profiles"
+
+
+def _check_user(user: str) -> str:
+    if not isinstance(user, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", user):
+        raise ConfigError(
+            f"user: expected 1-64 letters, digits, '_', '.' or '-' (starting with a letter or "
+            f"digit), got {user!r}. It names the profile folder."
+        )
+    return user
+
+
+@dataclass
+class Profile:
+    """A loaded profile. ``bundle`` is ready for the DecoderWorker (alignment set)."""
+
+    path: Path
+    meta: dict[str, Any]
+    bundle: Any  # decoders.bundle.Bundle (the chosen decoder)
+    adapted: Any
+    baseline: Any | None
+
+    @property
+    def user(self) -> str:
+        return str(self.meta["user"])
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.meta["classes"])
+
+    @property
+    def accuracy(self) -> float | None:
+        s = self.meta.get("scores", {}).get(self.meta.get("chosen", "adapted"))
+        return None if not s else float(s["accuracy"])
+
+
+def _bundle_meta(bundle) -> dict[str, Any]:
+    cfg = bundle.config
+    training = dict(cfg.get("training", {}))
+    if "calibration" in cfg:
+        training["calibration"] = cfg["calibration"]
+    return {"channels": cfg["channels"], "classes": cfg["classes"],
+            "preprocessing": cfg["preprocessing"], "alignment": cfg.get("alignment"),
+            "training": training, "validation": cfg.get("validation", {})}
+
+
+def _save_alignment(ea, path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    save_file({"mean_cov": np.ascontiguousarray(ea.mean_cov_, dtype=np.float64),
+               "matrix": np.ascontiguousarray(ea.matrix_, dtype=np.float64),
+               "n_seen": np.array([ea.n_seen_], dtype=np.int64)}, str(path))
+
+
+def _load_alignment(path: Path):
+    from safetensors.numpy import load_file
+
+    from decoders.preprocessing import EuclideanAlignment
+
+    arrays = load_file(str(path))
+    ea = EuclideanAlignment()
+    ea.mean_cov_ = np.asarray(arrays["mean_cov"], dtype=np.float64)
+    ea.matrix_ = np.asarray(arrays["matrix"], dtype=np.float64)
+    ea.n_seen_ = int(arrays["n_seen"][0])
+    return ea
+
+
+def save_profile(
+    result,
+    user: str,
+    *,
+    root: str | os.PathLike | None = None,
+    chosen: str = "adapted",
+    source: str = "",
+    stream: dict[str, Any] | None = None,
+    montage: str = "",
+    protocol: dict[str, Any] | None = None,
+    recording: str | os.PathLike | None = None,
+    extra: dict[str, Any] | None = None,
+    overwrite: bool = True,
+) -> Path:
+    """Write ``result`` (a :class:`decoders.calibration.CalibrationResult`) as ``user``'s profile.
+
+    ``chosen``: which decoder the profile uses online (``"adapted"`` or ``"baseline"``).
+    Returns the profile folder. An existing profile of the same user is replaced (the previous
+    one is kept as ``<user>.previous``) unless ``overwrite=False`` (then ConfigError).
+    """
+    from decoders.bundle import save_bundle
+
+    _check_user(user)
+    if chosen not in ("adapted", "baseline"):
+        raise ConfigError(f"chosen: expected 'adapted' or 'baseline', got {chosen!r}.")
+    if chosen == "baseline" and result.baseline is None:
+        raise ConfigError("chosen='baseline' but the calibration fitted no baseline.")
+    root = Path(root) if root is not None else profiles_dir()
+    folder = root / user
+    tmp = root / f".{user}.tmp"
+    if folder.exists() and not overwrite:
+        raise ConfigError(f"profile {folder} exists; pass overwrite=True or another user id.")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    save_bundle(result.adapted.decoder, tmp / "bundle", _bundle_meta(result.adapted))
+    if result.adapted.alignment is not None:
+        _save_alignment(result.adapted.alignment, tmp / ALIGNMENT_NAME)
+    if result.baseline is not None:
+        save_bundle(result.baseline.decoder, tmp / "baseline", _bundle_meta(result.baseline))
+    summary = result.summary()
+    meta = {
+        "format_version": PROFILE_FORMAT,
+        "user": user,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "classes": list(result.classes),
+        "chosen": chosen,
+        "bundle": "bundle" if chosen == "adapted" else "baseline",
+        "scores": summary["scores"],
+        "accuracy": summary["scores"].get(chosen, {}).get("accuracy"),
+        "ci95": summary["scores"].get(chosen, {}).get("ci95"),
+        "chance": 1.0 / len(result.classes),
+        "n_trials": result.n_trials,
+        "band_power": summary["band_power"],
+        "training_seconds": summary["seconds"],
+        "calibration_settings": summary["settings"],
+        "pretrained": result.adapted.config.get("calibration", {}).get("pretrained"),
+        "pretrained_model": result.adapted.config.get("model"),
+        "source": source,
+        "stream": stream or {},
+        "montage": montage,
+        "protocol": protocol or {},
+        "recording": str(recording) if recording else None,
+        **(extra or {}),
+    }
+    (tmp / PROFILE_JSON).write_text(json.dumps(meta, indent=2, default=_json_default) + "\n")
+    if folder.exists():
+        prev = root / f"{user}.previous"
+        if prev.exists():
+            shutil.rmtree(prev)
+        folder.rename(prev)
+    tmp.rename(folder)
+    logger.info("Saved profile %s (%s, accuracy %s)", folder, chosen, meta["accuracy"])
+    return folder
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serializable: {type(o)}")
+
+
+def load_profile(path: str | os.PathLike, *, root: str | os.PathLike | None = None) -> Profile:
+    """Load a profile folder, or a user id looked up in ``root`` (default :func:`profiles_dir`).
+
+    Raises BundleError for a missing or corrupt profile. No pickle is ever read.
+    """
+    from decoders.bundle import load_bundle
+
+    p = Path(path)
+    if not (p / PROFILE_JSON).is_file():
+        cand = (Path(root) if root is not None else profiles_dir()) / str(path)
+        if (cand / PROFILE_JSON).is_file():
+            p = cand
+        else:
+            raise BundleError(
+                f"profile: no {PROFILE_JSON} in {p} (nor a user {str(path)!r} in "
+                f"{cand.parent}). Fix: pass the folder written by `bci-app calibrate` or the "
+                "calibration wizard."
+            )
+    try:
+        meta = json.loads((p / PROFILE_JSON).read_text())
+    except json.JSONDecodeError as err:
+        raise BundleError(f"profile: {p / PROFILE_JSON} is not valid JSON ({err})") from None
+    if meta.get("format_version") != PROFILE_FORMAT:
+        raise BundleError(f"profile: format_version {meta.get('format_version')} in {p}, this "
+                          f"code reads {PROFILE_FORMAT}.")
+    adapted = load_bundle(p / "bundle")
+    if (p / ALIGNMENT_NAME).is_file():
+        adapted.alignment = _load_alignment(p / ALIGNMENT_NAME)
+    baseline = load_bundle(p / "baseline") if (p / "baseline").is_dir() else None
+    chosen = baseline if meta.get("chosen") == "baseline" and baseline is not None else adapted
+    return Profile(path=p, meta=meta, bundle=chosen, adapted=adapted, baseline=baseline)
+
+
+def list_profiles(root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """``profile.json`` contents of every profile under ``root`` (newest first)."""
+    root = Path(root) if root is not None else profiles_dir()
+    out = []
+    if root.is_dir():
+        for d in sorted(root.iterdir()):
+            f = d / PROFILE_JSON
+            if d.name.startswith(".") or d.name.endswith(".previous") or not f.is_file():
+                continue
+            try:
+                meta = json.loads(f.read_text())
+            except json.JSONDecodeError:
+                logger.warning("profile %s: unreadable profile.json, skipped", d)
+                continue
+            meta["path"] = str(d)
+            out.append(meta)
+    return sorted(out, key=lambda m: m.get("created", ""), reverse=True)
