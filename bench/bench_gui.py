@@ -82,6 +82,7 @@ def worker(a: argparse.Namespace) -> dict:
             "refresh_ms": win.scope.last_frame_ms,
         }
     results["samples_missing"] = src.samples_missing
+    results["loadavg_1min"] = os.getloadavg()[0]
     win.close()
     return results
 
@@ -138,13 +139,13 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append(res)
                     print(json.dumps(res), file=sys.stderr, flush=True)
     print(f"| platform | channels | rate (Hz) | window | fps @60 Hz timer | CPU process | CPU GUI thread "
-          f"| max fps (timer 0) | CPU at max | renderer |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          f"| max fps (timer 0) | CPU at max | renderer | load avg (1 min, 2 cores) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         s, m = r["60hz"], r["max"]
         print(f"| {r['platform']} | {r['channels']} | {r['rate']:g} | {r['window_s']:g} s | {s['fps']:.1f} | "
               f"{100 * s['cpu_process']:.0f} % | {100 * s['cpu_gui_thread']:.0f} % | {m['fps']:.1f} | "
-              f"{100 * m['cpu_process']:.0f} % | {s['renderer']} |")
+              f"{100 * m['cpu_process']:.0f} % | {s['renderer']} | {r['loadavg_1min']:.1f} |")
     return 0
 
 
