@@ -224,10 +224,51 @@ def _json_default(o):
 
 def load_bundle(path: str | Path) -> Bundle:
     """Load a bundle folder (no pickle). Raises BundleError when missing, corrupt or of another
-    model version than this code."""
-    from safetensors.numpy import load_file
+    model version than this code.
+
+    Beyond parsing, the loaded model must give finite probabilities that sum to 1 on a test
+    window, so a bundle whose weights were damaged fails here, with a clear message, and not in
+    the middle of a session.
+    """
+    from bci_app.errors import BciAppError
 
     path = Path(path)
+    try:
+        bundle = _load_bundle(path)
+        _check_loaded(bundle)
+    except BundleError:
+        raise
+    except BciAppError as err:
+        raise BundleError(f"bundle {path}: {err}") from None
+    except Exception as err:  # noqa: BLE001 - anything else means a damaged bundle
+        raise BundleError(
+            f"bundle {path} is damaged or inconsistent ({type(err).__name__}: {err}). "
+            "Fix: restore it from a backup or retrain it with `bci-app train`."
+        ) from None
+    return bundle
+
+
+def _check_loaded(bundle: Bundle) -> None:
+    n_ch, n_t = len(bundle.channels), bundle.n_times
+    if n_ch == 0 or n_t <= 0 or bundle.sfreq <= 0 or len(bundle.classes) < 2:
+        raise BundleError(
+            f"bundle: channels ({n_ch}), window ({bundle.window_s} s at {bundle.sfreq} Hz) and "
+            f"classes ({len(bundle.classes)}) must all be non-empty"
+        )
+    bundle.preprocessor  # noqa: B018 - validates the preprocessing config
+    x = np.random.default_rng(0).standard_normal((2, n_ch, n_t)).astype(np.float32) * 1e-5
+    p = np.asarray(bundle.decoder.predict_proba(x), dtype=float)
+    if p.shape != (2, len(bundle.classes)) or not np.all(np.isfinite(p)) \
+            or not np.allclose(p.sum(axis=1), 1.0, atol=1e-3):
+        raise BundleError(
+            "bundle: the model does not give finite class probabilities on a test window "
+            f"(shape {p.shape}, finite {bool(np.all(np.isfinite(p)))}); its weights are damaged"
+        )
+
+
+def _load_bundle(path: Path) -> Bundle:
+    from safetensors.numpy import load_file
+
     cfg_path, w_path = path / CONFIG_NAME, path / WEIGHTS_NAME
     if not cfg_path.is_file() or not w_path.is_file():
         raise BundleError(
@@ -236,9 +277,11 @@ def load_bundle(path: str | Path) -> Bundle:
             "`bci-app train --out`."
         )
     try:
-        config = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as err:
+        config = json.loads(cfg_path.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise BundleError(f"bundle: {cfg_path} is not valid JSON ({err})") from None
+    if not isinstance(config, dict):
+        raise BundleError(f"bundle: {cfg_path} must hold a JSON object, got {type(config).__name__}")
     if config.get("format_version") != FORMAT_VERSION:
         raise BundleError(
             f"bundle: format_version {config.get('format_version')} in {cfg_path}, this code "
@@ -260,6 +303,9 @@ def load_bundle(path: str | Path) -> Bundle:
         arrays = load_file(str(w_path))
     except Exception as err:  # noqa: BLE001
         raise BundleError(f"bundle: cannot read {w_path} ({err})") from None
+    bad = [k for k, v in arrays.items() if v.dtype.kind == "f" and not np.all(np.isfinite(v))]
+    if bad:
+        raise BundleError(f"bundle: weights {bad[:5]} in {w_path} hold NaN or inf values")
     try:
         decoder = decoder_from_state(config["kind"], config["decoder"], arrays)
     except (KeyError, RuntimeError, ValueError) as err:
