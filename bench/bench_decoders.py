@@ -29,6 +29,25 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+_STAMP = None
+
+
+def _write(args, out, torch) -> Path:
+    """(Re)write the JSON results file of this run."""
+    global _STAMP
+    import os
+
+    _STAMP = _STAMP or f"{dt.datetime.now():%H%M%S}"
+    meta = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "machine": f"{platform.machine()} {os.cpu_count()} cpus (shared), torch "
+            f"{torch.__version__}, threads {args.threads}",
+            "command": " ".join(sys.argv), "results": out}
+    path = Path(args.out or ROOT / "bench" / "out" / f"bench_{args.protocol}{args.tag}_{_STAMP}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(meta, indent=1))
+    return path
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--protocol", choices=["within", "loso", "calibration"], required=True)
@@ -115,15 +134,7 @@ def main(argv=None) -> int:
                 rows.append(line)
                 out.append({**r.to_dict(), "align": align, "seconds": round(el, 1),
                             "decoder_params": params})
-    meta = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "machine": f"{platform.machine()} {platform.processor() or ''} "
-            f"{__import__('os').cpu_count()} cpus, torch {torch.__version__}, "
-            f"threads {args.threads}",
-            "command": " ".join(sys.argv), "results": out}
-    path = Path(args.out or ROOT / "bench" / "out" /
-                f"bench_{args.protocol}{args.tag}_{dt.datetime.now():%H%M%S}.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(meta, indent=1))
+            path = _write(args, out, torch)  # after every model: a killed run keeps its results
     print(f"wrote {path}")
     return 0
 
