@@ -56,6 +56,7 @@ __all__ = [
     "format_results",
     "retrieval_topk",
     "rouge1",
+    "score_decoder",
     "score_generation",
 ]
 
@@ -124,6 +125,23 @@ def score_generation(references: Sequence[str], hypotheses: Sequence[str]) -> di
     out = {f"bleu{n}": bleu(references, hypotheses, n) for n in (1, 2, 3, 4)}
     out["rouge1"] = rouge1(references, hypotheses)
     return out
+
+
+def score_decoder(decoder, X: np.ndarray, references: Sequence[str],
+                  candidate_embeddings: np.ndarray, truth: Sequence[int]) -> dict[str, Any]:
+    """Score a fitted decoder on test windows, free-running only.
+
+    ``decoder`` needs ``decode_text(X)`` (free-running generation; it receives no reference)
+    and ``similarities(X, candidate_embeddings)``. Returns ``metrics`` (BLEU-1..4, ROUGE-1,
+    top1, top5), ``hits`` ({1: bool (n,), 5: bool (n,)}) and ``hypotheses``.
+    """
+    hyps = [t for t, _ in decoder.decode_text(X)]
+    scores = decoder.similarities(X, candidate_embeddings)
+    k5 = min(5, scores.shape[1])
+    hits = {1: retrieval_topk(scores, truth, 1), 5: retrieval_topk(scores, truth, k5)}
+    m = score_generation(references, hyps)
+    m.update(top1=float(hits[1].mean()), top5=float(hits[5].mean()))
+    return {"metrics": m, "hits": hits, "hypotheses": hyps}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -303,12 +321,9 @@ def evaluate_text_model(ds: ReadingDataset, split: Split | None = None,
 
             emb_cache = embed_sentences(cand)
         dec.set_candidates(cand, emb_cache)
-        scores = dec.predict_proba(X_te)
-        hits[cond] = {1: retrieval_topk(scores, truth, 1), 5: retrieval_topk(scores, truth, k5)}
-        hyps[cond] = [t for t, _ in dec.decode_text(X_te)]
-        m = score_generation(refs, hyps[cond])
-        m.update(top1=float(hits[cond][1].mean()), top5=float(hits[cond][5].mean()),
-                 epochs=len(dec.history_), fit_s=round(time.perf_counter() - t0, 1))
+        sc = score_decoder(dec, X_te, refs, emb_cache, truth)
+        hits[cond], hyps[cond], m = sc["hits"], sc["hypotheses"], sc["metrics"]
+        m.update(epochs=len(dec.history_), fit_s=round(time.perf_counter() - t0, 1))
         out["conditions"][cond] = m
         logger.info("evaluate-text %s: %s", cond, m)
     brng = np.random.default_rng([seed, 99])

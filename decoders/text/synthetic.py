@@ -273,7 +273,8 @@ class SyntheticReadingEEG:
 
     def generate(self) -> ReadingDataset:
         corpus = make_corpus(self.n_sentences, self.seed)
-        rng = np.random.default_rng([self.seed, 7])
+        rng = np.random.default_rng([self.seed, 7])  # background draws: same for every snr
+        rng_sig = np.random.default_rng([self.seed, 11])  # jitter and amplitudes
         X, sids, subs = [], [], []
         sfreq = None
         for subject in self.subjects:
@@ -291,8 +292,8 @@ class SyntheticReadingEEG:
                     a = int(rng.integers(seg.shape[1] - n_times + 1))
                     bg = seg[:, a:a + n_times].astype(np.float64)
                     x = bg
+                    sig = self.sentence_signal(sentence, subject, sf, n_times, rng_sig)
                     if self.snr > 0:
-                        sig = self.sentence_signal(sentence, subject, sf, n_times, rng)
                         scale = self.snr * np.sqrt(np.mean(bg ** 2)) / np.sqrt(np.mean(sig ** 2))
                         x = bg + scale * sig
                     X.append(x.astype(np.float32))
