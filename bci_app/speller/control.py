@@ -70,18 +70,20 @@ class SpellerInput:
     def on_prediction(self, pred) -> SpellerEvent | None:
         """Feed one :class:`~decoders.online.Prediction`; returns the engine's event when the
         prediction completed a command."""
-        if tuple(pred.classes) != self.classes:
+        classes = tuple(getattr(pred, "classes", self.classes))
+        if classes != self.classes:
             raise ConfigError(f"prediction classes {list(pred.classes)} differ from the "
                               f"speller input's {list(self.classes)}.")
         self.n_predictions += 1
-        if not pred.reliable:
+        if not getattr(pred, "reliable", True):
             self.reset()
             return None
         if self.use_worker_commands:
-            label = pred.command
+            label = getattr(pred, "command", None)
             self.progress = 0.0
         else:
-            basis = pred.smoothed if pred.smoothed is not None else pred.probabilities
+            smoothed = getattr(pred, "smoothed", None)
+            basis = smoothed if smoothed is not None else pred.probabilities
             cmd = self.commander.update(np.asarray(basis, dtype=float), pred.window_end)
             self.progress = self.commander.progress(pred.window_end)
             c = self.commander._candidate

@@ -35,7 +35,8 @@ idea as Bayesian BCI typing interfaces such as RSVP Keyboard, Orhan et al. 2012)
 probabilities start at the language model's and are multiplied by ``accuracy`` for the chosen
 group and ``(1 - accuracy) / (k - 1)`` for the others; the groups are re-split to equal
 probability after each command; an item is selected when its probability reaches
-``confidence``. A wrong command only costs time, not a wrong letter, and the language model's
+``confidence`` by a command for a group holding it alone (so a likely item that merely shared
+the chosen group with the intended one is never selected by accident). A wrong command only costs time, not a wrong letter, and the language model's
 prior makes likely letters need few commands. With ``accuracy`` set to the user's measured
 command accuracy the scheme adapts its number of commands per letter to the channel.
 """
@@ -268,7 +269,9 @@ class SpellerEngine:
         self.posterior = post / post.sum()
         self.path.append(action)
         best = int(np.argmax(self.posterior))
-        if self.posterior[best] >= self.confidence:
+        # select only an item the user confirmed on its own (alone in the chosen group): a
+        # likely item that shared the group with the intended one is never selected by accident
+        if self.posterior[best] >= self.confidence and self._groups[action] == [best]:
             return self._select(self._items[best], command, t)
         self._split()
         return SpellerEvent("move", command, self.text, None, t, self.n_commands)

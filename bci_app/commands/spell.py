@@ -1,0 +1,300 @@
+"""``bci-app spell``: text entry by motor imagery with a language model.
+
+Three ways to run it:
+
+* ``--simulate ACCURACY --target TEXT``: no EEG; a simulated user writes TEXT through a
+  symmetric confusion matrix at ACCURACY (or ``--simulate profile`` with ``--model PROFILE``:
+  the profile's cross-validated confusion matrix), one command every ``--seconds-per-command``.
+* ``--source simulated[:SUBJECTS] --model BUNDLE_OR_PROFILE --target TEXT``: closed loop with
+  real EEG; for every command the simulated user intends, the simulated subject plays a real
+  recorded EEGMMIDB trial of the mapped class, the real DecoderWorker decodes it, and the
+  decoded command drives the speller (paced: one command per trial; see
+  :func:`bci_app.speller.simulation.closed_loop`). Runs at max speed.
+* ``--source SPEC --model BUNDLE_OR_PROFILE --headless``: live. The DecoderWorker's smoothed
+  predictions become commands when a class stays above ``--threshold`` for ``--dwell`` seconds;
+  the layout and the text are printed after every command.
+
+The speller view for the GUI is :class:`ui.speller_view.SpellerView` (added by the main window).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+from ..errors import ConfigError
+from ..sources import SPEC_HELP
+
+logger = logging.getLogger(__name__)
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "spell",
+        help="text entry by motor imagery with a language model (speller)",
+        description="Write text with a few motor-imagery commands; a language model (wordfreq "
+                    "+ character n-gram) reorders the layout after every selection and offers "
+                    "word completions.",
+    )
+    p.add_argument("--source", default=None,
+                   help=f"{SPEC_HELP} | simulated[:SUBJECTS] (real EEGMMIDB trials on cue)")
+    p.add_argument("--model", default=None, metavar="BUNDLE_OR_PROFILE",
+                   help="model bundle folder, or a calibrated profile (folder or user id)")
+    p.add_argument("--headless", action="store_true", help="print the layout and text")
+    p.add_argument("--target", default=None, help="sentence the simulated user writes")
+    p.add_argument("--simulate", default=None, metavar="ACCURACY",
+                   help="no EEG: simulated commands at this accuracy (0.5-1), or 'profile'")
+    p.add_argument("--scheme", choices=["posterior", "huffman", "scan"], default="posterior",
+                   help="selection scheme (default posterior: robust below ~95%% accuracy)")
+    p.add_argument("--accuracy", type=float, default=None,
+                   help="command accuracy the posterior scheme assumes (default: the profile's "
+                        "cross-validated accuracy, or the --simulate accuracy, else 0.8)")
+    p.add_argument("--confidence", type=float, default=0.9,
+                   help="posterior scheme: probability at which a symbol is selected")
+    p.add_argument("--commands", default=None, metavar="CLASS=CMD,...",
+                   help="class -> command, e.g. left=0,right=1,feet=undo (default: the "
+                        "bundle's classes in order)")
+    p.add_argument("--threshold", type=float, default=0.7, help="smoothed probability")
+    p.add_argument("--dwell", type=float, default=1.0, help="seconds above threshold")
+    p.add_argument("--refractory", type=float, default=1.5, help="seconds after a command")
+    p.add_argument("--smoothing", type=float, default=0.5, help="EMA time constant (s)")
+    p.add_argument("--hop", type=float, default=0.1, help="seconds between predictions")
+    p.add_argument("--lang", default="en", help="wordfreq language code")
+    p.add_argument("--vocab", default=None, metavar="FILE",
+                   help="the user's own words (one per line, or any text)")
+    p.add_argument("--no-lm", action="store_true", help="uniform layout, no completions")
+    p.add_argument("--completions", type=int, default=3, help="word completions offered")
+    p.add_argument("--seconds-per-command", type=float, default=4.0,
+                   help="--simulate: time per command for chars/min and ITR")
+    p.add_argument("--max-commands", type=int, default=1000)
+    p.add_argument("--duration", type=float, default=None, help="live: stop after S seconds")
+    p.add_argument("--runs", default="4,8,12", help="EEGMMIDB runs of a simulated subject")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the device")
+    p.add_argument("--quiet", action="store_true", help="only the summary")
+    p.set_defaults(func=run)
+
+
+# ---------------------------------------------------------------------- helpers (importable)
+def parse_commands(text: str | None, classes) -> dict[str, int | str]:
+    """``"left=0,right=1,feet=undo"`` -> dict; None -> classes in order to 0, 1, ..."""
+    if not text:
+        return {c: i for i, c in enumerate(classes)}
+    out: dict[str, int | str] = {}
+    for part in text.split(","):
+        key, eq, val = part.strip().partition("=")
+        if not eq or not key:
+            raise ConfigError(f"--commands expects CLASS=CMD pairs, e.g. left=0,right=1,"
+                              f"feet=undo; got {part!r}.")
+        val = val.strip()
+        if val == "undo":
+            out[key.strip()] = "undo"
+        elif val.isdigit():
+            out[key.strip()] = int(val)
+        else:
+            raise ConfigError(f"--commands: command for {key!r} must be an index or 'undo', "
+                              f"got {val!r}.")
+    if classes:
+        unknown = [k for k in out if k not in classes]
+        if unknown:
+            raise ConfigError(f"--commands: {unknown} are not classes of the model {list(classes)}.")
+    return out
+
+
+def load_model(spec: str):
+    """A bundle folder or a profile (folder or user id) -> (bundle, profile or None)."""
+    from pathlib import Path
+
+    from decoders.bundle import load_bundle
+
+    if (Path(spec) / "config.json").is_file():
+        return load_bundle(spec), None
+    from ..profiles import load_profile
+
+    prof = load_profile(spec)
+    return prof.bundle, prof
+
+
+def profile_confusion(profile):
+    """Row-normalised confusion matrix of the profile's chosen decoder (cross-validated)."""
+    import numpy as np
+
+    scores = profile.meta.get("scores", {})
+    s = scores.get(profile.meta.get("chosen", "adapted")) or next(iter(scores.values()), None)
+    if not s or "confusion" not in s:
+        raise ConfigError(f"profile {profile.path} has no confusion matrix; use --simulate "
+                          "ACCURACY instead.")
+    cm = np.asarray(s["confusion"], dtype=float)
+    return cm / cm.sum(axis=1, keepdims=True)
+
+
+def build_engine(args, classes=None, accuracy: float | None = None):
+    from ..speller.engine import SpellerEngine
+    from ..speller.lm import LanguageModel
+
+    lm = None
+    if not args.no_lm:
+        lm = LanguageModel(args.lang)
+        if args.vocab:
+            with open(args.vocab, encoding="utf-8") as fh:
+                n = lm.add_text(fh.read())
+            logger.info("Added %d words of the user's vocabulary from %s", n, args.vocab)
+    cmap = parse_commands(args.commands, classes or ["left", "right"])
+    acc = args.accuracy if args.accuracy is not None else (accuracy or 0.8)
+    n_choice = len({v for v in cmap.values() if v != "undo"})
+    acc = min(max(acc, 1.0 / n_choice + 0.05), 0.97)
+    return SpellerEngine(lm, command_map=cmap, scheme=args.scheme, accuracy=acc,
+                         confidence=args.confidence, completions=args.completions)
+
+
+def describe(engine, width: int = 60) -> str:
+    """One line: the text and what each command leads to."""
+    parts = []
+    for opt in engine.options():
+        items = " ".join(it.label for it in opt.items[:12])
+        more = "…" if len(opt.items) > 12 else ""
+        name = f"{opt.command}:{opt.label}" if opt.label else f"{opt.command}"
+        parts.append(f"[{name} {items}{more}]"[:width])
+    return f"\"{engine.text}\"  " + " ".join(parts)
+
+
+def _printer(engine, quiet: bool):
+    def on_event(ev) -> None:
+        if quiet:
+            return
+        mark = {"select": "+", "undo": "<", "cancel": "x", "move": ".", "ignored": "?"}[ev.kind]
+        what = f" {ev.item.label}" if ev.item is not None else ""
+        print(f"{engine.n_commands:4d} {ev.command!s:>6} {mark}{what:10s} {describe(engine)}",
+              flush=True)
+    return on_event
+
+
+def _summary(res) -> str:
+    s = res.summary()
+    return (f"summary: \"{s['text']}\" ({'finished' if s['finished'] else 'NOT finished'}), "
+            f"{s['commands']} commands ({s['commands_per_char']} per char), command accuracy "
+            f"{s['command_accuracy']:.1%}, {s['chars_per_min']:.2f} chars/min, error rate "
+            f"{s['error_rate']:.1%}, Wolpaw ITR {s['itr_bits_per_min']:.2f} bits/min")
+
+
+# ---------------------------------------------------------------------- modes
+def run(args) -> int:
+    from ..speller.simulation import SimulatedUser
+
+    if args.target is not None:
+        args.target = args.target.lower()
+    if args.simulate is not None:
+        return _run_simulated(args)
+    if not args.model or not args.source:
+        raise ConfigError("spell: give --source and --model (or --simulate ACCURACY --target).")
+    bundle, profile = load_model(args.model)
+    from .calibrate import parse_simulated
+
+    acc = profile.accuracy if profile is not None else None
+    engine = build_engine(args, bundle.classes, acc)
+    engine.add_listener(_printer(engine, args.quiet))
+    if parse_simulated(args.source) is not None:
+        if not args.target:
+            raise ConfigError("spell --source simulated: give --target TEXT (what the simulated "
+                              "subject means to write).")
+        return _run_closed_loop(args, engine, bundle, SimulatedUser(args.target))
+    if not args.headless:
+        raise ConfigError("spell: the speller view lives in the GUI (ui/speller_view.py, a tab "
+                          "of the main window); run with --headless for the text interface.")
+    return _run_live(args, engine, bundle)
+
+
+def _run_simulated(args) -> int:
+    from ..speller.simulation import SimulatedUser, confusion_from_accuracy, simulate
+
+    if not args.target:
+        raise ConfigError("spell --simulate: give --target TEXT.")
+    confusion, classes, acc = None, None, None
+    if args.simulate == "profile":
+        if not args.model:
+            raise ConfigError("spell --simulate profile: give --model PROFILE.")
+        _, profile = load_model(args.model)
+        if profile is None:
+            raise ConfigError("spell --simulate profile: --model must be a profile.")
+        confusion, classes = profile_confusion(profile), profile.classes
+        acc = profile.accuracy
+    else:
+        try:
+            acc = float(args.simulate)
+        except ValueError:
+            raise ConfigError(f"--simulate: expected an accuracy in [0.5, 1] or 'profile', got "
+                              f"{args.simulate!r}.") from None
+        if not 0.5 <= acc <= 1:
+            raise ConfigError(f"--simulate: expected an accuracy in [0.5, 1], got {acc}.")
+    engine = build_engine(args, classes, acc)
+    classes = classes or list(engine.command_map)
+    if confusion is None:
+        confusion = confusion_from_accuracy(acc, len(classes))
+    engine.add_listener(_printer(engine, args.quiet))
+    print(f"simulated user writes {args.target!r}: {args.scheme} layout, command accuracy "
+          f"{acc:.0%}, {args.seconds_per_command:g} s per command", flush=True)
+    res = simulate(engine, SimulatedUser(args.target), confusion=confusion, classes=classes,
+                   seconds_per_command=args.seconds_per_command,
+                   max_commands=args.max_commands, rng=args.seed)
+    print(_summary(res), flush=True)
+    return 0 if res.finished else 1
+
+
+def _run_closed_loop(args, engine, bundle, user) -> int:
+    from acquisition.simulated import SimulatedSubjectSource
+    from decoders.online import DecoderWorker
+    from decoders.smoothing import DwellCommander
+
+    from ..speller.simulation import closed_loop
+    from .calibrate import parse_simulated
+
+    subjects = parse_simulated(args.source)
+    runs = [int(r) for r in args.runs.split(",")]
+    src = SimulatedSubjectSource.from_eegmmidb(subjects, runs=runs, speed="max",
+                                               chunk_samples=160, seed=args.seed,
+                                               buffer_seconds=60.0)
+    src.connect(timeout=args.timeout, acquisition=False)
+    t0 = time.perf_counter()
+    try:
+        commander = DwellCommander(bundle.classes, threshold=args.threshold, dwell=args.dwell,
+                                   refractory=args.refractory)
+        worker = DecoderWorker(src, bundle, hop=args.hop, smoothing=args.smoothing,
+                               commander=commander)
+        print(f"closed loop: {src.info.name}, {args.scheme} layout, target {user.target!r}",
+              flush=True)
+        res, trials = closed_loop(engine, user, src, worker, max_commands=args.max_commands)
+    finally:
+        src.disconnect()
+    print(_summary(res) + f"; {res.extra['misses']} misses, {res.extra['forced']} forced; "
+          f"{res.seconds:.0f} s of EEG in {time.perf_counter() - t0:.1f} s", flush=True)
+    return 0 if res.finished else 1
+
+
+def _run_live(args, engine, bundle) -> int:
+    from ..session import DecoderComponent, Session
+    from ..sources import make_source
+    from ..speller.control import SpellerInput
+
+    kwargs = {"speed": 1.0} if args.source.startswith("file:") else {}
+    source = make_source(args.source, **kwargs)
+    session = Session(source)
+    comp = DecoderComponent(session, bundle, hop=args.hop, smoothing=args.smoothing)
+    session.add_component(comp)
+    inp = SpellerInput(engine, bundle.classes, threshold=args.threshold, dwell=args.dwell,
+                       refractory=args.refractory)
+    comp.add_callback(inp.on_prediction)  # decoder thread: the engine is used only there
+    session.start(timeout=args.timeout)
+    print(f"spelling from {source.info.name} with {bundle.path}: {describe(engine)}", flush=True)
+    t_end = math.inf if args.duration is None else time.monotonic() + args.duration
+    try:
+        while time.monotonic() < t_end and engine.n_commands < args.max_commands:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        session.stop()
+    st = engine.stats()
+    print(f"summary: \"{st['text']}\", {st['commands']} commands, {st['selections']} "
+          f"selections, {st['undos']} undos, {st['chars_per_min']:.2f} chars/min", flush=True)
+    return 0

@@ -1,0 +1,206 @@
+"""Speller view: the layout, the text being written, the selection's progress and chars/min.
+
+:class:`SpellerView` shows a :class:`bci_app.speller.engine.SpellerEngine` and drives it from
+decoder predictions. It holds no speller logic: the engine is the state machine, and a
+:class:`bci_app.speller.control.SpellerInput` turns predictions into commands (threshold, dwell,
+refractory). Predictions reach :meth:`SpellerView.on_prediction` in the GUI thread (connect it
+to :attr:`ui.qt_bridge.PredictionBridge.predicted`, a queued signal), so the engine is only ever
+used from the GUI thread.
+
+Hook for the main window::
+
+    view = SpellerView(SpellerEngine(LanguageModel("en")))
+    tabs.addTab(view, "Speller")
+    prediction_bridge.predicted.connect(view.on_prediction)
+
+Layout of the widget: the text (large, with a cursor) on top; below it one box per command
+(the class that issues it, e.g. "left", and the symbols that command leads to, most likely
+first); then the selection progress (how far the current selection is), the dwell progress of
+the class currently above threshold, and a status line (commands, selections, undos, chars/min).
+"""
+
+from __future__ import annotations
+
+import time
+
+from PySide6 import QtCore, QtWidgets
+
+from bci_app.speller.control import SpellerInput
+from bci_app.speller.engine import SpellerEngine, SpellerEvent
+
+from .prediction import CLASS_COLOURS
+
+#: Symbols shown per command box before an ellipsis.
+MAX_ITEMS = 16
+
+
+class SpellerView(QtWidgets.QWidget):
+    """A QWidget showing and driving a speller engine.
+
+    Parameters
+    ----------
+    engine : SpellerEngine
+    parent : QWidget | None
+    threshold, dwell, refractory : float
+        Command rule applied to the smoothed predictions (see
+        :class:`~bci_app.speller.control.SpellerInput`); the input is created on the first
+        prediction, when the decoder's classes are known (or now, with ``classes``).
+    classes : sequence of str | None
+
+    Signals
+    -------
+    textChanged(str)
+        After every command that changed the text.
+    """
+
+    textChanged = QtCore.Signal(str)
+
+    def __init__(self, engine: SpellerEngine, parent: QtWidgets.QWidget | None = None, *,
+                 threshold: float = 0.7, dwell: float = 1.0, refractory: float = 1.5,
+                 classes=None) -> None:
+        super().__init__(parent)
+        self.engine = engine
+        self._rule = {"threshold": threshold, "dwell": dwell, "refractory": refractory}
+        self.input: SpellerInput | None = None
+        self._t_start = time.monotonic()
+        self._last_text = engine.text
+
+        self.text_label = QtWidgets.QLabel()
+        self.text_label.setObjectName("spellerText")
+        self.text_label.setWordWrap(True)
+        self.text_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        font = self.text_label.font()
+        font.setPointSize(max(18, font.pointSize() * 2))
+        self.text_label.setFont(font)
+        self.text_label.setMinimumHeight(60)
+
+        self.boxes_layout = QtWidgets.QHBoxLayout()
+        self._boxes: list[tuple[QtWidgets.QGroupBox, QtWidgets.QLabel]] = []
+
+        self.selection_bar = QtWidgets.QProgressBar()
+        self.selection_bar.setRange(0, 1000)
+        self.selection_bar.setFormat("selection %p%")
+        self.dwell_bar = QtWidgets.QProgressBar()
+        self.dwell_bar.setRange(0, 1000)
+        self.dwell_bar.setFormat("dwell")
+        self.status = QtWidgets.QLabel()
+        self.undo_button = QtWidgets.QPushButton("Undo")
+        self.clear_button = QtWidgets.QPushButton("Clear")
+        self.undo_button.clicked.connect(self._undo_clicked)
+        self.clear_button.clicked.connect(self._clear_clicked)
+
+        bars = QtWidgets.QHBoxLayout()
+        bars.addWidget(self.selection_bar, 2)
+        bars.addWidget(self.dwell_bar, 1)
+        bottom = QtWidgets.QHBoxLayout()
+        bottom.addWidget(self.status, 1)
+        bottom.addWidget(self.undo_button)
+        bottom.addWidget(self.clear_button)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.addWidget(self.text_label)
+        lay.addLayout(self.boxes_layout, 1)
+        lay.addLayout(bars)
+        lay.addLayout(bottom)
+
+        if classes is not None:
+            self._make_input(tuple(classes))
+        engine.add_listener(self._on_event)
+        self.refresh()
+
+    # ------------------------------------------------------------------ input
+    def _make_input(self, classes: tuple[str, ...]) -> None:
+        self.input = SpellerInput(self.engine, classes, **self._rule)
+
+    @QtCore.Slot(object)
+    def on_prediction(self, pred) -> None:
+        """Feed one decoder prediction (GUI thread; connect to PredictionBridge.predicted)."""
+        if self.input is None:
+            self._make_input(tuple(pred.classes))
+        self.input.on_prediction(pred)
+        self._update_dwell()
+
+    def command(self, label) -> SpellerEvent:
+        """Apply a command directly (keyboard/mouse fallback, demos)."""
+        return self.engine.command(label, t=time.monotonic())
+
+    def _undo_clicked(self) -> None:
+        self.engine.undo(t=time.monotonic())
+
+    def _clear_clicked(self) -> None:
+        self.engine.reset()
+        self._t_start = time.monotonic()
+        self.refresh()
+
+    def _on_event(self, ev: SpellerEvent) -> None:
+        self.refresh()
+        if ev.text != self._last_text:
+            self._last_text = ev.text
+            self.textChanged.emit(ev.text)
+
+    # ------------------------------------------------------------------ drawing
+    def _command_names(self) -> dict[int, str]:
+        names: dict[int, list[str]] = {}
+        for label, action in self.engine.command_map.items():
+            if action != "undo":
+                names.setdefault(int(action), []).append(label)
+        return {k: " / ".join(v) for k, v in names.items()}
+
+    def _ensure_boxes(self, n: int) -> None:
+        while len(self._boxes) < n:
+            box = QtWidgets.QGroupBox()
+            label = QtWidgets.QLabel()
+            label.setWordWrap(True)
+            label.setAlignment(QtCore.Qt.AlignmentFlag.AlignTop | QtCore.Qt.AlignmentFlag.AlignLeft)
+            f = label.font()
+            f.setPointSize(max(14, int(f.pointSize() * 1.5)))
+            label.setFont(f)
+            QtWidgets.QVBoxLayout(box).addWidget(label)
+            colour = CLASS_COLOURS[len(self._boxes) % len(CLASS_COLOURS)]
+            box.setStyleSheet(f"QGroupBox {{ border: 2px solid {colour}; margin-top: 1.2em; }}"
+                              "QGroupBox::title { subcontrol-origin: margin; left: 8px; }")
+            self.boxes_layout.addWidget(box, 1)
+            self._boxes.append((box, label))
+        for i, (box, _) in enumerate(self._boxes):
+            box.setVisible(i < n)
+
+    def refresh(self) -> None:
+        """Redraw text, options, progress and status from the engine."""
+        eng = self.engine
+        self.text_label.setText(eng.text + "\u258f")  # text and a cursor
+        opts = eng.options()
+        names = self._command_names()
+        self._ensure_boxes(len(opts))
+        for opt, (box, label) in zip(opts, self._boxes):
+            who = names.get(opt.command, str(opt.command))
+            what = f" — {opt.label}" if opt.label else ""
+            box.setTitle(f"{who}{what}  ({opt.weight:.0%})")
+            shown = [it.label for it in opt.items[:MAX_ITEMS]]
+            more = f"  … +{len(opt.items) - MAX_ITEMS}" if len(opt.items) > MAX_ITEMS else ""
+            label.setText("  ".join(shown) + more if shown else "(rotate)")
+        self.selection_bar.setValue(int(1000 * eng.selection_progress))
+        st = eng.stats()
+        cpm = st["chars_per_min"]
+        if cpm != cpm:  # no time yet: wall-clock since the view started
+            minutes = (time.monotonic() - self._t_start) / 60.0
+            cpm = st["chars"] / minutes if minutes > 0 and st["commands"] else 0.0
+        self.chars_per_min = float(cpm)
+        self.status.setText(f"{st['commands']} commands · {st['selections']} selections · "
+                            f"{st['undos']} undos · {self.chars_per_min:.1f} chars/min")
+        self._update_dwell()
+
+    def _update_dwell(self) -> None:
+        if self.input is None:
+            self.dwell_bar.setValue(0)
+            self.dwell_bar.setFormat("dwell")
+            return
+        self.dwell_bar.setValue(int(1000 * self.input.progress))
+        cand = self.input.candidate
+        self.dwell_bar.setFormat(f"dwell {cand} %p%" if cand else "dwell")
+
+    # ------------------------------------------------------------------ inspection (tests)
+    def option_texts(self) -> list[tuple[str, str]]:
+        """(title, items) of the visible command boxes."""
+        return [(box.title(), label.text()) for box, label in self._boxes if box.isVisibleTo(self)]
+
+
+__all__ = ["SpellerView"]
