@@ -537,6 +537,7 @@ class ScopeWidget(QtWidgets.QWidget):
         self.plot.addItem(self._raster)
         self._cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((230, 230, 230), width=1))
         self._cursor.setVisible(False)
+        self._cursor.setZValue(3)
         self.plot.addItem(self._cursor)
         self._message = pg.TextItem("No signal — waiting for a source", color=(200, 200, 200),
                                     anchor=(0.5, 0.5))

@@ -1,0 +1,553 @@
+"""Pages of the calibration wizard. Each page only shows state and forwards clicks to the
+:class:`~ui.wizard.controller.CalibrationController`."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from ui.prediction import FeedbackView, class_directions
+from ui.qt_bridge import BackgroundCall
+
+from .widgets import ConfusionTable, CueWidget, QualityGrid, topomap_image
+
+logger = logging.getLogger(__name__)
+
+MONTAGES = ("standard_1005", "standard_1020", "biosemi64", "biosemi32", "easycap-M1")
+
+
+def _fmt_time(s: float) -> str:
+    s = max(0, int(round(s)))
+    return f"{s // 60}:{s % 60:02d}"
+
+
+class DevicePage(QtWidgets.QWizardPage):
+    """Device and montage: which source, how fast (simulated subject), which cap layout."""
+
+    def __init__(self, ctrl, source_spec: str, speed: str, user: str, parent=None) -> None:
+        super().__init__(parent)
+        self.ctrl = ctrl
+        self.setTitle("1 · Device and montage")
+        self.setSubTitle("Choose the EEG source and the cap layout, then connect. "
+                         "'simulated:N' plays real EEG of EEGMMIDB subject N that answers the "
+                         "cues (demo mode, no headset needed).")
+        form = QtWidgets.QFormLayout(self)
+        self.source = QtWidgets.QComboBox()
+        self.source.setEditable(True)
+        for s in dict.fromkeys([source_spec, "simulated:1", "simulated:7", "synthetic",
+                                "lsl:type=EEG", "brainflow:cyton:/dev/ttyUSB0"]):
+            self.source.addItem(s)
+        self.source.setCurrentText(source_spec)
+        self.speed = QtWidgets.QComboBox()
+        self.speed.setEditable(True)
+        for s in dict.fromkeys([speed, "1", "2", "5", "max"]):
+            self.speed.addItem(s)
+        self.speed.setCurrentText(speed)
+        self.montage = QtWidgets.QComboBox()
+        self.montage.addItems(MONTAGES)
+        self.user = QtWidgets.QLineEdit(user)
+        self.connect_btn = QtWidgets.QPushButton("Connect")
+        self.status = QtWidgets.QLabel("not connected")
+        self.status.setWordWrap(True)
+        form.addRow("Source", self.source)
+        form.addRow("Speed (simulated subject)", self.speed)
+        form.addRow("Montage", self.montage)
+        form.addRow("User id", self.user)
+        form.addRow(self.connect_btn, self.status)
+        self.connect_btn.clicked.connect(self.connect_source)
+        self._call = None
+
+    def connect_source(self) -> None:
+        spec, speed, montage = (self.source.currentText().strip(), self.speed.currentText(),
+                                self.montage.currentText())
+        self.status.setText(f"connecting to {spec} …")
+        self.connect_btn.setEnabled(False)
+        self._call = BackgroundCall(lambda: self.ctrl.open_source(spec, speed, montage),
+                                    name="wizard-connect", parent=self)
+        self._call.finished.connect(self._connected)
+        self._call.start()
+
+    def _connected(self, _result, error: str) -> None:
+        self.connect_btn.setEnabled(True)
+        if error:
+            self.status.setText(f"<span style='color:#d23c3c'>could not connect: {error}</span>")
+        else:
+            info = self.ctrl.source.info
+            self.status.setText(f"connected: {info.name}, {info.n_channels} channels @ "
+                                f"{info.sfreq:g} Hz; decoder {self.ctrl.pretrained.config['model']}"
+                                f" ({', '.join(self.ctrl.pretrained.classes)})")
+        self.completeChanged.emit()
+
+    def isComplete(self) -> bool:  # noqa: N802
+        return self.ctrl.source is not None and self.ctrl.source.connected
+
+
+class SignalCheckPage(QtWidgets.QWizardPage):
+    """Per-channel quality with a traffic-light view and advice."""
+
+    def __init__(self, ctrl, parent=None) -> None:
+        super().__init__(parent)
+        self.ctrl = ctrl
+        self.setTitle("2 · Signal check")
+        self.setSubTitle("Green: good. Yellow: usable, could be better. Red: fix before "
+                         "recording (hover a channel for details). Updated twice a second "
+                         "from the last 2 s.")
+        lay = QtWidgets.QVBoxLayout(self)
+        self.grid = QualityGrid()
+        self.summary = QtWidgets.QLabel("waiting for data …")
+        self.advice = QtWidgets.QPlainTextEdit()
+        self.advice.setReadOnly(True)
+        self.advice.setMaximumHeight(110)
+        lay.addWidget(self.grid, 1)
+        lay.addWidget(self.summary)
+        lay.addWidget(self.advice)
+        self.timer = QtCore.QTimer(self)
+        self.timer.setInterval(500)
+        self.timer.timeout.connect(self.refresh)
+        self.last = []
+
+    def initializePage(self) -> None:  # noqa: N802
+        self.ctrl.start_signal()
+        self.timer.start()
+        self.refresh()
+
+    def cleanupPage(self) -> None:  # noqa: N802
+        self.timer.stop()
+
+    def validatePage(self) -> bool:  # noqa: N802
+        self.timer.stop()
+        return True
+
+    def refresh(self) -> None:
+        from decoders.calibration import channel_quality
+
+        src = self.ctrl.source
+        if src is None or src.buffer is None or src.buffer.counter < src.info.sfreq // 2:
+            return
+        chunk = self.ctrl.latest(2.0)
+        eeg = src.info.picks("eeg") or list(range(src.info.n_channels))
+        names = [src.info.ch_names[i] for i in eeg]
+        self.last = channel_quality(chunk.data[:, eeg], src.info.sfreq, names)
+        self.grid.set_quality(self.last)
+        c = Counter(q.status for q in self.last)
+        self.summary.setText(f"{c.get('good', 0)} good · {c.get('warn', 0)} to check · "
+                             f"{c.get('bad', 0)} bad  (of {len(self.last)} channels)")
+        lines = []
+        by_problem: dict[str, list[str]] = {}
+        for q in self.last:
+            for p in q.problems:
+                by_problem.setdefault(p, []).append(q.name)
+        from decoders.calibration import _ADVICE
+
+        for p, chans in by_problem.items():
+            lines.append(f"{p} on {', '.join(chans[:12])}{' …' if len(chans) > 12 else ''}: "
+                         f"{_ADVICE.get(p, '')}")
+        self.advice.setPlainText("\n".join(lines) or "All channels look fine.")
+
+
+class InstructionsPage(QtWidgets.QWizardPage):
+    """What the user will do, and how many trials."""
+
+    def __init__(self, ctrl, trials_per_class: int, parent=None) -> None:
+        super().__init__(parent)
+        self.ctrl = ctrl
+        self.setTitle("3 · Instructions")
+        lay = QtWidgets.QVBoxLayout(self)
+        self.text = QtWidgets.QLabel()
+        self.text.setWordWrap(True)
+        self.text.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        form = QtWidgets.QFormLayout()
+        self.trials = QtWidgets.QSpinBox()
+        self.trials.setRange(2, 200)
+        self.trials.setValue(trials_per_class)
+        self.record = QtWidgets.QCheckBox("record EEG and markers to an XDF file")
+        self.record.setChecked(True)
+        self.length = QtWidgets.QLabel()
+        form.addRow("Trials per class", self.trials)
+        form.addRow("", self.record)
+        form.addRow("Duration", self.length)
+        lay.addWidget(self.text)
+        lay.addLayout(form)
+        lay.addStretch(1)
+        self.trials.valueChanged.connect(self._update_length)
+
+    def initializePage(self) -> None:  # noqa: N802
+        classes = self.ctrl.pretrained.classes
+        self.text.setText(
+            "<p>Sit comfortably, relax your face and shoulders, and keep your eyes on the "
+            "screen.</p><ol>"
+            "<li>A <b>cross</b> appears: look at it and stay still.</li>"
+            "<li>A <b>beep</b> and an <b>arrow</b>: imagine the movement it shows, e.g. "
+            "squeezing your <b>left</b> or <b>right</b> fist, again and again, without moving. "
+            "Keep imagining until the cross disappears (about 4 s).</li>"
+            "<li><b>Blank screen</b>: rest, blink, swallow.</li></ol>"
+            f"<p>Classes: {', '.join(classes)}. You can pause at any time; a trial interrupted "
+            "by a pause is repeated. Aborting keeps every completed trial.</p>")
+        self._update_length()
+
+    def _update_length(self) -> None:
+        from bci_app.protocol import Timings
+
+        n = self.trials.value() * len(self.ctrl.pretrained.classes)
+        self.length.setText(f"{n} trials, about {_fmt_time(n * Timings().mean_trial)} at real "
+                            "time")
+
+
+class AcquisitionPage(QtWidgets.QWizardPage):
+    """Cued acquisition: full-area cue display, progress, pause/resume, abort."""
+
+    def __init__(self, ctrl, parent=None) -> None:
+        super().__init__(parent)
+        self.ctrl = ctrl
+        self.setTitle("4 · Cued recording")
+        lay = QtWidgets.QVBoxLayout(self)
+        self.cue = CueWidget()
+        self.progress = QtWidgets.QProgressBar()
+        self.info = QtWidgets.QLabel("not started")
+        row = QtWidgets.QHBoxLayout()
+        self.start_btn = QtWidgets.QPushButton("Start")
+        self.pause_btn = QtWidgets.QPushButton("Pause")
+        self.abort_btn = QtWidgets.QPushButton("Abort (keep what was recorded)")
+        self.full_btn = QtWidgets.QPushButton("Full screen")
+        self.full_btn.setCheckable(True)
+        for b in (self.start_btn, self.pause_btn, self.abort_btn, self.full_btn):
+            row.addWidget(b)
+        lay.addWidget(self.cue, 1)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.info)
+        lay.addLayout(row)
+        self.pause_btn.setEnabled(False)
+        self.abort_btn.setEnabled(False)
+        self.start_btn.clicked.connect(self.start)
+        self.pause_btn.clicked.connect(self.toggle_pause)
+        self.abort_btn.clicked.connect(self.abort)
+        self.full_btn.toggled.connect(self._full)
+        ctrl.protocolState.connect(self._on_state)
+        ctrl.cue.connect(self._on_cue)
+        ctrl.acquisitionFinished.connect(self._finished)
+        self.timer = QtCore.QTimer(self)
+        self.timer.setInterval(250)
+        self.timer.timeout.connect(self._update_progress)
+        self.finished = ""
+        self.active = False
+
+    def initializePage(self) -> None:  # noqa: N802
+        self.cue.set_classes(self.ctrl.pretrained.classes)
+        self.cue.set_state("idle", message="Press Start when you are ready")
+
+    def start(self) -> None:
+        wiz = self.wizard()
+        ins = wiz.instructions
+        self.finished = ""
+        self.active = True
+        self.ctrl.start_acquisition(self.ctrl.pretrained.classes, ins.trials.value(),
+                                    user=wiz.device.user.text().strip() or "anonymous",
+                                    record=ins.record.isChecked())
+        self.progress.setRange(0, self.ctrl.protocol.n_trials)
+        self.start_btn.setEnabled(False)
+        self.pause_btn.setEnabled(True)
+        self.abort_btn.setEnabled(True)
+        self.timer.start()
+        self._update_progress()
+
+    def toggle_pause(self) -> None:
+        p = self.ctrl.protocol
+        if p.state.value == "paused":
+            self.ctrl.resume()
+            self.pause_btn.setText("Pause")
+        else:
+            self.ctrl.pause()
+            self.pause_btn.setText("Resume")
+
+    def abort(self) -> None:
+        self.ctrl.abort()
+
+    def _full(self, on: bool) -> None:
+        w = self.wizard()
+        w.showFullScreen() if on else w.showNormal()
+
+    def _on_state(self, state: str, trial: int) -> None:
+        if not self.active:
+            return
+        msg = {"rest": "", "paused": "Paused — press Resume to continue",
+               "done": "Done. Thank you!", "aborted": "Stopped."}.get(state, "")
+        self.cue.set_state(state, message=msg)
+        self._update_progress()
+
+    def _on_cue(self, cls: str, trial: int) -> None:
+        if not self.active:
+            return
+        QtWidgets.QApplication.beep()
+        self.cue.set_state("cue", cls)
+
+    def _update_progress(self) -> None:
+        p = self.ctrl.protocol
+        if p is None or not self.active:
+            return
+        self.progress.setValue(p.n_done)
+        self.info.setText(f"trials done {p.n_done} / {p.n_trials} · about "
+                          f"{_fmt_time(p.time_left(self.ctrl.runner.now()))} left · "
+                          f"{p.state.value}")
+
+    def _finished(self, how: str) -> None:
+        if not self.active:
+            return
+        self.active = False
+        self.timer.stop()
+        self.finished = how
+        counts = self.ctrl.counts()
+        self.progress.setValue(self.ctrl.protocol.n_done)
+        self.info.setText(f"{how}: {sum(counts.values())} trials recorded "
+                          f"({', '.join(f'{c} {n}' for c, n in counts.items())})"
+                          + (f" · {self.ctrl.recording_path}" if self.ctrl.recording_path else ""))
+        self.pause_btn.setEnabled(False)
+        self.abort_btn.setEnabled(False)
+        if self.full_btn.isChecked():
+            self.full_btn.setChecked(False)
+        self.completeChanged.emit()
+
+    def isComplete(self) -> bool:  # noqa: N802
+        return bool(self.finished) and min(self.ctrl.counts().values(), default=0) >= 2
+
+
+class TrainingPage(QtWidgets.QWizardPage):
+    """Adaptation of the pretrained decoder + tangent-space baseline, with progress."""
+
+    def __init__(self, ctrl, finetune_epochs: int = 30, parent=None) -> None:
+        super().__init__(parent)
+        self.ctrl = ctrl
+        self.finetune_epochs = finetune_epochs
+        self.setTitle("5 · Training")
+        self.setSubTitle("Starting from the pretrained cross-subject decoder: your alignment and "
+                         "fine-tuning on your trials; the tangent-space baseline is fitted on the "
+                         "same trials. Accuracy is cross-validated.")
+        lay = QtWidgets.QVBoxLayout(self)
+        self.bar = QtWidgets.QProgressBar()
+        self.bar.setRange(0, 1000)
+        self.msg = QtWidgets.QLabel("")
+        lay.addWidget(self.bar)
+        lay.addWidget(self.msg)
+        lay.addStretch(1)
+        ctrl.trainingProgress.connect(self._progress)
+        ctrl.trained.connect(self._trained)
+        self.done_ok = False
+
+    def initializePage(self) -> None:  # noqa: N802
+        self.done_ok = False
+        self.bar.setValue(0)
+        self.msg.setText("training …")
+        self.ctrl.train(finetune_epochs=self.finetune_epochs)
+
+    def _progress(self, f: float, msg: str) -> None:
+        self.bar.setValue(int(f * 1000))
+        self.msg.setText(msg)
+
+    def _trained(self, result, error: str) -> None:
+        if error:
+            self.msg.setText(f"<span style='color:#d23c3c'>training failed: {error}</span>")
+        else:
+            self.bar.setValue(1000)
+            self.msg.setText(f"done in {result.seconds.get('total', 0):.1f} s")
+            self.done_ok = True
+        self.completeChanged.emit()
+
+    def isComplete(self) -> bool:  # noqa: N802
+        return self.done_ok
+
+
+class ResultsPage(QtWidgets.QWizardPage):
+    """Accuracy with chance and CI, confusion matrices, ERD/ERS topomaps, save the profile."""
+
+    def __init__(self, ctrl, parent=None) -> None:
+        super().__init__(parent)
+        self.ctrl = ctrl
+        self.setTitle("6 · Results")
+        lay = QtWidgets.QVBoxLayout(self)
+        self.scores = QtWidgets.QLabel()
+        self.scores.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        self.scores.setWordWrap(True)
+        tables = QtWidgets.QHBoxLayout()
+        self.cm = {}
+        for key, title in (("adapted", "Adapted decoder"), ("baseline", "Tangent-space baseline")):
+            box = QtWidgets.QGroupBox(f"{title}: confusion (rows: true)")
+            bl = QtWidgets.QVBoxLayout(box)
+            self.cm[key] = ConfusionTable()
+            bl.addWidget(self.cm[key])
+            tables.addWidget(box)
+        self.topo = QtWidgets.QLabel("")
+        self.topo.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.topo.setMinimumHeight(200)
+        row = QtWidgets.QHBoxLayout()
+        self.use_adapted = QtWidgets.QRadioButton("use the adapted decoder")
+        self.use_baseline = QtWidgets.QRadioButton("use the tangent-space baseline")
+        self.user = QtWidgets.QLineEdit()
+        self.save_btn = QtWidgets.QPushButton("Save profile")
+        self.saved = QtWidgets.QLabel("")
+        for w in (self.use_adapted, self.use_baseline, QtWidgets.QLabel("user"), self.user,
+                  self.save_btn):
+            row.addWidget(w)
+        lay.addWidget(self.scores)
+        lay.addLayout(tables)
+        lay.addWidget(QtWidgets.QLabel("Where the classes differ: band power during imagery vs. "
+                                       "the fixation before the cue (ERD < 0 blue, ERS > 0 red)"))
+        lay.addWidget(self.topo, 1)
+        lay.addLayout(row)
+        lay.addWidget(self.saved)
+        self.save_btn.clicked.connect(self.save)
+
+    def initializePage(self) -> None:  # noqa: N802
+        res = self.ctrl.result
+        lines = []
+        for key, s in res.scores.items():
+            lo, hi = s.ci95
+            sig = "above chance" if s.accuracy > s.chance_upper_95 else "not above chance"
+            lines.append(f"<b>{s.name}</b>: <b>{s.accuracy:.0%}</b> cross-validated "
+                         f"({s.correct}/{s.n}; 95% CI {lo:.0%}–{hi:.0%}); chance {s.chance:.0%}, "
+                         f"significant above {s.chance_upper_95:.0%} → {sig}")
+            self.cm[key].set_matrix(s.confusion, res.classes)
+        lines.append(f"training took {res.seconds.get('total', 0):.1f} s")
+        self.scores.setText("<br>".join(lines))
+        best = res.best
+        (self.use_adapted if best == "adapted" else self.use_baseline).setChecked(True)
+        self.user.setText(self.wizard().device.user.text().strip() or "anonymous")
+        self.saved.setText("")
+        try:
+            bp = res.band_power
+            titles = [f"{c} (ERD/ERS)" for c in res.classes]
+            vals = bp
+            if len(res.classes) == 2:
+                vals = np.vstack([bp, bp[1] - bp[0]])
+                titles.append(f"{res.classes[1]} − {res.classes[0]}")
+            w = max(600, self.topo.width() or 900)
+            img = topomap_image(vals, res.ch_names, titles, self.ctrl.montage, width=w,
+                                height=260)
+            self.topo.setPixmap(QtGui.QPixmap.fromImage(img))
+        except Exception as err:  # a missing montage position must not block saving
+            logger.exception("topomap failed")
+            self.topo.setText(f"(no topomap: {err})")
+
+    def save(self) -> None:
+        chosen = "adapted" if self.use_adapted.isChecked() else "baseline"
+        try:
+            path = self.ctrl.save(self.user.text().strip() or "anonymous", chosen)
+        except Exception as err:
+            self.saved.setText(f"<span style='color:#d23c3c'>not saved: {err}</span>")
+            return
+        self.saved.setText(f"saved profile {path} (uses the {chosen} decoder)")
+        self.completeChanged.emit()
+
+    def isComplete(self) -> bool:  # noqa: N802
+        return self.ctrl.profile_path is not None
+
+
+class FeedbackPage(QtWidgets.QWizardPage):
+    """Online feedback: the cursor moves with the decoder; cued targets; live hit rate;
+    optional co-adaptive update of the model with the run's known targets."""
+
+    def __init__(self, ctrl, feedback_trials: int = 5, parent=None) -> None:
+        super().__init__(parent)
+        self.ctrl = ctrl
+        self.setTitle("7 · Online feedback")
+        self.setSubTitle("Move the ball to the cued side by imagining the movement.")
+        lay = QtWidgets.QVBoxLayout(self)
+        self.target = QtWidgets.QLabel("")
+        self.target.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        f = self.target.font()
+        f.setPointSize(20)
+        f.setBold(True)
+        self.target.setFont(f)
+        self.view = FeedbackView()
+        self.hits = QtWidgets.QLabel("hit rate: –")
+        row = QtWidgets.QHBoxLayout()
+        self.trials = QtWidgets.QSpinBox()
+        self.trials.setRange(1, 100)
+        self.trials.setValue(feedback_trials)
+        self.coadapt = QtWidgets.QCheckBox("co-adaptive: refine my model with this run")
+        self.start_btn = QtWidgets.QPushButton("Start feedback run")
+        for w in (QtWidgets.QLabel("targets per class"), self.trials, self.coadapt,
+                  self.start_btn):
+            row.addWidget(w)
+        self.status = QtWidgets.QLabel("")
+        lay.addWidget(self.target)
+        lay.addWidget(self.view, 1)
+        lay.addWidget(self.hits)
+        lay.addLayout(row)
+        lay.addWidget(self.status)
+        self.start_btn.clicked.connect(self.start)
+        ctrl.prediction.connect(self._prediction)
+        ctrl.protocolState.connect(self._state)
+        ctrl.cue.connect(self._cue)
+        ctrl.feedbackTrial.connect(self._trial)
+        ctrl.feedbackFinished.connect(self._finished)
+        ctrl.coadapted.connect(self._coadapted)
+        self.active = False
+        self.runs_done = 0
+        self.updates_done = 0
+        self._dirs = {}
+
+    def initializePage(self) -> None:  # noqa: N802
+        classes = tuple(self.ctrl.result.classes)
+        d = class_directions(classes)
+        self._dirs = dict(zip(classes, d))
+        self.view.set_targets(classes, d)
+
+    def start(self) -> None:
+        self.active = True
+        self.start_btn.setEnabled(False)
+        self.status.setText("feedback run …")
+        self.hits.setText("hit rate: –")
+        self.ctrl.start_feedback(self.trials.value())
+
+    def _prediction(self, pred) -> None:
+        if not self.active:
+            return
+        if pred.control is not None and len(self._dirs) == 2:
+            d = np.array(list(self._dirs.values()))
+            pos = d[1] * (pred.control + 1) / 2 + d[0] * (1 - pred.control) / 2
+        else:
+            p = pred.smoothed if pred.smoothed is not None else pred.probabilities
+            pos = np.asarray(p) @ np.array(list(self._dirs.values()))
+        self.view.set_position(pos, pred.reliable)
+
+    def _state(self, state: str, trial: int) -> None:
+        if not self.active:
+            return
+        if state in ("rest", "fixation"):
+            self.target.setText("+" if state == "fixation" else "")
+            self.view.set_position(np.zeros(2), False)
+
+    def _cue(self, cls: str, trial: int) -> None:
+        if self.active:
+            self.target.setText(f"target: {cls.upper()}")
+
+    def _trial(self, target: str, decided: str, hit: bool) -> None:
+        n, h = len(self.ctrl.feedback_hits), sum(self.ctrl.feedback_hits)
+        self.hits.setText(f"hit rate: {h}/{n} = {h / n:.0%} (last: {target} → {decided}, "
+                          f"{'hit' if hit else 'miss'})")
+
+    def _finished(self, rate: float) -> None:
+        self.active = False
+        self.runs_done += 1
+        self.target.setText("")
+        msg = f"run {self.runs_done} done: hit rate {rate:.0%}" if not math.isnan(rate) else \
+            "run done"
+        if self.coadapt.isChecked():
+            msg += " · updating your model …"
+            self.ctrl.coadapt()
+        else:
+            self.start_btn.setEnabled(True)
+        self.status.setText(msg)
+
+    def _coadapted(self, result, error: str) -> None:
+        self.start_btn.setEnabled(True)
+        if error:
+            self.status.setText(f"model update failed: {error}")
+            return
+        self.updates_done += 1
+        s = result.scores.get(self.ctrl.chosen) or result.scores["adapted"]
+        self.status.setText(f"model updated with {result.n_trials} trials: cross-validated "
+                            f"{s.accuracy:.0%}; profile saved ({self.ctrl.profile_path})")

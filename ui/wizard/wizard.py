@@ -1,0 +1,75 @@
+"""The QWizard that strings the calibration pages together."""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6 import QtWidgets
+
+from .controller import CalibrationController
+from .pages import (
+    AcquisitionPage, DevicePage, FeedbackPage, InstructionsPage, ResultsPage, SignalCheckPage,
+    TrainingPage,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class CalibrationWizard(QtWidgets.QWizard):
+    """Guide a new user from putting on the cap to controlling a cursor.
+
+    Parameters
+    ----------
+    parent : QWidget | None
+    source_spec : str
+        Pre-filled source (``simulated:N``, ``synthetic``, ``lsl:NAME``, ``brainflow:…``, ``file:…``).
+    pretrained : str | Path | Bundle | None
+        The cross-subject bundle to adapt (default: the one in ``decoders/pretrained/``).
+    speed : str
+        Simulated subject speed: ``"1"`` (real time), ``"N"``, ``"max"``.
+    user : str
+        Pre-filled user id.
+    trials_per_class, feedback_trials, finetune_epochs : defaults of the pages.
+    profiles_root, record_dir : where profiles and recordings go (defaults: ``profiles/``,
+        ``recordings/``).
+
+    The wizard owns its source and session; closing it (or ``done``) stops them.
+    """
+
+    def __init__(self, parent=None, source_spec: str = "simulated:1", pretrained=None, *,
+                 speed: str = "1", user: str = "anonymous", trials_per_class: int = 20,
+                 feedback_trials: int = 5, finetune_epochs: int = 30, profiles_root=None,
+                 record_dir=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("bci_app · calibration")
+        self.setWizardStyle(QtWidgets.QWizard.WizardStyle.ClassicStyle)
+        self.setOption(QtWidgets.QWizard.WizardOption.NoBackButtonOnLastPage, True)
+        self.controller = CalibrationController(pretrained, profiles_root=profiles_root,
+                                                record_dir=record_dir, parent=self)
+        c = self.controller
+        self.device = DevicePage(c, source_spec, speed, user)
+        self.signal = SignalCheckPage(c)
+        self.instructions = InstructionsPage(c, trials_per_class)
+        self.acquisition = AcquisitionPage(c)
+        self.training = TrainingPage(c, finetune_epochs)
+        self.results = ResultsPage(c)
+        self.feedback = FeedbackPage(c, feedback_trials)
+        for p in (self.device, self.signal, self.instructions, self.acquisition, self.training,
+                  self.results, self.feedback):
+            self.addPage(p)
+        self.resize(1100, 820)
+
+    def done(self, result: int) -> None:
+        self.shutdown()
+        super().done(result)
+
+    def closeEvent(self, ev) -> None:  # noqa: N802
+        self.shutdown()
+        super().closeEvent(ev)
+
+    def shutdown(self) -> None:
+        """Stop timers, the decoder, the recorder and the source (idempotent)."""
+        self.signal.timer.stop()
+        self.acquisition.timer.stop()
+        self.controller.wait_training(10.0)
+        self.controller.close_source()
