@@ -442,3 +442,109 @@ def calibrate(
     )
     logger.info("Calibration: %s", result.text())
     return result
+
+
+# ---------------------------------------------------------------------------------------- quality
+@dataclass(frozen=True)
+class ChannelQuality:
+    """Signal check of one channel over the last seconds.
+
+    ``status``: ``"good"`` (green), ``"warn"`` (yellow) or ``"bad"`` (red); ``problems`` names
+    what was found (``flat``, ``railed``, ``line noise``, ``high variance``); ``advice`` says what
+    to do about it.
+    """
+
+    name: str
+    status: str
+    problems: tuple[str, ...]
+    std_uv: float
+    line_ratio: float
+    advice: str = ""
+
+
+#: Thresholds of :func:`channel_quality` (microvolts, ratios).
+QUALITY_LIMITS = {"flat_uv": 0.5, "railed_uv": 1000.0, "high_std_uv": 100.0,
+                  "warn_std_uv": 50.0, "line_ratio": 1.0, "line_warn": 0.3}
+_ADVICE = {
+    "flat": "no signal: check that the electrode is connected and the amplifier channel is on",
+    "railed": "amplifier saturated: re-seat the electrode, add gel, check the reference/ground",
+    "line noise": "mains interference: improve the contact (impedance), move cables away from "
+                  "power supplies, check the ground electrode",
+    "high variance": "noisy: ask the user to relax jaw and face, add gel, re-seat the electrode",
+}
+
+
+def channel_quality(data: np.ndarray, sfreq: float, ch_names: Sequence[str],
+                    line_freq: float | None = None, limits: dict | None = None
+                    ) -> list[ChannelQuality]:
+    """Per-channel signal check of raw EEG (volts), shape (n_samples, n_channels).
+
+    * flat: standard deviation below ``flat_uv``;
+    * railed: a sample beyond ``railed_uv`` in absolute value (after removing the median) or long
+      runs of identical samples at the extreme;
+    * line noise: power at 50/60 Hz (+-1 Hz; both checked when ``line_freq`` is None) relative to
+      1-40 Hz power, on common-average-referenced signals (mains picked up by every lead alike is
+      removed by the reference; a poorly connected electrode still stands out); needs
+      ``sfreq > 2 * (line + 2)``;
+    * high variance: standard deviation above ``high_std_uv`` (bad) or ``warn_std_uv`` (warn), after
+      a 1 Hz high-pass so that electrode drift does not count.
+    """
+    from scipy import signal
+
+    lim = {**QUALITY_LIMITS, **(limits or {})}
+    x = np.asarray(data, dtype=float) * 1e6
+    if x.ndim != 2 or x.shape[1] != len(ch_names):
+        raise ConfigError(f"data: expected (n_samples, {len(ch_names)}) volts, got {x.shape}.")
+    n = len(x)
+    out = []
+    if n < max(8, int(0.5 * sfreq)):
+        return [ChannelQuality(c, "warn", ("too little data",), float("nan"), float("nan"),
+                               "wait for at least half a second of signal") for c in ch_names]
+    centred = x - np.median(x, axis=0)
+    hp = centred
+    if sfreq > 4:
+        sos = signal.butter(2, 1.0, "highpass", fs=sfreq, output="sos")
+        hp = signal.sosfiltfilt(sos, centred, axis=0) if n > 30 else centred
+    std = hp.std(axis=0)
+    raw_std = centred.std(axis=0)
+    lines = [line_freq] if line_freq else [50.0, 60.0]
+    lines = [f for f in lines if sfreq > 2 * (f + 2)]
+    ratio = np.zeros(x.shape[1])
+    if lines:
+        ok = raw_std >= lim["flat_uv"]
+        car = centred - (centred[:, ok].mean(axis=1, keepdims=True) if ok.sum() > 2 else 0.0)
+        f, P = signal.welch(car, fs=sfreq, nperseg=min(n, int(sfreq)), axis=0)
+        band = (f >= 1) & (f <= 40)
+        ref = P[band].sum(axis=0) + 1e-12
+        for lf in lines:
+            sel = (f >= lf - 1) & (f <= lf + 1)
+            ratio = np.maximum(ratio, P[sel].sum(axis=0) / ref)
+    for i, name in enumerate(ch_names):
+        probs, status = [], "good"
+        if raw_std[i] < lim["flat_uv"]:
+            probs.append("flat")
+            status = "bad"
+        elif np.max(np.abs(centred[:, i])) > lim["railed_uv"]:
+            probs.append("railed")
+            status = "bad"
+        if "flat" in probs:
+            pass
+        elif ratio[i] > lim["line_ratio"]:
+            probs.append("line noise")
+            status = "bad"
+        elif ratio[i] > lim["line_warn"]:
+            probs.append("line noise")
+            status = "warn" if status == "good" else status
+        if "flat" not in probs and std[i] > lim["high_std_uv"]:
+            probs.append("high variance")
+            status = "bad"
+        elif "flat" not in probs and std[i] > lim["warn_std_uv"]:
+            probs.append("high variance")
+            status = "warn" if status == "good" else status
+        advice = "; ".join(_ADVICE[p] for p in probs if p in _ADVICE)
+        out.append(ChannelQuality(str(name), status, tuple(probs), float(std[i]),
+                                  float(ratio[i]), advice))
+    return out
+
+
+__all__ += ["ChannelQuality", "QUALITY_LIMITS", "channel_quality"]

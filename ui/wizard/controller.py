@@ -84,6 +84,9 @@ class CalibrationController(QtCore.QObject):
         self._pace_n0 = 0
         self.sim_factor = math.inf  # manual sources: signal per wall second (inf: budget-bound)
         self.pump_budget_s = 0.012
+        #: True: the pump does nothing (a manual-mode source then stands still: used to hold a
+        #: cue on screen for a screenshot)
+        self.hold = False
         self._train_thread: threading.Thread | None = None
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(16)
@@ -151,7 +154,7 @@ class CalibrationController(QtCore.QObject):
 
     # ------------------------------------------------------------------ pump (GUI thread)
     def pump(self) -> None:
-        if self.source is None:
+        if self.source is None or self.hold:
             return
         try:
             t_end = time.monotonic() + self.pump_budget_s
@@ -159,7 +162,8 @@ class CalibrationController(QtCore.QObject):
                 while True:
                     self.runner.step()
                     self._feedback_step()
-                    if not self.manual or self.protocol.finished or time.monotonic() > t_end:
+                    if not self.manual or self.protocol.finished or self.hold or \
+                            time.monotonic() > t_end:
                         break
                 if self.protocol.finished:
                     self.mode = "tail" if self.mode == "acquisition" else "tail-feedback"

@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-dir", required=True)
     p.add_argument("--pretrained", default=None)
     p.add_argument("--source", default="simulated:1")
-    p.add_argument("--speed", default="10")
+    p.add_argument("--speed", default="max",
+                   help="'max' (default): the wizard is held still on a cue for the picture")
     p.add_argument("--trials", type=int, default=5, help="trials per class")
     p.add_argument("--finetune-epochs", type=int, default=10)
     p.add_argument("--size", default="1100x820")
@@ -87,9 +88,17 @@ def main(argv: list[str] | None = None) -> int:
         wiz.next()
         wiz.acquisition.start_btn.click()
         c = wiz.controller
-        # the second cue, shown for a while (arrow on screen)
+        held = []
+
+        def hold_on_cue(cls, trial):  # runs inside the pump: stop it on the second cue
+            if trial == 1 and c.manual and not held:
+                c.hold = True
+                held.append(cls)
+
+        c.cue.connect(hold_on_cue)
         spin(lambda: c.protocol.trial >= 1 and wiz.acquisition.cue.state == "cue", 60, "a cue")
         grab("wizard_cue.png")
+        c.hold = False
         spin(wiz.acquisition.isComplete, 300, "the cued recording")
         wiz.next()
         spin(wiz.training.isComplete, 300, "training")
