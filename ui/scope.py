@@ -312,6 +312,25 @@ _MONTAGE_NAMES = {"10-20": ("colin27_1020", "standard_1020"), "10-05": ("colin27
 
 
 # --------------------------------------------------------------------------- widgets
+def _bin_pieces(k_from: int, k_to: int, seq_offset: int, b: int, n_cols: int, sfreq: float
+                ) -> list[tuple[int, int, float, float]]:
+    """Image pieces for bins ``k_from..k_to`` of a circular image of ``n_cols`` columns.
+
+    Bin ``k`` (samples ``k*b .. k*b+b-1``) sits in column ``k % n_cols`` and is drawn from
+    x = ``(k * b + seq_offset) / sfreq`` to one bin later. Returns (first column, number of
+    columns, x left, x right) runs that never wrap around the image.
+    """
+    pieces = []
+    k = k_from
+    while k <= k_to:
+        c0 = k % n_cols
+        n = min(k_to + 1 - k, n_cols - c0)
+        xl = (k * b + seq_offset) / sfreq
+        pieces.append((c0, n, xl, xl + n * b / sfreq))
+        k += n
+    return pieces
+
+
 def _argb(rgb: tuple[int, int, int]) -> int:
     return (0xFF << 24) | (rgb[0] << 16) | (rgb[1] << 8) | rgb[2]
 
@@ -931,7 +950,7 @@ class ScopeWidget(QtWidgets.QWidget):
         self._cursor.setVisible(self.mode == "sweep")
         use_raster = self.renderer == "raster" or (self.renderer == "auto" and wn >= 2 * width_px)
         if use_raster and width_px > 1 and height_px > 1:
-            if self.mode == "scroll" and self.incremental:
+            if self.incremental:
                 self._draw_strip(groups, scales, sfreq, width_px, height_px)
             else:
                 self._draw_raster(ordered, groups, scales, sfreq, width_px, height_px, newest)
@@ -1019,12 +1038,13 @@ class ScopeWidget(QtWidgets.QWidget):
         self._raster.set_image(argb, QtCore.QRectF(x0, y0, x1 - x0, y1 - y0))
 
     def _draw_strip(self, groups, scales, sfreq, width_px, height_px) -> None:
-        """Scroll-mode raster as a circular strip chart: only bins that changed are rendered.
+        """The raster as a circular strip chart: only bins that changed are rendered.
 
         Bins of ``b`` samples are anchored to sample sequence numbers, so a bin, once complete,
         never changes: each frame computes the min/max of the new bins only (a few per frame),
-        rasterises them into their columns of a circular image, and the image is drawn in two
-        pieces at the right x. Everything is re-rendered from the cached bins when the layout,
+        rasterises them into their columns of a circular image, and the image is drawn in
+        pieces at the right x (scroll: oldest to newest; sweep: the current pass from the left
+        edge, the previous pass after the cursor). Everything is re-rendered from the cached bins when the layout,
         scales or view change, or when a channel's baseline moved by more than 0.05 division.
         """
         self.render_mode = "raster"
@@ -1088,15 +1108,18 @@ class ScopeWidget(QtWidgets.QWidget):
                               background=_BACKGROUND)
         self._raster.opaque = True
         st["argb"][:, cols] = block.T
-        # pieces: runs of consecutive columns, bin k at x = (k * b - (k_stop - 1)) / sfreq
-        pieces = []
-        k = kb_first
-        while k <= kb_last:
-            c0 = k % n_cols
-            n = min(kb_last + 1 - k, n_cols - c0)
-            xl = (k * b - (k_stop - 1)) / sfreq
-            pieces.append((c0, n, xl, xl + n * b / sfreq))
-            k += n
+        if self.mode == "scroll":  # bin k at x = (k * b - (k_stop - 1)) / sfreq
+            pieces = _bin_pieces(kb_first, kb_last, -(k_stop - 1), b, n_cols, sfreq)
+        else:
+            # sweep: the current pass (from S) starts at x = 0, the rest of the previous pass is
+            # drawn after the cursor, minus a small erase gap so the write position shows
+            start = (k_stop - 1) // wn * wn
+            pieces = []
+            if start > 0:  # then k_stop > wn: a previous pass exists
+                gap = max(1, n_cols // 100)
+                pieces = _bin_pieces((k_stop - wn) // b + gap, (start - 1) // b, -(start - wn), b,
+                                     n_cols, sfreq)
+            pieces += _bin_pieces(start // b, kb_last, -start, b, n_cols, sfreq)
         self._raster.set_pieces(st["argb"], self._yrange, pieces)
 
     def _ordered_ts(self) -> np.ndarray:

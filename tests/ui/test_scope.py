@@ -273,3 +273,23 @@ def test_incremental_strip_matches_a_full_render(scripted):
     assert full.shape == incremental.shape
     assert (full != _BACKGROUND).sum() > 1000
     assert (full != incremental).mean() < 0.01  # at most a baseline rounding apart
+
+
+def test_sweep_strip_pieces_leave_a_gap_after_the_cursor(scripted):
+    scope, src, ts = scripted
+    t = ts[-1] + np.arange(1, 2001) / SF  # 3000 samples in all: the 2500-sample sweep wrapped
+    src.push(np.sin(2 * np.pi * 7 * t)[:, None] * 20e-6 * np.ones((1, 4)), t)
+    src.acquire()
+    scope.set_mode("sweep")
+    scope.renderer = "raster"
+    scope.refresh()
+    assert scope.render_mode == "raster"
+    cursor = scope._cursor.value()
+    assert cursor == pytest.approx(((3000 - 1) % 2500) / SF)
+    pieces = scope._raster._pieces
+    xs = sorted((xl, xr) for _, _, xl, xr in pieces)
+    # the current pass ends at the cursor, the previous pass resumes a little after it
+    assert any(abs(xr - (cursor + 1 / SF)) < 0.05 for _, xr in xs)
+    after = [xl for xl, _ in xs if xl > cursor]
+    assert after and 0 < min(after) - cursor < 0.05 * scope.window_s
+    assert min(xl for xl, _ in xs) >= -0.05 and max(xr for _, xr in xs) <= scope.window_s + 0.05
