@@ -88,6 +88,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._background: set[BackgroundCall] = set()
         self._connecting: set = set()  # sessions whose connect() runs on a background thread
         self._decoder_pending: BackgroundCall | None = None
+        self._prediction_recording = None  # (worker, callback) recording predictions
         self._closing = False
 
         # ------------------------------------------------------------ widgets
@@ -377,6 +378,7 @@ class MainWindow(QtWidgets.QMainWindow):
         """
         if not on:
             self._decoder_pending = None
+            self._stop_recording_predictions()
             worker, self.decoder = self.decoder, None
             if worker is not None:
                 self.prediction_bridge.detach()
@@ -420,6 +422,31 @@ class MainWindow(QtWidgets.QMainWindow):
         self.decoder = worker
         self.prediction.set_decoding(True)
         self.controls.set_decoding(True)
+        self._record_predictions()
+
+    def _record_predictions(self) -> None:
+        """While both run, the decoder's predictions go into the recording (own XDF streams)."""
+        rec, worker = self.recorder, self.decoder
+        if rec is None or worker is None or self._prediction_recording is not None:
+            return
+        from bci_app.recording import prediction_recorder
+
+        try:
+            callback = prediction_recorder(rec, worker.classes)
+            worker.add_callback(callback)
+        except Exception:
+            logger.exception("Predictions will not be recorded")
+            return
+        self._prediction_recording = (worker, callback)
+
+    def _stop_recording_predictions(self) -> None:
+        entry, self._prediction_recording = self._prediction_recording, None
+        if entry is not None:
+            worker, callback = entry
+            try:
+                worker.remove_callback(callback)
+            except ValueError:
+                pass
 
     # ------------------------------------------------------------------ recording
     def _on_record_toggled(self, on: bool, path: str) -> None:
@@ -451,12 +478,14 @@ class MainWindow(QtWidgets.QMainWindow):
             return False
         self.recorder = rec
         self._record_t0 = time.monotonic()
+        self._record_predictions()
         self.settings.record_dir = str(target.parent)
         self.controls.set_recording(True, 0.0, 0)
         self._update_status()
         return True
 
     def _stop_recording(self) -> None:
+        self._stop_recording_predictions()
         rec, self.recorder = self.recorder, None
         self._record_t0 = None
         if rec is not None:

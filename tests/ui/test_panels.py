@@ -270,7 +270,7 @@ def test_bci_app_without_arguments_opens_window_on_synthetic(tmp_path):
 
 
 # --------------------------------------------------------------------------- decoding
-def test_load_model_and_decode_on_synthetic_board(make_window, qtbot, gui_bundle_path):
+def test_load_model_and_decode_on_synthetic_board(make_window, qtbot, gui_bundle_path, tmp_path):
     win = make_window("synthetic")
     wait_streaming(qtbot, win)
     assert win.prediction.no_model.isVisible()
@@ -289,6 +289,20 @@ def test_load_model_and_decode_on_synthetic_board(make_window, qtbot, gui_bundle
     assert "—" not in win.status.decoder_label.text().split("skipped")[0]
     frames = win.scope.frame_count
     qtbot.waitUntil(lambda: win.scope.frame_count > frames + 10, timeout=3000)  # GUI unaffected
+    # recording while decoding: the predictions go into the file too
+    path = tmp_path / "decoding.xdf"
+    win.controls.file_edit.setText(str(path))
+    win.controls.record_btn.click()
+    n0 = win.prediction.n_predictions
+    qtbot.waitUntil(lambda: win.prediction.n_predictions >= n0 + 5, timeout=10_000)
+    win.controls.record_btn.click()
+    for call in list(win._background):
+        call.wait(5.0)
+    import pyxdf
+
+    streams, _ = pyxdf.load_xdf(str(path))
+    preds = [st for st in streams if st["info"]["type"][0] == "Predictions"]
+    assert preds and len(preds[0]["time_series"]) >= 3
     win.controls.decode_btn.click()  # stop
     assert win.decoder is None
     qtbot.waitUntil(lambda: win.status.decoder_label.text() == "decoder: off", timeout=3000)
