@@ -32,6 +32,17 @@ sys.path.insert(0, str(ROOT))
 _STAMP = None
 
 
+def _merge(results):
+    """One EvaluationResult from per-target results of the same setting."""
+    from decoders.evaluation import EvaluationResult
+
+    first = results[0]
+    settings = dict(first.settings)
+    settings["target_subjects"] = [t for r in results for t in r.settings["target_subjects"]]
+    return EvaluationResult(first.protocol, first.model, [f for r in results for f in r.folds],
+                            first.classes, settings)
+
+
 def _write(args, out, torch) -> Path:
     """(Re)write the JSON results file of this run."""
     global _STAMP
@@ -56,6 +67,9 @@ def main(argv=None) -> int:
     p.add_argument("--align", choices=["yes", "no", "both"], default="yes",
                    help="loso/calibration: Euclidean alignment (within never aligns)")
     p.add_argument("--calib-trials", default="0,5,10,20")
+    p.add_argument("--targets", default=None,
+                   help="calibration: held-out target subjects (default: all --subjects); each "
+                   "is pretrained on the other --subjects, results saved after every target")
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--patience", type=int, default=10)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -120,9 +134,19 @@ def main(argv=None) -> int:
                                      progress=True, model=model)]
             else:
                 ks = [int(k) for k in args.calib_trials.split(",")]
-                r = evaluate_calibration(data, st.factory(data), subjects, subjects, ks,
-                                         align=align, progress=True, model=model)
-                res = [r[k] for k in ks]
+                targets = parse_subjects(args.targets) if args.targets else subjects
+                per_k: dict = {k: [] for k in ks}
+                for t in targets:  # one target at a time so partial runs keep their folds
+                    r = evaluate_calibration(data, st.factory(data), subjects, [t], ks,
+                                             align=align, progress=False, model=model)
+                    for k in ks:
+                        per_k[k].append(r[k])
+                    done = [k_res for k in ks for k_res in [_merge(per_k[k])]]
+                    _write(args, out + [{**d.to_dict(), "align": align, "partial": True,
+                                         "decoder_params": params} for d in done], torch)
+                    print(f"  target S{t:03d}: " + " ".join(
+                        f"K={k}:{100 * r[k].mean:.1f}" for k in ks), flush=True)
+                res = [_merge(per_k[k]) for k in ks]
             el = time.perf_counter() - t0
             for r in res:
                 k = r.settings.get("calib_trials")
