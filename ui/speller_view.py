@@ -21,6 +21,7 @@ the class currently above threshold, and a status line (commands, selections, un
 
 from __future__ import annotations
 
+import math
 import time
 
 from PySide6 import QtCore, QtWidgets
@@ -180,7 +181,7 @@ class SpellerView(QtWidgets.QWidget):
         self.selection_bar.setValue(int(1000 * eng.selection_progress))
         st = eng.stats()
         cpm = st["chars_per_min"]
-        if cpm != cpm:  # no time yet: wall-clock since the view started
+        if math.isnan(cpm):  # no time yet: wall-clock since the view started
             minutes = (time.monotonic() - self._t_start) / 60.0
             cpm = st["chars"] / minutes if minutes > 0 and st["commands"] else 0.0
         self.chars_per_min = float(cpm)

@@ -263,7 +263,7 @@ def _run_closed_loop(args, engine, bundle, user) -> int:
                                commander=commander)
         print(f"closed loop: {src.info.name}, {args.scheme} layout, target {user.target!r}",
               flush=True)
-        res, trials = closed_loop(engine, user, src, worker, max_commands=args.max_commands)
+        res, _ = closed_loop(engine, user, src, worker, max_commands=args.max_commands)
     finally:
         src.disconnect()
     print(_summary(res) + f"; {res.extra['misses']} misses, {res.extra['forced']} forced; "

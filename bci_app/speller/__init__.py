@@ -12,8 +12,13 @@ model (no Qt).
 from .control import SpellerInput
 from .engine import DEFAULT_COMMAND_MAP, Item, Option, SpellerEngine, SpellerEvent
 from .lm import LanguageModel, UniformModel
-from .simulation import (SimulatedUser, SimulationResult, closed_loop, confusion_from_accuracy,
-                         simulate)
+from .simulation import (
+    SimulatedUser,
+    SimulationResult,
+    closed_loop,
+    confusion_from_accuracy,
+    simulate,
+)
 
 __all__ = ["DEFAULT_COMMAND_MAP", "Item", "LanguageModel", "Option", "SimulatedUser",
            "SimulationResult", "SpellerEngine", "SpellerEvent", "SpellerInput", "UniformModel",

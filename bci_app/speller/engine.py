@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -433,4 +433,4 @@ class SpellerEngine:
         }
 
 
-__all__ = ["DEFAULT_COMMAND_MAP", "Item", "Option", "SpellerEngine", "SpellerEvent", "UNDO"]
+__all__ = ["DEFAULT_COMMAND_MAP", "UNDO", "Item", "Option", "SpellerEngine", "SpellerEvent"]

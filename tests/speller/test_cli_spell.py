@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def bci_app(*args: str, timeout: float = 90) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, "-m", "bci_app.cli", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+                          check=False, capture_output=True, text=True, timeout=timeout)
 
 
 def test_spell_simulate_prints_layout_text_and_summary():

@@ -7,8 +7,7 @@ import pytest
 
 from bci_app.errors import ConfigError
 from bci_app.speller.engine import Item, SpellerEngine
-from bci_app.speller.simulation import (SimulatedUser, confusion_from_accuracy, levenshtein,
-                                        simulate)
+from bci_app.speller.simulation import SimulatedUser, confusion_from_accuracy, levenshtein, simulate
 from bci_app.speller.trees import depths, huffman_tree, path_to, scan_tree
 
 from .texts import COMMON_TEXT

@@ -51,7 +51,7 @@ def test_user_vocabulary(lm):
     before = own.char_prob("zor", "b")
     assert own.completions("zor") == []
     assert own.add_words(["Zorblax", "zorblaxian"]) == 2
-    assert [w for w, _ in own.completions("zor")][0] == "zorblax"
+    assert next(w for w, _ in own.completions("zor")) == "zorblax"
     assert own.char_prob("zor", "b") > 5 * before
     assert own.add_text("Zorblax, hello zorblax.") == 3
     assert own.word_frequency("zorblax") > own.word_frequency("zorblaxian")

@@ -8,9 +8,9 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from bci_app.speller.engine import SpellerEngine  # noqa: E402
-from bci_app.speller.simulation import SimulatedUser  # noqa: E402
-from decoders.online import Prediction  # noqa: E402
+from bci_app.speller.engine import SpellerEngine
+from bci_app.speller.simulation import SimulatedUser
+from decoders.online import Prediction
 
 
 def _pred(cls: str, t: float, classes=("left", "right")) -> Prediction:
