@@ -928,11 +928,6 @@ class ScopeWidget(QtWidgets.QWidget):
         self._update_ticks(vis)
         sfreq = self._info.sfreq or 1.0
         wn = self._wn
-        if self.mode == "scroll":
-            p0 = self._k % wn
-            ordered = np.concatenate((self._store[p0:], self._store[:p0])) if p0 else self._store
-        else:
-            ordered = self._store
         vb = self.plot.getViewBox()
         width_px = int(vb.width()) or 800
         height_px = int(vb.height()) or 400
@@ -949,14 +944,19 @@ class ScopeWidget(QtWidgets.QWidget):
             self._cursor.setPos(newest / sfreq)
         self._cursor.setVisible(self.mode == "sweep")
         use_raster = self.renderer == "raster" or (self.renderer == "auto" and wn >= 2 * width_px)
-        if use_raster and width_px > 1 and height_px > 1:
-            if self.incremental:
-                self._draw_strip(groups, scales, sfreq, width_px, height_px)
-            else:
-                self._draw_raster(ordered, groups, scales, sfreq, width_px, height_px, newest)
+        if use_raster and width_px > 1 and height_px > 1 and self.incremental:
+            self._draw_strip(groups, scales, sfreq, width_px, height_px)  # reads the store itself
         else:
-            self._draw_curves(ordered, groups, scales, sfreq, width_px, newest)
-        self._draw_markers_for_window(ordered_ts=self._ordered_ts(), sfreq=sfreq)
+            if self.mode == "scroll":  # the window in time order (a copy)
+                p0 = self._k % wn
+                ordered = np.concatenate((self._store[p0:], self._store[:p0])) if p0 else self._store
+            else:
+                ordered = self._store
+            if use_raster and width_px > 1 and height_px > 1:
+                self._draw_raster(ordered, groups, scales, sfreq, width_px, height_px, newest)
+            else:
+                self._draw_curves(ordered, groups, scales, sfreq, width_px, newest)
+        self._draw_markers_for_window(sfreq=sfreq)
 
     def _draw_curves(self, ordered, groups, scales, sfreq, width_px, newest) -> None:
         """One NaN-separated curve per style from min/max-decimated data (low sample density)."""
@@ -1126,14 +1126,14 @@ class ScopeWidget(QtWidgets.QWidget):
         p0 = self._k % self._wn
         return np.concatenate((self._store_ts[p0:], self._store_ts[:p0])) if p0 else self._store_ts
 
-    def _draw_markers_for_window(self, ordered_ts: np.ndarray, sfreq: float) -> None:
+    def _draw_markers_for_window(self, sfreq: float) -> None:
         wn = self._wn
         n = self._filled
-        ts = ordered_ts[wn - n:]
         if n == 0 or not self._markers:
             self._marker_positions = []
             self._draw_markers([])
             return
+        ts = self._ordered_ts()[wn - n:]
         t_first, t_last = ts[0], ts[-1] + 1.0 / sfreq
         i0 = bisect.bisect_left(self._marker_times, t_first)
         i1 = bisect.bisect_left(self._marker_times, t_last)

@@ -116,9 +116,9 @@ class CalibrationController(QtCore.QObject):
         self.close_source()
         self.load_pretrained()  # first: the pages need it once the source shows as connected
         sp = parse_speed(speed)
-        src = make_calibration_source(spec, speed=sp, buffer_seconds=900.0)
-        if hasattr(src, "chunk_samples") and math.isinf(sp):
-            src._chunk_arg = 16  # 0.1 s per pull keeps the pump cheap at max speed
+        # at max speed 0.1 s of signal per pull keeps the pump cheap
+        src = make_calibration_source(spec, speed=sp, buffer_seconds=900.0,
+                                      chunk_samples=16 if math.isinf(sp) else None)
         manual = math.isinf(sp) and callable(getattr(src, "cue", None))
         src.connect(timeout=10.0, acquisition=not manual)
         self.source_spec, self.montage = spec, montage
