@@ -109,7 +109,9 @@ class EEGTextDecoder:
                               f"{len(sentences)}")
         s = self.settings
         self.tokenizer_ = WordTokenizer.fit(sentences)
-        params = {"max_len": 16, **self.model_params, "vocab_size": len(self.tokenizer_)}
+        longest = max(len(self.tokenizer_.encode(t)) for t in sentences)
+        params = {"max_len": min(longest + 2, 64), **self.model_params,
+                  "vocab_size": len(self.tokenizer_)}
         with torch.random.fork_rng():
             torch.manual_seed(s.seed)
             model = EEGTextModel(self.n_chans, EMBED_DIM, self.sfreq, self.window_s, **params)

@@ -15,6 +15,10 @@ def _synthetic(snr: float, n_sentences: int, subjects: tuple[int, ...], reps: in
                                sfreq=sfreq, seed=0).generate()
 
 
+#: a small dataset for smoke tests: 2 readers (EEGMMIDB S002, S003) x 20 sentences
+SMALL = {"n_sentences": 20, "subjects": (2, 3), "reps": 1}
+
+
 @pytest.fixture(scope="session")
 def synthetic(eegmmidb_path):
     """``synthetic(snr, n_sentences=120, subjects=(1, 2, 3, 4), reps=2, sfreq=80)``"""
@@ -24,3 +28,18 @@ def synthetic(eegmmidb_path):
         return _synthetic(float(snr), n_sentences, tuple(subjects), reps, sfreq)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def fitted(synthetic):
+    """(dataset, EEGTextDecoder) trained 2 epochs on 120 trials (a smoke model, not a good one)."""
+    import numpy as np
+
+    from decoders.text.estimator import EEGTextDecoder, TextTrainSettings
+
+    ds = synthetic(4.0, **SMALL)
+    idx = np.arange(len(ds))
+    dec = EEGTextDecoder(16, ds.sfreq, ds.window_s, {"d_model": 32},
+                         TextTrainSettings(max_epochs=2, seed=1))
+    dec.fit(ds.X[idx], [ds.sentences[i] for i in idx], candidates=ds.corpus[:10])
+    return ds, dec

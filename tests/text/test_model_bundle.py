@@ -10,7 +10,6 @@ import torch
 
 from bci_app.errors import BundleError, ConfigError, StreamMismatchError
 from decoders.text.bundle import is_text_bundle, load_text_bundle, save_text_bundle
-from decoders.text.estimator import EEGTextDecoder, TextTrainSettings
 from decoders.text.model import EEGTextModel
 
 
@@ -43,16 +42,6 @@ def test_decoder_causal():
     with torch.inference_mode():
         la, lb = m.decode_logits(mem, a), m.decode_logits(mem, b)
     assert torch.allclose(la[:, :2], lb[:, :2], atol=1e-5)  # future tokens invisible
-
-
-@pytest.fixture(scope="module")
-def fitted(synthetic):
-    ds = synthetic(4.0)
-    idx = np.flatnonzero(ds.subjects <= 2)[:120]
-    dec = EEGTextDecoder(16, ds.sfreq, ds.window_s, {"d_model": 32},
-                         TextTrainSettings(max_epochs=2, seed=1))
-    dec.fit(ds.X[idx], [ds.sentences[i] for i in idx], candidates=ds.corpus[:10])
-    return ds, dec
 
 
 def test_bundle_roundtrip(fitted, tmp_path):
