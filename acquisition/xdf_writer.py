@@ -489,7 +489,9 @@ class XDFWriter:
         try:
             tail = self._footer_bytes()
             if self.byte_quota is None or self._committed + len(tail) <= self.byte_quota:
-                os.write(self._fd, tail)
+                written = os.write(self._fd, tail)
+                if written != len(tail):  # a partial write at the size limit: undo it
+                    raise OSError(errno.EFBIG, "footer only partly written")
                 self._committed += len(tail)
                 os.fsync(self._fd)
         except OSError:

@@ -435,10 +435,13 @@ class DecoderWorker:
         t_ready = time.monotonic()
         X = np.stack([x for _, _, x in items])
         probs_all = self._model(X).reshape(len(items), -1)
+        texts = None
+        if hasattr(self.bundle, "decode_text"):  # text decoders: free-running generated text
+            texts = self.bundle.decode_text(X)
         t_inf = time.monotonic()
         per_window = (t_inf - t_ready) / len(items)
         out = []
-        for (b, win, _), probs in zip(items, probs_all):
+        for i, ((b, win, _), probs) in enumerate(zip(items, probs_all)):
             t_arr = next((t for out_stop, _, t in self._chunk_map if out_stop >= b),
                          time.monotonic())
             in_stop = next((i for out_stop, i, _ in self._chunk_map if out_stop >= b), self._k)
@@ -465,6 +468,7 @@ class DecoderWorker:
                 seq=int(in_stop), latency=latency, smoothed=smoothed, control=control,
                 command=command, reliable=reliable,
                 reason="" if reliable else self._unreliable_reason,
+                text=texts[i][0] if texts is not None and reliable else None,
             )
             self.n_predictions += 1
             self._latencies.append(latency["total"])
