@@ -165,6 +165,8 @@ def closed_loop_bench(lm, subjects, max_commands: int = 250, seeds: int = 2) -> 
 
 
 def table(rows: list[dict]) -> str:
+    """Markdown: chars/min per layout x accuracy; cells of runs where not every sentence was
+    finished within the command budget are marked with the finished fraction."""
     accs = sorted({r["accuracy"] for r in rows})
     head = "| layout | LM | " + " | ".join(f"{a:.0%}" for a in accs) + " |"
     sep = "|---|---|" + "---|" * len(accs)
@@ -177,11 +179,18 @@ def table(rows: list[dict]) -> str:
             cells = []
             for a in accs:
                 r = sel[a]
-                cells.append(f"{r['chars_per_min']:.2f} ({r['error_rate']:.0%})")
+                done, total = (int(x) for x in r["finished"].split("/"))
+                cell = f"{r['chars_per_min']:.2f}"
+                if done < total:
+                    cell = f"{cell} ({done}/{total})" if done else "diverges"
+                cells.append(cell)
             lines.append(f"| {scheme} | {'yes' if use_lm else 'no'} | " + " | ".join(cells) + " |")
-    itr = [r for r in rows if r["scheme"] == "huffman" and r["lm"]]
-    lines.append("| *Wolpaw ITR, bits/min* | | "
-                 + " | ".join(f"{r['itr_bits_per_min']:.1f}" for r in itr) + " |")
+    cpc = {r["accuracy"]: r for r in rows if r["scheme"] == "posterior" and r["lm"]}
+    lines.append("| *posterior + LM: commands/char* | | "
+                 + " | ".join(f"{cpc[a]['commands_per_char']:.1f}" for a in accs) + " |")
+    itr = {r["accuracy"]: r for r in rows if r["scheme"] == "huffman" and r["lm"]}
+    lines.append("| *Wolpaw ITR of the commands, bits/min* | | "
+                 + " | ".join(f"{itr[a]['itr_bits_per_min']:.1f}" for a in accs) + " |")
     return "\n".join(lines)
 
 
@@ -196,7 +205,13 @@ def main() -> int:
     ap.add_argument("--subjects", type=int, nargs="+", default=list(range(1, 11)),
                     help="EEGMMIDB subjects for --closed-loop")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "speller.json"))
+    ap.add_argument("--table-from", default=None, metavar="JSON",
+                    help="only print the tables of an earlier run's JSON")
     args = ap.parse_args()
+    if args.table_from:
+        prev = json.loads(Path(args.table_from).read_text())
+        print(table(prev["sweep"]))
+        return 0
     print(machine())
     t0 = time.perf_counter()
     lm = LanguageModel("en")

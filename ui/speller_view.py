@@ -63,7 +63,6 @@ class SpellerView(QtWidgets.QWidget):
         self.engine = engine
         self._rule = {"threshold": threshold, "dwell": dwell, "refractory": refractory}
         self.input: SpellerInput | None = None
-        self._t_start = time.monotonic()
         self._last_text = engine.text
 
         self.text_label = QtWidgets.QLabel()
@@ -129,7 +128,6 @@ class SpellerView(QtWidgets.QWidget):
 
     def _clear_clicked(self) -> None:
         self.engine.reset()
-        self._t_start = time.monotonic()
         self.refresh()
 
     def _on_event(self, ev: SpellerEvent) -> None:
@@ -179,14 +177,11 @@ class SpellerView(QtWidgets.QWidget):
             more = f"  … +{len(opt.items) - MAX_ITEMS}" if len(opt.items) > MAX_ITEMS else ""
             label.setText("  ".join(shown) + more if shown else "(rotate)")
         self.selection_bar.setValue(int(1000 * eng.selection_progress))
-        st = eng.stats()
-        cpm = st["chars_per_min"]
-        if math.isnan(cpm):  # no time yet: wall-clock since the view started
-            minutes = (time.monotonic() - self._t_start) / 60.0
-            cpm = st["chars"] / minutes if minutes > 0 and st["commands"] else 0.0
-        self.chars_per_min = float(cpm)
+        st = eng.stats()  # chars/min over the commands' own times (prediction clock)
+        self.chars_per_min = float(st["chars_per_min"])
+        rate = "–" if math.isnan(self.chars_per_min) else f"{self.chars_per_min:.1f}"
         self.status.setText(f"{st['commands']} commands · {st['selections']} selections · "
-                            f"{st['undos']} undos · {self.chars_per_min:.1f} chars/min")
+                            f"{st['undos']} undos · {rate} chars/min")
         self._update_dwell()
 
     def _update_dwell(self) -> None:

@@ -193,6 +193,7 @@ class SpellerEngine:
     def reset(self, text: str = "") -> None:
         """Start over with ``text`` (history, counters and events cleared)."""
         self.text = text
+        self.initial_text = text
         self.history: list[_Selection] = []
         self.events: list[SpellerEvent] = []
         self.n_commands = 0
@@ -417,19 +418,22 @@ class SpellerEngine:
         return path_to(self.node, goal)
 
     def stats(self, seconds_per_command: float | None = None) -> dict:
-        """Counts and rates: ``chars_per_min`` uses ``seconds_per_command`` when given, else
-        the times passed to :meth:`command` (first to last)."""
+        """Counts and rates. ``chars`` counts the characters beyond the initial text;
+        ``chars_per_min`` uses ``seconds_per_command`` when given, else the times passed to
+        :meth:`command` (first to last; NaN before two timed commands)."""
         if seconds_per_command is not None:
             minutes = self.n_commands * seconds_per_command / 60.0
         elif self.t_first is not None and self.t_last is not None and self.t_last > self.t_first:
             minutes = (self.t_last - self.t_first) / 60.0
         else:
             minutes = 0.0
+        # characters written here: the text beyond what it started with
+        n = max(0, len(self.text) - len(self.initial_text))
         return {
-            "text": self.text, "chars": len(self.text), "commands": self.n_commands,
+            "text": self.text, "chars": n, "commands": self.n_commands,
             "selections": self.n_selections, "undos": self.n_undos,
-            "commands_per_char": self.n_commands / max(1, len(self.text)),
-            "chars_per_min": len(self.text) / minutes if minutes > 0 else float("nan"),
+            "commands_per_char": self.n_commands / max(1, n),
+            "chars_per_min": n / minutes if minutes > 0 else float("nan"),
         }
 
 
