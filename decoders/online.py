@@ -554,12 +554,15 @@ def _fast_engines(dec, engine: str) -> dict:
 def offline_window_predictions(
     data: np.ndarray, sfreq: float, ch_names: list[str], bundle: Bundle, hop: float = 0.1,
     mapping: ChannelMapping | dict[str, str] | None = None, batch: int = 256,
+    alignment_seconds: float = 10.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The offline reference of what :class:`DecoderWorker` computes on a replay.
 
-    Filters the whole continuous signal causally (``Preprocessor.process_offline``, the same
-    StreamingFilter code), cuts the windows ending at every hop boundary, and predicts them in
-    batches.
+    Filters the whole continuous signal causally (the same StreamingFilter code), cuts the
+    windows ending at every hop boundary, and predicts them in batches. For a bundle that needs
+    the user's Euclidean alignment and has none yet, the alignment is fitted exactly as the worker
+    does (windows every 0.5 s over the first ``alignment_seconds`` after the first full window;
+    those boundaries give no prediction) on a copy — the caller's bundle is not changed.
 
     Parameters
     ----------
@@ -569,14 +572,27 @@ def offline_window_predictions(
     Returns
     -------
     ends : ndarray of int, shape (n_windows,)
-        Output-sample index one past each window's last sample.
+        Output-sample index one past each predicted window's last sample.
     probabilities : ndarray, shape (n_windows, n_classes)
     """
+    import dataclasses
+
     filt = bundle.streaming_filter(sfreq, list(ch_names), mapping)
     out = filt.process(np.asarray(data, dtype=float))
     n_times = bundle.n_times
     hop_samples = max(1, int(round(hop * bundle.sfreq)))
     ends = np.arange(n_times, out.shape[0] + 1, hop_samples)
+    if bundle.needs_alignment and bundle.alignment is None:
+        every = max(1, int(round(0.5 / (hop_samples / bundle.sfreq))))
+        first = int(ends[0]) if len(ends) else n_times
+        grid = [e for e in ends if e - first <= alignment_seconds * bundle.sfreq
+                and ((e - first) // hop_samples) % every == 0]
+        fit_at = next((e for e in ends if e - first >= alignment_seconds * bundle.sfreq), None)
+        if fit_at is None:
+            return np.zeros(0, int), np.zeros((0, len(bundle.classes)))
+        windows = np.stack([out[e - n_times:e].T for e in grid if e <= fit_at])
+        bundle = dataclasses.replace(bundle, alignment=None).fit_alignment(windows)
+        ends = ends[ends > fit_at]
     probs = []
     for i in range(0, len(ends), batch):
         sel = ends[i:i + batch]

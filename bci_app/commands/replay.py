@@ -53,6 +53,10 @@ def replay_file(path: str, bundle, *, speed="max", hop=0.1, smoothing=0.5, thres
     from decoders.online import DecoderWorker
     from decoders.smoothing import DwellCommander
 
+    import dataclasses
+
+    # a copy: the worker fits the user's alignment (if the bundle needs one) on this file only
+    bundle = dataclasses.replace(bundle)
     sp = speed if speed == "max" else float(speed)
     manual = sp == "max" or (isinstance(sp, float) and math.isinf(sp))
     # at max speed, one acquire() delivers one chunk: 1 s chunks let the worker batch windows
