@@ -178,7 +178,7 @@ class MainWindow(QtWidgets.QMainWindow):
         else:
             self.open_source(source_spec)
         if model:
-            self.load_model(model)
+            self.load_model_async(model)
 
     # ------------------------------------------------------------------ layout helpers
     def _dock(self, title: str, widget: QtWidgets.QWidget, area) -> QtWidgets.QDockWidget:
@@ -262,8 +262,6 @@ class MainWindow(QtWidgets.QMainWindow):
         if error:
             self._show_connect_error(spec, error)
             return
-        if session._t_start is None:
-            session._t_start = time.monotonic()
         info = session.source.info
         self.controls.set_source_text(f"{info.name}\n{info.n_channels} ch @ {info.sfreq:g} Hz ({spec})")
         self.setWindowTitle(f"bci_app — {info.name}")
@@ -333,18 +331,40 @@ class MainWindow(QtWidgets.QMainWindow):
         start = self.settings.last_model or str(Path("decoders/pretrained").resolve())
         path = QtWidgets.QFileDialog.getExistingDirectory(self, "Model bundle folder", start)
         if path:
-            self.load_model(path)
+            self.load_model_async(path)
 
     def load_model(self, path: str) -> bool:
-        """Load a model bundle; errors are shown, never raised."""
+        """Load a model bundle now (blocks while torch etc. import); errors are shown, never raised."""
         try:
             from decoders.bundle import load_bundle
 
             bundle = load_bundle(path)
         except Exception as err:
-            logger.exception("Could not load model bundle %s", path)
-            QtWidgets.QMessageBox.warning(self, "Model bundle", f"Could not load {path}:\n{err}")
+            self._model_failed(path, f"{type(err).__name__}: {err}")
             return False
+        self._model_loaded(path, bundle)
+        return True
+
+    def load_model_async(self, path: str) -> None:
+        """Load a model bundle on a background thread (the GUI keeps drawing meanwhile)."""
+
+        def load():
+            from decoders.bundle import load_bundle  # may import torch: off the GUI thread
+
+            return load_bundle(path)
+
+        self.controls.set_model(f"loading {Path(path).name}…", False, "Loading the model bundle")
+        call = BackgroundCall(load, "gui-load-model", self)
+        call.finished.connect(
+            lambda bundle, error, p=path: self._model_failed(p, error) if error else self._model_loaded(p, bundle))
+        self._run_background(call)
+
+    def _model_failed(self, path: str, error: str) -> None:
+        logger.error("Could not load model bundle %s: %s", path, error)
+        self._update_model_controls()
+        QtWidgets.QMessageBox.warning(self, "Model bundle", f"Could not load {path}:\n{error}")
+
+    def _model_loaded(self, path: str, bundle) -> None:
         self.set_decoding(False)
         self.bundle = bundle
         self.settings.last_model = str(path)
@@ -353,7 +373,6 @@ class MainWindow(QtWidgets.QMainWindow):
         classes = tuple(getattr(bundle, "classes", None) or cfg.get("classes") or ())
         self.prediction.set_model(name, classes, text_decoder=bool(cfg.get("text", False)))
         self._update_model_controls()
-        return True
 
     def _update_model_controls(self) -> None:
         if self.bundle is None:

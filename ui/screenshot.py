@@ -50,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     win.show()
     win.raise_()
 
+    if a.model:  # the bundle loads on a background thread: wait for it (bounded) before timing
+        t_end = time.monotonic() + 60
+        while win.prediction.model_name is None and time.monotonic() < t_end:
+            app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
+            time.sleep(0.01)
     timers = []
     if a.marker_every > 0:
         labels = iter(["rest", "left", "right", "rest", "left", "right"] * 10)

@@ -317,3 +317,10 @@ def test_bad_model_path_is_reported_not_raised(make_window, qtbot, tmp_path, mon
     assert not win.load_model(str(tmp_path / "nope"))
     assert shown and "nope" in shown[0]
     assert win.prediction.no_model.isVisible()
+
+
+def test_model_loads_in_the_background(make_window, qtbot, gui_bundle_path):
+    win = make_window(source=SimulatedSource(4, 250.0), model=str(gui_bundle_path))
+    assert win.prediction.no_model.isVisible()  # not yet: loading on a background thread
+    qtbot.waitUntil(lambda: win.bundle is not None, timeout=20_000)
+    assert win.prediction.model_name == "ts_lr" and not win.prediction.no_model.isVisible()
