@@ -225,6 +225,17 @@ class EEGTextDecoder:
         p = np.exp(sim)
         return p / p.sum(1, keepdims=True)
 
+    def zero_shot(self, X: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+        """Zero-shot classification (GLIM / EEG-CLIP style): probabilities (n, n_labels) over
+        classes described in words (e.g. ``["a sentence about a person", "a sentence about a
+        place"]``), from the semantic head and MiniLM embeddings of the descriptions. Needs
+        MiniLM (not for the bundle's stored candidates)."""
+        sim = self.similarities(X, embed_sentences(list(labels)))
+        sim = sim * float(self.model_.logit_scale.detach().exp().clamp(max=100))
+        sim -= sim.max(1, keepdims=True)
+        p = np.exp(sim)
+        return p / p.sum(1, keepdims=True)
+
     def decode_ids(self, X: np.ndarray, beam: int | None = None):
         return generate(self.model_, torch.as_tensor(self._check_X(X)), self.model_.max_len,
                         self.tokenizer_.bos_id, self.tokenizer_.eos_id,

@@ -99,3 +99,11 @@ def test_bundle_errors(fitted, tmp_path):
     with pytest.raises(BundleError, match="channels"):
         save_text_bundle(dec, tmp_path / "x", {"channels": ["Cz"],
                                                "preprocessing": ds.preprocessing})
+
+
+def test_zero_shot_and_retrieval_shapes(fitted):
+    ds, dec = fitted
+    p = dec.zero_shot(ds.X[:4], ["a sentence about an animal", "a sentence about a city"])
+    assert p.shape == (4, 2) and np.allclose(p.sum(1), 1)
+    sims = dec.similarities(ds.X[:4])
+    assert sims.shape == (4, 10) and np.all(np.abs(sims) <= 1 + 1e-5)
