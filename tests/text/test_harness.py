@@ -47,7 +47,7 @@ def test_harness_reports_every_baseline_and_chance(synthetic):
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_high_snr_beats_every_baseline(synthetic):
-    res = _run(synthetic(4.0), max_epochs=25)
+    res = _run(synthetic(4.0, n_sentences=100), max_epochs=20)  # = bench/bench_text.py
     print(format_results(res))
     c = res["conditions"]
     for base in ("noise", "shuffled", "text_prior"):
@@ -60,7 +60,7 @@ def test_high_snr_beats_every_baseline(synthetic):
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_snr0_detects_eeg_independent_model(synthetic):
-    res = _run(synthetic(0.0), max_epochs=25)
+    res = _run(synthetic(0.0, n_sentences=100), max_epochs=20)
     print(format_results(res))
     c = res["conditions"]
     assert not res["verdict"]["retrieval_uses_eeg"]
