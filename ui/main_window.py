@@ -626,6 +626,7 @@ class MainWindow(QtWidgets.QMainWindow):
         except Exception:
             logger.exception("Saving settings failed")
         session, self.session = self.session, None
+        pending = self._decoder_pending
         self.set_decoding(False)
         if self.recorder is not None:
             rec, self.recorder = self.recorder, None
@@ -633,6 +634,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.state_bridge.detach()
         for call in list(self._background):  # connects and disconnects still running
             call.wait(self.connect_timeout + 5.0)
+        if pending is not None and pending.result is not None:  # a decoder built while closing
+            self.prediction_bridge.detach()
+            pending.result.stop()
         for s in {session, *self._connecting} - {None}:
             s.stop()
         self._connecting.clear()

@@ -103,6 +103,8 @@ class BackgroundCall(QtCore.QObject):
         super().__init__(parent)
         self._fn = fn
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        #: The call's return value once it finished (also for owners that stopped listening).
+        self.result: Any = None
 
     def start(self) -> BackgroundCall:
         self._thread.start()
@@ -121,6 +123,7 @@ class BackgroundCall(QtCore.QObject):
         except Exception as err:  # surfaced to the GUI as a message, never swallowed
             logger.exception("Background call failed")
             result, error = None, f"{type(err).__name__}: {err}"
+        self.result = result
         try:
             self.finished.emit(result, error)
         except RuntimeError:  # the receiver (e.g. a closed dialog) is gone: nobody to tell

@@ -324,3 +324,17 @@ def test_model_loads_in_the_background(make_window, qtbot, gui_bundle_path):
     assert win.prediction.no_model.isVisible()  # not yet: loading on a background thread
     qtbot.waitUntil(lambda: win.bundle is not None, timeout=20_000)
     assert win.prediction.model_name == "ts_lr" and not win.prediction.no_model.isVisible()
+
+
+def test_closing_while_the_decoder_starts_leaves_no_thread(make_window, qtbot, gui_bundle_path):
+    win = make_window("synthetic")
+    wait_streaming(qtbot, win)
+    assert win.load_model(str(gui_bundle_path))
+    qtbot.waitUntil(lambda: win.controls.decode_btn.isEnabled(), timeout=3000)
+    before = set(threading.enumerate())
+    win.controls.decode_btn.click()  # the worker is built on a background thread...
+    win.close()  # ...and the window closes before it is handed over
+    leftover = [t.name for t in set(threading.enumerate()) - before
+                if t.is_alive() and t.name.startswith(("decoder", "acquisition-", "gui-"))]
+    assert not leftover
+    assert not any(t.is_alive() for t in before if t.name.startswith("acquisition-BrainFlow"))
