@@ -71,8 +71,12 @@ def run(args: argparse.Namespace) -> int:
     from bci_app.errors import ConfigError
     from decoders.data import parse_subjects
     from decoders.text.estimator import TextTrainSettings
-    from decoders.text.evaluation import CONDITIONS, disjoint_split, evaluate_text_model, \
-        format_results
+    from decoders.text.evaluation import (
+        CONDITIONS,
+        disjoint_split,
+        evaluate_text_model,
+        format_results,
+    )
 
     torch.set_num_threads(max(1, args.threads))
     conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]

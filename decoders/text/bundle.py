@@ -76,7 +76,7 @@ class TextBundle:
 
     @property
     def n_times(self) -> int:
-        return int(round(self.sfreq * self.window_s))
+        return round(self.sfreq * self.window_s)
 
     @property
     def classes(self) -> list[str]:

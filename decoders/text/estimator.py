@@ -12,8 +12,9 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -93,7 +94,7 @@ class EEGTextDecoder:
 
     @property
     def n_times(self) -> int:
-        return int(round(self.sfreq * self.window_s))
+        return round(self.sfreq * self.window_s)
 
     # -- training -----------------------------------------------------------------------------
     def fit(self, X: np.ndarray, sentences: Sequence[str], X_val: np.ndarray | None = None,

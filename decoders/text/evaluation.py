@@ -34,8 +34,9 @@ import logging
 import math
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -159,8 +160,8 @@ class Split:
     val_sentences: list[int]
 
     def describe(self) -> dict[str, Any]:
-        return {"n_train": int(len(self.train)), "n_val": int(len(self.val)),
-                "n_test": int(len(self.test)), "test_subjects": self.test_subjects,
+        return {"n_train": len(self.train), "n_val": len(self.val),
+                "n_test": len(self.test), "test_subjects": self.test_subjects,
                 "n_test_sentences": len(self.test_sentences),
                 "n_val_sentences": len(self.val_sentences)}
 
@@ -174,7 +175,7 @@ def disjoint_split(ds: ReadingDataset, test_subjects: Sequence[int] | None = Non
     of the sentences (random, seeded) are test sentences; ``val_fraction`` of the remaining ones
     are validation sentences (read by the training subjects).
     """
-    subjects = sorted(set(int(s) for s in ds.subjects))
+    subjects = sorted({int(s) for s in ds.subjects})
     if len(subjects) < 2:
         raise ConfigError(f"subjects: a subject-disjoint split needs >= 2 subjects, got "
                           f"{subjects}")
@@ -187,8 +188,8 @@ def disjoint_split(ds: ReadingDataset, test_subjects: Sequence[int] | None = Non
     sents = np.unique(ds.sentence_ids)
     rng = np.random.default_rng(seed)
     perm = rng.permutation(sents)
-    n_test = max(2, int(round(test_fraction * len(sents))))
-    n_val = max(1, int(round(val_fraction * (len(sents) - n_test))))
+    n_test = max(2, round(test_fraction * len(sents)))
+    n_val = max(1, round(val_fraction * (len(sents) - n_test)))
     if n_test + n_val >= len(sents):
         raise ConfigError(f"test_fraction/val_fraction: leave no training sentence out of "
                           f"{len(sents)}")
@@ -287,7 +288,7 @@ def evaluate_text_model(ds: ReadingDataset, split: Split | None = None,
     settings = settings or TextTrainSettings(seed=seed)
     split = split or disjoint_split(ds, seed=seed)
     sents = ds.sentences
-    test_ids = sorted(set(int(ds.sentence_ids[i]) for i in split.test))
+    test_ids = sorted({int(ds.sentence_ids[i]) for i in split.test})
     cand = [ds.corpus[i] for i in test_ids]
     if candidates == "test+train":
         cand += sorted({sents[i] for i in split.train} - set(cand))
@@ -352,9 +353,9 @@ def format_results(res: dict[str, Any]) -> str:
     cols = ["top1", "top5", "bleu1", "bleu2", "bleu3", "bleu4", "rouge1"]
     s = res["setup"]
     lines = [
-        f"EEG-to-text evaluation ({s['decoding']}; splits disjoint by subject and sentence: "
+        (f"EEG-to-text evaluation ({s['decoding']}; splits disjoint by subject and sentence: "
         f"{s['n_train']} train / {s['n_val']} val / {s['n_test']} test trials, "
-        f"{s['n_candidates']} retrieval candidates = {s['candidates']} sentences)",
+        f"{s['n_candidates']} retrieval candidates = {s['candidates']} sentences)"),
         f"{'condition':<12}" + "".join(f"{c:>8}" for c in cols) + f"{'epochs':>8}",
     ]
     for cond, m in res["conditions"].items():

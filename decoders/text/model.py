@@ -96,8 +96,8 @@ class EEGTextModel(EEGModel):
                stride_s: float = 0.125, n_codes: int = 64, n_groups: int = 4,
                max_len: int = 16, dropout: float = 0.1, beta: float = 0.25) -> dict[str, Any]:
         d = int(d_model)
-        self.patch = max(1, int(round(patch_s * self.sfreq)))
-        self.stride = max(1, int(round(stride_s * self.sfreq)))
+        self.patch = max(1, round(patch_s * self.sfreq))
+        self.stride = max(1, round(stride_s * self.sfreq))
         n_tok = (self.n_times - self.patch) // self.stride + 1
         self._check_length(n_tok, f"patching ({self.patch} samples, hop {self.stride})")
         self.n_tokens = n_tok

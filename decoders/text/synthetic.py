@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import logging
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -112,7 +112,7 @@ def _rest_segments(subject: int, path: str, channels: tuple[str, ...], baseline:
         proc = pre.process_offline(raw)
         sf = float(proc.info["sfreq"])
         data = proc.get_data()  # (C, n), µV, causal
-        settle = int(round(1.0 * sf))  # skip the filters' start-up transient
+        settle = round(1.0 * sf)  # skip the filters' start-up transient
         if run in (1, 2):
             segs.append(data[:, settle:])
             continue
@@ -120,8 +120,8 @@ def _rest_segments(subject: int, path: str, channels: tuple[str, ...], baseline:
         for onset, dur, desc in zip(ann.onset, ann.duration, ann.description):
             if desc != "T0":
                 continue
-            a = max(int(round((onset - raw.first_time) * sf)), settle)
-            b = min(int(round((onset - raw.first_time + dur) * sf)), data.shape[1])
+            a = max(round((onset - raw.first_time) * sf), settle)
+            b = min(round((onset - raw.first_time + dur) * sf), data.shape[1])
             if b > a:
                 segs.append(data[:, a:b])
     return tuple(np.ascontiguousarray(s, dtype=np.float32) for s in segs), sf
@@ -252,20 +252,20 @@ class SyntheticReadingEEG:
             a = a + self.subject_variability * np.linalg.norm(a) / np.sqrt(a.size) * \
                 srng.standard_normal(a.size)
         a /= np.linalg.norm(a)
-        n = int(round(self.word_s * sfreq))
+        n = round(self.word_s * sfreq)
         t = np.arange(n) / sfreq
         return a[:, None] * (np.sin(2 * np.pi * f * t + phi) * np.hanning(n))[None]
 
     def sentence_signal(self, sentence: str, subject: int, sfreq: float, n_times: int,
                         rng: np.random.Generator) -> np.ndarray:
         words = normalize_words(sentence)
-        slot = int(round(self.word_s * sfreq))
+        slot = round(self.word_s * sfreq)
         if len(words) * slot > n_times:
             raise ConfigError(
                 f"window_s: {len(words)} words x {self.word_s} s do not fit a {self.window_s} s "
                 "window. Fix: a longer window or shorter word_s.")
         sig = np.zeros((len(self.channels), n_times))
-        jit = int(round(self.jitter_s * sfreq))
+        jit = round(self.jitter_s * sfreq)
         for k, w in enumerate(words):
             start = min(max(k * slot + int(rng.integers(-jit, jit + 1)), 0), n_times - slot)
             sig[:, start:start + slot] += rng.uniform(0.8, 1.2) * self.signature(w, subject, sfreq)
@@ -281,7 +281,7 @@ class SyntheticReadingEEG:
             segs, sf = rest_background(subject, self.data_path, self.channels, self.baseline,
                                        self.sfreq)
             sfreq = sf
-            n_times = int(round(self.window_s * sf))
+            n_times = round(self.window_s * sf)
             segs = [s for s in segs if s.shape[1] >= n_times]
             if not segs:
                 raise ConfigError(f"window_s: no rest segment of subject {subject} is "

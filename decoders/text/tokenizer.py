@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from bci_app.errors import ConfigError
 
-__all__ = ["PAD", "BOS", "EOS", "UNK", "WordTokenizer", "normalize_words"]
+__all__ = ["BOS", "EOS", "PAD", "UNK", "WordTokenizer", "normalize_words"]
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 _SPECIALS = (PAD, BOS, EOS, UNK)

@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -257,7 +257,7 @@ def zuco_to_dataset(sentences: Sequence[ZucoSentence], window_s: float = 2.0,
         raise ConfigError(f"ch_names: {len(names)} names for {n_ch} ZuCo channels")
     pre = text_preprocessor(list(channels) if channels is not None else names, sfreq)
     sf_out = pre.output_sfreq(ZUCO_SFREQ)
-    n_times = int(round(window_s * sf_out))
+    n_times = round(window_s * sf_out)
     corpus: dict[str, int] = {}
     subj_codes: dict[str, int] = {}
     X, sids, subs = [], [], []

@@ -16,8 +16,8 @@ def test_corpus_distinct_and_seeded():
 
 
 def test_generator_snr_and_ground_truth(eegmmidb_path):
-    kw = dict(n_sentences=6, subjects=(2, 3), reps=1, sfreq=80.0, seed=0,
-              data_path=eegmmidb_path)
+    kw = {"n_sentences": 6, "subjects": (2, 3), "reps": 1, "sfreq": 80.0, "seed": 0,
+              "data_path": eegmmidb_path}
     d0 = SyntheticReadingEEG(snr=0.0, **kw).generate()
     d1 = SyntheticReadingEEG(snr=1.0, **kw).generate()
     assert d0.X.shape == (12, 16, 160) and d0.sfreq == 80.0
