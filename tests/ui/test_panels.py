@@ -219,7 +219,8 @@ def test_open_lsl_stream_from_spec(make_window, qtbot, stream_name):
         win.open_source("synthetic")  # switch sources while running
         qtbot.waitUntil(lambda: win.source.info is not None and win.source.info.n_channels == 16
                         and win.source.state.value == "streaming", timeout=10_000)
-        assert win.scope.n_channels == 16
+        qtbot.waitUntil(lambda: win.scope.n_channels == 16, timeout=3000)  # the next frame
+        assert win.scope.visible_channels == list(range(16))
     finally:
         stop_process(proc)
 
