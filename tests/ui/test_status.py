@@ -53,13 +53,14 @@ def test_status_reacts_to_paused_replay(make_window, qtbot, data_dir):
     win.controls.play_btn.click()  # pause
     assert src.paused
     qtbot.waitUntil(lambda: win.status.state_label.text().strip() == "stalled", timeout=3000)
-    assert win.banner.kind == "stalled" and not win.banner.isHidden()
+    qtbot.waitUntil(lambda: win.banner.kind == "stalled", timeout=2000)  # the queued state signal
+    assert not win.banner.isHidden()
     assert "paused" in win.banner.text
     frames = win.scope.frame_count
     qtbot.waitUntil(lambda: win.scope.frame_count > frames + 5, timeout=3000)  # GUI keeps drawing
     win.controls.play_btn.click()  # play
     qtbot.waitUntil(lambda: win.status.state_label.text().strip() == "streaming", timeout=3000)
-    assert win.banner.isHidden()
+    qtbot.waitUntil(win.banner.isHidden, timeout=2000)
     # seek and speed controls act on the replay
     win.controls.speedChanged.emit(4.0)
     assert src.speed == 4.0 and not src.paused
@@ -67,7 +68,7 @@ def test_status_reacts_to_paused_replay(make_window, qtbot, data_dir):
     qtbot.waitUntil(lambda: any(m.label == "bci_app/seek" for m in src.markers.all()), timeout=3000)
     # the end of the file is shown, the app stays up
     qtbot.waitUntil(lambda: win.status.state_label.text().strip() == "finished", timeout=8000)
-    assert "finished" in win.banner.text
+    qtbot.waitUntil(lambda: "finished" in win.banner.text, timeout=2000)
 
 
 def test_status_reacts_to_killed_lsl_outlet(make_window, qtbot, stream_name):
