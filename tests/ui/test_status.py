@@ -76,9 +76,9 @@ def test_status_reacts_to_killed_lsl_outlet(make_window, qtbot, stream_name):
 
     proc = start_outlet(stream_name, channels=4, rate=250.0, duration=0)
     try:
-        _wait_ready_after = LSLSource(stream_name, stall_timeout=0.3, lost_timeout=0.8,
-                                      reconnect_timeout=0.3)
-        win = make_window(source=_wait_ready_after)
+        src = LSLSource(stream_name, stall_timeout=0.3, lost_timeout=0.8,
+                        reconnect_timeout=0.3)
+        win = make_window(source=src)
         wait_streaming(qtbot, win)
         _wait_ready(proc)
         qtbot.waitUntil(lambda: win.source.n_samples > 100, timeout=5000)
