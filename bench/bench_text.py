@@ -38,6 +38,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--latency-windows", type=int, default=200)
     p.add_argument("--skip-curves", action="store_true")
+    p.add_argument("--skip-latency", action="store_true")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
 
@@ -73,6 +74,9 @@ def main(argv=None) -> int:
             out["curves"].append({"snr": snr, **{k: res[k] for k in (
                 "setup", "chance", "conditions", "tests", "verdict", "examples")}})
 
+    if args.skip_latency:
+        _write(args, out)
+        return 0
     # -- online cost -------------------------------------------------------------------------
     ds = dataset(max(snrs))
     split = disjoint_split(ds, test_subjects=[args.test_subject], test_fraction=0.25, seed=0)
@@ -104,11 +108,14 @@ def main(argv=None) -> int:
         "decode_text_ms": {"p50": pct(lat_t, 50), "p99": pct(lat_t, 99)},
     }
     print(json.dumps(out["latency"], indent=2))
+    _write(args, out)
+    return 0
+
+
+def _write(args, out) -> None:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=2, default=str) + "\n")
-
-    return 0
 
 
 if __name__ == "__main__":
