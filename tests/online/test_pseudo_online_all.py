@@ -47,6 +47,7 @@ def test_one_run_with_alignment_matches_offline(eegmmidb_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_all_twenty_subjects_replay_equals_offline(eegmmidb_path):
     total_on, total_off = [], []
     for subject in range(1, 21):
