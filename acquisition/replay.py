@@ -332,6 +332,16 @@ class ReplaySource(Source):
             self._set_state(SourceState.STREAMING, "resumed")
         logger.info("Replay of %s resumed at %.3f s", self.display_name, self.position)
 
+    def set_speed(self, speed: float | str) -> None:
+        """Change the replay speed (1.0 real time, N x, or ``"max"``) without a jump in pacing.
+        Any thread."""
+        new = _parse_speed(speed)
+        with self._lock:
+            self.speed = new
+            self._pace_t0 = time.monotonic()
+            self._pace_idx0 = self._idx
+        logger.info("Replay of %s: speed %s", self.display_name, speed)
+
     def seek(self, seconds: float) -> None:
         """Jump to ``seconds`` from the start of the file. Any thread.
 

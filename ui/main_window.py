@@ -538,13 +538,8 @@ class MainWindow(QtWidgets.QMainWindow):
         src = self.source
         if src is None or not hasattr(src, "speed"):
             return
-        # pause + resume re-anchors the replay's pacing at the new speed (no jump)
-        was_paused = getattr(src, "paused", False)
-        if hasattr(src, "pause"):
-            src.pause()
-        src.speed = float(speed)
-        if hasattr(src, "resume") and not was_paused:
-            src.resume()
+        if hasattr(src, "set_speed"):  # re-anchors the replay's pacing (no jump)
+            src.set_speed(float(speed))
 
     # ------------------------------------------------------------------ periodic updates
     def _slow_tick(self) -> None:

@@ -34,3 +34,21 @@ def test_own_xdf_recording_replays_markers_with_durations(eegmmidb_path, tmp_pat
     t0 = back.times[0]
     assert [m.timestamp - t0 for m in back.markers] == pytest.approx(
         [m.timestamp for m in expected], abs=1e-6)
+
+
+def test_replay_speed_change_keeps_pacing_continuous(eegmmidb_path):
+    import time
+
+    path = mne.datasets.eegbci.load_data(1, [4], path=str(eegmmidb_path), update_path=False)[0]
+    src = ReplaySource(path, speed=1.0)
+    src.connect(timeout=5)
+    try:
+        time.sleep(0.5)
+        n1 = src.n_samples
+        src.set_speed(10.0)
+        assert src.n_samples - n1 < 40  # no burst from re-computing the schedule
+        time.sleep(0.5)
+        assert src.n_samples - n1 > 400  # now ten times faster
+        assert src.gaps == []
+    finally:
+        src.disconnect()
