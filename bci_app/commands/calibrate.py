@@ -119,15 +119,17 @@ def parse_speed(text: str | float) -> float:
 
 def make_calibration_source(spec: str, *, speed: float = 1.0, runs=(4, 8, 12),
                             data_dir=None, buffer_seconds: float = 600.0, seed: int = 0,
-                            compliance: float = 1.0):
-    """A source for calibration: ``simulated[:SUBJECTS]`` or any :func:`make_source` spec."""
+                            compliance: float = 1.0, chunk_samples: int | None = None):
+    """A source for calibration: ``simulated[:SUBJECTS]`` or any :func:`make_source` spec
+    (``chunk_samples`` and ``compliance`` apply to the simulated subject only)."""
     subjects = parse_simulated(spec)
     if subjects is not None:
         from acquisition.simulated import SimulatedSubjectSource
 
         return SimulatedSubjectSource.from_eegmmidb(
             subjects, runs=runs, data_dir=data_dir, speed="max" if math.isinf(speed) else speed,
-            buffer_seconds=buffer_seconds, seed=seed, compliance=compliance)
+            buffer_seconds=buffer_seconds, seed=seed, compliance=compliance,
+            chunk_samples=chunk_samples)
     from ..sources import make_source
 
     kwargs: dict[str, Any] = {"buffer_seconds": buffer_seconds}
