@@ -48,7 +48,10 @@ def main(argv=None) -> int:
     from decoders.export import export_onnx, onnx_session
     from decoders.registry import list_models
 
+    from threadpoolctl import threadpool_limits
+
     torch.set_num_threads(1)
+    threadpool_limits(1)  # numpy/scipy BLAS too (the sklearn baselines), not only torch
     models = args.models.split(",") if args.models else list_models()
     rng = np.random.default_rng(0)
     import os
