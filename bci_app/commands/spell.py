@@ -141,8 +141,13 @@ def build_engine(args, classes=None, accuracy: float | None = None):
                 n = lm.add_text(fh.read())
             logger.info("Added %d words of the user's vocabulary from %s", n, args.vocab)
     cmap = parse_commands(args.commands, classes or ["left", "right"])
-    acc = args.accuracy if args.accuracy is not None else (accuracy or 0.8)
     n_choice = len({v for v in cmap.values() if v != "undo"})
+    if args.accuracy is not None:
+        acc = args.accuracy
+    else:
+        # a calibration's cross-validated accuracy is optimistic online (measured: S007 100 %
+        # CV -> 79 % online): trust it at most up to 90 %
+        acc = min(accuracy or 0.8, 0.9)
     acc = min(max(acc, 1.0 / n_choice + 0.05), 0.97)
     return SpellerEngine(lm, command_map=cmap, scheme=args.scheme, accuracy=acc,
                          confidence=args.confidence, completions=args.completions)
