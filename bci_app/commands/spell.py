@@ -49,7 +49,8 @@ def register(sub) -> None:
                    help="selection scheme (default posterior: robust below ~95%% accuracy)")
     p.add_argument("--accuracy", type=float, default=None,
                    help="command accuracy the posterior scheme assumes (default: the profile's "
-                        "cross-validated accuracy, or the --simulate accuracy, else 0.8)")
+                        "cross-validated accuracy or the --simulate accuracy, at most 0.9; "
+                        "else 0.8)")
     p.add_argument("--confidence", type=float, default=0.9,
                    help="posterior scheme: probability at which a symbol is selected")
     p.add_argument("--commands", default=None, metavar="CLASS=CMD,...",
