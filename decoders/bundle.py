@@ -233,6 +233,16 @@ def load_bundle(path: str | Path) -> Bundle:
     from bci_app.errors import BciAppError
 
     path = Path(path)
+    from .text.bundle import is_text_bundle, load_text_bundle
+
+    if is_text_bundle(path):  # EEG-to-text bundles share the folder layout and the surface
+        try:
+            return load_text_bundle(path)
+        except BciAppError:
+            raise
+        except Exception as err:  # noqa: BLE001
+            raise BundleError(f"text bundle {path} is damaged ({type(err).__name__}: {err})") \
+                from None
     try:
         bundle = _load_bundle(path)
         _check_loaded(bundle)

@@ -67,7 +67,9 @@ class Prediction:
     reason : str
         Why a window is unreliable.
     text : str or None
-        Decoded text (text decoders).
+        Decoded text (text decoders), generated free-running.
+    text_confidence : float or None
+        The text decoder's confidence in ``text``.
     """
 
     window_end: float
@@ -82,6 +84,7 @@ class Prediction:
     reliable: bool = True
     reason: str = ""
     text: str | None = None
+    text_confidence: float | None = None
 
 
 PredictionCallback = Callable[[Prediction], None]
@@ -469,6 +472,8 @@ class DecoderWorker:
                 command=command, reliable=reliable,
                 reason="" if reliable else self._unreliable_reason,
                 text=texts[i][0] if texts is not None and reliable else None,
+                text_confidence=(float(texts[i][1]) if texts is not None and reliable
+                                 else None),
             )
             self.n_predictions += 1
             self._latencies.append(latency["total"])

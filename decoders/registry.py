@@ -47,6 +47,7 @@ def register_model(name: str, kind: str = "torch") -> Callable:
 def _load_families() -> None:
     for fam in _FAMILIES:
         importlib.import_module(f"decoders.models.{fam}")
+    importlib.import_module("decoders.text.model")  # eeg2text (issue 9)
 
 
 def list_models(kind: str | None = None) -> list[str]:
