@@ -205,6 +205,40 @@ class MainWindow(QtWidgets.QMainWindow):
         view = self.menuBar().addMenu("&View")
         for dock in (self.controls_dock, self.channels_dock, self.prediction_dock, self.spectrum_dock):
             view.addAction(dock.toggleViewAction())
+        tools = self.menuBar().addMenu("&Tools")
+        self.wizard_action = tools.addAction("&Calibration wizard…")
+        self.wizard_action.setShortcut(QtGui.QKeySequence("Ctrl+K"))
+        self.wizard_action.triggered.connect(self.open_calibration_wizard)
+        self.speller_action = tools.addAction("&Speller")
+        self.speller_action.setShortcut(QtGui.QKeySequence("Ctrl+P"))
+        self.speller_action.triggered.connect(self.open_speller)
+        self.wizard = None
+        self.speller_dock = None
+
+    # ------------------------------------------------------------------ tools
+    def open_calibration_wizard(self) -> None:
+        """Guide a new user from signal check to a saved profile (ui/wizard)."""
+        from .wizard import CalibrationWizard
+
+        spec = self.source_spec if self.source_spec and self.source_spec != "synthetic" \
+            else "simulated:1"
+        self.wizard = CalibrationWizard(self, source_spec=spec)
+        self.wizard.show()
+
+    def open_speller(self) -> None:
+        """Show the motor-imagery speller, driven by this window's decoder predictions."""
+        if self.speller_dock is None:
+            from bci_app.speller import LanguageModel, SpellerEngine
+
+            from .speller_view import SpellerView
+
+            engine = SpellerEngine(LanguageModel("en"), scheme="posterior", accuracy=0.8)
+            self.speller = SpellerView(engine)
+            self.speller_dock = self._dock("Speller", self.speller,
+                                           QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+            self.prediction_bridge.predicted.connect(self.speller.on_prediction)
+        self.speller_dock.show()
+        self.speller_dock.raise_()
 
     # ------------------------------------------------------------------ source lifecycle
     def choose_source(self) -> None:
