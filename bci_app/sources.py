@@ -6,6 +6,8 @@ Specs::
     brainflow:BOARD[:PORT]            any BrainFlow board by name or id, e.g. brainflow:cyton:/dev/ttyUSB0
     lsl:NAME                          an LSL stream by name (lsl:type=EEG, lsl:source_id=XYZ also work)
     file:PATH                         replay a recording (FIF/EDF/BDF/BrainVision/XDF/OpenBCI txt/BrainFlow CSV)
+    simulated[:SUBJECTS]              demo / test subject: real EEGMMIDB EEG of the cued class on
+                                      every cue, real rest EEG in between (e.g. simulated:7)
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from acquisition.base import Source
 from .errors import ConfigError
 
 SPEC_HELP = (
-    "synthetic | brainflow:BOARD[:PORT] | lsl:NAME (or lsl:type=EEG) | file:PATH"
+    "synthetic | brainflow:BOARD[:PORT] | lsl:NAME (or lsl:type=EEG) | file:PATH | "
+    "simulated[:SUBJECTS]"
 )
 
 
@@ -68,4 +71,10 @@ def make_source(spec: str, **kwargs: Any) -> Source:
         if not rest:
             raise ConfigError(f"file source needs a path, e.g. file:recordings/s1.xdf; got {spec!r}.")
         return ReplaySource(rest, **kwargs)
+    if kind == "simulated":
+        from acquisition.simulated import SimulatedSubjectSource
+        from decoders.data import parse_subjects
+
+        subjects = parse_subjects(rest) if rest else [1]
+        return SimulatedSubjectSource.from_eegmmidb(subjects, **kwargs)
     raise ConfigError(f"Unknown source {spec!r}. Use one of: {SPEC_HELP}.")

@@ -89,3 +89,9 @@ def test_core_layers_do_not_import_qt():
     n, bad = r.stdout.strip().split(" ", 1)
     assert int(n) > 5
     assert bad == "[]"
+
+
+def test_live_headless_on_the_simulated_subject():
+    r = bci_app("live", "--source", "simulated:3", "--headless", "--duration", "2")
+    assert r.returncode == 0, r.stderr
+    assert "160 Hz" in r.stdout and "gaps 0, samples lost 0" in r.stdout
