@@ -70,7 +70,9 @@ def register(sub) -> None:
                    help="send cue markers on an LSL marker stream with this name")
     p.add_argument("--finetune-epochs", type=int, default=30)
     p.add_argument("--cv-folds", type=int, default=5)
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: the model is small, and with other "
+                        "processes on the CPU two OpenMP threads measured 3-30x slower)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the device")
     p.add_argument("--quiet", action="store_true", help="do not print every cue")
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")

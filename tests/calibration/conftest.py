@@ -58,7 +58,7 @@ def pretrained_eegnet_tiny(pretrain_data, tmp_path_factory):
     from decoders.bundle import load_bundle
     from decoders.training import TrainSettings, train_cross_subject
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("pretrained") / "eegnet_tiny"
     settings = TrainSettings(model="eegnet", decoder_params=dict(max_epochs=2, patience=2))
     train_cross_subject(pretrain_data.subset(pretrain_data.subject <= 12), settings, out)

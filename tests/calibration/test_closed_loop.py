@@ -21,12 +21,14 @@ from .conftest import PRETRAIN_SUBJECTS, TARGET_SUBJECTS
 MARGIN = 0.10
 
 
-def closed_loop(subject, pretrained, tmp_path, *, compliance=1.0, seed=0, record=None):
+def closed_loop(subject, pretrained, tmp_path, *, compliance=1.0, seed=0, record=None,
+                cv_folds=5):
     src = SimulatedSubjectSource.from_eegmmidb(subject, speed="max", buffer_seconds=600,
                                                seed=seed, compliance=compliance)
     run = run_calibration(src, pretrained, trials_per_class=10, seed=seed, user=f"sim{subject}",
                           profiles_root=tmp_path / "profiles", record=record,
-                          finetune_epochs=5, source_spec=f"simulated:{subject}")
+                          finetune_epochs=5, cv_folds=cv_folds,
+                          source_spec=f"simulated:{subject}")
     profile = load_profile(run.profile)
     return run, profile, score_unplayed(src, profile.bundle)
 
@@ -157,7 +159,7 @@ def test_abort_and_resume_keep_the_data(pretrained_csp, tmp_path):
 @pytest.mark.parametrize("epochs", [2])
 def test_deep_pretrained_fine_tuning_and_profile_round_trip(pretrained_eegnet_tiny, tmp_path,
                                                             epochs):
-    run, profile, held = closed_loop(7, pretrained_eegnet_tiny, tmp_path)
+    run, profile, held = closed_loop(7, pretrained_eegnet_tiny, tmp_path, cv_folds=2)
     from decoders.calibration import calibrate
 
     res = calibrate(run.epochs.X, run.epochs.y, pretrained_eegnet_tiny, X_ref=run.epochs.X_ref,

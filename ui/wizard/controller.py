@@ -84,6 +84,9 @@ class CalibrationController(QtCore.QObject):
         self._pace_n0 = 0
         self.sim_factor = math.inf  # manual sources: signal per wall second (inf: budget-bound)
         self.pump_budget_s = 0.012
+        #: torch threads for training (1: small model; 2 OpenMP threads on a busy 2-core machine
+        #: measured 3-30x slower, see bench/RESULTS.md)
+        self.torch_threads = 1
         #: True: the pump does nothing (a manual-mode source then stands still: used to hold a
         #: cue on screen for a screenshot)
         self.hold = False
@@ -276,8 +279,11 @@ class CalibrationController(QtCore.QObject):
 
     def _train_job(self, finetune_epochs, cv_folds, seed) -> None:  # worker thread
         try:
+            import torch
+
             from decoders.calibration import calibrate
 
+            torch.set_num_threads(self.torch_threads)
             data, ts = self.calib_data
             self.trainingProgress.emit(0.0, "cutting the trials")
             self.epochs = self._epochs(data, ts, self.calib_cues)
