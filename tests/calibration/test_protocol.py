@@ -187,3 +187,40 @@ def test_wrong_state_is_a_runtime_error():
         p.start(1.0)
     with pytest.raises(RuntimeError, match="not paused"):
         p.resume(1.0)
+
+
+def test_cues_reach_a_stimulus_program_over_lsl(stream_name):
+    """The protocol's MarkerOutlet (``bci-app calibrate --stimulus NAME``) on real LSL: a marker
+    inlet, standing in for the stimulus program, receives every label in order."""
+    import time
+
+    from acquisition.lsl_env import import_pylsl
+    from acquisition.lsl_outlet import MarkerOutlet
+    from acquisition.lsl_source import LSLMarkerInlet
+
+    outlet = MarkerOutlet(stream_name)
+    received = MarkerLog()
+    inlet = LSLMarkerInlet(received, stream_name)
+    try:
+        inlet.connect(timeout=10.0)
+        assert outlet.wait_for_consumers(5.0)
+        p = GrazProtocol(("left", "right"), 2, Timings(0.1, 0.1, 0.1, 0.1, 0.1), seed=0,
+                         outlet=outlet)
+        clock = import_pylsl().local_clock
+        p.start(clock())
+        deadline = time.monotonic() + 10.0
+        while not p.finished and time.monotonic() < deadline:
+            p.advance(clock())
+            time.sleep(0.01)
+        assert p.state == ProtocolState.DONE
+        sent = [m.label for m in p.markers.all()]
+        deadline = time.monotonic() + 5.0
+        while len(received) < len(sent) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [m.label for m in received.all()] == sent
+        got = [m.timestamp for m in received.all()]
+        want = [m.timestamp for m in p.markers.all()]
+        assert np.allclose(got, want, atol=0.01)  # same clock (LSL time correction ~0 locally)
+    finally:
+        inlet.disconnect()
+        outlet.close()
