@@ -250,3 +250,16 @@ def list_profiles(root: str | os.PathLike | None = None) -> list[dict[str, Any]]
             meta["path"] = str(d)
             out.append(meta)
     return sorted(out, key=lambda m: m.get("created", ""), reverse=True)
+
+
+def load_model(path: str | os.PathLike):
+    """A decoder ready to run from either a model bundle folder or a user profile folder.
+
+    A profile gives its chosen bundle with the user's alignment already set (so no unsupervised
+    alignment warm-up is needed); a bundle folder is loaded as it is. Text bundles work too.
+    """
+    from decoders.bundle import load_bundle
+
+    if (Path(path) / PROFILE_JSON).is_file():
+        return load_profile(path).bundle
+    return load_bundle(path)

@@ -81,6 +81,72 @@ def latency(source, bundle, seconds: float) -> dict:
             "inference_p50": st["inference_p50"] * 1e3, "lost": source.samples_missing}
 
 
+def latency_gui(source, bundle_path, seconds: float) -> dict:
+    """The same measurement with the MainWindow open (offscreen) on the source, decoding, and
+    the GUI's own "shown" delay (prediction emitted -> prediction panel slot ran)."""
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from ui.app import configure_pyqtgraph, create_app
+    from ui.main_window import MainWindow
+
+    app = create_app([])
+    configure_pyqtgraph()
+    win = MainWindow(source=source)
+    win.resize(1600, 1000)
+    win.show()
+    deadline = time.monotonic() + 30
+    while not source.connected and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.01)
+    win.load_model(str(bundle_path))
+    shown, lat = [], []
+    original = win.prediction.on_prediction
+
+    def on_prediction(pred):
+        original(pred)
+        shown.append(time.monotonic() - pred.emitted_at)
+        lat.append(pred.latency["total"])
+
+    win.prediction_bridge.predicted.disconnect(original)
+    win.prediction_bridge.predicted.connect(on_prediction)
+    win.set_decoding(True)
+    end = time.monotonic() + seconds + 10
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.002)
+    st = win.decoder.stats() if win.decoder is not None else {}
+    win.close()
+    app.processEvents()
+    lat, shown = np.asarray(lat[20:]), np.asarray(shown[20:])
+    return {"n": len(lat), "p50": pct(lat, 50) * 1e3, "p99": pct(lat, 99) * 1e3,
+            "max": float(lat.max()) * 1e3, "shown_p50": pct(shown, 50) * 1e3,
+            "shown_p99": pct(shown, 99) * 1e3, "skipped": st.get("skipped"),
+            "lost": source.samples_missing}
+
+
+def bench_latency_gui(seconds: float) -> None:
+    from acquisition.brainflow_source import BrainFlowSource
+    from acquisition.lsl_source import LSLSource
+
+    print(f"\n## End-to-end latency with the GUI open (offscreen, scope at 60 Hz), hop 100 ms, "
+          f"{seconds:g} s")
+    print("| source | bundle | predictions | p50 | p99 | max | emitted -> shown p50 / p99 | "
+          "skipped | samples lost |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    name = f"bench-online-gui-{int(time.time())}"
+    proc = subprocess.Popen([sys.executable, __file__, "--outlet", name, "--seconds",
+                             str(seconds + 40)], cwd=ROOT)
+    try:
+        r = latency_gui(LSLSource(name, buffer_seconds=30), OUT / "eegnet64", seconds)
+    finally:
+        proc.kill()
+        proc.wait()
+    print(f"| LSL outlet process, 64 ch x 1 kHz | EEGNet 64 ch | {r['n']} | {r['p50']:.2f} ms | "
+          f"{r['p99']:.2f} ms | {r['max']:.2f} ms | {r['shown_p50']:.2f} / {r['shown_p99']:.2f} ms"
+          f" | {r['skipped']} | {r['lost']} |", flush=True)
+
+
 def bench_latency(seconds: float) -> None:
     from acquisition.brainflow_source import BrainFlowSource
     from acquisition.lsl_source import LSLSource
@@ -191,7 +257,7 @@ if __name__ == "__main__":
     ap.add_argument("--outlet", default=None)
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--minutes", type=float, default=60)
-    ap.add_argument("--only", choices=["latency", "throughput", "memory"], default=None)
+    ap.add_argument("--only", choices=["latency", "gui", "throughput", "memory"], default=None)
     a = ap.parse_args()
     if a.outlet:
         import mne
@@ -205,6 +271,8 @@ if __name__ == "__main__":
     ensure_bundles()
     if a.only in (None, "latency"):
         bench_latency(a.seconds)
+    if a.only in (None, "gui"):
+        bench_latency_gui(a.seconds)
     if a.only in (None, "throughput"):
         bench_throughput()
     if a.only in (None, "memory"):

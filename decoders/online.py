@@ -70,6 +70,9 @@ class Prediction:
         Decoded text (text decoders), generated free-running.
     text_confidence : float or None
         The text decoder's confidence in ``text``.
+    emitted_at : float
+        ``time.monotonic()`` when the prediction was emitted (a consumer such as the GUI can add
+        its own "shown" latency).
     """
 
     window_end: float
@@ -85,6 +88,7 @@ class Prediction:
     reason: str = ""
     text: str | None = None
     text_confidence: float | None = None
+    emitted_at: float = 0.0
 
 
 PredictionCallback = Callable[[Prediction], None]
@@ -474,6 +478,7 @@ class DecoderWorker:
                 text=texts[i][0] if texts is not None and reliable else None,
                 text_confidence=(float(texts[i][1]) if texts is not None and reliable
                                  else None),
+                emitted_at=t_emit,
             )
             self.n_predictions += 1
             self._latencies.append(latency["total"])

@@ -370,9 +370,9 @@ class MainWindow(QtWidgets.QMainWindow):
     def load_model(self, path: str) -> bool:
         """Load a model bundle now (blocks while torch etc. import); errors are shown, never raised."""
         try:
-            from decoders.bundle import load_bundle
+            from bci_app.profiles import load_model
 
-            bundle = load_bundle(path)
+            bundle = load_model(path)  # a bundle folder or a user profile
         except Exception as err:
             self._model_failed(path, f"{type(err).__name__}: {err}")
             return False
@@ -383,9 +383,9 @@ class MainWindow(QtWidgets.QMainWindow):
         """Load a model bundle on a background thread (the GUI keeps drawing meanwhile)."""
 
         def load():
-            from decoders.bundle import load_bundle  # may import torch: off the GUI thread
+            from bci_app.profiles import load_model  # may import torch: off the GUI thread
 
-            return load_bundle(path)
+            return load_model(path)  # a bundle folder or a user profile
 
         self.controls.set_model(f"loading {Path(path).name}…", False, "Loading the model bundle")
         call = BackgroundCall(load, "gui-load-model", self)
@@ -405,7 +405,8 @@ class MainWindow(QtWidgets.QMainWindow):
         cfg = getattr(bundle, "config", {}) or {}
         name = str(cfg.get("name") or cfg.get("model") or Path(path).name)
         classes = tuple(getattr(bundle, "classes", None) or cfg.get("classes") or ())
-        self.prediction.set_model(name, classes, text_decoder=bool(cfg.get("text", False)))
+        is_text = cfg.get("kind") == "text" or bool(cfg.get("text", False))
+        self.prediction.set_model(name, classes, text_decoder=is_text)
         self._update_model_controls()
 
     def _update_model_controls(self) -> None:

@@ -44,7 +44,7 @@ def register(sub) -> None:
                     "cross-validated accuracy and save the user's profile.",
     )
     p.add_argument("--source", required=True,
-                   help=f"{SPEC_HELP} | simulated[:SUBJECTS] (real EEGMMIDB EEG answering cues)")
+                   help=f"{SPEC_HELP} (simulated: real EEGMMIDB EEG answering cues)")
     p.add_argument("--headless", action="store_true",
                    help="no GUI: cues are printed (and sent with --stimulus)")
     p.add_argument("--trials", type=int, default=20, help="trials per class (default 20)")

@@ -26,7 +26,7 @@ def register(sub) -> None:
     p.add_argument("--markers", default=None, metavar="NAME",
                    help="also read an LSL marker stream with this name")
     p.add_argument("--model", default=None, metavar="BUNDLE",
-                   help="decode with this model bundle (prints predictions and latency)")
+                   help="decode with this model bundle or user profile (prints predictions)")
     p.add_argument("--hop", type=float, default=0.1, help="seconds between predictions")
     p.add_argument("--map", action="append", metavar="MODEL_CH=SOURCE_CH", default=None,
                    help="explicit channel mapping when the source names channels differently")
@@ -60,11 +60,10 @@ def build_session(args):
         rec = attach_recorder(session, args.record, subject=args.subject, settings=settings,
                               model_bundle=getattr(args, "model", None))
     if getattr(args, "model", None):
-        from decoders.bundle import load_bundle
-
+        from ..profiles import load_model
         from ..session import DecoderComponent
 
-        bundle = load_bundle(args.model)
+        bundle = load_model(args.model)
         mapping = _parse_map(getattr(args, "map", None))
         comp = DecoderComponent(session, bundle, hop=args.hop, mapping=mapping,
                                 publish=getattr(args, "publish", None))

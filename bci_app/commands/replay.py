@@ -20,7 +20,7 @@ def register(sub) -> None:
                     "rate and the Wolpaw ITR.",
     )
     p.add_argument("file", help="recording (EDF/BDF/FIF/BrainVision/XDF/OpenBCI txt/BrainFlow CSV)")
-    p.add_argument("--model", required=True, help="model bundle folder")
+    p.add_argument("--model", required=True, help="model bundle folder or user profile folder")
     p.add_argument("--speed", default="max", help="replay speed: 1 (real time), N, or max")
     p.add_argument("--hop", type=float, default=0.1, help="seconds between predictions")
     p.add_argument("--cue", action="append", metavar="MARKER=CLASS",
@@ -87,10 +87,11 @@ def replay_file(path: str, bundle, *, speed="max", hop=0.1, smoothing=0.5, thres
 def run(args) -> int:
     import numpy as np
 
-    from decoders.bundle import load_bundle
     from decoders.pseudo_online import parse_cue_map, score_trials, trials_from_markers
 
-    bundle = load_bundle(args.model)
+    from ..profiles import load_model
+
+    bundle = load_model(args.model)
     start, end = _parse_trial(args.trial)
     cue_map = parse_cue_map(args.cue, bundle.classes)
     src, worker, preds, wall = replay_file(args.file, bundle, speed=args.speed, hop=args.hop,

@@ -42,7 +42,28 @@ def seed_files(tmp: Path) -> dict[str, list[Path]]:
         dst.write_text("".join(lines))
         txt.append(dst)
     out["txt"] = txt
+    out["csv"] = [_brainflow_csv(tmp / "seed-brainflow.csv")]
     return out
+
+
+def _brainflow_csv(path: Path) -> Path:
+    """A real BrainFlow CSV: one second of the synthetic board written by DataFilter."""
+    import time
+
+    from brainflow.data_filter import DataFilter
+
+    from acquisition.brainflow_source import _brainflow
+
+    bs = _brainflow()
+    board = bs.BoardShim(-1, bs.BrainFlowInputParams())
+    board.prepare_session()
+    board.start_stream()
+    time.sleep(1.0)
+    board.stop_stream()
+    data = board.get_board_data()
+    board.release_session()
+    DataFilter.write_file(data, str(path), "w")
+    return path
 
 
 @dataclass

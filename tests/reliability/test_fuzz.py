@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from tests.reliability.fuzzing import mutate, mutated_copy, run_with_limit, seed_files
 
-FORMATS = ["edf", "bdf", "vhdr", "xdf", "txt"]
+FORMATS = ["edf", "bdf", "vhdr", "xdf", "txt", "csv"]
 
 
 @pytest.fixture(scope="module")
