@@ -195,8 +195,9 @@ def is_text_bundle(path: str | Path) -> bool:
     """True when ``path/config.json`` says ``"kind": "text"``."""
     cfg = Path(path) / CONFIG_NAME
     try:
-        return json.loads(cfg.read_text()).get("kind") == "text"
-    except (OSError, json.JSONDecodeError):
+        cfg_json = json.loads(cfg.read_bytes().decode("utf-8"))
+        return isinstance(cfg_json, dict) and cfg_json.get("kind") == "text"
+    except (OSError, ValueError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return False
 
 
