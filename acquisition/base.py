@@ -467,7 +467,8 @@ class Source(ABC):
     def _try_reconnect(self) -> None:
         try:
             info = self._reopen(self.reconnect_timeout)
-        except StreamMismatchError as err:
+            self.info.check_compatible(info)
+        except StreamMismatchError as err:  # the device is back with another layout: refuse it
             self.last_error = str(err)
             logger.error("%s", err)
             self._safe_close()
@@ -477,14 +478,6 @@ class Source(ABC):
             self.last_error = f"{type(err).__name__}: {err}"
             logger.debug("Reconnect of %s failed: %s", self.display_name, err)
             self._stop.wait(min(self.reconnect_timeout, 0.2))
-            return
-        try:
-            self.info.check_compatible(info)
-        except StreamMismatchError as err:
-            self.last_error = str(err)
-            logger.error("%s", err)
-            self._safe_close()
-            self._stop.wait(self.reconnect_timeout)
             return
         self._pending_gap_reason = "reconnect"
         self._last_arrival = time.monotonic()

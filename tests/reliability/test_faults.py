@@ -112,18 +112,10 @@ def test_clock_reset_fixture_replays_without_losing_the_stream(data_dir):
 def test_brainflow_playback_that_ends_goes_stalled_then_lost(tmp_path):
     from brainflow.data_filter import DataFilter
 
-    from acquisition.brainflow_source import _brainflow
+    from tests.reliability.fuzzing import _brainflow_csv
 
-    bs = _brainflow()
-    board = bs.BoardShim(-1, bs.BrainFlowInputParams())
-    board.prepare_session()
-    board.start_stream()
-    time.sleep(1.0)
-    board.stop_stream()
-    data = board.get_board_data()
-    board.release_session()
-    f = tmp_path / "short.csv"
-    DataFilter.write_file(data, str(f), "w")
+    f = _brainflow_csv(tmp_path / "short.csv")  # one second of the synthetic board
+    data = DataFilter.read_file(str(f))
     src = BrainFlowSource("playback", file=str(f), master_board="synthetic", reconnect=False)
     with src.connect(timeout=5):
         wait_until(lambda: src.state == SourceState.LOST, 10, what="lost after the file ended")
