@@ -230,7 +230,9 @@ def test_window_length_and_many_channels(make_window, qtbot):
     win = make_window(source=src)
     wait_streaming(qtbot, win)
     win.scope.set_window(30)
-    qtbot.waitUntil(lambda: win.scope.frame_count > 5, timeout=5000)
+    n0 = win.scope.frame_count  # frames drawn before the change do not count
+    qtbot.waitUntil(lambda: win.scope.frame_count > n0 + 5 and win.scope.render_mode == "raster",
+                    timeout=10000)
     assert win.scope._wn == 30_000
     # 30 samples per pixel column: drawn as a pixel raster of min/max spans
     assert win.scope.render_mode == "raster" and win.scope.drawn["normal"] == list(range(64))
