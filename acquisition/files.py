@@ -42,6 +42,7 @@ from bci_app.errors import ConfigError, DataFileError
 
 from .markers import Marker
 from .stream_info import StreamInfo
+from .xdf_writer import xdf_value as _first
 
 logger = logging.getLogger(__name__)
 
@@ -446,16 +447,6 @@ def _check_xdf_chunks(path: Path) -> None:
             n_chunks += 1
     if n_chunks == 0:
         raise DataFileError(f"XDF file {str(path)!r} has no chunks after its magic bytes (empty).")
-
-
-def _first(d: Any, key: str, default: Any = None) -> Any:
-    """pyxdf stores every XML element as a list; return the first value of ``d[key]``."""
-    if not isinstance(d, dict):
-        return default
-    v = d.get(key)
-    if isinstance(v, list):
-        return v[0] if v else default
-    return default if v is None else v
 
 
 def _xdf_channels(info: dict) -> list[dict]:

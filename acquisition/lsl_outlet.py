@@ -30,7 +30,30 @@ logger = logging.getLogger(__name__)
 _FORMATS = ("float32", "double64")
 
 
-class EEGOutlet:
+class _Outlet:
+    """What both outlets share: consumers, closing, context manager."""
+
+    name: str
+
+    def have_consumers(self) -> bool:
+        return bool(self._outlet.have_consumers())
+
+    def wait_for_consumers(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds until an inlet is connected. Returns whether one is."""
+        return bool(self._outlet.wait_for_consumers(float(timeout)))
+
+    def close(self) -> None:
+        """Destroy the outlet (inlets see the stream disappear)."""
+        self._outlet = _Closed(self.name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class EEGOutlet(_Outlet):
     """An LSL outlet for a multichannel stream described by a :class:`StreamInfo`.
 
     Parameters
@@ -130,25 +153,8 @@ class EEGOutlet:
             self._outlet.push_chunk(out, ts.tolist())
         self.n_pushed += n
 
-    def have_consumers(self) -> bool:
-        return bool(self._outlet.have_consumers())
 
-    def wait_for_consumers(self, timeout: float) -> bool:
-        """Block up to ``timeout`` seconds until an inlet is connected. Returns whether one is."""
-        return bool(self._outlet.wait_for_consumers(float(timeout)))
-
-    def close(self) -> None:
-        """Destroy the outlet (inlets see the stream disappear)."""
-        self._outlet = _Closed(self.name)
-
-    def __enter__(self) -> EEGOutlet:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class MarkerOutlet:
+class MarkerOutlet(_Outlet):
     """An LSL outlet of string markers (type ``"Markers"``, 1 channel, irregular rate).
 
     Parameters
@@ -181,21 +187,6 @@ class MarkerOutlet:
         ts = self._pylsl.local_clock() if timestamp is None else float(timestamp)
         self._outlet.push_sample([str(label)], ts)
         self.n_pushed += 1
-
-    def have_consumers(self) -> bool:
-        return bool(self._outlet.have_consumers())
-
-    def wait_for_consumers(self, timeout: float) -> bool:
-        return bool(self._outlet.wait_for_consumers(float(timeout)))
-
-    def close(self) -> None:
-        self._outlet = _Closed(self.name)
-
-    def __enter__(self) -> MarkerOutlet:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 class _Closed:

@@ -55,6 +55,7 @@ from .markers import GAP_LABEL, Marker, MarkerLog
 from .ring_buffer import RingBuffer
 from .stream_info import StreamInfo
 from .xdf_writer import FORMATS, XDFWriter, xdf_format
+from .xdf_writer import xdf_value as _xfirst
 
 logger = logging.getLogger(__name__)
 
@@ -870,13 +871,6 @@ def marker_details(m: Marker) -> str:
         d["source"] = m.source
     d.update(m.extra or {})
     return _json(d) if d else "{}"
-
-
-def _xfirst(d, key: str, default=None):
-    v = d.get(key) if isinstance(d, dict) else None
-    if isinstance(v, list):
-        return v[0] if v else default
-    return default if v is None else v
 
 
 def xdf_markers(streams: list[dict], *, skip=()) -> list[Marker]:

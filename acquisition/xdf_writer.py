@@ -813,3 +813,13 @@ def repair_xdf(path: str | os.PathLike, out: str | os.PathLike | None = None) ->
         len(missing),
     )
     return target
+
+
+def xdf_value(d, key: str, default=None):
+    """First value of ``d[key]`` in pyxdf's parsed XML (every element is a list), else default."""
+    if not isinstance(d, dict):
+        return default
+    v = d.get(key)
+    if isinstance(v, list):
+        return v[0] if v else default
+    return default if v is None else v

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from acquisition.xdf_writer import xdf_value as _first
+
 from .errors import ConfigError, DataFileError
 
 logger = logging.getLogger(__name__)
@@ -195,15 +197,6 @@ def prediction_recorder(recorder, classes, *, name: str = "predictions"):
 
 
 # ---------------------------------------------------------------------------- helpers
-def _first(d: Any, key: str, default: Any = None) -> Any:
-    if not isinstance(d, dict):
-        return default
-    v = d.get(key)
-    if isinstance(v, list):
-        return v[0] if v else default
-    return default if v is None else v
-
-
 def _stream_name(s: dict) -> str:
     return str(_first(s["info"], "name", ""))
 
