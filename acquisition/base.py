@@ -224,6 +224,7 @@ class Source(ABC):
         self._connect_time: float | None = None
         self._pending_gap_reason: str | None = None
         self._arrivals: deque[tuple[float, int]] = deque(maxlen=4096)
+        self._arrivals_start = 0  # buffer counter before the oldest write on record
 
     def connect(self, timeout: float = 10.0, *, acquisition: bool = True) -> Source:
         """Open the device and start acquiring.
@@ -331,6 +332,8 @@ class Source(ABC):
         self.chunks += 1
         self._last_ts = float(ts[-1])
         self._last_arrival = time.monotonic()
+        if len(self._arrivals) == self._arrivals.maxlen:
+            self._arrivals_start = self._arrivals[0][1]  # the oldest record is about to drop
         self._arrivals.append((self._last_arrival, self.buffer.counter))
         with self.new_data:
             self.new_data.notify_all()
@@ -496,9 +499,10 @@ class Source(ABC):
         found = None
         for t, counter_after in reversed(self._arrivals):
             if counter_after <= seq:
-                break
+                return found
             found = t
-        return found
+        # seq is in the oldest write on record only if that write started at or before it
+        return found if seq >= self._arrivals_start else None
 
     def effective_rate(self, seconds: float = 2.0) -> float:
         """Samples received per second of wall time over the last ``seconds`` (0 if unknown).

@@ -208,3 +208,17 @@ def test_recording_file_deleted_mid_session_is_rescued(tmp_path):
     assert n >= n_source - 5  # nothing recorded before or after the deletion was lost
     stamps = np.asarray(eeg["time_stamps"])
     np.testing.assert_allclose(np.diff(stamps), 1 / 250, atol=1e-6)
+
+
+def test_arrival_time_names_the_write_that_held_a_sample():
+    from collections import deque
+
+    src = ScriptedSource([_chunk(0, 10), _chunk(10, 10), _chunk(20, 10)])
+    src.connect(timeout=1, acquisition=False)
+    src._arrivals = deque(maxlen=2)  # a short record, so the oldest write falls out of it
+    for _ in range(3):
+        src.acquire()
+    times = [t for t, _ in src._arrivals]  # writes 2 and 3 remain
+    assert src.arrival_time(5) is None  # its write is no longer on record
+    assert src.arrival_time(10) == times[0] and src.arrival_time(19) == times[0]
+    assert src.arrival_time(20) == times[1] and src.arrival_time(30) is None
