@@ -25,7 +25,7 @@ def s002_run4(eegmmidb_path):
 
 
 def _replay_decode(rec, bundle, hop=0.1, chunk=16):
-    src = ReplaySource(rec, speed="max", chunk_samples=chunk)
+    src = ReplaySource(rec, speed="max", chunk_samples=chunk, buffer_seconds=200)
     src.connect(timeout=5, acquisition=False)
     worker = DecoderWorker(src, bundle, hop=hop, smoothing=None, kalman=False)
     preds = []
@@ -46,10 +46,9 @@ def test_replay_through_worker_equals_offline_causal_decoding(ts_bundle, s002_ru
     np.testing.assert_allclose(np.stack([p.probabilities for p in preds]), probs, atol=1e-9)
     assert worker.skipped == 0 and worker.lost_samples == 0
     # window ends are the replayed samples' timestamps
-    t0 = src.buffer.since(0).timestamps[0] if src.buffer.counter <= src.buffer.capacity else None
-    if t0 is not None:
-        np.testing.assert_allclose([p.window_end for p in preds], t0 + (ends - 1) / 160.0,
-                                   atol=1e-6)
+    assert src.buffer.counter <= src.buffer.capacity  # the whole run is still held
+    t0 = src.buffer.since(0).timestamps[0]
+    np.testing.assert_allclose([p.window_end for p in preds], t0 + (ends - 1) / 160.0, atol=1e-6)
 
 
 def test_slow_model_skips_stale_windows_and_acquisition_loses_nothing(ts_bundle_resampling):
