@@ -32,6 +32,40 @@ sys.path.insert(0, str(ROOT))
 _STAMP = None
 
 
+def _pretrain_cache(factory, path: Path, finetune: dict):
+    """Factory whose decoders reuse a pretrained model saved at ``path`` (bench-only cache, so
+    fine-tuning variants do not pretrain again); the fine-tuning settings are the current ones."""
+    import numpy as np
+
+    def make():
+        dec = factory()
+        if path.is_file():
+            from decoders.estimators import DeepDecoder
+
+            with np.load(path, allow_pickle=False) as z:
+                state = json.loads(str(z["__state__"]))
+                arrays = {k: z[k] for k in z.files if k != "__state__"}
+            state["params"].update(finetune)
+            loaded = DeepDecoder.from_state(state, arrays)
+            loaded.net_.to(dec.device)
+            loaded.device = dec.device
+            loaded.fit = lambda *a, **k: loaded
+            return loaded
+        fit = dec.fit
+
+        def fit_and_save(*a, **k):
+            fit(*a, **k)
+            state, arrays = dec.get_state()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(path, __state__=json.dumps(state), **arrays)
+            return dec
+
+        dec.fit = fit_and_save
+        return dec
+
+    return make
+
+
 def _merge(results):
     """One EvaluationResult from per-target results of the same setting."""
     from decoders.evaluation import EvaluationResult
@@ -51,7 +85,8 @@ def _write(args, out, torch) -> Path:
     _STAMP = _STAMP or f"{dt.datetime.now():%H%M%S}"
     meta = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "machine": f"{platform.machine()} {os.cpu_count()} cpus (shared), torch "
-            f"{torch.__version__}, threads {args.threads}",
+            f"{torch.__version__}, threads {args.threads}, device {args.device}"
+            + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else ""),
             "command": " ".join(sys.argv), "results": out}
     path = Path(args.out or ROOT / "bench" / "out" / f"bench_{args.protocol}{args.tag}_{_STAMP}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,7 +100,7 @@ def main(argv=None) -> int:
     p.add_argument("--models", default="eegnet,ts_lr,csp_lda")
     p.add_argument("--subjects", default="1-20")
     p.add_argument("--align", choices=["yes", "no", "both"], default="yes",
-                   help="loso/calibration: Euclidean alignment (within never aligns)")
+                   help="loso/calibration: Euclidean alignment (within: see --within-align)")
     p.add_argument("--calib-trials", default="0,5,10,20")
     p.add_argument("--targets", default=None,
                    help="calibration: held-out target subjects (default: all --subjects); each "
@@ -75,6 +110,19 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--finetune-epochs", type=int, default=20)
+    p.add_argument("--finetune-lr", type=float, default=3e-4)
+    p.add_argument("--finetune-layers", choices=["all", "head"], default="all")
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--augment", default="",
+                   help="deep models: comma list of flip,reverse,sr,noise,scale (training only)")
+    p.add_argument("--model-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="deep models: hyper-parameter of the net (repeatable)")
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="deep models: early-stopping share of the training trials (0: train "
+                   "--epochs epochs, no early stopping)")
+    p.add_argument("--within-align", action="store_true",
+                   help="within: Euclidean alignment fitted on each training fold (all models)")
+    p.add_argument("--device", default="cpu", help="deep models: torch device (cpu, cuda)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--data-dir", default=None)
@@ -83,6 +131,9 @@ def main(argv=None) -> int:
                    help="npz cache of the preprocessed epochs (git-ignored; default bench/out/)")
     p.add_argument("--out", default=None, help="JSON results file")
     p.add_argument("--tag", default="")
+    p.add_argument("--pretrain-cache", action="store_true",
+                   help="calibration, deep models: keep each target's pretrained model in "
+                   "bench/out/pretrained_cache/ and reuse it when only fine-tuning settings change")
     args = p.parse_args(argv)
 
     import numpy as np
@@ -92,7 +143,7 @@ def main(argv=None) -> int:
     from decoders.evaluation import evaluate_calibration, evaluate_loso, evaluate_within
     from decoders.registry import get_entry
     from decoders.training import DEFAULT_PREPROCESSING, DEFAULT_TMAX, DEFAULT_TMIN, load_data
-    from decoders.training import CHANNEL_SETS, TrainSettings
+    from decoders.training import CHANNEL_SETS, TrainSettings, parse_model_params
 
     torch.set_num_threads(args.threads)
     subjects = parse_subjects(args.subjects)
@@ -116,19 +167,23 @@ def main(argv=None) -> int:
 
     aligns = {"yes": [True], "no": [False], "both": [True, False]}[args.align]
     if args.protocol == "within":
-        aligns = [False]
+        aligns = [args.within_align]
     rows, out = [], []
     for model in args.models.split(","):
         params = {}
         if get_entry(model).kind == "torch":
             params = dict(max_epochs=args.epochs, patience=args.patience, lr=args.lr,
-                          batch_size=args.batch_size, finetune_epochs=args.finetune_epochs)
+                          batch_size=args.batch_size, finetune_epochs=args.finetune_epochs,
+                          finetune_lr=args.finetune_lr, finetune_layers=args.finetune_layers,
+                          weight_decay=args.weight_decay, augment=args.augment,
+                          val_fraction=args.val_fraction, device=args.device,
+                          model_params=parse_model_params(args.model_param))
         for align in aligns:
             st = TrainSettings(model=model, decoder_params=params, align=align, seed=args.seed)
             t0 = time.perf_counter()
             if args.protocol == "within":
-                res = [evaluate_within(data, st.factory(data), 5, args.seed, subjects=subjects,
-                                       progress=True, model=model)]
+                res = [evaluate_within(data, st.factory(data), 5, args.seed, align=align,
+                                       subjects=subjects, progress=True, model=model)]
             elif args.protocol == "loso":
                 res = [evaluate_loso(data, st.factory(data), align=align, subjects=subjects,
                                      progress=True, model=model)]
@@ -137,7 +192,20 @@ def main(argv=None) -> int:
                 targets = parse_subjects(args.targets) if args.targets else subjects
                 per_k: dict = {k: [] for k in ks}
                 for t in targets:  # one target at a time so partial runs keep their folds
-                    r = evaluate_calibration(data, st.factory(data), subjects, [t], ks,
+                    factory = st.factory(data)
+                    if args.pretrain_cache and params:
+                        import hashlib
+
+                        pre_key = {k: v for k, v in params.items() if not k.startswith("finetune")
+                                   and k != "device"}
+                        key = hashlib.sha1(json.dumps(
+                            [model, pre_key, align, args.seed, subjects, args.channels],
+                            sort_keys=True).encode()).hexdigest()[:12]
+                        factory = _pretrain_cache(
+                            factory, ROOT / "bench" / "out" / "pretrained_cache" / f"{model}_{key}"
+                            f"_S{t:03d}.npz", {k: v for k, v in params.items()
+                                              if k.startswith("finetune")})
+                    r = evaluate_calibration(data, factory, subjects, [t], ks,
                                              align=align, progress=False, model=model)
                     for k in ks:
                         per_k[k].append(r[k])

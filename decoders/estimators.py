@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -126,6 +126,19 @@ class DeepDecoder(Decoder):
         Share of the *training* trials (stratified) held out for early stopping when ``fit`` gets
         no ``X_val``.
     finetune_epochs, finetune_lr : used by :meth:`partial_fit` (calibration fine-tuning).
+    finetune_layers : ``"all"`` (every layer, BatchNorm statistics frozen) or ``"head"`` (only
+        the last linear layer; the feature extractor is kept as pretrained).
+    augment : str
+        Comma-separated label-preserving augmentations drawn per batch during training and
+        fine-tuning (never at prediction): ``flip`` (sign of each trial, p = 0.5), ``reverse``
+        (time reversal, p = 0.5), ``sr`` (segmentation and recombination, Lotte 2015: each of 8
+        time segments taken from a random trial of the same class in the batch), ``noise``
+        (Gaussian, 10 % of the signal's sd), ``scale`` (amplitude x U(0.8, 1.2) per trial).
+        Band power and spatial covariance -- what motor imagery is decoded from -- are unchanged
+        by ``flip`` and ``reverse``.
+    device : str
+        Torch device for training and prediction (``"cpu"``, ``"cuda"``). Not saved in bundles:
+        a loaded bundle runs on the CPU.
     seed : int
         Seeds a private ``torch.Generator`` and ``numpy.random.default_rng`` (no global seeding).
     verbose : bool
@@ -138,7 +151,8 @@ class DeepDecoder(Decoder):
                  model_params: dict | None = None, lr: float = 1e-3, weight_decay: float = 0.0,
                  batch_size: int = 64, max_epochs: int = 100, patience: int = 15,
                  val_fraction: float = 0.2, finetune_epochs: int = 20, finetune_lr: float = 3e-4,
-                 seed: int = 0, verbose: bool = False) -> None:
+                 finetune_layers: str = "all", augment: str = "", seed: int = 0,
+                 verbose: bool = False, device: str = "cpu") -> None:
         super().__init__(n_chans, n_outputs, sfreq, window_s)
         self.model = model
         self.model_params = dict(model_params or {})
@@ -146,6 +160,11 @@ class DeepDecoder(Decoder):
         self.batch_size, self.max_epochs, self.patience = batch_size, max_epochs, patience
         self.val_fraction = val_fraction
         self.finetune_epochs, self.finetune_lr = finetune_epochs, finetune_lr
+        if finetune_layers not in ("all", "head"):
+            raise ConfigError(f"finetune_layers: expected 'all' or 'head', got {finetune_layers!r}")
+        self.finetune_layers = finetune_layers
+        self.augment = _parse_augment(augment)
+        self.device = str(device)
         self.seed = seed
         self.verbose = verbose
         self.name = model
@@ -169,23 +188,37 @@ class DeepDecoder(Decoder):
                     lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size,
                     max_epochs=self.max_epochs, patience=self.patience,
                     val_fraction=self.val_fraction, finetune_epochs=self.finetune_epochs,
-                    finetune_lr=self.finetune_lr, seed=self.seed)
+                    finetune_lr=self.finetune_lr, finetune_layers=self.finetune_layers,
+                    augment=",".join(self.augment), seed=self.seed)
 
     # --- training --------------------------------------------------------------------------
     def _tensor(self, X):
         import torch
 
-        return torch.as_tensor(np.asarray(X, dtype=np.float32) * np.float32(self.scale_))
+        return torch.as_tensor(np.asarray(X, dtype=np.float32) * np.float32(self.scale_),
+                               device=self.device)
+
+    def _head(self):
+        """The last linear layer of the net (what ``finetune_layers="head"`` trains)."""
+        from torch import nn
+
+        lins = [m for m in self.net_.modules() if isinstance(m, nn.Linear)]
+        if not lins:
+            raise ConfigError(f"finetune_layers: {self.model} has no linear output layer")
+        return lins[-1]
 
     def _run_epochs(self, Xt, yt, Xv, yv, epochs: int, lr: float, desc: str,
-                    freeze_bn: bool = False) -> None:
+                    freeze_bn: bool = False, params=None) -> None:
         import torch
         from torch import nn
 
         gen = torch.Generator().manual_seed(int(self.seed) + self._n_fits)
+        agen = torch.Generator(device=self.device).manual_seed(int(self.seed) + 7 + self._n_fits)
         self.history_ = []
         self._n_fits += 1
-        opt = torch.optim.Adam(self.net_.parameters(), lr=lr, weight_decay=self.weight_decay)
+        params = list(self.net_.parameters()) if params is None else list(params)
+        opt = torch.optim.Adam(params, lr=lr, weight_decay=self.weight_decay)
+        constrain = getattr(self.net_, "apply_constraints", None)
         loss_fn = nn.CrossEntropyLoss()
         best_loss, best_state, bad = np.inf, None, 0
         bar = range(epochs)
@@ -203,13 +236,18 @@ class DeepDecoder(Decoder):
             perm = torch.randperm(len(yt), generator=gen)
             tl, tn = 0.0, 0
             for i in range(0, len(perm), bs):
-                b = perm[i:i + bs]
+                b = perm[i:i + bs].to(self.device)
                 if len(b) < 2 and not freeze_bn:
                     continue  # BatchNorm needs 2 samples
+                xb, ybt = Xt[b], yt[b]
+                if self.augment:
+                    xb = _apply_augment(xb, ybt, self.augment, agen)
                 opt.zero_grad()
-                loss = loss_fn(self.net_(Xt[b]), yt[b])
+                loss = loss_fn(self.net_(xb), ybt)
                 loss.backward()
                 opt.step()
+                if constrain is not None:
+                    constrain()
                 tl, tn = tl + float(loss.detach()) * len(b), tn + len(b)
             self.history_.append({"epoch": _ + 1, "train_loss": tl / max(tn, 1)})
             if Xv is None:
@@ -249,14 +287,15 @@ class DeepDecoder(Decoder):
         self.scale_ = float(1.0 / max(float(np.std(X)), 1e-30))
         self.classes_ = np.arange(self.n_outputs)
         self.val_loss_, self.val_accuracy_, self.best_epoch_ = float("nan"), float("nan"), 0
-        Xt, yt = self._tensor(X), torch.as_tensor(y)
+        Xt, yt = self._tensor(X), torch.as_tensor(y, device=self.device)
         Xv = self._tensor(X_val) if X_val is not None else None
-        yv = torch.as_tensor(np.asarray(y_val, dtype=np.int64)) if X_val is not None else None
+        yv = (torch.as_tensor(np.asarray(y_val, dtype=np.int64), device=self.device)
+              if X_val is not None else None)
         # Scoped seeding (restored on exit): weight init and dropout draw from torch's default
         # generator, which cannot be passed to nn.init / nn.Dropout.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(self.seed))
-            self.net_ = self._build_net()
+            self.net_ = self._build_net().to(self.device)
             self._run_epochs(Xt, yt, Xv, yv, self.max_epochs, self.lr, f"train {self.model}")
         if Xv is None:
             self.best_epoch_ = self.max_epochs
@@ -265,7 +304,8 @@ class DeepDecoder(Decoder):
         return self
 
     def partial_fit(self, X, y, epochs: int | None = None, lr: float | None = None) -> DeepDecoder:
-        """Fine-tune a fitted model on a few labelled trials (all layers, BatchNorm frozen).
+        """Fine-tune a fitted model on a few labelled trials: all layers with BatchNorm
+        statistics frozen, or only the output layer (``finetune_layers="head"``).
 
         Unfitted: same as :meth:`fit`."""
         import torch
@@ -278,9 +318,11 @@ class DeepDecoder(Decoder):
             return self
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(self.seed) + 1000 + self._n_fits)
-            self._run_epochs(self._tensor(X), torch.as_tensor(y), None, None,
+            self.net_.to(self.device)
+            params = self._head().parameters() if self.finetune_layers == "head" else None
+            self._run_epochs(self._tensor(X), torch.as_tensor(y, device=self.device), None, None,
                              epochs or self.finetune_epochs, lr or self.finetune_lr,
-                             f"fine-tune {self.model}", freeze_bn=True)
+                             f"fine-tune {self.model}", freeze_bn=True, params=params)
         return self
 
     def predict_proba(self, X) -> np.ndarray:
@@ -292,7 +334,8 @@ class DeepDecoder(Decoder):
         out = []
         with torch.inference_mode():
             for i in range(0, len(X), 256):
-                out.append(torch.softmax(self.net_(self._tensor(X[i:i + 256])), dim=1).numpy())
+                logits = self.net_(self._tensor(X[i:i + 256]))
+                out.append(torch.softmax(logits, dim=1).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.n_outputs), np.float32)
 
     # --- persistence ----------------------------------------------------------------------
@@ -321,6 +364,50 @@ class DeepDecoder(Decoder):
         dec._n_fits = 1
         dec.fitted_ = True
         return dec
+
+
+AUGMENTATIONS = ("flip", "reverse", "sr", "noise", "scale")
+
+
+def _parse_augment(spec: str | Sequence[str] | None) -> tuple[str, ...]:
+    items = spec.split(",") if isinstance(spec, str) else list(spec or ())
+    items = tuple(a.strip() for a in items if a and a.strip())
+    bad = [a for a in items if a not in AUGMENTATIONS]
+    if bad:
+        raise ConfigError(f"augment: unknown {bad}; expected a comma-separated subset of "
+                          f"{list(AUGMENTATIONS)}")
+    return items
+
+
+def _apply_augment(x, y, which: Sequence[str], gen, n_segments: int = 8):
+    """Augmented copy of a batch ``x`` (batch, chans, times) with labels ``y`` (torch)."""
+    import torch
+
+    n = x.shape[0]
+    if "sr" in which and n > 1:
+        # segmentation & recombination: segment j of trial i comes from a random same-class trial
+        bounds = np.linspace(0, x.shape[2], n_segments + 1).astype(int)
+        out = x.clone()
+        for j in range(n_segments):
+            r = torch.rand(n, device=x.device, generator=gen)
+            # rank a random key inside each class -> a random same-class partner per trial
+            src = torch.empty(n, dtype=torch.long, device=x.device)
+            for c in torch.unique(y):
+                idx = torch.nonzero(y == c).flatten()
+                src[idx] = idx[torch.argsort(r[idx])]
+            out[:, :, bounds[j]:bounds[j + 1]] = x[src, :, bounds[j]:bounds[j + 1]]
+        x = out
+    if "reverse" in which:
+        m = torch.rand(n, device=x.device, generator=gen) < 0.5
+        x = torch.where(m[:, None, None], x.flip(2), x)
+    if "flip" in which:
+        sign = torch.where(torch.rand(n, device=x.device, generator=gen) < 0.5, -1.0, 1.0)
+        x = x * sign[:, None, None]
+    if "scale" in which:
+        x = x * (0.8 + 0.4 * torch.rand(n, 1, 1, device=x.device, generator=gen))
+    if "noise" in which:
+        x = x + 0.1 * x.std() * torch.randn(x.shape, device=x.device, generator=gen)
+    return x
 
 
 def make_decoder(name: str, n_chans: int, n_outputs: int, sfreq: float, window_s: float,

@@ -42,7 +42,14 @@ class EEGModel(nn.Module):
         self.sfreq = float(sfreq)
         self.window_s = float(window_s)
         self.n_times = int(round(self.sfreq * self.window_s))
-        self.hparams = self._build(**hparams)
+        try:
+            self.hparams = self._build(**hparams)
+        except TypeError as err:
+            import inspect
+
+            known = [n for n in inspect.signature(self._build).parameters if n != "self"]
+            raise ConfigError(f"model_params: {type(self).__name__} does not take {err}; "
+                              f"fix: use only {known}") from None
         was_training = self.training
         self.eval()
         try:

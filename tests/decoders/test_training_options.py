@@ -1,0 +1,117 @@
+"""Training options of DeepDecoder: augmentation, head-only fine-tuning, EEGNet max-norm."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bci_app.errors import ConfigError
+from decoders.estimators import _apply_augment, make_decoder
+
+N_CHANS, SFREQ, WINDOW = 8, 64.0, 2.0
+
+
+@pytest.fixture(scope="module")
+def toy():
+    rng = np.random.default_rng(1)
+    n_t = int(SFREQ * WINDOW)
+    X = rng.standard_normal((32, N_CHANS, n_t)) * 1e-5
+    y = np.arange(32) % 2
+    X[y == 1, 0] *= 3.0
+    return X.astype(np.float32), y
+
+
+def _batch(n=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, N_CHANS, 128, generator=g)
+    y = torch.arange(n) % 2
+    return x, y
+
+
+@pytest.mark.parametrize("which", [("flip",), ("reverse",), ("flip", "reverse")])
+def test_flip_and_reverse_keep_each_trials_covariance(which):
+    x, y = _batch()
+    out = _apply_augment(x, y, which, torch.Generator().manual_seed(3))
+    cov = torch.einsum("nct,ndt->ncd", x, x)
+    cov_out = torch.einsum("nct,ndt->ncd", out, out)
+    torch.testing.assert_close(cov_out, cov, rtol=1e-4, atol=1e-3)
+    assert not torch.equal(out, x)  # something was changed
+
+
+def test_segment_recombination_takes_segments_from_same_class_trials():
+    x, y = _batch(20)
+    out = _apply_augment(x, y, ("sr",), torch.Generator().manual_seed(5))
+    bounds = np.linspace(0, x.shape[2], 9).astype(int)
+    moved = 0
+    for i in range(len(y)):
+        for j in range(8):
+            seg = out[i, :, bounds[j]:bounds[j + 1]]
+            src = [k for k in range(len(y))
+                   if torch.equal(seg, x[k, :, bounds[j]:bounds[j + 1]])]
+            assert len(src) == 1 and int(y[src[0]]) == int(y[i])
+            moved += src[0] != i
+    assert moved > 0.5 * 20 * 8  # most segments come from another trial
+
+
+def test_noise_and_scale_change_amplitude_only_mildly():
+    x, y = _batch()
+    out = _apply_augment(x, y, ("noise", "scale"), torch.Generator().manual_seed(0))
+    ratio = float(out.std() / x.std())
+    assert 0.75 < ratio < 1.3 and not torch.equal(out, x)
+
+
+def test_unknown_augmentation_is_config_error():
+    with pytest.raises(ConfigError, match="augment"):
+        make_decoder("eegnet", N_CHANS, 2, SFREQ, WINDOW, augment="flip,mixup")
+
+
+def test_augmented_training_is_seeded_and_differs_from_plain(toy):
+    X, y = toy
+    kw = dict(max_epochs=3, batch_size=8, val_fraction=0)
+    a = make_decoder("eegnet", N_CHANS, 2, SFREQ, WINDOW, augment="flip,reverse,sr", **kw)
+    b = make_decoder("eegnet", N_CHANS, 2, SFREQ, WINDOW, augment="flip,reverse,sr", **kw)
+    c = make_decoder("eegnet", N_CHANS, 2, SFREQ, WINDOW, **kw)
+    pa, pb, pc = (d.fit(X, y).predict_proba(X) for d in (a, b, c))
+    np.testing.assert_array_equal(pa, pb)
+    assert not np.allclose(pa, pc)
+    assert a.get_params()["augment"] == "flip,reverse,sr"
+
+
+@pytest.mark.parametrize("name", ["eegnet", "shallowconvnet", "eeg_conformer"])
+def test_head_finetuning_changes_only_the_output_layer(name, toy):
+    X, y = toy
+    dec = make_decoder(name, N_CHANS, 2, SFREQ, WINDOW, max_epochs=2, batch_size=8,
+                       finetune_layers="head", finetune_epochs=3, finetune_lr=1e-2)
+    dec.fit(X, y)
+    before = {k: v.clone() for k, v in dec.net_.state_dict().items()}
+    dec.partial_fit(X[:8], y[:8])
+    head = dec._head()
+    head_names = {n for n, p in dec.net_.named_parameters()
+                  if any(p is q for q in head.parameters())}
+    changed = {k for k, v in dec.net_.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and changed <= head_names
+
+
+def test_finetune_layers_is_checked():
+    with pytest.raises(ConfigError, match="finetune_layers"):
+        make_decoder("eegnet", N_CHANS, 2, SFREQ, WINDOW, finetune_layers="last2")
+
+
+def test_eegnet_max_norm_constrains_weights(toy):
+    X, y = toy
+    dec = make_decoder("eegnet", N_CHANS, 2, SFREQ, WINDOW, max_epochs=5, batch_size=8, lr=0.05,
+                       model_params={"max_norm": True}).fit(X, y)
+    spatial = dec.net_.block1[2].weight.detach().flatten(1).norm(dim=1)
+    head = dec.net_.classifier.weight.detach().norm(dim=1)
+    assert float(spatial.max()) <= 1.0 + 1e-5 and float(head.max()) <= 0.25 + 1e-5
+    free = make_decoder("eegnet", N_CHANS, 2, SFREQ, WINDOW, max_epochs=5, batch_size=8,
+                        lr=0.05).fit(X, y)
+    # without the constraint, a high learning rate leaves some norm above the bound
+    assert float(free.net_.classifier.weight.detach().norm(dim=1).max()) > 0.25
+
+
+def test_unknown_model_param_is_config_error():
+    with pytest.raises(ConfigError, match="max_norm"):
+        make_decoder("shallowconvnet", N_CHANS, 2, SFREQ, WINDOW,
+                     model_params={"max_norm": True})
