@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 METHODS = ("pretrained+adapt", "pretrained+align", "csp_lda+adapt", "scratch_eegnet", "ts_lr")
 
 
-def pretrain(model: str, subjects, out: Path, epochs: int, patience: int):
+def pretrain(model: str, subjects, out: Path, epochs: int, patience: int, augment: str = ""):
     import dataclasses
 
     from decoders.bundle import load_bundle
@@ -55,12 +55,14 @@ def pretrain(model: str, subjects, out: Path, epochs: int, patience: int):
 
     if (out / "config.json").is_file():
         b = load_bundle(out)
-        if b.config["training"]["subjects"] == list(subjects):
+        if b.config["training"]["subjects"] == list(subjects) and (
+                model == "csp_lda" or b.decoder.get_params().get("augment", "") == augment):
             print(f"using cached {out}", flush=True)
             return b, None
     pre = dataclasses.replace(DEFAULT_PREPROCESSING, channels=list(MOTOR21))
     data = load_data(list(subjects), None, pre, DEFAULT_TMIN, DEFAULT_TMAX)
-    params = dict(max_epochs=epochs, patience=patience) if model != "csp_lda" else {}
+    params = (dict(max_epochs=epochs, patience=patience, augment=augment)
+              if model != "csp_lda" else {})
     t0 = time.perf_counter()
     train_cross_subject(data, TrainSettings(model=model, decoder_params=params), out)
     secs = time.perf_counter() - t0
@@ -242,6 +244,8 @@ def main() -> int:
     p.add_argument("--ks", default="5,10,20,40")
     p.add_argument("--epochs", type=int, default=60, help="EEGNet pretraining max epochs")
     p.add_argument("--patience", type=int, default=10)
+    p.add_argument("--augment", default="",
+                   help="EEGNet pretraining (and fine-tuning) augmentations, e.g. flip,reverse,sr")
     p.add_argument("--finetune-epochs", type=int, default=30)
     p.add_argument("--scratch-epochs", type=int, default=100)
     p.add_argument("--threads", type=int, default=2)
@@ -280,8 +284,9 @@ def main() -> int:
     assert not set(pre_s) & set(targets)
     ks = [int(k) for k in a.ks.split(",")]
     tag = f"s{pre_s[0]}-{pre_s[-1]}"
-    eegnet, eegnet_s = pretrain("eegnet", pre_s, out / f"pretrained_eegnet_{tag}", a.epochs,
-                                a.patience)
+    aug_tag = "_" + a.augment.replace(",", "") if a.augment else ""
+    eegnet, eegnet_s = pretrain("eegnet", pre_s, out / f"pretrained_eegnet_{tag}{aug_tag}",
+                                a.epochs, a.patience, a.augment)
     csp, _ = pretrain("csp_lda", pre_s, out / f"pretrained_csp_lda_{tag}", 0, 0)
     tmin, tmax = window_of(eegnet)
     t_start = time.perf_counter()

@@ -34,6 +34,13 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int, default=None)
     g.add_argument("--lr", type=float, default=None)
     g.add_argument("--finetune-epochs", type=int, default=None)
+    g.add_argument("--finetune-lr", type=float, default=None)
+    g.add_argument("--finetune-layers", choices=["all", "head"], default=None,
+                   help="calibration fine-tuning: every layer (BatchNorm frozen) or the output "
+                   "layer only")
+    g.add_argument("--augment", default=None,
+                   help="training augmentations (deep models), comma list of "
+                   "flip,reverse,sr,noise,scale")
     g.add_argument("--no-align", action="store_true", help="no Euclidean alignment")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
@@ -61,7 +68,8 @@ def settings_from_args(args, model: str):
     if get_entry(model).kind == "torch":
         for key, attr in (("max_epochs", "epochs"), ("patience", "patience"),
                           ("batch_size", "batch_size"), ("lr", "lr"),
-                          ("finetune_epochs", "finetune_epochs")):
+                          ("finetune_epochs", "finetune_epochs"), ("finetune_lr", "finetune_lr"),
+                          ("finetune_layers", "finetune_layers"), ("augment", "augment")):
             if getattr(args, attr, None) is not None:
                 params[key] = getattr(args, attr)
         params["verbose"] = bool(getattr(args, "progress", False))
