@@ -46,6 +46,17 @@ sys.path.insert(0, str(ROOT))
 METHODS = ("pretrained+adapt", "pretrained+align", "csp_lda+adapt", "scratch_eegnet", "ts_lr")
 
 
+def _ranges(ids):
+    """[1, 2, 3, 7, 8] -> [(1, 3), (7, 8)] (names cache folders by the exact subject set)."""
+    out = []
+    for i in ids:
+        if out and i == out[-1][1] + 1:
+            out[-1] = (out[-1][0], i)
+        else:
+            out.append((i, i))
+    return out
+
+
 def pretrain(model: str, subjects, out: Path, epochs: int, patience: int, augment: str = ""):
     import dataclasses
 
@@ -134,7 +145,7 @@ def run_target(t, k, eegnet, csp, a, tmin, tmax):
     t0 = time.perf_counter()
     Xh, yh = heldout(src, eegnet)
     r = calibrate(ep.X, ep.y, eegnet, X_ref=ep.X_ref, finetune_epochs=a.finetune_epochs,
-                  cross_validation=False, fit_baseline=True, seed=k)
+                  finetune_lr=a.finetune_lr, cross_validation=False, fit_baseline=True, seed=k)
     secs["pretrained+adapt"] = r.seconds["adapted"]
     secs["ts_lr"] = r.seconds["baseline"]
     res["pretrained+adapt"] = score(r.adapted, Xh, yh)
@@ -172,12 +183,13 @@ def time_training(target, eegnet, a, tmin, tmax) -> dict:
                             eegnet.classes, eegnet.preprocessor, tmin=tmin, tmax=tmax)
     timing = {}
     t0 = time.perf_counter()
-    r = calibrate(ep.X, ep.y, eegnet, X_ref=ep.X_ref, finetune_epochs=a.finetune_epochs)
+    r = calibrate(ep.X, ep.y, eegnet, X_ref=ep.X_ref, finetune_epochs=a.finetune_epochs,
+                  finetune_lr=a.finetune_lr)
     timing["training_step_with_cv_s"] = round(time.perf_counter() - t0, 2)
     timing["training_step_parts_s"] = {k: round(v, 2) for k, v in r.seconds.items()}
     t0 = time.perf_counter()
     calibrate(ep.X, ep.y, eegnet, X_ref=ep.X_ref, finetune_epochs=a.finetune_epochs,
-              cross_validation=False)
+              finetune_lr=a.finetune_lr, cross_validation=False)
     timing["training_step_no_cv_s"] = round(time.perf_counter() - t0, 2)
     print(f"training step (K=20, 40 trials): {timing}", flush=True)
     return timing
@@ -247,6 +259,8 @@ def main() -> int:
     p.add_argument("--augment", default="",
                    help="EEGNet pretraining (and fine-tuning) augmentations, e.g. flip,reverse,sr")
     p.add_argument("--finetune-epochs", type=int, default=30)
+    p.add_argument("--finetune-lr", type=float, default=None,
+                   help="fine-tuning learning rate (default: the bundle's, 3e-4)")
     p.add_argument("--scratch-epochs", type=int, default=100)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default=str(ROOT / "bench" / "out" / "calibration"))
@@ -283,7 +297,7 @@ def main() -> int:
     pre_s, targets = parse_subjects(a.pretrain_subjects), parse_subjects(a.targets)
     assert not set(pre_s) & set(targets)
     ks = [int(k) for k in a.ks.split(",")]
-    tag = f"s{pre_s[0]}-{pre_s[-1]}"
+    tag = "s" + "_".join(f"{a}-{b}" for a, b in _ranges(pre_s))
     aug_tag = "_" + a.augment.replace(",", "") if a.augment else ""
     eegnet, eegnet_s = pretrain("eegnet", pre_s, out / f"pretrained_eegnet_{tag}{aug_tag}",
                                 a.epochs, a.patience, a.augment)
