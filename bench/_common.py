@@ -31,3 +31,23 @@ def machine() -> str:
 
 def pct(values, q) -> float:
     return float(np.percentile(np.asarray(values, dtype=float), q))
+
+
+def open_main_window(source, size=(1600, 1000), timeout: float = 30.0, pyqtgraph_config=True):
+    """(app, window): the real MainWindow on ``source``, shown, once the source is connected."""
+    import time
+
+    from ui.app import configure_pyqtgraph, create_app
+    from ui.main_window import MainWindow
+
+    app = create_app([])
+    if pyqtgraph_config:
+        configure_pyqtgraph()
+    window = MainWindow(source=source)
+    window.resize(*size)
+    window.show()
+    deadline = time.monotonic() + timeout
+    while not source.connected and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.01)
+    return app, window

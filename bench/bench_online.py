@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import ROOT, machine, pct
+from _common import ROOT, machine, open_main_window, pct
 
 import numpy as np
 
@@ -87,18 +87,7 @@ def latency_gui(source, bundle_path, seconds: float) -> dict:
     import os
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from ui.app import configure_pyqtgraph, create_app
-    from ui.main_window import MainWindow
-
-    app = create_app([])
-    configure_pyqtgraph()
-    win = MainWindow(source=source)
-    win.resize(1600, 1000)
-    win.show()
-    deadline = time.monotonic() + 30
-    while not source.connected and time.monotonic() < deadline:
-        app.processEvents()
-        time.sleep(0.01)
+    app, win = open_main_window(source, (1600, 1000), 30.0)
     win.load_model(str(bundle_path))
     shown, lat = [], []
     original = win.prediction.on_prediction

@@ -16,7 +16,7 @@ import argparse
 import os
 import time
 
-from _common import ROOT, machine
+from _common import ROOT, machine, open_main_window
 
 import numpy as np
 
@@ -61,17 +61,7 @@ def main() -> None:
     app = window = None
     if a.gui:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-        from ui.app import create_app
-        from ui.main_window import MainWindow
-
-        app = create_app([])
-        window = MainWindow(source=src)
-        window.resize(1400, 900)
-        window.show()
-        deadline = time.monotonic() + 20
-        while not src.connected and time.monotonic() < deadline:
-            app.processEvents()
-            time.sleep(0.01)
+        app, window = open_main_window(src, (1400, 900), 20.0, pyqtgraph_config=False)
     else:
         src.connect(timeout=10)
     src.pause()  # model warm-up and recorder start happen before the clock runs
