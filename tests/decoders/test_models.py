@@ -10,19 +10,11 @@ from decoders.bundle import load_bundle, save_bundle
 from decoders.estimators import make_decoder
 from decoders.registry import build_model, list_models
 
+from .conftest import TOY_CHANS, TOY_SFREQ, TOY_WINDOW
+
 ALL = list_models()
 TORCH = list_models("torch")
-N_CHANS, SFREQ, WINDOW = 8, 64.0, 2.0
-
-
-@pytest.fixture(scope="module")
-def toy():
-    rng = np.random.default_rng(0)
-    n_t = int(SFREQ * WINDOW)
-    X = rng.standard_normal((24, N_CHANS, n_t)) * 1e-5
-    y = np.arange(24) % 2
-    X[y == 1, 0] *= 3.0  # class 1 has more power on channel 0
-    return X.astype(np.float32), y
+N_CHANS, SFREQ, WINDOW = TOY_CHANS, TOY_SFREQ, TOY_WINDOW  # the conftest's toy data
 
 
 def _fit(name, X, y):

@@ -9,17 +9,9 @@ import torch
 from bci_app.errors import ConfigError
 from decoders.estimators import _apply_augment, make_decoder
 
-N_CHANS, SFREQ, WINDOW = 8, 64.0, 2.0
+from .conftest import TOY_CHANS, TOY_SFREQ, TOY_WINDOW
 
-
-@pytest.fixture(scope="module")
-def toy():
-    rng = np.random.default_rng(1)
-    n_t = int(SFREQ * WINDOW)
-    X = rng.standard_normal((32, N_CHANS, n_t)) * 1e-5
-    y = np.arange(32) % 2
-    X[y == 1, 0] *= 3.0
-    return X.astype(np.float32), y
+N_CHANS, SFREQ, WINDOW = TOY_CHANS, TOY_SFREQ, TOY_WINDOW  # the conftest's toy data
 
 
 def _batch(n=16, seed=0):
