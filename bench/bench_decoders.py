@@ -122,6 +122,8 @@ def main(argv=None) -> int:
                    "--epochs epochs, no early stopping)")
     p.add_argument("--within-align", action="store_true",
                    help="within: Euclidean alignment fitted on each training fold (all models)")
+    p.add_argument("--ensemble", type=int, default=1,
+                   help="deep models: average this many nets trained from different seeds")
     p.add_argument("--device", default="cpu", help="deep models: torch device (cpu, cuda)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
@@ -177,6 +179,7 @@ def main(argv=None) -> int:
                           finetune_lr=args.finetune_lr, finetune_layers=args.finetune_layers,
                           weight_decay=args.weight_decay, augment=args.augment,
                           val_fraction=args.val_fraction, device=args.device,
+                          n_ensemble=args.ensemble,
                           model_params=parse_model_params(args.model_param))
         for align in aligns:
             st = TrainSettings(model=model, decoder_params=params, align=align, seed=args.seed)

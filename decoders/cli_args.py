@@ -41,6 +41,9 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--augment", default=None,
                    help="training augmentations (deep models), comma list of "
                    "flip,reverse,sr,noise,scale")
+    g.add_argument("--ensemble", type=int, default=None, metavar="N",
+                   help="deep models: train N nets from different seeds and average their "
+                   "class probabilities (default 1)")
     g.add_argument("--no-align", action="store_true", help="no Euclidean alignment")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
@@ -69,7 +72,8 @@ def settings_from_args(args, model: str):
         for key, attr in (("max_epochs", "epochs"), ("patience", "patience"),
                           ("batch_size", "batch_size"), ("lr", "lr"),
                           ("finetune_epochs", "finetune_epochs"), ("finetune_lr", "finetune_lr"),
-                          ("finetune_layers", "finetune_layers"), ("augment", "augment")):
+                          ("finetune_layers", "finetune_layers"), ("augment", "augment"),
+                          ("n_ensemble", "ensemble")):
             if getattr(args, attr, None) is not None:
                 params[key] = getattr(args, attr)
         params["verbose"] = bool(getattr(args, "progress", False))

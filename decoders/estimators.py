@@ -136,6 +136,11 @@ class DeepDecoder(Decoder):
         (Gaussian, 10 % of the signal's sd), ``scale`` (amplitude x U(0.8, 1.2) per trial).
         Band power and spatial covariance -- what motor imagery is decoded from -- are unchanged
         by ``flip`` and ``reverse``.
+    n_ensemble : int
+        Train this many copies of the net from different seeds (``seed + 10007 * i``), one after
+        the other with the same data and validation split, and predict the mean of their class
+        probabilities (:class:`decoders.models.ensemble.ProbabilityAverage`). Fine-tuning adapts
+        every member on its own loss. 1 (default): a single net.
     device : str
         Torch device for training and prediction (``"cpu"``, ``"cuda"``). Not saved in bundles:
         a loaded bundle runs on the CPU.
@@ -151,8 +156,8 @@ class DeepDecoder(Decoder):
                  model_params: dict | None = None, lr: float = 1e-3, weight_decay: float = 0.0,
                  batch_size: int = 64, max_epochs: int = 100, patience: int = 15,
                  val_fraction: float = 0.2, finetune_epochs: int = 20, finetune_lr: float = 3e-4,
-                 finetune_layers: str = "all", augment: str = "", seed: int = 0,
-                 verbose: bool = False, device: str = "cpu") -> None:
+                 finetune_layers: str = "all", augment: str = "", n_ensemble: int = 1,
+                 seed: int = 0, verbose: bool = False, device: str = "cpu") -> None:
         super().__init__(n_chans, n_outputs, sfreq, window_s)
         self.model = model
         self.model_params = dict(model_params or {})
@@ -164,18 +169,35 @@ class DeepDecoder(Decoder):
             raise ConfigError(f"finetune_layers: expected 'all' or 'head', got {finetune_layers!r}")
         self.finetune_layers = finetune_layers
         self.augment = _parse_augment(augment)
+        if int(n_ensemble) < 1:
+            raise ConfigError(f"n_ensemble: expected an integer >= 1, got {n_ensemble!r}")
+        self.n_ensemble = int(n_ensemble)
         self.device = str(device)
         self.seed = seed
         self.verbose = verbose
         self.name = model
         self.net_ = self._build_net()
 
-    def _build_net(self):
+    def _build_member(self):
         entry = get_entry(self.model)
         if entry.kind != "torch":
             raise ConfigError(f"model: {self.model!r} is not a torch model; use make_decoder()")
         return entry.obj(n_chans=self.n_chans, n_outputs=self.n_outputs, sfreq=self.sfreq,
                          window_s=self.window_s, **self.model_params)
+
+    def _build_net(self):
+        if self.n_ensemble == 1:
+            return self._build_member()
+        from .models.ensemble import ProbabilityAverage
+
+        return ProbabilityAverage([self._build_member() for _ in range(self.n_ensemble)])
+
+    def _members(self) -> list:
+        """The independently trained nets (one unless ``n_ensemble > 1``)."""
+        return list(self.net_.members) if self.n_ensemble > 1 else [self.net_]
+
+    def _member_seed(self, i: int) -> int:
+        return int(self.seed) + 10007 * i
 
     @property
     def model_version(self) -> int:
@@ -189,7 +211,7 @@ class DeepDecoder(Decoder):
                     max_epochs=self.max_epochs, patience=self.patience,
                     val_fraction=self.val_fraction, finetune_epochs=self.finetune_epochs,
                     finetune_lr=self.finetune_lr, finetune_layers=self.finetune_layers,
-                    augment=",".join(self.augment), seed=self.seed)
+                    augment=",".join(self.augment), n_ensemble=self.n_ensemble, seed=self.seed)
 
     # --- training --------------------------------------------------------------------------
     def _tensor(self, X):
@@ -198,27 +220,31 @@ class DeepDecoder(Decoder):
         return torch.as_tensor(np.asarray(X, dtype=np.float32) * np.float32(self.scale_),
                                device=self.device)
 
-    def _head(self):
-        """The last linear layer of the net (what ``finetune_layers="head"`` trains)."""
+    def _head(self, net=None):
+        """The last linear layer of ``net`` (default: the single net), what
+        ``finetune_layers="head"`` trains."""
         from torch import nn
 
-        lins = [m for m in self.net_.modules() if isinstance(m, nn.Linear)]
+        net = self.net_ if net is None else net
+        lins = [m for m in net.modules() if isinstance(m, nn.Linear)]
         if not lins:
             raise ConfigError(f"finetune_layers: {self.model} has no linear output layer")
         return lins[-1]
 
-    def _run_epochs(self, Xt, yt, Xv, yv, epochs: int, lr: float, desc: str,
-                    freeze_bn: bool = False, params=None) -> None:
+    def _run_epochs(self, net, Xt, yt, Xv, yv, epochs: int, lr: float, desc: str, seed: int,
+                    freeze_bn: bool = False, params=None) -> dict:
+        """Train ``net`` in place (best validation weights restored); returns its best
+        validation loss/accuracy/epoch. Batches and augmentations are drawn from ``seed``."""
         import torch
         from torch import nn
 
-        gen = torch.Generator().manual_seed(int(self.seed) + self._n_fits)
-        agen = torch.Generator(device=self.device).manual_seed(int(self.seed) + 7 + self._n_fits)
+        gen = torch.Generator().manual_seed(int(seed))
+        agen = torch.Generator(device=self.device).manual_seed(int(seed) + 7)
         self.history_ = []
-        self._n_fits += 1
-        params = list(self.net_.parameters()) if params is None else list(params)
+        params = list(net.parameters()) if params is None else list(params)
         opt = torch.optim.Adam(params, lr=lr, weight_decay=self.weight_decay)
-        constrain = getattr(self.net_, "apply_constraints", None)
+        constrain = getattr(net, "apply_constraints", None)
+        best = dict(val_loss=float("nan"), val_accuracy=float("nan"), best_epoch=epochs)
         loss_fn = nn.CrossEntropyLoss()
         best_loss, best_state, bad = np.inf, None, 0
         bar = range(epochs)
@@ -228,9 +254,9 @@ class DeepDecoder(Decoder):
             bar = tqdm(bar, desc=desc, unit="epoch", leave=False)
         bs = min(self.batch_size, len(yt))
         for _ in bar:
-            self.net_.train()
+            net.train()
             if freeze_bn:
-                for m in self.net_.modules():
+                for m in net.modules():
                     if isinstance(m, nn.modules.batchnorm._BatchNorm):
                         m.eval()
             perm = torch.randperm(len(yt), generator=gen)
@@ -243,7 +269,7 @@ class DeepDecoder(Decoder):
                 if self.augment:
                     xb = _apply_augment(xb, ybt, self.augment, agen)
                 opt.zero_grad()
-                loss = loss_fn(self.net_(xb), ybt)
+                loss = loss_fn(net(xb), ybt)
                 loss.backward()
                 opt.step()
                 if constrain is not None:
@@ -252,9 +278,9 @@ class DeepDecoder(Decoder):
             self.history_.append({"epoch": _ + 1, "train_loss": tl / max(tn, 1)})
             if Xv is None:
                 continue
-            self.net_.eval()
+            net.eval()
             with torch.inference_mode():
-                logits = self.net_(Xv)
+                logits = net(Xv)
                 vloss = float(loss_fn(logits, yv))
                 vacc = float((logits.argmax(1) == yv).float().mean())
             self.history_[-1].update(val_loss=vloss, val_acc=vacc)
@@ -262,16 +288,16 @@ class DeepDecoder(Decoder):
                 bar.set_postfix(val_loss=f"{vloss:.3f}", val_acc=f"{vacc:.2f}")
             if vloss < best_loss - 1e-4:
                 best_loss, bad = vloss, 0
-                best_state = {k: v.detach().clone() for k, v in self.net_.state_dict().items()}
-                self.val_loss_, self.val_accuracy_ = vloss, vacc
-                self.best_epoch_ = _ + 1
+                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+                best = dict(val_loss=vloss, val_accuracy=vacc, best_epoch=_ + 1)
             else:
                 bad += 1
                 if bad >= self.patience:
                     break
         if best_state is not None:
-            self.net_.load_state_dict(best_state)
-        self.net_.eval()
+            net.load_state_dict(best_state)
+        net.eval()
+        return best
 
     def fit(self, X, y, X_val=None, y_val=None) -> DeepDecoder:
         """Train from scratch. Validation (early stopping) uses ``X_val`` or a stratified
@@ -293,12 +319,31 @@ class DeepDecoder(Decoder):
               if X_val is not None else None)
         # Scoped seeding (restored on exit): weight init and dropout draw from torch's default
         # generator, which cannot be passed to nn.init / nn.Dropout.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(self.seed))
-            self.net_ = self._build_net().to(self.device)
-            self._run_epochs(Xt, yt, Xv, yv, self.max_epochs, self.lr, f"train {self.model}")
-        if Xv is None:
-            self.best_epoch_ = self.max_epochs
+        members, bests = [], []
+        for i in range(self.n_ensemble):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self._member_seed(i))
+                net = self._build_member().to(self.device)
+                desc = f"train {self.model}" + (f" {i + 1}/{self.n_ensemble}"
+                                                 if self.n_ensemble > 1 else "")
+                bests.append(self._run_epochs(net, Xt, yt, Xv, yv, self.max_epochs, self.lr,
+                                              desc, seed=self._member_seed(i)))
+            members.append(net)
+        self._n_fits = 1
+        if self.n_ensemble == 1:
+            self.net_ = members[0]
+            self.val_loss_, self.val_accuracy_ = bests[0]["val_loss"], bests[0]["val_accuracy"]
+        else:
+            from .models.ensemble import ProbabilityAverage
+
+            self.net_ = ProbabilityAverage(members).to(self.device).eval()
+            if Xv is not None:  # the ensemble's own validation figures
+                with torch.inference_mode():
+                    logits = self.net_(Xv)
+                    self.val_loss_ = float(torch.nn.functional.cross_entropy(logits, yv))
+                    self.val_accuracy_ = float((logits.argmax(1) == yv).float().mean())
+        self.best_epochs_ = [int(b["best_epoch"]) for b in bests]
+        self.best_epoch_ = int(round(float(np.mean(self.best_epochs_))))
         self.n_train_ = len(y)
         self.fitted_ = True
         return self
@@ -316,13 +361,18 @@ class DeepDecoder(Decoder):
         y = np.asarray(y, dtype=np.int64)
         if len(y) == 0:
             return self
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(self.seed) + 1000 + self._n_fits)
-            self.net_.to(self.device)
-            params = self._head().parameters() if self.finetune_layers == "head" else None
-            self._run_epochs(self._tensor(X), torch.as_tensor(y, device=self.device), None, None,
-                             epochs or self.finetune_epochs, lr or self.finetune_lr,
-                             f"fine-tune {self.model}", freeze_bn=True, params=params)
+        self.net_.to(self.device)
+        Xt, yt = self._tensor(X), torch.as_tensor(y, device=self.device)
+        for i, net in enumerate(self._members()):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self._member_seed(i) + 1000 + self._n_fits)
+                params = self._head(net).parameters() if self.finetune_layers == "head" else None
+                self._run_epochs(net, Xt, yt, None, None, epochs or self.finetune_epochs,
+                                 lr or self.finetune_lr, f"fine-tune {self.model}",
+                                 seed=self._member_seed(i) + self._n_fits, freeze_bn=True,
+                                 params=params)
+        self._n_fits += 1
+        self.net_.eval()
         return self
 
     def predict_proba(self, X) -> np.ndarray:

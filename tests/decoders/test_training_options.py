@@ -107,3 +107,56 @@ def test_unknown_model_param_is_config_error():
     with pytest.raises(ConfigError, match="max_norm"):
         make_decoder("shallowconvnet", N_CHANS, 2, SFREQ, WINDOW,
                      model_params={"max_norm": True})
+
+
+# --- seed ensembles ------------------------------------------------------------------------
+_ENS_KW = dict(max_epochs=3, batch_size=8, val_fraction=0, seed=4)
+
+
+def _member_proba(net, x):
+    with torch.inference_mode():
+        return torch.softmax(net(x), dim=1).numpy()
+
+
+def test_ensemble_averages_the_probabilities_of_members_trained_from_different_seeds(toy):
+    X, y = toy
+    ens = make_decoder("eegnet", N_CHANS, 2, SFREQ, WINDOW, n_ensemble=3, **_ENS_KW).fit(X, y)
+    single = make_decoder("eegnet", N_CHANS, 2, SFREQ, WINDOW, **_ENS_KW).fit(X, y)
+    xt = ens._tensor(X)
+    members = [_member_proba(m, xt) for m in ens.net_.members]
+    # the prediction is exactly the mean of the members' class probabilities
+    np.testing.assert_allclose(ens.predict_proba(X), np.mean(members, axis=0), atol=1e-6)
+    # member 0 is the single model with the same seed; the others start from other seeds
+    np.testing.assert_allclose(members[0], single.predict_proba(X), atol=1e-6)
+    assert not np.allclose(members[1], members[0]) and not np.allclose(members[2], members[1])
+    assert ens.get_params()["n_ensemble"] == 3 and len(ens.best_epochs_) == 3
+
+
+def test_ensemble_bundle_round_trip_and_onnx_export(toy, tmp_path):
+    from decoders.bundle import load_bundle, save_bundle
+    from decoders.export import export_onnx, onnx_predict_proba, onnx_session
+
+    X, y = toy
+    ens = make_decoder("eegnet", N_CHANS, 2, SFREQ, WINDOW, n_ensemble=2, **_ENS_KW).fit(X, y)
+    p = ens.predict_proba(X)
+    save_bundle(ens, tmp_path / "b", dict(channels=[f"E{i}" for i in range(N_CHANS)],
+                                          classes=["left", "right"], preprocessing={}))
+    np.testing.assert_array_equal(load_bundle(tmp_path / "b").predict_proba(X), p)
+    export_onnx(ens, tmp_path / "m.onnx")
+    np.testing.assert_allclose(onnx_predict_proba(onnx_session(tmp_path / "m.onnx"), X[:3]),
+                               p[:3], atol=1e-5)
+
+
+def test_ensemble_finetuning_adapts_every_member(toy):
+    X, y = toy
+    ens = make_decoder("eegnet", N_CHANS, 2, SFREQ, WINDOW, n_ensemble=2, finetune_epochs=2,
+                       finetune_lr=1e-2, **_ENS_KW).fit(X, y)
+    before = [{k: v.clone() for k, v in m.state_dict().items()} for m in ens.net_.members]
+    ens.partial_fit(X[:8], y[:8])
+    for m, b in zip(ens.net_.members, before):
+        assert any(not torch.equal(v, b[k]) for k, v in m.state_dict().items())
+
+
+def test_ensemble_size_is_checked():
+    with pytest.raises(ConfigError, match="n_ensemble"):
+        make_decoder("eegnet", N_CHANS, 2, SFREQ, WINDOW, n_ensemble=0)
