@@ -72,11 +72,17 @@ def fuse_for_inference(net: nn.Module, n_chans: int, n_times: int,
     The rewrite is checked on random windows: logits must agree within ``atol``.
     """
     from .models.eegnet import EEGNet
+    from .models.ensemble import ProbabilityAverage
 
-    if not isinstance(net, EEGNet):
-        return None
     net = net.eval()
-    fused = FusedEEGNet(net)
+    if isinstance(net, ProbabilityAverage):  # a seed ensemble: rewrite every member
+        if not all(isinstance(m, EEGNet) for m in net.members):
+            return None
+        fused = ProbabilityAverage([FusedEEGNet(m) for m in net.members]).eval()
+    elif isinstance(net, EEGNet):
+        fused = FusedEEGNet(net)
+    else:
+        return None
     x = torch.randn(8, n_chans, n_times, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         diff = float((fused(x) - net(x)).abs().max())

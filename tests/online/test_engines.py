@@ -30,6 +30,21 @@ def test_fused_eegnet_is_exact_and_smaller(eegnet_decoder):
         np.testing.assert_allclose(fused(x).numpy(), net(x).numpy(), atol=1e-5)
 
 
+def test_seed_ensemble_engines_agree_with_the_reference():
+    from decoders.online import _fast_engines
+
+    rng = np.random.default_rng(2)
+    X = (rng.standard_normal((20, 8, 160)) * 1e-5).astype(np.float32)
+    y = np.arange(20) % 2
+    ens = make_decoder("eegnet", n_chans=8, n_outputs=2, sfreq=80.0, window_s=2.0,
+                       max_epochs=2, n_ensemble=2, seed=0).fit(X, y)
+    engines = _fast_engines(ens, "auto")
+    assert "torch-fused" in engines and "onnxruntime" in engines  # every member rewritten
+    ref = ens.predict_proba(X[:4])
+    for name, fn in engines.items():
+        np.testing.assert_allclose(fn(X[:4]), ref, atol=1e-5, err_msg=name)
+
+
 def test_fuse_refuses_other_models():
     from decoders.registry import build_model
 
