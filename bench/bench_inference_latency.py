@@ -5,6 +5,11 @@
 Configurations: 64 ch x 2 s at 160 Hz (EEGMMIDB) and 8 ch x 2 s at 250 Hz (OpenBCI Cyton).
 Models are untrained (latency does not depend on the weights); the sklearn baselines are timed
 through ``predict_proba`` (numpy/pyriemann). Prints p50 / p99 in milliseconds.
+
+    .venv/bin/python bench/bench_inference_latency.py --bundle decoders/pretrained/mi_left_right_eegnet_ea
+
+times a saved bundle instead, with every engine the online ``DecoderWorker`` can pick for it
+(PyTorch eager, the fused EEGNet rewrite, ONNX Runtime), on one window of its own shape.
 """
 
 from __future__ import annotations
@@ -39,7 +44,10 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--repeats", type=int, default=300)
     p.add_argument("--models", default=None, help="comma list (default: all registered)")
+    p.add_argument("--bundle", default=None, help="time this saved bundle's online engines")
     args = p.parse_args(argv)
+    if args.bundle:
+        return _bundle(args.bundle, args.repeats)
 
     import numpy as np
     import torch
@@ -89,6 +97,31 @@ def main(argv=None) -> int:
                 print(f"{name:16s} {cfg:18s} {tp[0]:10.3f} {tp[1]:8.3f} {tp[2]:8.3f} "
                       f"{'n/a':>10s} {'n/a':>8s} {'n/a':>8s}", flush=True)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
+    return 0
+
+
+def _bundle(path: str, repeats: int) -> int:
+    import numpy as np
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from decoders.bundle import load_bundle
+    from decoders.online import _fast_engines
+
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+    b = load_bundle(path)
+    dec = b.decoder
+    x1 = (np.random.default_rng(0).standard_normal((1, len(b.channels), b.n_times)) * 1e-5
+          ).astype(np.float32)
+    engines = {"torch": dec.predict_proba}
+    engines.update(_fast_engines(dec, "auto") if hasattr(dec, "net_") else {})
+    n = getattr(dec, "n_ensemble", 1)
+    print(f"{path}: {b.config.get('model')} x {n}, {len(b.channels)} ch x {b.n_times} samples "
+          "(batch 1, 1 thread; ms)")
+    for name, fn in engines.items():
+        p50, p99, c50 = _time(lambda fn=fn: fn(x1), repeats)
+        print(f"  {name:14s} p50 {p50:7.3f}  p99 {p99:7.3f}  cpu p50 {c50:7.3f}", flush=True)
     return 0
 
 
