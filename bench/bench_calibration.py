@@ -265,6 +265,9 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default=str(ROOT / "bench" / "out" / "calibration"))
     p.add_argument("--no-timing", action="store_true", help="skip the training-step timing")
+    p.add_argument("--time-bundle", default=None, metavar="PATH",
+                   help="only time the training step starting from this saved bundle (e.g. the "
+                   "shipped decoders/pretrained/mi_left_right_eegnet_ea) on the first target")
     p.add_argument("--realtime-run", action="store_true",
                    help="also time a whole `bci-app calibrate` at real time (20 per class)")
     p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
@@ -295,6 +298,12 @@ def main() -> int:
         print(f"wrote {path}")
         return 0
     pre_s, targets = parse_subjects(a.pretrain_subjects), parse_subjects(a.targets)
+    if a.time_bundle:
+        from decoders.bundle import load_bundle
+
+        b = load_bundle(a.time_bundle)
+        time_training(targets[0], b, a, *window_of(b))
+        return 0
     assert not set(pre_s) & set(targets)
     ks = [int(k) for k in a.ks.split(",")]
     tag = "s" + "_".join(f"{a}-{b}" for a, b in _ranges(pre_s))
