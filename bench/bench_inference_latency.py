@@ -4,7 +4,10 @@
 
 Configurations: 64 ch x 2 s at 160 Hz (EEGMMIDB) and 8 ch x 2 s at 250 Hz (OpenBCI Cyton).
 Models are untrained (latency does not depend on the weights); the sklearn baselines are timed
-through ``predict_proba`` (numpy/pyriemann). Prints p50 / p99 in milliseconds.
+through ``predict_proba`` (numpy/pyriemann). Prints p50 / p99 in milliseconds, for PyTorch eager,
+ONNX Runtime and, where the model has one (EEGNet), the exact fused rewrite of
+``decoders/fused.py`` in PyTorch and exported to ONNX Runtime: the engines the online worker
+picks from.
 
     .venv/bin/python bench/bench_inference_latency.py --bundle decoders/pretrained/mi_left_right_eegnet_ea
 
@@ -19,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -54,6 +58,7 @@ def main(argv=None) -> int:
 
     from decoders.estimators import DeepDecoder, make_decoder
     from decoders.export import export_onnx, onnx_session
+    from decoders.fused import fuse_for_inference
     from decoders.registry import list_models
 
     from threadpoolctl import threadpool_limits
@@ -66,7 +71,10 @@ def main(argv=None) -> int:
 
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus")
     print(f"{'model':16s} {'config':18s} {'torch p50':>10s} {'p99':>8s} {'cpu p50':>8s} "
-          f"{'onnx p50':>10s} {'p99':>8s} {'cpu p50':>8s}  (ms, batch 1, 1 thread)")
+          f"{'onnx p50':>10s} {'p99':>8s} {'cpu p50':>8s} "
+          f"{'fused p50':>10s} {'p99':>8s} {'cpu p50':>8s} "
+          f"{'f-onnx p50':>10s} {'p99':>8s} {'cpu p50':>8s}  (ms, batch 1, 1 thread)")
+    na = f"{'n/a':>10s} {'n/a':>8s} {'n/a':>8s}"
     for n_chans, sfreq in ((64, 160.0), (8, 250.0)):
         n_t = int(2 * sfreq)
         Xfit = (rng.standard_normal((40, n_chans, n_t)) * 1e-5).astype(np.float32)
@@ -89,13 +97,28 @@ def main(argv=None) -> int:
                     export_onnx(dec, Path(d) / "m.onnx")
                     sess = onnx_session(Path(d) / "m.onnx", n_threads=1)
                     op = _time(lambda: sess.run(["proba"], {"input": x1}), args.repeats)
+                fused = fuse_for_inference(net, n_chans, n_t)
+                fcol = f"{na} {na}"
+                if fused is not None:
+                    def run_fused():
+                        with torch.inference_mode():
+                            torch.softmax(fused(xt), dim=1)
+
+                    fp = _time(run_fused, args.repeats)
+                    with tempfile.TemporaryDirectory() as d:
+                        target = SimpleNamespace(net_=fused, scale_=dec.scale_, n_chans=n_chans,
+                                                 n_times=n_t)
+                        fsess = onnx_session(export_onnx(target, Path(d) / "f.onnx"), n_threads=1)
+                    fo = _time(lambda: fsess.run(["proba"], {"input": x1}), args.repeats)
+                    fcol = (f"{fp[0]:10.3f} {fp[1]:8.3f} {fp[2]:8.3f} "
+                            f"{fo[0]:10.3f} {fo[1]:8.3f} {fo[2]:8.3f}")
                 print(f"{name:16s} {cfg:18s} {tp[0]:10.3f} {tp[1]:8.3f} {tp[2]:8.3f} "
-                      f"{op[0]:10.3f} {op[1]:8.3f} {op[2]:8.3f}", flush=True)
+                      f"{op[0]:10.3f} {op[1]:8.3f} {op[2]:8.3f} {fcol}", flush=True)
             else:
                 dec.fit(Xfit, yfit)
                 tp = _time(lambda: dec.predict_proba(x1), args.repeats)
                 print(f"{name:16s} {cfg:18s} {tp[0]:10.3f} {tp[1]:8.3f} {tp[2]:8.3f} "
-                      f"{'n/a':>10s} {'n/a':>8s} {'n/a':>8s}", flush=True)
+                      f"{na} {na} {na}", flush=True)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
     return 0
 
