@@ -93,12 +93,12 @@ class FusedShallowConvNet(nn.Module):
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.conv = _fold_temporal_spatial(net.temporal, net.spatial, net.bn)
-        self.pool = nn.AvgPool1d(net.pool.kernel_size[1], stride=net.pool.stride[1])
+        self.pool = net.pool  # 2-D, as trained: ONNX Runtime pools (b, F, 1, t) faster than 1-D
         self.classifier = net.classifier
         self.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x.unsqueeze(1)).squeeze(2)
+        x = self.conv(x.unsqueeze(1))  # (b, F, 1, t)
         x = torch.log(torch.clamp(self.pool(x * x), min=1e-6))
         return self.classifier(x.flatten(1))
 
@@ -109,20 +109,13 @@ class FusedConformer(nn.Module):
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         conv_t, conv_s, bn, elu, pool, _drop, proj = list(net.patch)
-        self.conv = _fold_temporal_spatial(conv_t, conv_s, bn)
-        self.elu = nn.ELU()
-        self.pool = nn.AvgPool1d(pool.kernel_size[1], stride=pool.stride[1])
-        self.proj = nn.Conv1d(proj.in_channels, proj.out_channels, 1)
-        with torch.no_grad():
-            self.proj.weight.copy_(proj.weight[:, :, 0, :])
-            self.proj.bias.copy_(proj.bias)
+        self.patch = nn.Sequential(_fold_temporal_spatial(conv_t, conv_s, bn), elu, pool, proj)
         self.encoder, self.norm, self.head = net.encoder, net.norm, net.head
         self.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.proj(self.pool(self.elu(self.conv(x.unsqueeze(1)).squeeze(2))))  # (b, emb, n_tok)
-        x = self.norm(self.encoder(x.transpose(1, 2)))
-        return self.head(x.flatten(1))
+        x = self.patch(x.unsqueeze(1)).squeeze(2).transpose(1, 2)  # (b, n_tok, emb)
+        return self.head(self.norm(self.encoder(x)).flatten(1))
 
 
 def _fused(net: nn.Module) -> nn.Module | None:
