@@ -36,35 +36,36 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 
-def _odd(n: float) -> int:
-    n = int(round(n))
-    return n if n % 2 else n + 1
-
-
-def peer(name: str, n_chans: int, sfreq: float, n_times: int):
-    """braindecode's module for our model ``name``, with our default hyper-parameters."""
+def peer(name: str, ours, n_chans: int, sfreq: float, n_times: int):
+    """braindecode's module for our model ``name``, with the kernel, pooling and filter sizes
+    read off our built net ``ours`` (so the two cannot drift apart)."""
     import braindecode.models as bd
 
-    k = max(2, int(round(0.1 * sfreq)))  # shallow / conformer temporal kernel
-    p = max(1, int(round(0.3 * sfreq)))  # their pooling length
-    s = max(1, int(round(0.06 * sfreq)))  # and stride
     common = dict(n_chans=n_chans, n_outputs=2, n_times=n_times, sfreq=sfreq)
     if name == "eegnet":
-        return bd.EEGNet(**common, F1=8, D=2, kernel_length=_odd(0.5 * sfreq),
-                         depthwise_kernel_length=_odd(0.125 * sfreq), pool1_kernel_size=4,
-                         pool2_kernel_size=8)
+        return bd.EEGNet(**common, F1=ours.block1[0].out_channels, D=2,
+                         kernel_length=ours.block1[0].kernel_size[1],
+                         depthwise_kernel_length=ours.block2[0].kernel_size[1],
+                         pool1_kernel_size=ours.block1[5].kernel_size[1],
+                         pool2_kernel_size=ours.block2[4].kernel_size[1])
     if name == "shallowconvnet":
-        return bd.ShallowFBCSPNet(**common, n_filters_time=40, filter_time_length=k,
-                                  n_filters_spat=40, pool_time_length=p, pool_time_stride=s,
-                                  final_conv_length="auto")
+        return bd.ShallowFBCSPNet(**common, n_filters_time=ours.temporal.out_channels,
+                                  filter_time_length=ours.temporal.kernel_size[1],
+                                  n_filters_spat=ours.spatial.out_channels,
+                                  pool_time_length=ours.pool.kernel_size[1],
+                                  pool_time_stride=ours.pool.stride[1], final_conv_length="auto")
     if name == "eeg_simpleconv":
-        ks = max(3, int(round(0.1 * sfreq)))
-        return bd.EEGSimpleConv(n_chans=n_chans, n_outputs=2, sfreq=sfreq, feature_maps=64,
-                                n_convs=2, resampling_freq=sfreq, kernel_size=ks | 1)
+        stem = ours.stem[0]
+        return bd.EEGSimpleConv(n_chans=n_chans, n_outputs=2, sfreq=sfreq,
+                                feature_maps=stem.out_channels, n_convs=len(ours.blocks),
+                                resampling_freq=sfreq, kernel_size=stem.kernel_size[0])
     if name == "eeg_conformer":
-        return bd.EEGConformer(**common, n_filters_time=40, filter_time_length=k,
-                               pool_time_length=p, pool_time_stride=s, num_layers=2,
-                               num_heads=4)
+        conv_t, pool = ours.patch[0], ours.patch[4]
+        return bd.EEGConformer(**common, n_filters_time=conv_t.out_channels,
+                               filter_time_length=conv_t.kernel_size[1],
+                               pool_time_length=pool.kernel_size[1],
+                               pool_time_stride=pool.stride[1], num_layers=len(ours.encoder),
+                               num_heads=ours.hparams["heads"])
     raise KeyError(name)
 
 
@@ -143,8 +144,8 @@ def main(argv=None) -> int:
         xt = torch.from_numpy(x1)
         cfg = f"{n_chans}ch 2s@{sfreq:.0f}Hz"
         for name in args.models.split(","):
-            nets = {"bci_app": build_model(name, n_chans, 2, sfreq, 2.0).eval(),
-                    "braindecode": peer(name, n_chans, sfreq, n_t).eval()}
+            ours = build_model(name, n_chans, 2, sfreq, 2.0).eval()
+            nets = {"bci_app": ours, "braindecode": peer(name, ours, n_chans, sfreq, n_t).eval()}
             fused = fuse_for_inference(nets["bci_app"], n_chans, n_t)
             for impl, net in nets.items():
                 with torch.inference_mode():

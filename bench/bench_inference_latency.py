@@ -5,9 +5,9 @@
 Configurations: 64 ch x 2 s at 160 Hz (EEGMMIDB) and 8 ch x 2 s at 250 Hz (OpenBCI Cyton).
 Models are untrained (latency does not depend on the weights); the sklearn baselines are timed
 through ``predict_proba`` (numpy/pyriemann). Prints p50 / p99 in milliseconds, for PyTorch eager,
-ONNX Runtime and, where the model has one (EEGNet), the exact fused rewrite of
-``decoders/fused.py`` in PyTorch and exported to ONNX Runtime: the engines the online worker
-picks from.
+ONNX Runtime and, where the model has one (EEGNet, ShallowConvNet, EEG Conformer), the exact
+fused rewrite of ``decoders/fused.py`` in PyTorch and exported to ONNX Runtime: the engines the
+online worker picks from.
 
     .venv/bin/python bench/bench_inference_latency.py --bundle decoders/pretrained/mi_left_right_eegnet_ea
 
