@@ -114,12 +114,16 @@ def main(argv=None) -> int:
     p.add_argument("--finetune-layers", choices=["all", "head"], default="all")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--augment", default="",
-                   help="deep models: comma list of flip,reverse,sr,noise,scale (training only)")
+                   help="deep models: comma list of flip,reverse,sr,noise,scale,crop (training only)")
     p.add_argument("--model-param", action="append", default=[], metavar="KEY=VALUE",
                    help="deep models: hyper-parameter of the net (repeatable)")
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="deep models: early-stopping share of the training trials (0: train "
                    "--epochs epochs, no early stopping)")
+    p.add_argument("--train-span", type=float, default=None, metavar="TMAX",
+                   help="within: train on each training trial's span [0.5, TMAX) s (random crops "
+                   "for deep models with --augment ...,crop; 0.25 s-step crops for the others); "
+                   "test windows unchanged")
     p.add_argument("--within-align", action="store_true",
                    help="within: Euclidean alignment fitted on each training fold (all models)")
     p.add_argument("--ensemble", type=int, default=1,
@@ -152,15 +156,21 @@ def main(argv=None) -> int:
     import dataclasses
 
     pre = dataclasses.replace(DEFAULT_PREPROCESSING, channels=CHANNEL_SETS[args.channels])
-    cache = Path(args.cache or ROOT / "bench" / "out" / f"mi_s1-20_80hz_8-30_{args.channels}.npz")
+    if args.train_span is not None and args.protocol != "within":
+        p.error("--train-span: only with --protocol within")
+    span = "" if args.train_span is None else f"_span{args.train_span:g}"
+    cache = Path(args.cache or ROOT / "bench" / "out"
+                 / f"mi_s1-20_80hz_8-30_{args.channels}{span}.npz")
     data = None
     if cache.is_file():
         data = EpochsData.load_npz(cache)
-        if not set(subjects) <= set(data.subjects) or data.preprocessing != pre.to_dict():
+        if not set(subjects) <= set(data.subjects) or data.preprocessing != pre.to_dict() \
+                or data.span_tmax != args.train_span:
             data = None
     if data is None:
         data = load_data(range(1, 21) if max(subjects) <= 20 else subjects, args.data_dir,
-                         pre, DEFAULT_TMIN, DEFAULT_TMAX, progress=True)
+                         pre, DEFAULT_TMIN, DEFAULT_TMAX, progress=True,
+                         span_tmax=args.train_span)
         cache.parent.mkdir(parents=True, exist_ok=True)
         data.save_npz(cache)
     data = data.subset(np.isin(data.subject, subjects))
@@ -186,7 +196,8 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             if args.protocol == "within":
                 res = [evaluate_within(data, st.factory(data), 5, args.seed, align=align,
-                                       subjects=subjects, progress=True, model=model)]
+                                       subjects=subjects, progress=True, model=model,
+                                       train_span=args.train_span is not None)]
             elif args.protocol == "loso":
                 res = [evaluate_loso(data, st.factory(data), align=align, subjects=subjects,
                                      progress=True, model=model)]

@@ -40,7 +40,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                    "layer only")
     g.add_argument("--augment", default=None,
                    help="training augmentations (deep models), comma list of "
-                   "flip,reverse,sr,noise,scale")
+                   "flip,reverse,sr,noise,scale,crop")
     g.add_argument("--ensemble", type=int, default=None, metavar="N",
                    help="deep models: train N nets from different seeds and average their "
                    "class probabilities (default 1)")

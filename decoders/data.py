@@ -42,6 +42,10 @@ class EpochsData:
     run : ndarray, shape (n_trials,), int run numbers
     onset : ndarray, shape (n_trials,), cue onset in seconds from the run start
     order : ndarray, shape (n_trials,), chronological rank of the trial within its subject
+    X_span : ndarray, shape (n_trials, n_chans, n_span_times), optional
+        The same trials cut over a longer span ``[tmin, span_tmax)`` (``X`` is its first
+        ``n_times`` samples), for training on random crops (``DeepDecoder(augment="crop")``);
+        ``None`` unless loaded with ``span_tmax``. Evaluation always tests on ``X``.
     """
 
     X: np.ndarray
@@ -56,6 +60,8 @@ class EpochsData:
     tmax: float
     classes: tuple[str, ...] = CLASSES
     preprocessing: dict = field(default_factory=dict)
+    X_span: np.ndarray | None = None
+    span_tmax: float | None = None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -70,6 +76,7 @@ class EpochsData:
             self.X[idx], self.y[idx], self.subject[idx], self.run[idx], self.onset[idx],
             self.order[idx], list(self.ch_names), self.sfreq, self.tmin, self.tmax,
             self.classes, dict(self.preprocessing),
+            None if self.X_span is None else self.X_span[idx], self.span_tmax,
         )
 
     @property
@@ -80,13 +87,14 @@ class EpochsData:
         """Cache to an .npz (plain arrays; load with :meth:`load_npz`, no pickle)."""
         import json
 
+        span = {} if self.X_span is None else {"X_span": self.X_span}
         np.savez(
             path, X=self.X, y=self.y, subject=self.subject, run=self.run, onset=self.onset,
-            order=self.order,
+            order=self.order, **span,
             meta=np.array(json.dumps({
                 "ch_names": self.ch_names, "sfreq": self.sfreq, "tmin": self.tmin,
                 "tmax": self.tmax, "classes": list(self.classes),
-                "preprocessing": self.preprocessing,
+                "preprocessing": self.preprocessing, "span_tmax": self.span_tmax,
             })),
         )
 
@@ -100,6 +108,7 @@ class EpochsData:
                 z["X"], z["y"], z["subject"], z["run"], z["onset"], z["order"],
                 meta["ch_names"], meta["sfreq"], meta["tmin"], meta["tmax"],
                 tuple(meta["classes"]), meta["preprocessing"],
+                z["X_span"] if "X_span" in z.files else None, meta.get("span_tmax"),
             )
 
 
@@ -193,6 +202,7 @@ def load_eegmmidb(
     tmax: float = 2.5,
     runs: Sequence[int] = MI_RUNS,
     progress: bool = False,
+    span_tmax: float | None = None,
 ) -> EpochsData:
     """Left/right-fist imagery epochs of ``subjects``, preprocessed causally on continuous runs.
 
@@ -203,6 +213,9 @@ def load_eegmmidb(
     path : folder in MNE's eegbci layout; default ``bci_app.config.eegmmidb_dir()``.
     preprocessor : Preprocessor; default ``Preprocessor()`` (CAR, 8-30 Hz, input rate).
     tmin, tmax : window in seconds relative to the cue.
+    span_tmax : float, optional
+        Also keep each trial over ``[tmin, span_tmax)`` (``EpochsData.X_span``) for random-crop
+        training; must be >= ``tmax``. EEGMMIDB's imagery periods last 4.1 s, so up to 4.1.
     """
     from bci_app.config import eegmmidb_dir
 
@@ -210,11 +223,13 @@ def load_eegmmidb(
         path = eegmmidb_dir()
     if tmax <= tmin:
         raise ConfigError(f"tmin/tmax: expected tmin < tmax, got {tmin}, {tmax}")
+    if span_tmax is not None and span_tmax < tmax:
+        raise ConfigError(f"span_tmax: expected a span end >= tmax ({tmax} s), got {span_tmax}")
     pre = preprocessor or Preprocessor()
     subjects = list(subjects)
     if not subjects:
         raise ConfigError("subjects: expected at least one subject id, got none")
-    Xs, ys, subs, runs_out, ons, orders = [], [], [], [], [], []
+    Xs, ys, subs, runs_out, ons, orders, spans = [], [], [], [], [], [], []
     ch_names, sfreq = None, None
     it = subjects
     if progress:
@@ -225,7 +240,12 @@ def load_eegmmidb(
         k = 0
         for run, raw in zip(runs, load_raws(s, path, runs)):
             proc = pre.process_offline(raw)
-            X, y, on = epochs_from_raw(proc, tmin, tmax, run)
+            if span_tmax is None:
+                X, y, on = epochs_from_raw(proc, tmin, tmax, run)
+            else:  # the window is the span's start: identical trials and samples
+                Xl, y, on = epochs_from_raw(proc, tmin, span_tmax, run)
+                X = Xl[..., :int(round((tmax - tmin) * proc.info["sfreq"]))]
+                spans.append(Xl.astype(np.float32))
             if ch_names is None:
                 ch_names, sfreq = list(proc.ch_names), float(proc.info["sfreq"])
             elif list(proc.ch_names) != ch_names:
@@ -240,5 +260,5 @@ def load_eegmmidb(
     return EpochsData(
         np.concatenate(Xs), np.concatenate(ys), np.concatenate(subs), np.concatenate(runs_out),
         np.concatenate(ons), np.concatenate(orders), ch_names, sfreq, tmin, tmax, CLASSES,
-        pre.to_dict(),
+        pre.to_dict(), np.concatenate(spans) if spans else None, span_tmax,
     )

@@ -27,12 +27,15 @@ logger = logging.getLogger(__name__)
 __all__ = ["Decoder", "DeepDecoder", "make_decoder", "stratified_split"]
 
 
-def _check_X(X: Any, n_chans: int | None = None, n_times: int | None = None) -> np.ndarray:
+def _check_X(X: Any, n_chans: int | None = None, n_times: int | None = None,
+             longer_ok: bool = False) -> np.ndarray:
     X = np.asarray(X)
     if X.ndim != 3:
         raise ConfigError(f"X: expected shape (n_trials, n_chans, n_times), got {X.shape}")
     if n_chans is not None and X.shape[1] != n_chans:
         raise ConfigError(f"X: expected {n_chans} channels, got {X.shape[1]} (shape {X.shape})")
+    if longer_ok and n_times is not None and X.shape[2] > n_times:
+        return X
     if n_times is not None and X.shape[2] != n_times:
         raise ConfigError(
             f"X: expected {n_times} samples per window, got {X.shape[2]} (shape {X.shape}); "
@@ -133,9 +136,14 @@ class DeepDecoder(Decoder):
         fine-tuning (never at prediction): ``flip`` (sign of each trial, p = 0.5), ``reverse``
         (time reversal, p = 0.5), ``sr`` (segmentation and recombination, Lotte 2015: each of 8
         time segments taken from a random trial of the same class in the batch), ``noise``
-        (Gaussian, 10 % of the signal's sd), ``scale`` (amplitude x U(0.8, 1.2) per trial).
-        Band power and spatial covariance -- what motor imagery is decoded from -- are unchanged
-        by ``flip`` and ``reverse``.
+        (Gaussian, 10 % of the signal's sd), ``scale`` (amplitude x U(0.8, 1.2) per trial),
+        ``crop`` (random cropping, Schirrmeister et al. 2017: ``fit``/``partial_fit`` then accept
+        trials longer than the window -- e.g. ``EpochsData.X_span`` -- and each batch takes one
+        window-long crop per trial at a uniformly random offset; validation uses each trial's
+        first window, the one the evaluation tests on; without ``crop`` longer trials are an
+        error). Band power and spatial covariance -- what motor imagery is decoded from -- are
+        unchanged by ``flip`` and ``reverse``. The net always sees ``window_s`` windows, so
+        prediction and the online window contract are the same with or without ``crop``.
     n_ensemble : int
         Train this many copies of the net from different seeds (``seed + 10007 * i``), one after
         the other with the same data and validation split, and predict the mean of their class
@@ -253,6 +261,7 @@ class DeepDecoder(Decoder):
 
             bar = tqdm(bar, desc=desc, unit="epoch", leave=False)
         bs = min(self.batch_size, len(yt))
+        crop = Xt.shape[2] > self.n_times  # only possible with augment "crop" (checked in fit)
         for _ in bar:
             net.train()
             if freeze_bn:
@@ -266,6 +275,8 @@ class DeepDecoder(Decoder):
                 if len(b) < 2 and not freeze_bn:
                     continue  # BatchNorm needs 2 samples
                 xb, ybt = Xt[b], yt[b]
+                if crop:
+                    xb = _random_crop(xb, self.n_times, agen)
                 if self.augment:
                     xb = _apply_augment(xb, ybt, self.augment, agen)
                 opt.zero_grad()
@@ -304,11 +315,14 @@ class DeepDecoder(Decoder):
         ``val_fraction`` of ``X``; the input scale is estimated on the training part only."""
         import torch
 
-        X = _check_X(X, self.n_chans, self.n_times)
+        crop = "crop" in self.augment
+        X = _check_X(X, self.n_chans, self.n_times, longer_ok=crop)
         y = np.asarray(y, dtype=np.int64)
         if X_val is None and self.val_fraction > 0:
             tr, va = stratified_split(y, self.val_fraction, self.seed)
             X, y, X_val, y_val = X[tr], y[tr], X[va], y[va]
+        if X_val is not None:  # validate on the window the evaluation tests on
+            X_val = _check_X(X_val, self.n_chans, self.n_times, longer_ok=crop)[..., :self.n_times]
         self._n_fits = 0
         self.scale_ = float(1.0 / max(float(np.std(X)), 1e-30))
         self.classes_ = np.arange(self.n_outputs)
@@ -357,7 +371,7 @@ class DeepDecoder(Decoder):
 
         if not getattr(self, "fitted_", False):
             return self.fit(X, y)
-        X = _check_X(X, self.n_chans, self.n_times)
+        X = _check_X(X, self.n_chans, self.n_times, longer_ok="crop" in self.augment)
         y = np.asarray(y, dtype=np.int64)
         if len(y) == 0:
             return self
@@ -416,7 +430,7 @@ class DeepDecoder(Decoder):
         return dec
 
 
-AUGMENTATIONS = ("flip", "reverse", "sr", "noise", "scale")
+AUGMENTATIONS = ("flip", "reverse", "sr", "noise", "scale", "crop")
 
 
 def _parse_augment(spec: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -427,6 +441,17 @@ def _parse_augment(spec: str | Sequence[str] | None) -> tuple[str, ...]:
         raise ConfigError(f"augment: unknown {bad}; expected a comma-separated subset of "
                           f"{list(AUGMENTATIONS)}")
     return items
+
+
+def _random_crop(x, n_times: int, gen):
+    """One ``n_times``-long window per trial of ``x`` (batch, chans, longer times), each at a
+    uniformly random offset drawn from ``gen`` (torch)."""
+    import torch
+
+    n, c, t = x.shape
+    off = torch.randint(0, t - n_times + 1, (n,), device=x.device, generator=gen)
+    idx = off[:, None] + torch.arange(n_times, device=x.device)[None, :]
+    return x.gather(2, idx[:, None, :].expand(n, c, n_times))
 
 
 def _apply_augment(x, y, which: Sequence[str], gen, n_segments: int = 8):

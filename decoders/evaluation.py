@@ -7,7 +7,11 @@ runs before epoching, so every trial's preprocessing is independent of the other
     Per subject, stratified 5-fold CV (shuffled with ``seed``). The decoder is fitted on the
     training folds only; its early-stopping split and input scaling come from those trials. With
     ``align=True`` the alignment is fitted on the training folds' trials and applied to the test
-    fold.
+    fold. With ``train_span=True`` the decoder trains on the training trials' longer span
+    (``EpochsData.X_span``): a deep decoder with ``augment="crop"`` on random window-long crops of
+    it, any other decoder on every window-long crop at a 0.25 s step (each counted as a trial of
+    its label); the alignment is still fitted on the training trials' windows, and the test fold
+    is the same windows as without it.
 ``loso``
     Leave one subject out: train on all other subjects, test on the held-out one. With
     ``align=True`` every subject is Euclidean-aligned with its *own* reference: training subjects
@@ -154,12 +158,35 @@ def _progress(it, enabled: bool, desc: str):
     return tqdm(it, desc=desc, unit="fold")
 
 
+def _span_crops(X_span: np.ndarray, y: np.ndarray, n_times: int,
+                step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every ``n_times``-long crop of each trial of ``X_span`` at offsets 0, step, 2 step ...
+    (the last one ending at or before the span's end), with the trial's label."""
+    offs = range(0, X_span.shape[2] - n_times + 1, step)
+    Xc = np.stack([X_span[:, :, o:o + n_times] for o in offs], axis=1)
+    return Xc.reshape(-1, X_span.shape[1], n_times), np.repeat(y, len(offs))
+
+
+def _training_span(data: EpochsData, dec: Decoder, fit_idx: np.ndarray, ea):
+    """(X, y) the decoder trains on when ``train_span``: see the module docstring."""
+    Xs = data.X_span[fit_idx]
+    if ea is not None:
+        Xs = ea.transform(Xs)
+    if "crop" in getattr(dec, "augment", ()):
+        return Xs, data.y[fit_idx]
+    return _span_crops(Xs, data.y[fit_idx], data.X.shape[2], max(1, int(round(0.25 * data.sfreq))))
+
+
 def evaluate_within(data: EpochsData, factory: DecoderFactory, n_folds: int = 5, seed: int = 0,
                     align: bool = False, subjects: Sequence[int] | None = None,
-                    progress: bool = False, model: str = "?") -> EvaluationResult:
-    """Per-subject stratified ``n_folds``-fold CV."""
+                    progress: bool = False, model: str = "?",
+                    train_span: bool = False) -> EvaluationResult:
+    """Per-subject stratified ``n_folds``-fold CV (``train_span``: see the module docstring)."""
     from sklearn.model_selection import StratifiedKFold
 
+    if train_span and data.X_span is None:
+        raise ConfigError("train_span: the data has no longer span per trial; fix: load it with "
+                          "load_eegmmidb(..., span_tmax=4.0)")
     subjects = list(subjects or data.subjects)
     folds: list[FoldResult] = []
     jobs = [(s, k) for s in subjects for k in range(n_folds)]
@@ -172,13 +199,20 @@ def evaluate_within(data: EpochsData, factory: DecoderFactory, n_folds: int = 5,
         fit_idx, test_idx = splits[s][k]
         _check_disjoint(fit_idx, test_idx)
         Xf, Xt = data.X[fit_idx], data.X[test_idx]
+        ea = None
         if align:
             ea = EuclideanAlignment().fit(Xf)
             Xf, Xt = ea.transform(Xf), ea.transform(Xt)
-        dec = factory().fit(Xf, data.y[fit_idx])
+        dec = factory()
+        yf = data.y[fit_idx]
+        if train_span:
+            Xf, yf = _training_span(data, dec, fit_idx, ea)
+        dec.fit(Xf, yf)
         folds.append(FoldResult(s, k, fit_idx, test_idx, data.y[test_idx], dec.predict_proba(Xt)))
-    return EvaluationResult("within", model, folds, data.classes,
-                            dict(n_folds=n_folds, seed=seed, align=align, subjects=subjects))
+    settings = dict(n_folds=n_folds, seed=seed, align=align, subjects=subjects)
+    if train_span:
+        settings.update(train_span=[data.tmin, data.span_tmax])
+    return EvaluationResult("within", model, folds, data.classes, settings)
 
 
 def evaluate_loso(data: EpochsData, factory: DecoderFactory, align: bool = True,

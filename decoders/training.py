@@ -71,8 +71,10 @@ def parse_model_params(items: Sequence[str] | None) -> dict[str, Any]:
 
 
 def load_data(subjects: Sequence[int], data_dir: str | Path | None, pre: Preprocessor,
-              tmin: float, tmax: float, progress: bool = False) -> EpochsData:
-    return load_eegmmidb(subjects, data_dir, pre, tmin=tmin, tmax=tmax, progress=progress)
+              tmin: float, tmax: float, progress: bool = False,
+              span_tmax: float | None = None) -> EpochsData:
+    return load_eegmmidb(subjects, data_dir, pre, tmin=tmin, tmax=tmax, progress=progress,
+                         span_tmax=span_tmax)
 
 
 def align_subjects(data: EpochsData) -> np.ndarray:

@@ -181,3 +181,53 @@ def test_cli_loso_json(tmp_path, capsys, eegmmidb_path):
                  str(tmp_path)]) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"][0]
     assert set(res["per_subject_accuracy"]) == {"1", "2"} and res["protocol"] == "loso"
+
+
+def _with_span(data: EpochsData, extra: int = 16) -> EpochsData:
+    """``data`` with a longer span per trial whose channel 0 still holds the trial id."""
+    rng = np.random.default_rng(1)
+    more = rng.standard_normal((len(data), data.X.shape[1], extra)).astype(np.float32)
+    more[:, 0, :] = data.X[:, 0, :1]
+    data.X_span = np.concatenate([data.X, more], axis=2)
+    data.span_tmax = data.tmax + extra / data.sfreq
+    return data
+
+
+class CropSpy(SpyDecoder):
+    augment = ("crop",)
+    shapes: list = []
+
+    def fit(self, X, y, X_val=None, y_val=None):
+        CropSpy.shapes.append(np.asarray(X).shape)
+        return super().fit(X, y, X_val, y_val)
+
+
+@pytest.mark.parametrize("decoder", [SpyDecoder, CropSpy])
+def test_within_train_span_never_fits_on_test_fold(spy, decoder):
+    data = _with_span(_synthetic())
+    CropSpy.shapes = []
+    res = evaluate_within(data, decoder, n_folds=5, align=False, train_span=True)
+    assert res.settings["train_span"] == [data.tmin, data.span_tmax]
+    for fold, (_, ids) in zip(res.folds, SpyDecoder.log):
+        assert ids == set(fold.fit_idx.tolist())
+        assert not ids & set(fold.test_idx.tolist())
+    if decoder is CropSpy:  # the whole span of each training trial, once
+        assert [s[0] for s in CropSpy.shapes] == [len(f.fit_idx) for f in res.folds]
+        assert {s[2] for s in CropSpy.shapes} == {data.X_span.shape[2]}
+
+
+def test_span_crops_cover_the_span_at_a_fixed_step():
+    from decoders.evaluation import _span_crops
+
+    X_span = np.arange(2 * 1 * 20, dtype=float).reshape(2, 1, 20)
+    Xc, yc = _span_crops(X_span, np.array([0, 1]), 8, 4)
+    assert Xc.shape == (2 * 4, 1, 8)  # offsets 0, 4, 8, 12
+    np.testing.assert_array_equal(yc, [0, 0, 0, 0, 1, 1, 1, 1])
+    np.testing.assert_array_equal(Xc[5, 0], X_span[1, 0, 4:12])
+
+
+def test_within_train_span_needs_a_span(spy):
+    from bci_app.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="span_tmax"):
+        evaluate_within(_synthetic(), spy, train_span=True)

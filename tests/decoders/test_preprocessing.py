@@ -91,3 +91,24 @@ def test_alignment_makes_mean_covariance_identity(eegmmidb_path):
     ea = EuclideanAlignment()
     ea.partial_fit(X[:10]).partial_fit(X[10:])
     np.testing.assert_allclose(ea.matrix_, EuclideanAlignment().fit(X).matrix_, rtol=1e-6)
+
+
+def test_span_loading_keeps_the_same_trials_and_windows(eegmmidb_path, mi_small, tmp_path):
+    from bci_app.errors import ConfigError
+    from decoders.data import EpochsData, load_eegmmidb
+
+    d = load_eegmmidb([1, 2], eegmmidb_path, Preprocessor(sfreq=80.0), tmin=0.5, tmax=2.5,
+                      span_tmax=4.0)
+    assert d.X_span.shape == (len(mi_small), mi_small.X.shape[1], 280)  # 3.5 s at 80 Hz
+    np.testing.assert_array_equal(d.X, mi_small.X)  # the window is the span's start
+    np.testing.assert_array_equal(d.X_span[..., :160], mi_small.X)
+    np.testing.assert_array_equal(d.y, mi_small.y)
+    np.testing.assert_array_equal(d.onset, mi_small.onset)
+    sub = d.subset(d.subject == 2)
+    np.testing.assert_array_equal(sub.X_span, d.X_span[d.subject == 2])
+    d.save_npz(tmp_path / "c.npz")
+    back = EpochsData.load_npz(tmp_path / "c.npz")
+    assert back.span_tmax == 4.0
+    np.testing.assert_array_equal(back.X_span, d.X_span)
+    with pytest.raises(ConfigError, match="span_tmax"):
+        load_eegmmidb([1], eegmmidb_path, tmin=0.5, tmax=2.5, span_tmax=2.0)

@@ -160,3 +160,41 @@ def test_ensemble_finetuning_adapts_every_member(toy):
 def test_ensemble_size_is_checked():
     with pytest.raises(ConfigError, match="n_ensemble"):
         make_decoder("eegnet", N_CHANS, 2, SFREQ, WINDOW, n_ensemble=0)
+
+
+# --- random cropping ------------------------------------------------------------------------
+def test_random_crop_takes_contiguous_windows_at_random_offsets():
+    from decoders.estimators import _random_crop
+
+    n, span, win = 400, 100, 64
+    x = torch.arange(span, dtype=torch.float32).repeat(n, 3, 1)  # value = time index
+    out = _random_crop(x, win, torch.Generator().manual_seed(0))
+    assert out.shape == (n, 3, win)
+    offs = out[:, 0, 0]
+    torch.testing.assert_close(out, offs[:, None, None] + torch.arange(win).float().expand(n, 3, win))
+    assert int(offs.min()) == 0 and int(offs.max()) == span - win  # both ends reachable
+    assert len(torch.unique(offs)) > 30
+
+
+def test_crop_training_accepts_longer_trials_and_validates_on_the_first_window(toy):
+    X, y = toy
+    n_times = X.shape[2]
+    rng = np.random.default_rng(1)
+    X_span = np.concatenate([X, rng.standard_normal((len(X), N_CHANS, 64)).astype(np.float32)
+                             * 1e-5], axis=2)
+    kw = dict(max_epochs=1, batch_size=8, val_fraction=0.25)
+    plain = make_decoder("eegnet", N_CHANS, 2, SFREQ, WINDOW, **kw)
+    with pytest.raises(ConfigError, match="samples per window"):
+        plain.fit(X_span, y)
+    dec = make_decoder("eegnet", N_CHANS, 2, SFREQ, WINDOW, augment="crop", **kw).fit(X_span, y)
+    from decoders.estimators import stratified_split
+
+    _, va = stratified_split(y, 0.25, seed=0)
+    with torch.inference_mode():
+        logits = dec.net_(dec._tensor(X_span[va][..., :n_times]))
+    val_loss = float(torch.nn.functional.cross_entropy(logits, torch.as_tensor(y[va])))
+    assert dec.val_loss_ == pytest.approx(val_loss, rel=1e-5)
+    assert dec.predict_proba(X).shape == (len(X), 2)
+    with pytest.raises(ConfigError, match="samples per window"):
+        dec.predict_proba(X_span)  # prediction keeps the window contract
+    dec.partial_fit(X_span[:6], y[:6])  # fine-tuning crops too
