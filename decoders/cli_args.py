@@ -14,6 +14,10 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--subjects", default="1-20", help="subject ids, e.g. '1-20' or '1,3,5-7'")
     g.add_argument("--tmin", type=float, default=DEFAULT_TMIN, help="window start after cue (s)")
     g.add_argument("--tmax", type=float, default=DEFAULT_TMAX, help="window end after cue (s)")
+    g.add_argument("--train-span", type=float, default=None, metavar="TMAX",
+                   help="deep models with --augment ...,crop: train on random window-long crops "
+                   "of each training trial's span [tmin, TMAX) s (EEGMMIDB imagery lasts 4.1 s); "
+                   "tests and the bundle keep the --tmin/--tmax window (train; evaluate within)")
     g.add_argument("--l-freq", type=float, default=DEFAULT_PREPROCESSING.l_freq)
     g.add_argument("--h-freq", type=float, default=DEFAULT_PREPROCESSING.h_freq)
     g.add_argument("--sfreq", type=float, default=DEFAULT_PREPROCESSING.sfreq,
@@ -61,6 +65,24 @@ def preprocessor_from_args(args):
     return Preprocessor(channels=chans, car=not args.no_car, l_freq=args.l_freq, h_freq=args.h_freq,
                         filter_order=DEFAULT_PREPROCESSING.filter_order,
                         sfreq=args.sfreq or None)
+
+
+def check_train_span(args, settings, protocol: str | None = None) -> float | None:
+    """``--train-span`` and the ``crop`` augmentation go together (a clear error otherwise)."""
+    from bci_app.errors import ConfigError
+
+    span = getattr(args, "train_span", None)
+    augment = settings.decoder_params.get("augment") or ""
+    crop = "crop" in [a.strip() for a in str(augment).split(",")]
+    if crop and span is None:
+        raise ConfigError("--augment crop: needs trials longer than the window; fix: add "
+                          "--train-span TMAX (e.g. 4.0)")
+    if span is not None and not crop:
+        raise ConfigError("--train-span: only used by deep models trained with --augment "
+                          "...,crop; fix: add crop to --augment or drop --train-span")
+    if span is not None and protocol not in (None, "within"):
+        raise ConfigError(f"--train-span: supported by --protocol within, not {protocol!r}")
+    return span
 
 
 def settings_from_args(args, model: str):

@@ -77,21 +77,28 @@ def load_data(subjects: Sequence[int], data_dir: str | Path | None, pre: Preproc
                          span_tmax=span_tmax)
 
 
-def align_subjects(data: EpochsData) -> np.ndarray:
-    X = data.X.copy()
+def align_subjects(data: EpochsData, span: bool = False) -> np.ndarray:
+    """Each subject's trials re-centred with its own reference (fitted on its windows); with
+    ``span``, its ``X_span`` transformed by that reference instead."""
+    X = (data.X_span if span else data.X).copy()
     for s in data.subjects:
         m = data.subject == s
-        X[m] = EuclideanAlignment().fit_transform(data.X[m])
+        X[m] = EuclideanAlignment().fit(data.X[m]).transform(X[m])
     return X
 
 
 def train_cross_subject(data: EpochsData, settings: TrainSettings, out: str | Path | None,
                         provenance: dict[str, Any] | None = None,
                         export_onnx: bool = False) -> tuple[Decoder, Path | None]:
-    """Fit on every trial of ``data`` (validation split carved from them) and save a bundle."""
+    """Fit on every trial of ``data`` (validation split carved from them) and save a bundle.
+
+    With ``data.X_span`` and a deep decoder with ``augment`` ``crop``, it trains on random crops
+    of the spans (validation and the bundle keep the window)."""
     from .bundle import save_bundle
 
-    X = align_subjects(data) if settings.align else data.X
+    span = data.X_span is not None and "crop" in str(
+        settings.decoder_params.get("augment") or "")
+    X = align_subjects(data, span) if settings.align else (data.X_span if span else data.X)
     validation: dict[str, Any] = {}
     factory = settings.factory(data)
     if get_entry(settings.model).kind != "torch":
@@ -123,6 +130,7 @@ def train_cross_subject(data: EpochsData, settings: TrainSettings, out: str | Pa
             "protocol": "cross-subject: all listed subjects, per-subject Euclidean alignment"
             if settings.align else "cross-subject: all listed subjects, no alignment",
             "window": {"tmin": data.tmin, "tmax": data.tmax},
+            **({"train_span": {"tmin": data.tmin, "tmax": data.span_tmax}} if span else {}),
             "settings": {"model": settings.model, "decoder_params": settings.decoder_params,
                          "align": settings.align, "seed": settings.seed},
             **(provenance or {}),

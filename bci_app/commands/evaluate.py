@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from bci_app.errors import ConfigError
-    from decoders.cli_args import preprocessor_from_args, settings_from_args
+    from decoders.cli_args import check_train_span, preprocessor_from_args, settings_from_args
     from decoders.data import parse_subjects
     from decoders.evaluation import (
         evaluate_calibration,
@@ -100,8 +100,12 @@ def run(args: argparse.Namespace) -> int:
             )
         pretrain = []
     all_subjects = sorted(set(subjects) | set(pretrain))
+    span = None
+    if bundle is None or args.train_span is not None:  # a crop-trained bundle may be evaluated
+        span = check_train_span(args, settings, args.protocol)  # without spans (crop: no-op)
     t0 = time.perf_counter()
-    data = load_data(all_subjects, args.data_dir, pre, tmin, tmax, progress=args.progress)
+    data = load_data(all_subjects, args.data_dir, pre, tmin, tmax, progress=args.progress,
+                     span_tmax=span)
     if bundle is not None and (data.ch_names != bundle.channels
                                or abs(data.sfreq - bundle.sfreq) > 1e-6):
         raise ConfigError("--bundle: data channels/rate differ from the bundle's")
@@ -109,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     if args.protocol == "within":
         results = [evaluate_within(data, factory, n_folds=args.folds, seed=args.seed,
                                    align=False, subjects=subjects, progress=args.progress,
-                                   model=model)]
+                                   model=model, train_span=span is not None)]
     elif args.protocol == "loso":
         results = [evaluate_loso(data, factory, align=settings.align, subjects=subjects,
                                  progress=args.progress, model=model)]

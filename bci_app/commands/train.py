@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from bci_app.errors import ConfigError
-    from decoders.cli_args import preprocessor_from_args, settings_from_args
+    from decoders.cli_args import check_train_span, preprocessor_from_args, settings_from_args
     from decoders.data import parse_subjects
     from decoders.registry import list_models
     from decoders.training import load_data, train_cross_subject
@@ -47,10 +47,11 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     model = args.model or "eegnet"
     settings = settings_from_args(args, model)
+    span = check_train_span(args, settings)
     subjects = parse_subjects(args.subjects)
     t0 = time.perf_counter()
     data = load_data(subjects, args.data_dir, preprocessor_from_args(args), args.tmin,
-                     args.tmax, progress=args.progress)
+                     args.tmax, progress=args.progress, span_tmax=span)
     command = "bci-app train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
         if len(sys.argv) > 1 and sys.argv[1] == "train" else None
     dec, path = train_cross_subject(data, settings, args.out,

@@ -231,3 +231,28 @@ def test_within_train_span_needs_a_span(spy):
 
     with pytest.raises(ConfigError, match="span_tmax"):
         evaluate_within(_synthetic(), spy, train_span=True)
+
+
+def test_cli_crop_training_span(tmp_path, capsys, eegmmidb_path):
+    from bci_app.cli import main
+
+    common = ["--data-dir", str(eegmmidb_path), "--sfreq", "40", "--channels", "motor21",
+              "--subjects", "1", "--model", "eegnet", "--epochs", "1"]
+    # crop without a span (and a span without crop) is a clear error, not a silent no-op
+    assert main(["train", *common, "--augment", "flip,crop", "--out", str(tmp_path / "x")]) == 2
+    assert "--train-span" in capsys.readouterr().err
+    assert main(["evaluate", *common, "--train-span", "4.0", "--protocol", "within",
+                 "--no-report"]) == 2
+    assert "add crop to --augment" in capsys.readouterr().err
+    assert main(["evaluate", *common, "--augment", "crop", "--train-span", "4.0",
+                 "--protocol", "loso", "--no-report"]) == 2
+    assert "--protocol within" in capsys.readouterr().err
+    assert main(["train", *common, "--augment", "crop", "--train-span", "4.0",
+                 "--out", str(tmp_path / "b")]) == 0
+    cfg = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert cfg["training"]["train_span"] == {"tmin": 0.5, "tmax": 4.0}
+    assert cfg["window_s"] == 2.0  # the bundle keeps the window
+    assert main(["evaluate", *common, "--augment", "crop", "--train-span", "4.0",
+                 "--protocol", "within", "--folds", "3", "--json", "--no-report"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"][0]
+    assert res["settings"]["train_span"] == [0.5, 4.0] and len(res["per_subject_accuracy"]) == 1
