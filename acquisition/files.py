@@ -11,7 +11,7 @@ extension                 format                       reader
 ``.vhdr``                 BrainVision                  ``mne.io.read_raw_brainvision``
 ``.xdf``                  XDF (LabRecorder)            ``pyxdf.load_xdf`` (EEG stream + markers)
 ``.txt``                  OpenBCI GUI raw text         own parser (v5/v6 ``OpenBCI-RAW`` + legacy)
-``.csv``                  BrainFlow ``write_file``     ``brainflow.DataFilter.read_file`` + board id
+``.csv``                  BrainFlow ``write_file``     ``numpy.loadtxt`` (BrainFlow format) + board id
 ``.mat``                  OpenViBE ov2mat export       ``scipy.io.loadmat``
 ========================  ===========================  =============================================
 
@@ -772,8 +772,36 @@ def _read_brainflow(path: Path, *, board_id: int = -1) -> FileRecording:
         return _read_brainflow_quiet(path, board_id)
 
 
+def _parse_brainflow_table(path: Path) -> np.ndarray:
+    """The board table (rows = board channels, columns = samples) of a file written by
+    ``DataFilter.write_file``: one line per sample, one tab-separated value per board row.
+
+    Parsed with numpy rather than ``DataFilter.read_file``: BrainFlow's C++ reader aborts the
+    whole process on a value outside the double range (an uncaught ``std::out_of_range`` from
+    ``stod``, e.g. for ``1e-400``), and malformed input has corrupted its heap before
+    (brainflow-dev/brainflow#527). A damaged file must give an error, not kill the app.
+    """
+    try:
+        rows = np.loadtxt(path, delimiter="\t", dtype=np.float64, ndmin=2, comments=None,
+                          encoding="latin-1")
+    except ValueError as err:
+        raise DataFileError(
+            f"BrainFlow file {str(path)!r} cannot be parsed: {err}. Every line must hold the "
+            "same number of tab-separated numbers (one per board row), as written by "
+            "brainflow.DataFilter.write_file; the file may be damaged."
+        ) from err
+    bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
+    if len(bad):
+        raise DataFileError(
+            f"BrainFlow file {str(path)!r} has a non-finite or out-of-range value in sample "
+            f"{int(bad[0]) + 1} ({len(bad)} such samples); BrainFlow writes finite numbers only, so "
+            "the file is damaged there. Fix or remove those lines."
+        )
+    return rows.T
+
+
 def _read_brainflow_quiet(path: Path, board_id: int) -> FileRecording:
-    BoardShim, DataFilter, BrainFlowError = _brainflow()
+    BoardShim, _, BrainFlowError = _brainflow()
     try:
         board_id = int(board_id)
         sfreq = float(BoardShim.get_sampling_rate(board_id))
@@ -800,12 +828,7 @@ def _read_brainflow_quiet(path: Path, board_id: int) -> FileRecording:
             f"{board_id} writes {n_rows} rows. Pass board_id= of the board that recorded the file, "
             "or check that it was written by brainflow.DataFilter.write_file."
         )
-    try:
-        table = np.asarray(DataFilter.read_file(str(path)), dtype=np.float64)
-    except Exception as err:
-        raise DataFileError(
-            f"BrainFlow file {str(path)!r} cannot be parsed: {type(err).__name__}: {err}."
-        ) from err
+    table = _parse_brainflow_table(path)
     if table.ndim != 2 or table.shape[0] != n_rows or table.shape[1] == 0:
         raise DataFileError(
             f"BrainFlow file {str(path)!r} parsed to shape {table.shape}; expected ({n_rows}, "

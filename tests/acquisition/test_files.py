@@ -524,3 +524,39 @@ def test_xdf_picks_largest_eeg_stream_and_reads_desc(tmp_path):
     assert small.info.metadata["units_assumed_microvolts"] == ["A", "B"]
     with pytest.raises(DataFileError, match="'empty' .* has no numeric samples"):
         read_file(path, stream="empty")
+
+
+def test_brainflow_csv_parses_like_brainflow_and_damage_never_kills_the_process(tmp_path):
+    """Our parser reads exactly what DataFilter.read_file reads from a good file. Values outside
+    the double range make BrainFlow's C++ reader abort the process; here an underflow reads as 0
+    and an overflow is a DataFileError, checked in a child process so a regression cannot take
+    the test run down with it."""
+    import subprocess
+    import sys
+
+    from acquisition.files import _parse_brainflow_table
+    from brainflow.data_filter import DataFilter
+
+    path, _ = _synthetic_brainflow_file(tmp_path)
+    np.testing.assert_array_equal(_parse_brainflow_table(path), DataFilter.read_file(str(path)))
+    lines = path.read_text().splitlines()
+    for i, (bad, expect) in enumerate([("1e-400", "ok 0.0"), ("253156e877812", "DataFileError"),
+                                       ("inf", "DataFileError")]):
+        cells = lines[5].split("\t")
+        cells[3] = bad
+        damaged = tmp_path / f"damaged{i}.csv"
+        damaged.write_text("\n".join(lines[:5] + ["\t".join(cells)] + lines[6:]) + "\n")
+        code = ("from acquisition.files import read_file\n"
+                "from bci_app.errors import DataFileError\n"
+                f"try:\n    rec = read_file({str(damaged)!r})\n"
+                "    print('ok', rec.data[5, 2])\n"
+                "except DataFileError as err:\n    print('DataFileError:', err)\n")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=60, cwd=Path(__file__).resolve().parents[2])
+        assert out.returncode == 0, out.stderr[-500:]
+        assert out.stdout.startswith(expect), out.stdout
+        assert expect == "ok 0.0" or "in sample 6" in out.stdout, out.stdout
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("\n".join(lines[:5] + [lines[5] + "\t1.0"] + lines[6:]) + "\n")
+    with pytest.raises(DataFileError, match=r"ragged\.csv' cannot be parsed.*same number"):
+        read_file(ragged)
