@@ -781,9 +781,14 @@ def _parse_brainflow_table(path: Path) -> np.ndarray:
     ``stod``, e.g. for ``1e-400``), and malformed input has corrupted its heap before
     (brainflow-dev/brainflow#527). A damaged file must give an error, not kill the app.
     """
+    lines = [ln for ln in path.read_text(encoding="latin-1").splitlines() if ln.strip()]
+    if len(lines) > 1 and len(lines[-1].split("\t")) != len(lines[0].split("\t")):
+        # a recording killed mid-write: keep every complete sample, as for OpenBCI GUI files
+        logger.warning("%s: last sample line is incomplete (%r); dropped", path.name,
+                       lines[-1][:60])
+        lines = lines[:-1]
     try:
-        rows = np.loadtxt(path, delimiter="\t", dtype=np.float64, ndmin=2, comments=None,
-                          encoding="latin-1")
+        rows = np.loadtxt(lines, delimiter="\t", dtype=np.float64, ndmin=2, comments=None)
     except ValueError as err:
         raise DataFileError(
             f"BrainFlow file {str(path)!r} cannot be parsed: {err}. Every line must hold the "

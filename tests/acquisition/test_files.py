@@ -556,6 +556,12 @@ def test_brainflow_csv_parses_like_brainflow_and_damage_never_kills_the_process(
         assert out.returncode == 0, out.stderr[-500:]
         assert out.stdout.startswith(expect), out.stdout
         assert expect == "ok 0.0" or "in sample 6" in out.stdout, out.stdout
+    cut = tmp_path / "cut.csv"  # a recording killed mid-write keeps its complete samples
+    text = path.read_text()
+    cut.write_text(text[: text.rindex("\n", 0, len(text) - 1) + 8])
+    rec = read_file(cut)
+    assert rec.n_samples == len(lines) - 1
+    np.testing.assert_array_equal(rec.data, read_file(path).data[:-1])
     ragged = tmp_path / "ragged.csv"
     ragged.write_text("\n".join(lines[:5] + [lines[5] + "\t1.0"] + lines[6:]) + "\n")
     with pytest.raises(DataFileError, match=r"ragged\.csv' cannot be parsed.*same number"):
