@@ -11,7 +11,7 @@ extension                 format                       reader
 ``.vhdr``                 BrainVision                  ``mne.io.read_raw_brainvision``
 ``.xdf``                  XDF (LabRecorder)            ``pyxdf.load_xdf`` (EEG stream + markers)
 ``.txt``                  OpenBCI GUI raw text         own parser (v5/v6 ``OpenBCI-RAW`` + legacy)
-``.csv``                  BrainFlow ``write_file``     ``numpy.loadtxt`` (BrainFlow format) + board id
+``.csv``                  BrainFlow ``write_file``     own parser (``numpy.loadtxt``) + board id
 ``.mat``                  OpenViBE ov2mat export       ``scipy.io.loadmat``
 ========================  ===========================  =============================================
 
@@ -799,8 +799,8 @@ def _parse_brainflow_table(path: Path) -> np.ndarray:
     if len(bad):
         raise DataFileError(
             f"BrainFlow file {str(path)!r} has a non-finite or out-of-range value in sample "
-            f"{int(bad[0]) + 1} ({len(bad)} such samples); BrainFlow writes finite numbers only, so "
-            "the file is damaged there. Fix or remove those lines."
+            f"{int(bad[0]) + 1} ({len(bad)} such samples); BrainFlow writes finite numbers "
+            "only, so the file is damaged there. Fix or remove those lines."
         )
     return rows.T
 

@@ -114,7 +114,8 @@ def main(argv=None) -> int:
     p.add_argument("--finetune-layers", choices=["all", "head"], default="all")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--augment", default="",
-                   help="deep models: comma list of flip,reverse,sr,noise,scale,crop (training only)")
+                   help="deep models: comma list of flip,reverse,sr,noise,scale,crop "
+                   "(training only)")
     p.add_argument("--model-param", action="append", default=[], metavar="KEY=VALUE",
                    help="deep models: hyper-parameter of the net (repeatable)")
     p.add_argument("--val-fraction", type=float, default=0.2,

@@ -72,8 +72,9 @@ def check_train_span(args, settings, protocol: str | None = None) -> float | Non
     from bci_app.errors import ConfigError
 
     span = getattr(args, "train_span", None)
-    augment = settings.decoder_params.get("augment") or ""
-    crop = "crop" in [a.strip() for a in str(augment).split(",")]
+    from .estimators import _parse_augment
+
+    crop = "crop" in _parse_augment(settings.decoder_params.get("augment"))
     if crop and span is None:
         raise ConfigError("--augment crop: needs trials longer than the window; fix: add "
                           "--train-span TMAX (e.g. 4.0)")

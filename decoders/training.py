@@ -18,7 +18,7 @@ import numpy as np
 from bci_app.errors import ConfigError
 
 from .data import EpochsData, load_eegmmidb
-from .estimators import Decoder, make_decoder
+from .estimators import Decoder, _parse_augment, make_decoder
 from .preprocessing import EuclideanAlignment, Preprocessor
 from .registry import get_entry
 
@@ -96,8 +96,8 @@ def train_cross_subject(data: EpochsData, settings: TrainSettings, out: str | Pa
     of the spans (validation and the bundle keep the window)."""
     from .bundle import save_bundle
 
-    span = data.X_span is not None and "crop" in str(
-        settings.decoder_params.get("augment") or "")
+    span = data.X_span is not None and "crop" in _parse_augment(
+        settings.decoder_params.get("augment"))
     X = align_subjects(data, span) if settings.align else (data.X_span if span else data.X)
     validation: dict[str, Any] = {}
     factory = settings.factory(data)

@@ -256,3 +256,23 @@ def test_cli_crop_training_span(tmp_path, capsys, eegmmidb_path):
                  "--protocol", "within", "--folds", "3", "--json", "--no-report"]) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"][0]
     assert res["settings"]["train_span"] == [0.5, 4.0] and len(res["per_subject_accuracy"]) == 1
+
+
+def test_training_span_is_aligned_with_the_training_windows_reference():
+    from decoders.evaluation import _training_span
+    from decoders.preprocessing import EuclideanAlignment
+
+    data = _with_span(_synthetic(n_subjects=1))
+    fit_idx = np.arange(0, len(data), 2)
+    ea = EuclideanAlignment().fit(data.X[fit_idx])
+    n = data.X.shape[2]
+    Xs, ys = _training_span(data, CropSpy(), fit_idx, ea)
+    assert Xs.shape[2] == data.X_span.shape[2]  # crop decoders get the whole span
+    np.testing.assert_allclose(Xs[..., :n], ea.transform(data.X[fit_idx]), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(Xs, ea.transform(data.X_span[fit_idx]), rtol=1e-5, atol=1e-5)
+    Xc, yc = _training_span(data, SpyDecoder(), fit_idx, ea)  # others: 0.25 s-step crops
+    step = int(round(0.25 * data.sfreq))
+    n_off = len(range(0, data.X_span.shape[2] - n + 1, step))
+    assert Xc.shape == (len(fit_idx) * n_off, data.X.shape[1], n)
+    np.testing.assert_allclose(Xc[::n_off], Xs[..., :n], rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(yc, np.repeat(data.y[fit_idx], n_off))

@@ -171,7 +171,8 @@ def test_random_crop_takes_contiguous_windows_at_random_offsets():
     out = _random_crop(x, win, torch.Generator().manual_seed(0))
     assert out.shape == (n, 3, win)
     offs = out[:, 0, 0]
-    torch.testing.assert_close(out, offs[:, None, None] + torch.arange(win).float().expand(n, 3, win))
+    expected = offs[:, None, None] + torch.arange(win).float().expand(n, 3, win)
+    torch.testing.assert_close(out, expected)
     assert int(offs.min()) == 0 and int(offs.max()) == span - win  # both ends reachable
     assert len(torch.unique(offs)) > 30
 
