@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     import torch
 
     from decoders.estimators import DeepDecoder, make_decoder
-    from decoders.export import export_onnx, onnx_session
+    from decoders.export import export_onnx, onnx_exportable, onnx_session
     from decoders.fused import fuse_for_inference
     from decoders.registry import list_models
 
@@ -93,10 +93,13 @@ def main(argv=None) -> int:
                         torch.softmax(net(xt), dim=1)
 
                 tp = _time(run_torch, args.repeats)
-                with tempfile.TemporaryDirectory() as d:
-                    export_onnx(dec, Path(d) / "m.onnx")
-                    sess = onnx_session(Path(d) / "m.onnx", n_threads=1)
-                    op = _time(lambda: sess.run(["proba"], {"input": x1}), args.repeats)
+                ocol = na
+                if onnx_exportable(net):  # not TSMNet (eigen-decompositions)
+                    with tempfile.TemporaryDirectory() as d:
+                        export_onnx(dec, Path(d) / "m.onnx")
+                        sess = onnx_session(Path(d) / "m.onnx", n_threads=1)
+                        op = _time(lambda: sess.run(["proba"], {"input": x1}), args.repeats)
+                    ocol = f"{op[0]:10.3f} {op[1]:8.3f} {op[2]:8.3f}"
                 fused = fuse_for_inference(net, n_chans, n_t)
                 fcol = f"{na} {na}"
                 if fused is not None:
@@ -113,7 +116,7 @@ def main(argv=None) -> int:
                     fcol = (f"{fp[0]:10.3f} {fp[1]:8.3f} {fp[2]:8.3f} "
                             f"{fo[0]:10.3f} {fo[1]:8.3f} {fo[2]:8.3f}")
                 print(f"{name:16s} {cfg:18s} {tp[0]:10.3f} {tp[1]:8.3f} {tp[2]:8.3f} "
-                      f"{op[0]:10.3f} {op[1]:8.3f} {op[2]:8.3f} {fcol}", flush=True)
+                      f"{ocol} {fcol}", flush=True)
             else:
                 dec.fit(Xfit, yfit)
                 tp = _time(lambda: dec.predict_proba(x1), args.repeats)

@@ -117,7 +117,7 @@ class DeepDecoder(Decoder):
     ----------
     model : str
         Registry name (``eegnet``, ``shallowconvnet``, ``eeg_simpleconv``, ``eeg_conformer``,
-        ``braindecode:<Model>``).
+        ``tsmnet``, ``braindecode:<Model>``).
     n_chans, n_outputs, sfreq, window_s : signal parameters of the input windows.
     model_params : dict, optional
         Hyper-parameters of the model.
@@ -266,7 +266,8 @@ class DeepDecoder(Decoder):
             net.train()
             if freeze_bn:
                 for m in net.modules():
-                    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    if (isinstance(m, nn.modules.batchnorm._BatchNorm)
+                            or getattr(m, "is_batch_norm", False)):  # e.g. TSMNet's SPD BN
                         m.eval()
             perm = torch.randperm(len(yt), generator=gen)
             tl, tn = 0.0, 0

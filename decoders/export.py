@@ -6,7 +6,16 @@ from pathlib import Path
 
 import numpy as np
 
+from bci_app.errors import ConfigError
 
+
+def onnx_exportable(net) -> bool:
+    """False for nets built from operators ONNX lacks (e.g. TSMNet's eigen-decompositions);
+    for a seed ensemble, whether every member is exportable."""
+    members = getattr(net, "members", None)
+    if members is not None:
+        return all(onnx_exportable(m) for m in members)
+    return bool(getattr(net, "onnx_exportable", True))
 
 
 def export_onnx(decoder, path: str | Path, opset: int = 18) -> Path:
@@ -29,6 +38,12 @@ def export_onnx(decoder, path: str | Path, opset: int = 18) -> Path:
 
     path = Path(path)
     net = decoder.net_.eval()
+    if not onnx_exportable(net):
+        raise ConfigError(
+            f"ONNX export: {type(net).__name__} uses operators ONNX does not have (symmetric "
+            "eigen-decomposition); fix: run it with PyTorch (the online worker does so "
+            "automatically) or leave out the ONNX export"
+        )
     w = Wrapper(net, decoder.scale_).eval()
     x = torch.zeros(1, decoder.n_chans, decoder.n_times)
     torch.onnx.export(w, (x,), str(path), input_names=["input"], output_names=["proba"],

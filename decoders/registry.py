@@ -27,7 +27,7 @@ class RegistryEntry:
 
 
 _REGISTRY: dict[str, RegistryEntry] = {}
-_FAMILIES = ("eegnet", "shallow", "simpleconv", "conformer", "baselines")
+_FAMILIES = ("eegnet", "shallow", "simpleconv", "conformer", "tsmnet", "baselines")
 
 
 def register_model(name: str, kind: str = "torch") -> Callable:

@@ -23,8 +23,8 @@ def _fit(name, X, y):
 
 
 def test_registry_lists_required_models():
-    assert {"eegnet", "shallowconvnet", "eeg_simpleconv", "eeg_conformer", "csp_lda",
-            "ts_lr"} <= set(ALL)
+    assert {"eegnet", "shallowconvnet", "eeg_simpleconv", "eeg_conformer", "tsmnet",
+            "csp_lda", "ts_lr"} <= set(ALL)
 
 
 @pytest.mark.parametrize("name", TORCH)
@@ -117,6 +117,10 @@ def test_onnx_export_matches_torch(name, toy, tmp_path):
 
     X, y = toy
     dec = _fit(name, X, y)
+    if not getattr(dec.net_, "onnx_exportable", True):
+        with pytest.raises(ConfigError, match="ONNX export.*fix: run it with PyTorch"):
+            export_onnx(dec, tmp_path / "m.onnx")
+        return  # "where supported": ONNX has no symmetric eigen-decomposition (TSMNet)
     export_onnx(dec, tmp_path / "m.onnx")
     sess = onnx_session(tmp_path / "m.onnx")
     np.testing.assert_allclose(onnx_predict_proba(sess, X[:3]), dec.predict_proba(X[:3]),
