@@ -250,7 +250,7 @@ class DeepDecoder(Decoder):
         agen = torch.Generator(device=self.device).manual_seed(int(seed) + 7)
         self.history_ = []
         params = list(net.parameters()) if params is None else list(params)
-        opt = torch.optim.Adam(params, lr=lr, weight_decay=self.weight_decay)
+        opt = torch.optim.Adam(_param_groups(net, params, self.weight_decay), lr=lr)
         constrain = getattr(net, "apply_constraints", None)
         best = dict(val_loss=float("nan"), val_accuracy=float("nan"), best_epoch=epochs)
         loss_fn = nn.CrossEntropyLoss()
@@ -429,6 +429,23 @@ class DeepDecoder(Decoder):
         dec._n_fits = 1
         dec.fitted_ = True
         return dec
+
+
+def _param_groups(net, params: list, weight_decay: float) -> list[dict]:
+    """Optimiser groups: ``weight_decay`` on every parameter except those a module lists in its
+    ``no_weight_decay()`` (TSMNet's orthogonal BiMap: its raw parametrization has no meaningful
+    magnitude, and decaying it destroys the projection within a few steps)."""
+    skip = set()
+    for m in net.modules():
+        fn = getattr(m, "no_weight_decay", None)
+        if callable(fn):
+            skip |= {id(p) for p in fn()}
+    groups = [{"params": [p for p in params if id(p) not in skip],
+               "weight_decay": weight_decay}]
+    kept = [p for p in params if id(p) in skip]
+    if kept:
+        groups.append({"params": kept, "weight_decay": 0.0})
+    return groups
 
 
 AUGMENTATIONS = ("flip", "reverse", "sr", "noise", "scale", "crop")

@@ -158,6 +158,11 @@ class TSMNet(EEGModel):
         return dict(n_temporal=n_temporal, kernel_s=kernel_s, n_spatial=n_spatial,
                     n_subspace=n_subspace, reeig_eps=reeig_eps, bn_momentum=bn_momentum)
 
+    def no_weight_decay(self) -> list[nn.Parameter]:
+        """The BiMap's raw orthogonal parametrization: weight decay on it is meaningless (the
+        projection has orthonormal rows whatever its magnitude) and breaks training."""
+        return list(self.bimap.parametrizations.weight.parameters())
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.spatial(self.temporal(x.unsqueeze(1))).squeeze(2).to(torch.float64)
         h = h - h.mean(-1, keepdim=True)
