@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from bci_app.errors import BundleError
+from bci_app.errors import BundleError, ConfigError
 
 from .estimators import Decoder, decoder_from_state
 from .preprocessing import ChannelMapping, EuclideanAlignment, Preprocessor, StreamingFilter
@@ -210,7 +210,10 @@ def save_bundle(decoder: Decoder, path: str | Path, meta: dict[str, Any],
     if export_onnx and decoder.kind == "torch":
         from .export import export_onnx as _export
 
-        _export(decoder, path / ONNX_NAME)
+        try:
+            _export(decoder, path / ONNX_NAME)
+        except ConfigError as err:
+            raise ConfigError(f"{err}. The bundle itself was written to {path}") from None
     return path
 
 

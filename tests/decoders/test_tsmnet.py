@@ -102,6 +102,19 @@ def test_weight_decay_spares_the_bimap(toy):
     assert dec.score(X, y) == 1.0  # the toy classes differ 3x in amplitude on channel 0
 
 
+def test_bundle_with_onnx_request_is_kept_and_error_is_clear(toy, tmp_path):
+    from bci_app.errors import ConfigError
+    from decoders.bundle import load_bundle, save_bundle
+
+    X, y = toy
+    dec = make_decoder("tsmnet", 8, 2, 64.0, 2.0, max_epochs=2, batch_size=8).fit(X, y)
+    meta = dict(channels=[f"E{i}" for i in range(8)], classes=["l", "r"], preprocessing={})
+    with pytest.raises(ConfigError, match="ONNX export.*bundle itself was written"):
+        save_bundle(dec, tmp_path / "b", meta, export_onnx=True)
+    np.testing.assert_array_equal(load_bundle(tmp_path / "b").predict_proba(X),
+                                  dec.predict_proba(X))
+
+
 def test_online_engines_fall_back_to_torch():
     """No ONNX export for TSMNet: the worker's engine choice keeps the PyTorch reference."""
     from decoders.online import _fast_engines
