@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,83 @@ def tune_allocator() -> bool:
         return False
 
 
+def display_problem(env: dict | None = None, platform: str | None = None,
+                    plugin_error=None, connect_error=None) -> str | None:
+    """Why Qt could not open a window on this Linux machine, with the fix; None if it can.
+
+    Without this, Qt ends the process with its own "could not load the Qt platform plugin"
+    abort (whose hint names libxcb-cursor0 even when another library is missing). Checked in
+    order: a display is set at all (``DISPLAY``/``WAYLAND_DISPLAY``); Qt's X11 plugin loads (the
+    system libraries it links, e.g. libxcb-icccm4, libxcb-keysyms1, libxcb-cursor0); the X
+    server at ``DISPLAY`` accepts a connection. An explicit ``QT_QPA_PLATFORM`` other than
+    ``xcb`` (``offscreen``, ``wayland``, ``vnc``...) is the user's choice and is not checked.
+    ``plugin_error()`` and ``connect_error(display)`` return an error text or None (defaults:
+    :func:`_xcb_plugin_error`, :func:`_x_connect_error`).
+    """
+    env = os.environ if env is None else env
+    platform = sys.platform if platform is None else platform
+    if not platform.startswith("linux"):
+        return None
+    qpa = env.get("QT_QPA_PLATFORM", "")
+    if qpa and not qpa.startswith("xcb"):
+        return None
+    if not qpa and env.get("WAYLAND_DISPLAY"):
+        return None
+    headless = "or run without a GUI: `bci-app live --headless`"
+    display = env.get("DISPLAY")
+    if not display:
+        return ("no display: neither DISPLAY nor WAYLAND_DISPLAY is set, so the GUI cannot open "
+                "a window. Fix: start it from a desktop session (or `ssh -X`), or under a "
+                f"virtual display (`xvfb-run bci-app`), {headless}. (`QT_QPA_PLATFORM=offscreen` "
+                "runs the GUI without showing it, as the tests do.)")
+    err = (plugin_error or _xcb_plugin_error)()
+    if err:
+        return (f"Qt's X11 plugin cannot be loaded: {err}. Fix: install the X11 libraries Qt "
+                "needs, e.g. `sudo apt-get install libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 "
+                f"libxkbcommon-x11-0` (Debian/Ubuntu), {headless}.")
+    err = (connect_error or _x_connect_error)(display)
+    if err:
+        return (f"cannot connect to the X display {display!r} ({err}). Fix: check DISPLAY and "
+                f"that the X server (or Xvfb) is running and allows this user, {headless}.")
+    return None
+
+
+def _xcb_plugin_error() -> str | None:
+    """dlopen Qt's X11 platform plugin: the loader's message names a missing library."""
+    import ctypes
+    from pathlib import Path
+
+    from PySide6.QtCore import QLibraryInfo
+
+    plugins = Path(QLibraryInfo.path(QLibraryInfo.LibraryPath.PluginsPath)) / "platforms"
+    found = sorted(plugins.glob("libqxcb*.so*"))
+    if not found:
+        return f"no libqxcb plugin in {plugins}"
+    try:
+        ctypes.CDLL(str(found[0]))
+    except OSError as err:
+        return str(err)
+    return None
+
+
+def _x_connect_error(display: str) -> str | None:
+    """Open and close one connection to the X server with libxcb."""
+    import ctypes
+
+    try:
+        xcb = ctypes.CDLL("libxcb.so.1")
+    except OSError as err:
+        return str(err)
+    xcb.xcb_connect.restype = ctypes.c_void_p
+    xcb.xcb_connect.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
+    xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
+    conn = xcb.xcb_connect(display.encode(), None)
+    code = xcb.xcb_connection_has_error(conn)
+    xcb.xcb_disconnect(conn)
+    return f"xcb error {code}" if code else None
+
+
 def create_app(argv: list[str] | None = None):
     """The QApplication (created once)."""
     from PySide6 import QtWidgets
@@ -64,6 +142,11 @@ def main(args: argparse.Namespace | None = None) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     configure_lsl()  # LSL on loopback unless the user chose otherwise, before pylsl is used
+    problem = display_problem()
+    if problem:
+        from bci_app.errors import ConfigError
+
+        raise ConfigError(problem)
     spec = getattr(args, "source", None) or "synthetic"
     model = getattr(args, "model", None)
     app = create_app()
