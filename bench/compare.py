@@ -1,6 +1,7 @@
 """Paired comparison of two results of ``bench_decoders.py`` on the same subjects.
 
     python bench/compare.py A.json:eegnet B.json:ts_lr [--k 10]
+    python bench/compare.py A0.json,A1.json:tsmnet B0.json,B1.json:ts_lr   # means over runs
 
 Each argument is ``FILE[:MODEL]`` (the model is needed when a file holds several); ``--k``
 picks the calibration K. Prints both means, the per-subject paired difference (mean, 95 %
@@ -17,7 +18,16 @@ import sys
 
 
 def _pick(spec: str, k: int | None) -> dict:
-    path, _, model = spec.partition(":")
+    """The result named by ``FILE[:MODEL]``; ``F1,F2,...[:MODEL]`` averages each subject's
+    accuracy over several runs (e.g. the fold draws of seeds 0-3) before the comparison."""
+    paths, _, model = spec.partition(":")
+    if "," in paths:
+        runs = [_pick(f"{path}:{model}" if model else path, k) for path in paths.split(",")]
+        subjects = set.intersection(*(set(r["per_subject_accuracy"]) for r in runs))
+        mean = {s: sum(r["per_subject_accuracy"][s] for r in runs) / len(runs)
+                for s in subjects}
+        return {**runs[0], "per_subject_accuracy": mean}
+    path = paths
     with open(path) as fh:
         results = json.load(fh)["results"]
     hits = [r for r in results if (not model or r["model"] == model)

@@ -27,6 +27,8 @@ Eigen-decompositions are not ONNX operators, so the model has no ONNX export
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -84,7 +86,7 @@ def tril_vector(S: torch.Tensor) -> torch.Tensor:
     Euclidean norm of the vector is the Frobenius norm of the matrix)."""
     n = S.shape[-1]
     i, j = torch.tril_indices(n, n, device=S.device)
-    w = torch.full(i.shape, 2.0, dtype=S.dtype, device=S.device).sqrt()
+    w = torch.full(i.shape, math.sqrt(2.0), dtype=S.dtype, device=S.device)
     w[i == j] = 1.0
     return S[..., i, j] * w
 
@@ -109,14 +111,11 @@ class SPDBatchNormLog(nn.Module):
         self.log_std = nn.Parameter(torch.zeros((), dtype=torch.float64))
 
     def forward(self, C: torch.Tensor) -> torch.Tensor:
-        L = sym_fn(C, "log")
-        if self.training and C.shape[0] > 1:
-            M = L.mean(0)
-        else:
-            M = self.running_log_mean
+        batch_stats = self.training and C.shape[0] > 1
+        M = sym_fn(C, "log").mean(0) if batch_stats else self.running_log_mean
         W = sym_fn(M, "exp_half_neg")  # expm(M)^(-1/2)
         T = sym_fn(W @ C @ W, "log")
-        if self.training and C.shape[0] > 1:
+        if batch_stats:
             var = (T * T).sum((-1, -2)).mean()
             with torch.no_grad():
                 m = self.momentum
