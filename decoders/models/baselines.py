@@ -195,17 +195,17 @@ class TangentSpaceLRDecoder(_LinearHeadDecoder):
         return LogisticRegression(C=self.C, max_iter=1000)
 
     def _covs(self, X):
-        from pyriemann.utils.covariance import covariances
+        from pyriemann.geometry.covariance import covariances
 
         return covariances(X, estimator=self.estimator)
 
     def _fit_features(self, X, y):
-        from pyriemann.utils.mean import mean_covariance
+        from pyriemann.geometry.mean import gmean
 
-        self.reference_ = mean_covariance(self._covs(X), metric=self.metric)
+        self.reference_ = gmean(self._covs(X), metric=self.metric)
 
     def _features(self, X):
-        from pyriemann.utils.tangentspace import tangent_space
+        from pyriemann.geometry.tangentspace import tangent_space
 
         return tangent_space(self._covs(X), self.reference_, metric=self.metric)
 
