@@ -72,7 +72,8 @@ def _merge(results):
 
     first = results[0]
     settings = dict(first.settings)
-    settings["target_subjects"] = [t for r in results for t in r.settings["target_subjects"]]
+    key = "target_subjects" if "target_subjects" in settings else "subjects"
+    settings[key] = [t for r in results for t in r.settings[key]]
     return EvaluationResult(first.protocol, first.model, [f for r in results for f in r.folds],
                             first.classes, settings)
 
@@ -127,6 +128,13 @@ def main(argv=None) -> int:
                    "test windows unchanged")
     p.add_argument("--within-align", action="store_true",
                    help="within: Euclidean alignment fitted on each training fold (all models)")
+    p.add_argument("--within-pretrain", action="store_true",
+                   help="within: pretrain each target on the other --subjects (aligned per "
+                   "subject with --align yes), then align and fine-tune on each training fold "
+                   "(--pretrain-cache reuses the calibration protocol's pretrained models)")
+    p.add_argument("--fold-seed", type=int, default=None,
+                   help="within: seed of the fold draw (default --seed; with --within-pretrain "
+                   "the pretraining keeps --seed)")
     p.add_argument("--ensemble", type=int, default=1,
                    help="deep models: average this many nets trained from different seeds")
     p.add_argument("--device", default="cpu", help="deep models: torch device (cpu, cuda)")
@@ -139,7 +147,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="JSON results file")
     p.add_argument("--tag", default="")
     p.add_argument("--pretrain-cache", action="store_true",
-                   help="calibration, deep models: keep each target's pretrained model in "
+                   help="calibration / within --within-pretrain, deep models: keep each "
+                   "target's pretrained model in "
                    "bench/out/pretrained_cache/ and reuse it when only fine-tuning settings change")
     args = p.parse_args(argv)
 
@@ -179,8 +188,26 @@ def main(argv=None) -> int:
           f"{data.window_s} s windows, subjects {subjects}", flush=True)
 
     aligns = {"yes": [True], "no": [False], "both": [True, False]}[args.align]
-    if args.protocol == "within":
+    if args.within_pretrain and args.protocol != "within":
+        p.error("--within-pretrain: only with --protocol within")
+    if args.protocol == "within" and not args.within_pretrain:
         aligns = [args.within_align]
+    fold_seed = args.seed if args.fold_seed is None else args.fold_seed
+
+    def cached(factory, model, params, align, t):
+        """The target's pretraining factory, through the bench cache when asked."""
+        if not (args.pretrain_cache and params):
+            return factory
+        import hashlib
+
+        pre_key = {k: v for k, v in params.items() if not k.startswith("finetune")
+                   and k != "device"}
+        key = hashlib.sha1(json.dumps(
+            [model, pre_key, align, args.seed, subjects, args.channels],
+            sort_keys=True).encode()).hexdigest()[:12]
+        return _pretrain_cache(
+            factory, ROOT / "bench" / "out" / "pretrained_cache" / f"{model}_{key}"
+            f"_S{t:03d}.npz", {k: v for k, v in params.items() if k.startswith("finetune")})
     rows, out = [], []
     for model in args.models.split(","):
         params = {}
@@ -195,8 +222,19 @@ def main(argv=None) -> int:
         for align in aligns:
             st = TrainSettings(model=model, decoder_params=params, align=align, seed=args.seed)
             t0 = time.perf_counter()
-            if args.protocol == "within":
-                res = [evaluate_within(data, st.factory(data), 5, args.seed, align=align,
+            if args.protocol == "within" and args.within_pretrain:
+                targets = parse_subjects(args.targets) if args.targets else subjects
+                per_t = []
+                for t in targets:  # one target at a time: its own (cached) pretraining
+                    per_t.append(evaluate_within(
+                        data, cached(st.factory(data), model, params, align, t), 5, fold_seed,
+                        align=align, subjects=[t], model=model, pretrain_subjects=subjects))
+                    _write(args, out + [{**_merge(per_t).to_dict(), "align": align,
+                                         "partial": True, "decoder_params": params}], torch)
+                    print(f"  target S{t:03d}: {100 * per_t[-1].mean:.1f}", flush=True)
+                res = [_merge(per_t)]
+            elif args.protocol == "within":
+                res = [evaluate_within(data, st.factory(data), 5, fold_seed, align=align,
                                        subjects=subjects, progress=True, model=model,
                                        train_span=args.train_span is not None)]
             elif args.protocol == "loso":
@@ -207,19 +245,7 @@ def main(argv=None) -> int:
                 targets = parse_subjects(args.targets) if args.targets else subjects
                 per_k: dict = {k: [] for k in ks}
                 for t in targets:  # one target at a time so partial runs keep their folds
-                    factory = st.factory(data)
-                    if args.pretrain_cache and params:
-                        import hashlib
-
-                        pre_key = {k: v for k, v in params.items() if not k.startswith("finetune")
-                                   and k != "device"}
-                        key = hashlib.sha1(json.dumps(
-                            [model, pre_key, align, args.seed, subjects, args.channels],
-                            sort_keys=True).encode()).hexdigest()[:12]
-                        factory = _pretrain_cache(
-                            factory, ROOT / "bench" / "out" / "pretrained_cache" / f"{model}_{key}"
-                            f"_S{t:03d}.npz", {k: v for k, v in params.items()
-                                              if k.startswith("finetune")})
+                    factory = cached(st.factory(data), model, params, align, t)
                     r = evaluate_calibration(data, factory, subjects, [t], ks,
                                              align=align, progress=False, model=model)
                     for k in ks:

@@ -12,6 +12,10 @@ runs before epoching, so every trial's preprocessing is independent of the other
     it, any other decoder on every window-long crop at a 0.25 s step (each counted as a trial of
     its label); the alignment is still fitted on the training trials' windows, and the test fold
     is the same windows as without it.
+    With ``pretrain_subjects`` ("within + pretraining", the calibration wizard's path): the same
+    folds, but each target's decoder is first trained on the listed subjects other than the
+    target (each Euclidean-aligned on its own trials when ``align``), then per fold aligned on
+    the training folds' trials and fine-tuned on them (``partial_fit``) before testing.
 ``loso``
     Leave one subject out: train on all other subjects, test on the held-out one. With
     ``align=True`` every subject is Euclidean-aligned with its *own* reference: training subjects
@@ -179,14 +183,18 @@ def _training_span(data: EpochsData, dec: Decoder, fit_idx: np.ndarray, ea):
 
 def evaluate_within(data: EpochsData, factory: DecoderFactory, n_folds: int = 5, seed: int = 0,
                     align: bool = False, subjects: Sequence[int] | None = None,
-                    progress: bool = False, model: str = "?",
-                    train_span: bool = False) -> EvaluationResult:
-    """Per-subject stratified ``n_folds``-fold CV (``train_span``: see the module docstring)."""
+                    progress: bool = False, model: str = "?", train_span: bool = False,
+                    pretrain_subjects: Sequence[int] | None = None) -> EvaluationResult:
+    """Per-subject stratified ``n_folds``-fold CV (``train_span``, ``pretrain_subjects``: see
+    the module docstring)."""
     from sklearn.model_selection import StratifiedKFold
 
     if train_span and data.X_span is None:
         raise ConfigError("train_span: the data has no longer span per trial; fix: load it with "
                           "load_eegmmidb(..., span_tmax=4.0)")
+    if train_span and pretrain_subjects is not None:
+        raise ConfigError("train_span: not supported with pretraining subjects; fix: drop one "
+                          "of --train-span / --pretrain-subjects")
     subjects = list(subjects or data.subjects)
     folds: list[FoldResult] = []
     jobs = [(s, k) for s in subjects for k in range(n_folds)]
@@ -195,23 +203,41 @@ def evaluate_within(data: EpochsData, factory: DecoderFactory, n_folds: int = 5,
         idx = np.flatnonzero(data.subject == s)
         skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
         splits[s] = [(idx[a], idx[b]) for a, b in skf.split(idx, data.y[idx])]
+    X_src, base, src_idx = None, None, np.zeros(0, dtype=int)
+    if pretrain_subjects is not None:
+        pretrain_subjects = list(pretrain_subjects)
+        X_src = _align_per_subject(data, data.X, pretrain_subjects) if align else data.X
     for s, k in _progress(jobs, progress, f"within {model}"):
         fit_idx, test_idx = splits[s][k]
-        _check_disjoint(fit_idx, test_idx)
+        if X_src is not None and k == 0:  # pretrain once per target, without the target
+            pre_subj = [p for p in pretrain_subjects if p != s]
+            if not pre_subj:
+                raise ConfigError(f"pretrain_subjects: no subject left to pretrain on for "
+                                  f"subject {s}; fix: list other subjects")
+            src_idx = np.flatnonzero(np.isin(data.subject, pre_subj))
+            base = factory().fit(X_src[src_idx], data.y[src_idx])
+        _check_disjoint(np.concatenate([src_idx, fit_idx]), test_idx)
         Xf, Xt = data.X[fit_idx], data.X[test_idx]
         ea = None
         if align:
             ea = EuclideanAlignment().fit(Xf)
             Xf, Xt = ea.transform(Xf), ea.transform(Xt)
-        dec = factory()
         yf = data.y[fit_idx]
-        if train_span:
-            Xf, yf = _training_span(data, dec, fit_idx, ea)
-        dec.fit(Xf, yf)
-        folds.append(FoldResult(s, k, fit_idx, test_idx, data.y[test_idx], dec.predict_proba(Xt)))
+        if base is not None:
+            dec = base.clone()
+            dec.partial_fit(Xf, yf)
+        else:
+            dec = factory()
+            if train_span:
+                Xf, yf = _training_span(data, dec, fit_idx, ea)
+            dec.fit(Xf, yf)
+        folds.append(FoldResult(s, k, np.concatenate([src_idx, fit_idx]), test_idx,
+                                data.y[test_idx], dec.predict_proba(Xt)))
     settings = dict(n_folds=n_folds, seed=seed, align=align, subjects=subjects)
     if train_span:
         settings.update(train_span=[data.tmin, data.span_tmax])
+    if pretrain_subjects is not None:
+        settings.update(pretrain_subjects=pretrain_subjects)
     return EvaluationResult("within", model, folds, data.classes, settings)
 
 

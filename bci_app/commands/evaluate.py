@@ -27,7 +27,9 @@ def register(subparsers) -> None:
     p.add_argument("--protocol", choices=["within", "loso", "calibration"], default="within")
     p.add_argument("--pretrain-subjects", default=None,
                    help="calibration: subjects to pretrain on (default: --subjects; each target "
-                   "is left out of its own pretraining)")
+                   "is left out of its own pretraining). within: given, each subject's decoder "
+                   "is pretrained on these subjects (itself left out), then aligned and "
+                   "fine-tuned on each training fold, as the calibration wizard does")
     p.add_argument("--calib-trials", default="0,5,10,20", metavar="K[,K...]",
                    help="calibration: trials per class used to align and fine-tune (0 = "
                    "unsupervised alignment only)")
@@ -89,6 +91,11 @@ def run(args: argparse.Namespace) -> int:
         tmin, tmax = args.tmin, args.tmax
         settings = settings_from_args(args, model)
     pretrain = parse_subjects(args.pretrain_subjects) if args.pretrain_subjects else subjects
+    within_pretrain = args.protocol == "within" and args.pretrain_subjects is not None
+    if within_pretrain and bundle is not None:
+        raise ConfigError("--pretrain-subjects with --protocol within: pretrains a fresh "
+                          "--model, not a --bundle; fix: use --model, or --protocol calibration "
+                          "to fine-tune the bundle")
     if bundle is not None and args.protocol == "calibration":
         trained_on = set(bundle.config["training"].get("subjects", []))
         overlap = sorted(trained_on & set(subjects))
@@ -98,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
                 "on them would leak. Fix: evaluate the bundle on other subjects, or use --model "
                 "(each target is then left out of its own pretraining)."
             )
+        pretrain = []
+    if args.protocol in ("within", "loso") and not within_pretrain:
         pretrain = []
     all_subjects = sorted(set(subjects) | set(pretrain))
     span = None
@@ -112,8 +121,10 @@ def run(args: argparse.Namespace) -> int:
     factory = settings.factory(data)
     if args.protocol == "within":
         results = [evaluate_within(data, factory, n_folds=args.folds, seed=args.seed,
-                                   align=False, subjects=subjects, progress=args.progress,
-                                   model=model, train_span=span is not None)]
+                                   align=settings.align if within_pretrain else False,
+                                   subjects=subjects, progress=args.progress, model=model,
+                                   train_span=span is not None,
+                                   pretrain_subjects=pretrain if within_pretrain else None)]
     elif args.protocol == "loso":
         results = [evaluate_loso(data, factory, align=settings.align, subjects=subjects,
                                  progress=args.progress, model=model)]

@@ -81,6 +81,33 @@ def test_within_never_fits_on_test_fold(spy):
     assert sorted(tested.tolist()) == list(range(len(data)))  # every trial tested once
 
 
+def test_within_pretraining_keeps_the_folds_and_never_sees_the_test_fold(spy):
+    data = _synthetic()
+    plain = evaluate_within(data, spy, n_folds=5, seed=3, align=False)
+    SpyDecoder.log = []
+    res = evaluate_within(data, spy, n_folds=5, seed=3, align=False,
+                          pretrain_subjects=[1, 2, 3])
+    for a, b in zip(plain.folds, res.folds):  # the within protocol's test folds, unchanged
+        np.testing.assert_array_equal(a.test_idx, b.test_idx)
+    kinds = [kind for kind, _ in SpyDecoder.log]
+    assert kinds == (["fit"] + ["partial_fit"] * 5) * 3  # one pretraining per target
+    for i, t in enumerate([1, 2, 3]):
+        (_, pre), *tunes = SpyDecoder.log[6 * i:6 * i + 6]
+        assert set(data.subject[list(pre)]) == {1, 2, 3} - {t}  # the target is left out
+        for fold, (_, ids) in zip(res.folds[5 * i:5 * i + 5], tunes):
+            assert fold.subject == t and set(data.subject[list(ids)]) == {t}
+            assert not ids & set(fold.test_idx.tolist())
+            assert set(fold.fit_idx.tolist()) == pre | ids  # the record names both
+    assert res.settings["pretrain_subjects"] == [1, 2, 3]
+
+
+def test_within_pretraining_needs_another_subject(spy):
+    from bci_app.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no subject left"):
+        evaluate_within(_synthetic(n_subjects=1), spy, pretrain_subjects=[1])
+
+
 def test_loso_never_fits_on_held_out_subject(spy):
     data = _synthetic()
     res = evaluate_loso(data, spy, align=False)
@@ -256,6 +283,25 @@ def test_cli_crop_training_span(tmp_path, capsys, eegmmidb_path):
                  "--protocol", "within", "--folds", "3", "--json", "--no-report"]) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"][0]
     assert res["settings"]["train_span"] == [0.5, 4.0] and len(res["per_subject_accuracy"]) == 1
+
+
+def test_cli_within_with_pretraining(capsys, eegmmidb_path):
+    """``evaluate --protocol within --pretrain-subjects``: real data, tangent space; the
+    fine-tuned decoder is better than chance on S001-S002 with S001-S003 pretraining."""
+    from bci_app.cli import main
+
+    common = ["--data-dir", str(eegmmidb_path), "--sfreq", "80", "--channels", "motor21",
+              "--subjects", "1,2", "--model", "ts_lr", "--protocol", "within", "--folds", "3",
+              "--json", "--no-report"]
+    assert main(["evaluate", *common, "--pretrain-subjects", "1-3"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"][0]
+    assert res["settings"]["pretrain_subjects"] == [1, 2, 3] and res["settings"]["align"]
+    assert sorted(res["per_subject_accuracy"]) == ["1", "2"] and res["n_test_trials"] == 90
+    assert res["mean_accuracy"] > 0.5
+    assert main(["evaluate", *common[:-8], "--bundle", "decoders/pretrained/"
+                 "mi_left_right_csp_lda_ea", "--protocol", "within", "--pretrain-subjects",
+                 "1-3", "--no-report"]) == 2
+    assert "fix: use --model" in capsys.readouterr().err
 
 
 def test_training_span_is_aligned_with_the_training_windows_reference():
