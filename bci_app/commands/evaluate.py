@@ -91,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
         tmin, tmax = args.tmin, args.tmax
         settings = settings_from_args(args, model)
     pretrain = parse_subjects(args.pretrain_subjects) if args.pretrain_subjects else subjects
+    if args.protocol == "loso" and args.pretrain_subjects is not None:
+        raise ConfigError("--pretrain-subjects: loso trains on the other --subjects; fix: drop "
+                          "it, or use --protocol within/calibration to pretrain on other subjects")
     within_pretrain = args.protocol == "within" and args.pretrain_subjects is not None
     if within_pretrain and bundle is not None:
         raise ConfigError("--pretrain-subjects with --protocol within: pretrains a fresh "

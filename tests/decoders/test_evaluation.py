@@ -302,6 +302,9 @@ def test_cli_within_with_pretraining(capsys, eegmmidb_path):
                  "mi_left_right_csp_lda_ea", "--protocol", "within", "--pretrain-subjects",
                  "1-3", "--no-report"]) == 2
     assert "fix: use --model" in capsys.readouterr().err
+    assert main(["evaluate", *common[:-8], "--model", "ts_lr", "--protocol", "loso",
+                 "--pretrain-subjects", "1-3", "--no-report"]) == 2
+    assert "loso trains on the other --subjects" in capsys.readouterr().err
 
 
 def test_training_span_is_aligned_with_the_training_windows_reference():
