@@ -104,7 +104,8 @@ def main(argv=None) -> int:
                    help="loso/calibration: Euclidean alignment (within: see --within-align)")
     p.add_argument("--calib-trials", default="0,5,10,20")
     p.add_argument("--targets", default=None,
-                   help="calibration: held-out target subjects (default: all --subjects); each "
+                   help="calibration, within --within-pretrain: held-out target subjects "
+                   "(default: all --subjects); each "
                    "is pretrained on the other --subjects, results saved after every target")
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--patience", type=int, default=10)
