@@ -113,9 +113,10 @@ class ChannelMapping:
         if missing:
             raise StreamMismatchError(
                 f"channels: the model needs {len(needed)} channels but the source lacks "
-                f"{len(missing)}: {', '.join(missing)}; the source has {avail}. Fix: pass a "
-                "ChannelMapping({needed_name: source_name, ...}) for these channels, or use a "
-                "source that records them."
+                f"{len(missing)}: {', '.join(missing)}; the source has {avail}. Fix: map each "
+                "to a source channel (`bci-app live --map MODEL_CH=SOURCE_CH`, repeatable; in "
+                "Python ChannelMapping({needed_name: source_name, ...})), or use a source that "
+                "records them."
             )
         return np.asarray(out, dtype=int)
 

@@ -95,8 +95,9 @@ def test_missing_channels_without_mapping_is_a_clear_error(ts_bundle, s002_run4)
             rec.info, ch_names=tuple(f"EEG{i:03d}" for i in range(rec.info.n_channels))))
     src = ReplaySource(renamed, speed="max")
     src.connect(timeout=5, acquisition=False)
-    with pytest.raises(StreamMismatchError, match="source lacks 16: Fz, C3"):
+    with pytest.raises(StreamMismatchError, match="source lacks 16: Fz, C3") as err:
         DecoderWorker(src, ts_bundle)
+    assert "--map MODEL_CH=SOURCE_CH" in str(err.value)  # the fix a CLI user can apply
     # an explicit mapping makes it work, and gives the same decisions as the original names
     idx = {ch.rstrip(".").lower(): i for i, ch in enumerate(rec.info.ch_names)}
     mapping = {ch: f"EEG{idx[ch.lower()]:03d}" for ch in ts_bundle.channels}
