@@ -95,3 +95,18 @@ def test_live_headless_on_the_simulated_subject():
     r = bci_app("live", "--source", "simulated:3", "--headless", "--duration", "2")
     assert r.returncode == 0, r.stderr
     assert "160 Hz" in r.stdout and "gaps 0, samples lost 0" in r.stdout
+
+
+def test_live_channel_map_is_applied_and_a_wrong_one_is_named(eegmmidb_path):
+    """--map MODEL_CH=SOURCE_CH reaches the decoder: mapping a model channel to a channel the
+    source lacks fails at start with the mapping spelled out; without the map (or with a
+    correct one) the same session starts."""
+    edf = eegmmidb_path / "MNE-eegbci-data/files/eegmmidb/1.0.0/S001/S001R04.edf"
+    common = ["live", "--source", f"file:{edf}", "--headless", "--duration", "1",
+              "--model", "decoders/pretrained/mi_left_right_csp_lda_ea"]
+    bad = bci_app(*common, "--map", "FC5=NOPE")
+    assert bad.returncode == 2
+    assert "FC5 (mapped to 'NOPE')" in bad.stderr and "--map MODEL_CH=SOURCE_CH" in bad.stderr
+    good = bci_app(*common, "--map", "FC5=Fc5.")
+    assert good.returncode == 0, good.stderr
+    assert "samples lost 0" in good.stdout
