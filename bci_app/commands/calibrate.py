@@ -334,6 +334,17 @@ def run(args) -> int:
                                      data_dir=args.data_dir, buffer_seconds=buffer_s,
                                      seed=args.seed, compliance=args.compliance)
 
+    sim = parse_simulated(args.source) or []
+    trained_on = set(((pretrained.config or {}).get("training") or {}).get("subjects") or [])
+    seen = sorted(set(sim) & trained_on) if "eegmmidb" in str(
+        ((pretrained.config or {}).get("training") or {}).get("dataset", "")).lower() else []
+    warning = None
+    if seen:
+        warning = (f"the pretrained bundle was trained on simulated subject(s) {seen}: the "
+                   "accuracies below are optimistic. Fix: for an honest check, pretrain without "
+                   "them (bci-app train --subjects ...) and pass --pretrained PATH.")
+        print(f"note: {warning}", flush=True)
+
     def print_cue(p, cls, i):
         if not args.quiet:
             print(f"[{p.n_done + 1:>3}/{p.n_trials}] cue: {cls.upper()}", flush=True)
@@ -362,6 +373,8 @@ def run(args) -> int:
                "scores": {k: v.to_dict() for k, v in res.scores.items()},
                "seconds": {k: round(v, 2) for k, v in run_.seconds.items()},
                "training_seconds": {k: round(v, 2) for k, v in res.seconds.items()}}
+    if warning:
+        summary["warning"] = warning
     if parse_simulated(args.source) is not None:
         held = score_unplayed(run_.source, load_profile_bundle(run_.profile))
         summary["held_out"] = held.to_dict()

@@ -46,6 +46,25 @@ def _parse_trial(text: str) -> tuple[float, float]:
     return a, b
 
 
+def training_overlap(path: str, bundle) -> str | None:
+    """A warning when ``path`` is an EEGMMIDB file (``SxxxRyy.edf``) of a subject the bundle
+    was trained on (its ``training`` config names the dataset and subjects), else None: an
+    accuracy measured on it is on training data, hence optimistic."""
+    import re
+    from pathlib import Path
+
+    training = (bundle.config or {}).get("training") or {}
+    if "eegmmidb" not in str(training.get("dataset", "")).lower():
+        return None
+    m = re.fullmatch(r"S(\d{3})R(\d{2})\.edf", Path(path).name, flags=re.IGNORECASE)
+    if m is None or int(m.group(1)) not in set(training.get("subjects") or []):
+        return None
+    return (f"{Path(path).name} is EEGMMIDB subject {int(m.group(1))}, one of this bundle's "
+            "training subjects: the accuracy below is on training data and optimistic. Fix: "
+            "replay another person's recording, or measure with `bci-app evaluate --protocol "
+            "loso`.")
+
+
 def replay_file(path: str, bundle, *, speed="max", hop=0.1, smoothing=0.5, threshold=0.7,
                 dwell=0.5, progress=None):
     """Replay ``path`` through a DecoderWorker; returns (source, worker, predictions, wall_s)."""
@@ -107,6 +126,9 @@ def run(args) -> int:
         "unreliable_windows": st["unreliable"],
         "aligned_on_first_windows": bool(bundle.needs_alignment),
     }
+    overlap = training_overlap(args.file, bundle)
+    if overlap:
+        summary["warning"] = overlap
     trials = trials_from_markers(src.markers.all(), cue_map, bundle.classes)
     report = None
     if trials and preds:
@@ -121,6 +143,8 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
+    if overlap:
+        print(f"note: {overlap}")
     print(f"replayed {signal_s:.1f} s of {src.info.n_channels} ch @ {src.info.sfreq:g} Hz in "
           f"{wall:.2f} s ({summary['realtime_factor']:.0f}x real time); "
           f"{st['predictions']} predictions, {st['skipped']} skipped, {st['unreliable']} unreliable")

@@ -88,6 +88,7 @@ def test_cli_calibrate_headless_records_and_saves_a_profile(pretrained_csp, tmp_
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["n_trials"] == 20 and summary["held_out"]["n_trials"] == 25
     assert summary["held_out"]["accuracy"] > 0.5
+    assert "warning" not in summary and "note:" not in out  # pretrained on S011-S020 only
     meta = json.loads((tmp_path / "profiles" / "s7" / "profile.json").read_text())
     for key in ("user", "created", "classes", "accuracy", "ci95", "chance", "source", "montage",
                 "protocol", "recording", "scores", "band_power", "stream"):

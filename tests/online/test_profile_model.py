@@ -22,6 +22,8 @@ def test_calibrated_profile_replays_with_its_alignment(tmp_path, data_dir):
              "max", "--user", "p2", "--profiles-dir", str(tmp_path / "profiles"), "--quiet",
              env=env)
     assert r.returncode == 0, r.stderr
+    # the shipped bundle saw S001-S020: the run says its figures are optimistic
+    assert "note: the pretrained bundle was trained on simulated subject(s) [2]" in r.stdout
     profile = tmp_path / "profiles" / "p2"
     assert (profile / "profile.json").is_file()
     edf = data_dir / "eegmmidb/MNE-eegbci-data/files/eegmmidb/1.0.0/S002/S002R12.edf"

@@ -141,6 +141,24 @@ def test_replay_cli_json(ts_bundle, eegmmidb_path):
     assert out["realtime_factor"] > 5
     assert out["skipped_windows"] == 0
     assert set(out["accuracy_over_time"]) >= {"0.00", "2.00", "4.00"}
+    assert "warning" not in out  # S007 is not among this bundle's training subjects
+
+
+def test_replay_says_when_the_file_is_the_bundles_training_data(eegmmidb_path):
+    """The shipped bundles saw S001-S020: replaying one of their files must say the accuracy is
+    on training data; a bundle trained on other subjects gives no such note."""
+    from bci_app.commands.replay import training_overlap
+    from decoders.bundle import load_bundle
+
+    path = mne.datasets.eegbci.load_data(7, [4], path=str(eegmmidb_path), update_path=False)[0]
+    r = _cli("replay", path, "--model", "decoders/pretrained/mi_left_right_csp_lda_ea")
+    assert r.returncode == 0, r.stderr
+    note = r.stdout.splitlines()[0]
+    assert note.startswith("note: S007R04.edf is EEGMMIDB subject 7") and "optimistic" in note
+    bundle = load_bundle(ROOT / "decoders/pretrained/mi_left_right_csp_lda_ea")
+    bundle.config["training"]["subjects"] = [1, 2]
+    assert training_overlap(path, bundle) is None
+    assert training_overlap(str(path).replace("S007R04", "S001R04"), bundle) is not None
 
 
 def test_replay_cli_file_without_cues_says_so(ts_bundle, data_dir):
