@@ -147,6 +147,21 @@ def window_of(bundle) -> tuple[float, float]:
     return tmin, float(w.get("tmax", tmin + bundle.window_s))
 
 
+def training_data_warning(source_spec: str, pretrained) -> str | None:
+    """A warning when ``source_spec`` is a simulated subject the pretrained bundle was trained on
+    (its config's ``training`` names EEGMMIDB and the subject), else None."""
+    training = (pretrained.config or {}).get("training") or {}
+    if "eegmmidb" not in str(training.get("dataset", "")).lower():
+        return None
+    seen = sorted(set(parse_simulated(source_spec) or []) & set(training.get("subjects") or []))
+    if not seen:
+        return None
+    return (f"the pretrained bundle was trained on simulated subject(s) {seen}: the adapted "
+            "decoder's accuracy is optimistic (the tangent-space baseline, trained on these "
+            "trials alone, is not). Fix: for an honest check, pretrain without them (bci-app "
+            "train --subjects ...) and pass --pretrained PATH.")
+
+
 def score_unplayed(source, bundle, name: str = "held-out trials"):
     """Score ``bundle`` on the trials a simulated subject never played.
 
@@ -334,15 +349,8 @@ def run(args) -> int:
                                      data_dir=args.data_dir, buffer_seconds=buffer_s,
                                      seed=args.seed, compliance=args.compliance)
 
-    sim = parse_simulated(args.source) or []
-    trained_on = set(((pretrained.config or {}).get("training") or {}).get("subjects") or [])
-    seen = sorted(set(sim) & trained_on) if "eegmmidb" in str(
-        ((pretrained.config or {}).get("training") or {}).get("dataset", "")).lower() else []
-    warning = None
-    if seen:
-        warning = (f"the pretrained bundle was trained on simulated subject(s) {seen}: the "
-                   "accuracies below are optimistic. Fix: for an honest check, pretrain without "
-                   "them (bci-app train --subjects ...) and pass --pretrained PATH.")
+    warning = training_data_warning(args.source, pretrained)
+    if warning:
         print(f"note: {warning}", flush=True)
 
     def print_cue(p, cls, i):

@@ -74,6 +74,15 @@ def test_wizard_to_saved_profile_and_feedback(wizard, qtbot, tmp_path):
     assert "chance 50%" in txt and "95% CI" in txt
     assert r.cm["adapted"].rowCount() == 2 and r.cm["baseline"].item(0, 0) is not None
     assert r.topo.pixmap() is not None and not r.topo.pixmap().isNull()
+    assert "optimistic" not in txt  # pretrained on S011-S020, the subject is S002
+    cfg = w.controller.pretrained.config  # a bundle that saw S002: the page says so
+    w.controller.pretrained.config = {**cfg, "training": {**cfg["training"], "subjects": [2, 3]}}
+    try:
+        r.initializePage()
+        assert "trained on simulated subject(s) [2]" in r.scores.text()
+    finally:
+        w.controller.pretrained.config = cfg
+    r.initializePage()
     assert not r.isComplete()
     r.save_btn.click()
     assert r.isComplete()

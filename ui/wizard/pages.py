@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 import math
 from collections import Counter
@@ -410,6 +411,11 @@ class ResultsPage(QtWidgets.QWizardPage):
                          f"significant above {s.chance_upper_95:.0%} → {sig}")
             self.cm[key].set_matrix(s.confusion, res.classes)
         lines.append(f"training took {res.seconds.get('total', 0):.1f} s")
+        from bci_app.commands.calibrate import training_data_warning
+
+        warning = training_data_warning(self.ctrl.source_spec, self.ctrl.pretrained)
+        if warning:
+            lines.append(f"<span style='color:#c07000'>Note: {html.escape(warning)}</span>")
         self.scores.setText("<br>".join(lines))
         best = res.best
         (self.use_adapted if best == "adapted" else self.use_baseline).setChecked(True)
