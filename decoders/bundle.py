@@ -103,6 +103,16 @@ class Bundle:
         return pre
 
     @property
+    def eegmmidb_training_subjects(self) -> set[int]:
+        """EEGMMIDB subjects the bundle was trained on (its config's ``training``), or empty:
+        recordings of these people are training data for it."""
+        training = (self.config or {}).get("training") or {}
+        if "eegmmidb" not in str(training.get("dataset", "")).lower():
+            return set()
+        subjects = training.get("subjects")
+        return {s for s in subjects if isinstance(s, int)} if isinstance(subjects, list) else set()
+
+    @property
     def needs_alignment(self) -> bool:
         return self.config.get("alignment") == "euclidean"
 

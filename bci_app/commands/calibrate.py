@@ -150,10 +150,7 @@ def window_of(bundle) -> tuple[float, float]:
 def training_data_warning(source_spec: str, pretrained) -> str | None:
     """A warning when ``source_spec`` is a simulated subject the pretrained bundle was trained on
     (its config's ``training`` names EEGMMIDB and the subject), else None."""
-    training = (pretrained.config or {}).get("training") or {}
-    if "eegmmidb" not in str(training.get("dataset", "")).lower():
-        return None
-    seen = sorted(set(parse_simulated(source_spec) or []) & set(training.get("subjects") or []))
+    seen = sorted(set(parse_simulated(source_spec) or []) & pretrained.eegmmidb_training_subjects)
     if not seen:
         return None
     return (f"the pretrained bundle was trained on simulated subject(s) {seen}: the adapted "

@@ -53,11 +53,8 @@ def training_overlap(path: str, bundle) -> str | None:
     import re
     from pathlib import Path
 
-    training = (bundle.config or {}).get("training") or {}
-    if "eegmmidb" not in str(training.get("dataset", "")).lower():
-        return None
     m = re.fullmatch(r"S(\d{3})R(\d{2})\.edf", Path(path).name, flags=re.IGNORECASE)
-    if m is None or int(m.group(1)) not in set(training.get("subjects") or []):
+    if m is None or int(m.group(1)) not in bundle.eegmmidb_training_subjects:
         return None
     return (f"{Path(path).name} is EEGMMIDB subject {int(m.group(1))}, one of this bundle's "
             "training subjects: the accuracy below is on training data and optimistic. Fix: "
