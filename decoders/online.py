@@ -62,8 +62,9 @@ class Prediction:
     command : str or None
         Discrete command issued by the dwell rule at this window, if any.
     reliable : bool
-        False for windows holding non-finite samples or spanning a gap / lost samples; their
-        probabilities are not fed to smoothing or commands.
+        False for windows holding non-finite, railed or flat-line samples, spanning a gap / lost
+        samples, or for which the model returned non-finite probabilities; their probabilities
+        are not fed to smoothing or commands.
     reason : str
         Why a window is unreliable.
     text : str or None
@@ -126,6 +127,12 @@ class DecoderWorker:
         Input samples at or beyond this magnitude (volts) on the model's channels mark the
         windows that hold them unreliable (a saturated amplifier: OpenBCI's Cyton rails at
         ±0.187 V). EEG never reaches 0.1 V. None disables the check.
+    flat_volts : float | None
+        A model channel whose raw peak-to-peak over the last second stays below this (volts)
+        is flat (electrode off, amplifier channel dead, or a device sending zeros) and marks the
+        windows that hold it unreliable: covariance-based models return NaN on such windows and
+        deep models decode noise-free garbage. Default 0.5 µV, the scope's "flat" rule. None
+        disables the check.
     engine : "auto" | "torch" | "onnx"
         Inference engine for deep models. ``auto`` exports the model to ONNX, checks that ONNX
         Runtime gives the same probabilities (max abs difference < 1e-4) and uses it when it is
@@ -153,6 +160,7 @@ class DecoderWorker:
         history: int = 600,
         engine: str = "auto",
         rail_volts: float | None = 0.1,
+        flat_volts: float | None = 0.5e-6,
     ) -> None:
         if source.info is None or source.buffer is None:
             raise RuntimeError("DecoderWorker needs a connected source; call source.connect() first.")
@@ -180,6 +188,10 @@ class DecoderWorker:
         self._align_every = max(1, int(round(0.5 / self.hop)))
         self._align_buf: list[np.ndarray] = []
         self._align_first: int | None = None
+        # windows (taken every 0.5 s) that fit the user's alignment: as many as the alignment
+        # span holds; unreliable windows (flat, railed, gaps) are not used
+        self._align_needed = int(self.alignment_seconds * bundle.sfreq
+                                 // (self._align_every * self.hop_samples)) + 1
         self.history: deque[Prediction] = deque(maxlen=history)
         self._callbacks: list[PredictionCallback] = []
         self._latencies: deque[float] = deque(maxlen=2000)
@@ -194,6 +206,8 @@ class DecoderWorker:
             raise ConfigError(f"engine must be 'auto', 'torch' or 'onnx', got {engine!r}.")
         self.engine = engine
         self.rail_volts = rail_volts
+        self.flat_volts = flat_volts
+        self._flat_n = max(2, int(round(info.sfreq)))  # one second of raw input samples
         self._warm_up()
         self._reset_variables()
 
@@ -253,6 +267,7 @@ class DecoderWorker:
         self._unreliable_until = 0  # output count before which windows are unreliable
         self._unreliable_reason = ""
         self._gaps_seen = len(self.source.gaps)
+        self._recent_raw = np.zeros((0, len(self.bundle.channels)))  # for the flat-line check
         self._chunk_map: deque[tuple[int, int, float]] = deque(maxlen=256)  # (out_stop, in_stop, t_last_in)
         self.n_predictions = 0
         self.skipped = 0
@@ -392,6 +407,8 @@ class DecoderWorker:
                 self._mark_unreliable(
                     f"railed channel(s) (|x| >= {self.rail_volts:g} V): amplifier saturated or "
                     "electrode off", extra=self.n_times)
+        if self.flat_volts is not None:
+            self._check_flat(data)
         filtered = self._filter.process(data)
         n_out = filtered.shape[0]
         if n_out:
@@ -405,6 +422,21 @@ class DecoderWorker:
             reached.append(self._next_boundary)
             self._next_boundary += self.hop_samples
         return reached
+
+    def _check_flat(self, data: np.ndarray) -> None:
+        """Mark windows unreliable while a model channel's raw signal is flat over 1 s."""
+        cols = getattr(self._filter, "_idx", slice(None))
+        raw = np.asarray(data[:, cols], dtype=float)
+        self._recent_raw = np.concatenate([self._recent_raw, raw])[-self._flat_n:]
+        if len(self._recent_raw) < self._flat_n:
+            return
+        flat = np.ptp(self._recent_raw, axis=0) < self.flat_volts
+        if flat.any():
+            names = [self.bundle.channels[i] for i in np.flatnonzero(flat)]
+            shown = ", ".join(names[:6]) + (f" (+{len(names) - 6} more)" if len(names) > 6 else "")
+            self._mark_unreliable(
+                f"flat channel(s) {shown} (peak-to-peak < {self.flat_volts * 1e6:g} µV over 1 s): "
+                "electrode off, or the device sends no signal", extra=self.n_times)
 
     def _output_times(self, chunk, n_out: int) -> np.ndarray:
         if n_out == chunk.n_samples:
@@ -428,9 +460,10 @@ class DecoderWorker:
             if self.aligning:
                 if self._align_first is None:
                     self._align_first = b
-                if ((b - self._align_first) // self.hop_samples) % self._align_every == 0:
+                if (((b - self._align_first) // self.hop_samples) % self._align_every == 0
+                        and b > self._unreliable_until):
                     self._align_buf.append(x)
-                if b - self._align_first >= self.alignment_seconds * self.bundle.sfreq:
+                if len(self._align_buf) >= self._align_needed:
                     self.bundle.fit_alignment(np.stack(self._align_buf))
                     logger.info("Fitted the user's Euclidean alignment on %d windows (%.1f s)",
                                 len(self._align_buf), self.alignment_seconds)
@@ -453,6 +486,11 @@ class DecoderWorker:
                          time.monotonic())
             in_stop = next((i for out_stop, i, _ in self._chunk_map if out_stop >= b), self._k)
             reliable = b > self._unreliable_until
+            reason = "" if reliable else self._unreliable_reason
+            if reliable and not np.isfinite(probs).all():
+                reliable = False
+                reason = ("the model returned non-finite probabilities for this window "
+                          "(degenerate signal)")
             smoothed = control = command = None
             t_end = float(win.timestamps[-1])
             if reliable:
@@ -474,7 +512,7 @@ class DecoderWorker:
                 window_end=t_end, probabilities=probs, classes=self.classes, label=label,
                 seq=int(in_stop), latency=latency, smoothed=smoothed, control=control,
                 command=command, reliable=reliable,
-                reason="" if reliable else self._unreliable_reason,
+                reason=reason,
                 text=texts[i][0] if texts is not None and reliable else None,
                 text_confidence=(float(texts[i][1]) if texts is not None and reliable
                                  else None),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from pathlib import Path
 
 import mne
 import numpy as np
@@ -149,6 +150,73 @@ def test_railed_samples_make_windows_unreliable(ts_bundle_any, s003):
     bad = [p for p in preds if not p.reliable]
     assert bad and all("railed" in p.reason for p in bad)
     assert all(p.reliable for p in preds if p.seq <= 4000 or p.seq - 320 >= 4100 + 320)
+
+
+def _c3(rec):
+    return rec.info.ch_names.index(next(c for c in rec.info.ch_names if c.lower().startswith("c3")))
+
+
+def test_flat_channel_makes_windows_unreliable(ts_bundle_any, s003):
+    data = s003.data.copy()
+    data[4000:4800, _c3(s003)] = 0.0  # C3 electrode off (a device sending zeros) for 5 s
+    worker, preds = _decode(dataclasses.replace(s003, data=data), ts_bundle_any)
+    bad = [p for p in preds if not p.reliable]
+    assert bad and all("flat channel(s) C3" in p.reason for p in bad)
+    # every window holding a flat second is unreliable; those well clear of it are reliable
+    assert all(not p.reliable for p in preds if 4160 + 320 <= p.seq <= 4800)
+    assert all(p.reliable for p in preds if p.seq <= 4150 or p.seq - 320 >= 4800 + 320)
+    assert all(np.isfinite(p.smoothed).all() for p in preds if p.reliable)
+
+
+def test_non_finite_model_output_never_reaches_smoothing(ts_bundle_any, s003):
+    calls = {"n": 0, "armed": False}
+
+    class Degenerate:  # a model that returns NaN on some windows (as TS does on singular ones)
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def predict_proba(self, X):
+            p = self.inner.predict_proba(X)
+            if calls["armed"]:
+                calls["n"] += 1
+                if calls["n"] % 5 == 0:
+                    p = np.full_like(p, np.nan)
+            return p
+
+    bundle = dataclasses.replace(ts_bundle_any, decoder=Degenerate(ts_bundle_any.decoder))
+    src = ReplaySource(s003, speed="max", chunk_samples=32)
+    src.connect(timeout=5, acquisition=False)
+    worker = DecoderWorker(src, bundle, hop=0.1, engine="torch")
+    calls["armed"] = True
+    preds = []
+    while not src.finished:
+        src.acquire()
+        preds.extend(worker.step(catch_up=True))
+    nan = [p for p in preds if not np.isfinite(p.probabilities).all()]
+    assert nan and len(nan) < len(preds)
+    assert all(not p.reliable and p.label == "unreliable" and "non-finite probabilities" in p.reason
+               for p in nan)
+    assert all(np.isfinite(p.smoothed).all() and np.isfinite(p.control)
+               for p in preds if p.reliable)
+
+
+def test_alignment_is_fitted_on_live_windows_only(s003):
+    from decoders.bundle import load_bundle
+
+    bundle = load_bundle(Path(__file__).resolve().parents[2]
+                         / "decoders/pretrained/mi_left_right_csp_lda_ea")
+    data = s003.data.copy()
+    data[:1600] = 0.0  # the session starts with 10 s of nothing on every channel
+    worker, preds = _decode(dataclasses.replace(s003, data=data), bundle, alignment_seconds=5.0)
+    assert not worker.aligning
+    assert np.isfinite(bundle.alignment.transform(
+        np.ones((1, len(bundle.channels), bundle.n_times), np.float32))).all()
+    # the first prediction comes after 5 s of live signal, not 5 s after the start
+    assert preds and preds[0].seq > 1600 + 5 * 160
+    assert all(np.isfinite(p.probabilities).all() for p in preds if p.reliable)
 
 
 def test_decoder_exceptions_are_counted_and_the_session_lives(ts_bundle_any):
