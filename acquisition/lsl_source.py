@@ -1,7 +1,9 @@
 """LSL inlets as sources: EEG streams from any LSL device, and marker streams.
 
 Streams are resolved by name / type / source id with a timeout; LSL time correction
-(``proc_clocksync``) and dejittering are applied, so timestamps are on this machine's LSL clock.
+(``proc_clocksync``) puts timestamps on this machine's LSL clock, and
+:class:`~acquisition.dejitter.OnlineDejitter` smooths them per gap-free stretch (liblsl's own
+``proc_dejitter`` would smear a real gap over the following seconds and hide it).
 Channel labels, types and units come from the stream's XML description (``desc/channels``).
 """
 
@@ -16,6 +18,7 @@ import numpy as np
 from bci_app.errors import ConfigError, SourceError, StreamNotFoundError
 
 from .base import Source, SourceLostError
+from .dejitter import OnlineDejitter
 from .lsl_env import import_pylsl, lsl_scope
 from .markers import MarkerLog
 from .stream_info import StreamInfo
@@ -27,6 +30,7 @@ _UNIT_SCALE = {
     "microvolts": 1e-6, "microvolt": 1e-6, "uv": 1e-6, "µv": 1e-6, "μv": 1e-6,
     "millivolts": 1e-3, "millivolt": 1e-3, "mv": 1e-3,
     "volts": 1.0, "volt": 1.0, "v": 1.0,
+    "nanovolts": 1e-9, "nanovolt": 1e-9, "nv": 1e-9,
 }
 _TYPE_MAP = {"eeg": "eeg", "eog": "eog", "emg": "emg", "ecg": "ecg", "misc": "misc",
              "stim": "stim", "trigger": "stim", "aux": "misc", "accel": "misc", "acc": "misc"}
@@ -88,7 +92,7 @@ def list_lsl_streams(timeout: float = 1.0) -> list[dict]:
 def _resolve(pylsl, pred: str, timeout: float):
     found = _continuous_resolve(pylsl, pred, timeout, stop_at_first=True)
     if not found:
-        visible = list_lsl_streams(0.3)
+        visible = list_lsl_streams(1.0)
         names = ", ".join(f"{s['name']!r} ({s['type']})" for s in visible) or "none"
         raise StreamNotFoundError(
             f"No LSL stream matching {pred} was found within {timeout:g} s. Visible streams: "
@@ -142,6 +146,7 @@ class LSLSource(Source):
         self._pylsl = None
         self._scale: np.ndarray | None = None
         self._buf: np.ndarray | None = None
+        self._dejitter: OnlineDejitter | None = None
         self.clock_offsets: list[tuple[float, float]] = []
 
     def _open(self, timeout: float) -> StreamInfo:
@@ -158,7 +163,7 @@ class LSLSource(Source):
             found,
             max_buflen=self.max_buflen,
             recover=False,
-            processing_flags=pylsl.proc_clocksync | pylsl.proc_dejitter,
+            processing_flags=pylsl.proc_clocksync,
         )
         # Resolution proved the stream is there; opening it (XML header, data connection,
         # first clock-offset estimate) takes up to about a second on its own.
@@ -174,8 +179,17 @@ class LSLSource(Source):
         logger.info("LSL %s: clock offset %.6f s", found.name(), offset)
         self._inlet = inlet
         info = self._describe(full)
-        self._buf = np.empty((max(1, int(info.sfreq)), info.n_channels),
-                             dtype=np.float32 if found.channel_format() == pylsl.cf_float32 else np.float64)
+        # pull_chunk writes the stream's own sample type into this buffer
+        dtypes = {pylsl.cf_float32: np.float32, pylsl.cf_double64: np.float64,
+                  pylsl.cf_int8: np.int8, pylsl.cf_int16: np.int16, pylsl.cf_int32: np.int32,
+                  pylsl.cf_int64: np.int64}
+        fmt = found.channel_format()
+        if fmt not in dtypes:
+            inlet.close_stream()
+            raise SourceError(f"LSL stream {found.name()!r} has channel format {fmt}, which "
+                              "bci_app cannot read as a signal.")
+        self._buf = np.empty((max(1, int(info.sfreq)), info.n_channels), dtype=dtypes[fmt])
+        self._dejitter = OnlineDejitter(info.sfreq)
         return info
 
     def _describe(self, full) -> StreamInfo:
@@ -205,6 +219,7 @@ class LSLSource(Source):
         scale = np.ones(n)
         out_units = []
         assumed = False
+        unknown: set[str] = set()
         for i, (t, u) in enumerate(zip(types, units)):
             if t in ("eeg", "eog", "emg", "ecg"):
                 if self.units == "V":
@@ -215,11 +230,18 @@ class LSLSource(Source):
                     factor = _UNIT_SCALE[u.lower()]
                 else:
                     factor, assumed = 1e-6, True
+                    if u:
+                        unknown.add(u)
                 scale[i] = factor
                 out_units.append("V")
             else:
                 out_units.append(u or "n/a")
-        if assumed:
+        if unknown:
+            logger.warning(
+                "LSL %s: unit(s) %s are not voltage units bci_app knows (V, mV, uV, nV); those "
+                "channels are taken as microvolts. If that is wrong, open the stream with "
+                "LSLSource(..., units='V') or units='uV'.", full.name(), sorted(unknown))
+        elif assumed:
             logger.info("LSL %s: EEG channels without a unit are taken as microvolts.", full.name())
         self._scale = scale
         return StreamInfo(
@@ -256,7 +278,7 @@ class LSLSource(Source):
         if n == 0:
             return None
         data = self._buf[:n].astype(np.float64) * self._scale
-        return data, np.asarray(ts, dtype=np.float64)
+        return data, self._dejitter(np.asarray(ts, dtype=np.float64))
 
     def time_correction(self, timeout: float = 1.0) -> float:
         """Current clock offset of the stream (seconds to add to remote timestamps)."""

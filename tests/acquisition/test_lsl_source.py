@@ -155,3 +155,76 @@ def test_streams_are_visible_on_loopback_only_config(stream_name):
                        what="own stream visible")
     assert found < 10
     del outlet
+
+
+def _outlet(pylsl, name, fmt, n_ch=2, rate=250.0, unit="microvolts"):
+    info = pylsl.StreamInfo(name, "EEG", n_ch, rate, fmt, name)
+    chans = info.desc().append_child("channels")
+    for i in range(n_ch):
+        c = chans.append_child("channel")
+        c.append_child_value("label", f"C{i}")
+        c.append_child_value("unit", unit)
+        c.append_child_value("type", "EEG")
+    return pylsl.StreamOutlet(info)
+
+
+@pytest.mark.parametrize("fmt", ["int16", "int32", "float32"])
+def test_integer_and_float_streams_arrive_as_their_values(stream_name, fmt):
+    pylsl = import_pylsl()
+    out = _outlet(pylsl, stream_name, getattr(pylsl, f"cf_{fmt}"))
+    src = LSLSource(stream_name)
+    src.connect(timeout=10, acquisition=False)
+    try:
+        t0 = pylsl.local_clock()
+        values = np.c_[np.arange(50), -np.arange(50)]
+        out.push_chunk(values.astype(np.float64).tolist(), list(t0 + np.arange(50) / 250.0))
+        wait_until(lambda: src.acquire() or src.n_samples >= 50, 5, what="50 samples")
+        got = src.buffer.since(0)
+        np.testing.assert_allclose(got.data * 1e6, values, atol=1e-6)  # microvolts -> volts
+    finally:
+        src.disconnect()
+
+
+def test_nanovolt_channels_are_scaled_to_volts(stream_name):
+    pylsl = import_pylsl()
+    out = _outlet(pylsl, stream_name, pylsl.cf_double64, unit="nanovolts")
+    src = LSLSource(stream_name)
+    src.connect(timeout=10, acquisition=False)
+    try:
+        out.push_chunk([[50_000.0, -50_000.0]] * 10, list(pylsl.local_clock() + np.arange(10) / 250))
+        wait_until(lambda: src.acquire() or src.n_samples >= 10, 5, what="10 samples")
+        np.testing.assert_allclose(src.buffer.since(0).data, [[50e-6, -50e-6]] * 10)
+        assert src.info.metadata["units_assumed"] is False
+    finally:
+        src.disconnect()
+
+
+def test_a_silent_device_is_a_gap_and_no_timestamp_moves(stream_name):
+    """0.5 s with no samples sent: one gap of 125 samples where it was, every timestamp as sent
+    (liblsl's dejittering would smear the hole over the next seconds and hide it)."""
+    pylsl = import_pylsl()
+    out = _outlet(pylsl, stream_name, pylsl.cf_float32)
+    src = LSLSource(stream_name, buffer_seconds=30)
+    src.connect(timeout=10)
+    try:
+        t0 = pylsl.local_clock() + 0.05
+        sent = []
+        kept = [range(a, a + 10) for a in range(0, 500, 10)] + \
+               [range(a, a + 10) for a in range(625, 1125, 10)]
+        for k, idx in enumerate(kept):
+            if k == 50:
+                time.sleep(0.5)  # the device is silent; samples 500..624 are never sent
+            ts = list(t0 + np.asarray(idx) / 250.0)
+            out.push_chunk([[float(i), 0.0] for i in idx], ts)
+            sent.extend(ts)
+            time.sleep(10 / 250)
+        wait_until(lambda: src.n_samples >= 1000, 10, what="all samples")
+        got = src.buffer.since(0)
+        np.testing.assert_allclose(got.data[:, 0] * 1e6, np.r_[np.arange(500), np.arange(625, 1125)],
+                                   atol=1e-9)
+        assert np.abs(got.timestamps - np.asarray(sent)).max() < 1e-3
+        assert len(src.gaps) == 1
+        gap = src.gaps[0]
+        assert gap.samples_missing == 125 and gap.start == pytest.approx(t0 + 500 / 250, abs=1e-3)
+    finally:
+        src.disconnect()
