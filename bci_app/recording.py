@@ -128,7 +128,7 @@ def attach_recorder(
     }
     rec = Recorder(path, session_meta=session_meta, history=history)
     rec.add_source(session.source)
-    session.add_component(rec)
+    session.add_component(rec, start_last=True)
     session.add_status_hook(lambda: {"rec": rec.status_text()})
     return rec
 

@@ -71,6 +71,8 @@ class Session:
         self.user_markers: MarkerLog = source.markers
         self._t_start: float | None = None
         self._status_hooks: list[Callable[[], dict]] = []
+        self._start_last: set[int] = set()
+        self.recorder = None  # the session recording, when one is attached (bci-app live)
         self._lock = threading.Lock()
 
     # ---------------------------------------------------------------- lifecycle
@@ -79,8 +81,9 @@ class Session:
             self.source.connect(timeout=timeout)
         self._t_start = time.monotonic()  # samples are counted from the connection on
         started = []
+        last = [c for c in self.components if id(c) in self._start_last]
         try:
-            for comp in self.components:
+            for comp in [c for c in self.components if id(c) not in self._start_last] + last:
                 comp.start()
                 started.append(comp)
         except BaseException:
@@ -99,8 +102,17 @@ class Session:
             _safe_stop(comp)
         logger.info("Session stopped")
 
-    def add_component(self, comp: Component, *, start: bool = False) -> None:
+    def add_component(self, comp: Component, *, start: bool = False,
+                      start_last: bool = False) -> None:
+        """Add ``comp``; components stop in reverse order of addition.
+
+        ``start_last``: :meth:`start` starts it after all the others (a recorder, so that a
+        decoder that cannot run on this source fails before a recording file is created; with
+        its history it still records from the source's first sample).
+        """
         self.components.append(comp)
+        if start_last:
+            self._start_last.add(id(comp))
         if start:
             comp.start()
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 
 from ..sources import SPEC_HELP
 
@@ -59,6 +61,7 @@ def build_session(args):
         settings = {k: v for k, v in vars(args).items() if k != "func"}
         rec = attach_recorder(session, args.record, subject=args.subject, settings=settings,
                               model_bundle=getattr(args, "model", None))
+        session.recorder = rec
     if getattr(args, "model", None):
         from ..profiles import load_model
         from ..session import DecoderComponent
@@ -111,21 +114,57 @@ class _InletComponent:
         self.inlet.disconnect()
 
 
+#: Options the GUI does not take from the command line (its own controls do these).
+_HEADLESS_ONLY = {
+    "duration": (None, "--duration"), "record": (None, "--record (GUI: the Record button)"),
+    "markers": (None, "--markers"), "map": (None, "--map"), "hop": (0.1, "--hop"),
+    "publish": (None, "--publish"), "print_predictions": (False, "--print-predictions"),
+    "subject": ("anonymous", "--subject"), "speed": (1.0, "--speed (GUI: the replay controls)"),
+    "timeout": (10.0, "--timeout"),
+}
+
+
 def run(args) -> int:
+    from ..errors import ConfigError
+
     if not args.headless:
+        given = [flag for name, (default, flag) in _HEADLESS_ONLY.items()
+                 if getattr(args, name, default) != default]
+        if given:
+            raise ConfigError(
+                f"{', '.join(given)} only apply with --headless; the GUI takes --source and "
+                "--model only. Add --headless (e.g. bci-app live --headless --record ...), or "
+                "leave them out and use the GUI's own controls.")
         from .gui import launch_gui
 
         return launch_gui(args)
+    if args.duration is not None and args.duration <= 0:
+        raise ConfigError(f"--duration must be > 0 seconds, got {args.duration}.")
     session = build_session(args)
-    session.start(timeout=args.timeout)
-    print(f"streaming from {session.source.info.name}: {session.source.info.n_channels} ch @ "
-          f"{session.source.info.sfreq:g} Hz ({args.source})", flush=True)
+    stop = threading.Event()
+
+    def _on_term(signum, frame):  # a polite kill: stop and finish the recording's footers
+        stop.set()
+
+    old = signal.signal(signal.SIGTERM, _on_term)
     try:
-        session.run_headless(args.duration, out=lambda s: print(s, flush=True))
-    except KeyboardInterrupt:
-        pass
+        session.start(timeout=args.timeout)
+        print(f"streaming from {session.source.info.name}: {session.source.info.n_channels} ch "
+              f"@ {session.source.info.sfreq:g} Hz ({args.source})", flush=True)
+        rec = getattr(session, "recorder", None)
+        if rec is not None:
+            print(f"recording to {rec.path}", flush=True)
+        try:
+            session.run_headless(args.duration, stop_event=stop,
+                                 out=lambda s: print(s, flush=True))
+        except KeyboardInterrupt:
+            pass
     finally:
         session.stop()
+        signal.signal(signal.SIGTERM, old)
+        rec = getattr(session, "recorder", None)
+        if rec is not None:
+            print(f"recorded {rec.path}", flush=True)
     st = session.status()
     print(
         f"summary: {st.samples} samples in {st.elapsed:.1f} s, mean rate "
