@@ -3,8 +3,21 @@ serial port, the playback-file board, and any other board id BrainFlow knows.
 
 Timestamps: BrainFlow stamps samples with the host's wall clock on arrival (bursty for serial and
 BLE boards). We map the first sample once onto the LSL clock and then count samples at the nominal
-rate, so timestamps are exactly 1/sfreq apart. Lost packets (package-number jumps) and device
-silences are registered as gaps, and the count is re-anchored after them.
+rate, so timestamps are 1/sfreq apart. Each sample gets a *device index* (samples received plus
+samples known to be lost); its timestamp is ``t0 + index / sfreq``.
+
+Lost samples are found in two ways, before a chunk is stamped:
+
+* the package-number row (1 byte, wraps at 256) locates losses exactly inside a chunk;
+* the arrival clock measures how late the newest sample is against its counted time. Lateness
+  beyond the usual delivery jitter that the counter does not explain is a device silence (or a
+  counter that wrapped or restarted); the counter jump or the largest jump of BrainFlow's arrival
+  timestamps says where in the chunk it happened.
+
+Each loss is registered as a gap starting one period after the last sample before it, and only the
+samples after it are shifted. Slow clock drift (a board that really runs at 249.9 Hz) is not a gap:
+``t0`` follows the earliest arrivals of the last seconds by tiny steps (at most 0.5 % of the
+elapsed time) once it is more than 10 ms off, so timestamps stay on real time.
 """
 
 from __future__ import annotations
@@ -12,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections import Counter
+from collections import Counter, deque
 
 import numpy as np
 
@@ -37,6 +50,21 @@ BOARD_ALIASES = {
 
 #: Boards that talk to a serial port (the port must be given).
 SERIAL_BOARDS = {"CYTON_BOARD", "CYTON_DAISY_BOARD", "GANGLION_BOARD"}
+
+#: Delivery jitter tolerated before lateness counts as lost time (seconds). The synthetic board
+#: shows up to ~12 ms on a busy machine; serial and BLE dongles deliver in bursts of tens of ms.
+DELIVERY_JITTER = 0.04
+#: Extra tolerance in sample periods on top of :data:`DELIVERY_JITTER`.
+TOLERANCE_PERIODS = 3
+#: Lateness beyond which a chunk is taken as lost time even when the package counter runs on
+#: without a jump (seconds).
+LATE_LIMIT = 0.5
+#: Clock-drift tracking: ``t0`` follows the earliest arrival over this window (seconds) ...
+DRIFT_WINDOW = 4.0
+#: ... once it is off by more than this (seconds) ...
+DRIFT_DEADBAND = 0.01
+#: ... by steps of at most this fraction of the time the chunk covers (0.5 %).
+MAX_SLEW = 0.005
 
 
 def _brainflow():
@@ -140,8 +168,13 @@ class BrainFlowSource(Source):
         self._pkg_step: int | None = None
         self._pkg_last: int | None = None
         self._pkg_history: list[int] = []
-        self._sample_index = 0
-        self._t0: float | None = None
+        self._ts_row: int | None = None
+        self._host_last: float | None = None
+        self._n_dev = 0  # device index of the next sample (received + lost)
+        self._t0: float | None = None  # LSL time of device index 0
+        self._anchors: deque[tuple[float, float]] = deque()  # (now, anchor): increasing anchors
+        self._slewing = False
+        self._warned_ahead = False
         self._pylsl = None
 
     # ------------------------------------------------------------------ transport
@@ -179,6 +212,7 @@ class BrainFlowSource(Source):
         descr = bs.BoardShim.get_board_descr(descr_id)
         self._rows = list(bs.BoardShim.get_eeg_channels(descr_id))
         self._pkg_row = descr.get("package_num_channel")
+        self._ts_row = descr.get("timestamp_channel")
         sfreq = float(bs.BoardShim.get_sampling_rate(descr_id))
         try:
             names = list(bs.BoardShim.get_eeg_names(descr_id))
@@ -186,11 +220,7 @@ class BrainFlowSource(Source):
             names = []
         if len(names) != len(self._rows):
             names = [f"EEG{i + 1}" for i in range(len(self._rows))]
-        self._sample_index = 0
-        self._t0 = None
-        self._pkg_last = None
-        self._pkg_step = None
-        self._pkg_history = []
+        self._reset_clock()
         return StreamInfo(
             name=f"BrainFlow {descr.get('name', self.board_name)}",
             source_kind=self.kind,
@@ -222,6 +252,18 @@ class BrainFlowSource(Source):
         info = self._open(timeout)
         return info
 
+    def _reset_clock(self) -> None:
+        """Forget the clock mapping and the package counter (a new session starts afresh)."""
+        self._n_dev = 0
+        self._t0 = None
+        self._anchors = deque()
+        self._slewing = False
+        self._warned_ahead = False
+        self._host_last = None
+        self._pkg_last = None
+        self._pkg_step = None
+        self._pkg_history = []
+
     def _pull(self) -> tuple[np.ndarray, np.ndarray] | None:
         board = self._board
         if board is None:
@@ -239,53 +281,176 @@ class BrainFlowSource(Source):
         if self._t0 is None:
             # map once: the newest sample arrived "now" on the LSL clock
             self._t0 = now - (m - 1) / sfreq
-            self._sample_index = 0
-        self._check_packages(raw, sfreq)
-        idx = self._sample_index + np.arange(m)
+            self._n_dev = 0
+        # where samples were lost inside this chunk, and how many: found before stamping, so
+        # that only the samples after a loss move
+        losses = self._lost_samples(raw, now, sfreq)
+        shift = np.zeros(m, dtype=np.int64)
+        for j, missing, _ in losses:
+            shift[j:] += missing
+        first = self._n_dev
+        idx = first + np.arange(m) + shift
+        self._n_dev = int(idx[-1]) + 1
+        self._follow_clock(now - idx[-1] / sfreq, now, m, sfreq)
+        before = 0
+        for j, missing, reason in losses:
+            # one period after the last real sample before the loss
+            start = self._t0 + (first + j + before) / sfreq
+            self.register_gap(start, missing / sfreq, missing, reason)
+            before += missing
         ts = self._t0 + idx / sfreq
-        self._sample_index += m
-        # re-anchor when the count drifts far behind the arrival clock (device sent fewer samples
-        # than its nominal rate, or samples were lost without package numbers)
-        lag = now - ts[-1]
-        if lag > 0.5:
-            missing = int(round(lag * sfreq))
-            self.register_gap(ts[-1] + 1 / sfreq, lag, missing, "dropped")
-            self._t0 += lag
-        elif lag < -0.5:
-            logger.warning("%s: sample count runs %.3f s ahead of the clock (device faster than "
-                           "its nominal %g Hz?)", self.board_name, -lag, sfreq)
         data = raw[self._rows].T * 1e-6  # BrainFlow EEG rows are in microvolts
         return data, ts
 
-    def _check_packages(self, raw: np.ndarray, sfreq: float) -> None:
-        """Detect lost packets from the package-number row (wraps at 256)."""
-        if self._pkg_row is None:
+    def _lost_samples(
+        self, raw: np.ndarray, now: float, sfreq: float
+    ) -> list[tuple[int, int, str]]:
+        """Find the samples lost before and inside a chunk, from the counter and the clock.
+
+        Parameters
+        ----------
+        raw : ndarray, shape (n_rows, n_samples)
+            The chunk as BrainFlow returned it.
+        now : float
+            LSL time at which the chunk was read.
+        sfreq : float
+            Nominal sampling rate in Hz.
+
+        Returns
+        -------
+        list of (position, n_missing, reason)
+            ``position`` is the index in the chunk of the first sample after the loss (0: the
+            loss lies between the previous chunk and this one), sorted by position.
+        """
+        m = raw.shape[1]
+        losses = {j: k for j, k in self._package_losses(raw)}
+        host = None if self._ts_row is None else raw[self._ts_row]
+        host_before, self._host_last = self._host_last, (None if host is None else float(host[-1]))
+        counted = sum(losses.values())
+        # lateness of the newest sample against its counted time, beyond what the counter explains
+        lag = now - (self._t0 + (self._n_dev + m - 1) / sfreq)
+        resid = lag - counted / sfreq
+        tol = TOLERANCE_PERIODS / sfreq + DELIVERY_JITTER
+        reasons = {j: "dropped packets" for j in losses}
+        if abs(resid) <= tol:
+            pass  # the counter (or nothing) explains the timing: normal operation
+        elif resid > 0:
+            j = self._loss_position(losses, host, host_before, sfreq)
+            wrap = self._counter_period()
+            n_wraps = 0 if wrap is None else int(round(resid * sfreq / wrap))
+            if n_wraps >= 1 and abs(resid - n_wraps * wrap / sfreq) <= tol:
+                # the 1-byte counter wrapped during the silence: it still gives the exact count
+                losses[j] = losses.get(j, 0) + n_wraps * wrap
+                reasons.setdefault(j, "dropped packets")
+            elif wrap is not None and not losses and resid < LATE_LIMIT:
+                # the counter runs on without a jump: the samples came late, none was lost
+                logger.debug("%s: chunk of %d samples arrived %.3f s late", self.board_name, m,
+                             resid)
+            else:
+                # a silence the counter cannot measure (no counter, or it restarted)
+                losses[j] = losses.get(j, 0) + int(round(resid * sfreq))
+                reasons[j] = "dropped"
+        elif losses:
+            # the counter claims more than the clock allows: it restarted (device reset). Keep the
+            # time the clock measured, at the counter jump.
+            j = max(losses, key=losses.get)
+            others = counted - losses[j]
+            losses[j] = max(0, int(round(lag * sfreq)) - others)
+            reasons[j] = "dropped"
+            logger.info("%s: package counter restarted; gap measured on the clock instead",
+                        self.board_name)
+        return [(j, k, reasons[j]) for j, k in sorted(losses.items()) if k > 0]
+
+    def _loss_position(self, losses: dict[int, int], host: np.ndarray | None,
+                       host_before: float | None, sfreq: float) -> int:
+        """Index in the chunk of the first sample after a silence.
+
+        The largest counter jump if there is one; else the largest jump of BrainFlow's arrival
+        timestamps (when it stands out from the normal spacing); else the chunk start.
+        """
+        if losses:
+            return max(losses, key=losses.get)
+        if host is None or len(host) == 0:
+            return 0
+        steps = np.diff(host if host_before is None else np.concatenate(([host_before], host)))
+        if len(steps) == 0:
+            return 0
+        k = int(np.argmax(steps))
+        if steps[k] <= 2.0 / sfreq:
+            return 0
+        return k if host_before is not None else k + 1
+
+    def _counter_period(self) -> int | None:
+        """Samples after which the package counter repeats; ``None`` without a usable counter."""
+        step = self._pkg_step
+        if not step or 256 % step:
+            return None
+        return 256 // step
+
+    def _follow_clock(self, anchor: float, now: float, m: int, sfreq: float) -> None:
+        """Keep ``t0`` on the earliest arrivals so that clock drift does not pile up.
+
+        Parameters
+        ----------
+        anchor : float
+            The ``t0`` that would stamp the newest sample of this chunk at its arrival ``now``.
+        now : float
+            LSL time of the arrival.
+        m : int
+            Samples in the chunk (a step moves ``t0`` by at most :data:`MAX_SLEW` of their span).
+        sfreq : float
+            Nominal sampling rate in Hz.
+        """
+        anchors = self._anchors  # sliding minimum: anchors increase from left to right
+        while anchors and anchors[-1][1] >= anchor:
+            anchors.pop()
+        anchors.append((now, anchor))
+        while anchors[0][0] < now - DRIFT_WINDOW:
+            anchors.popleft()
+        err = anchors[0][1] - self._t0
+        if not (self._slewing or abs(err) > DRIFT_DEADBAND):
             return
+        limit = min(MAX_SLEW * m / sfreq, 0.25 / sfreq)
+        step = float(np.clip(err, -limit, limit))
+        self._t0 += step
+        self._slewing = abs(err - step) > 0.25 / sfreq  # slew until close, then rest
+        if err < -LATE_LIMIT and not self._warned_ahead:
+            self._warned_ahead = True
+            logger.warning("%s: samples arrive %.3f s earlier than counted (device faster than "
+                           "its nominal %g Hz?)", self.board_name, -err, sfreq)
+
+    def _package_losses(self, raw: np.ndarray) -> list[tuple[int, int]]:
+        """Lost packets from the package-number row (wraps at 256), without stamping anything.
+
+        Returns
+        -------
+        list of (position, n_missing)
+            ``position``: index in the chunk of the first sample after the loss.
+        """
+        if self._pkg_row is None:
+            return []
         pk = raw[self._pkg_row].astype(np.int64)
         if self._pkg_step is None:
             self._pkg_history.extend(pk.tolist())
             if len(self._pkg_history) < 32:
                 self._pkg_last = int(pk[-1])
-                return
+                return []
             diffs = np.diff(np.asarray(self._pkg_history)) % 256
             step, count = Counter(diffs.tolist()).most_common(1)[0]
             self._pkg_step = step if step > 0 and count >= 0.9 * len(diffs) else 0
             self._pkg_last = int(pk[-1])
-            return
+            return []
         if self._pkg_step == 0:
-            return
+            return []
         seq = np.concatenate(([self._pkg_last], pk))
         d = np.diff(seq) % 256
-        bad = np.nonzero(d != self._pkg_step)[0]
-        for j in bad:
+        out = []
+        for j in np.nonzero(d != self._pkg_step)[0]:
             missing = int((d[j] - self._pkg_step) % 256) // self._pkg_step
-            if missing <= 0:
-                continue
-            t = self._t0 + (self._sample_index + j) / sfreq
-            self.register_gap(t, missing / sfreq, missing, "dropped packets")
-            # keep timestamps true to the device: skip the counter over the lost samples
-            self._t0 += missing / sfreq
+            if missing > 0:
+                out.append((int(j), missing))
         self._pkg_last = int(pk[-1])
+        return out
 
     # ------------------------------------------------------------------ board extras
     def insert_marker(self, value: float) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -113,3 +114,173 @@ def test_board_names_and_ids_resolve():
     assert resolve_board_id("CYTON_DAISY_BOARD") == 2
     assert resolve_board_id("cyton-daisy") == 2
     assert resolve_board_id("0") == 0
+
+
+# ---------------------------------------------------------------------- losses and silences
+# The synthetic board in manual mode (``acquisition=False``); what a faulty device or dongle does
+# is injected into what the board returns, as a transform of ``get_board_data``.
+
+SFREQ = 250
+PKG_ROW = 0
+HOST_TS_ROW = 30  # BrainFlow's arrival timestamps (wall clock) of the synthetic board
+
+
+@contextmanager
+def _manual_synthetic(transform=None):
+    """A connected synthetic board without acquisition thread; ``transform(raw)`` edits chunks.
+
+    Disconnects on exit and unpatches the board: a patched ``BoardShim`` left in a reference cycle
+    would be collected later, and its ``__del__`` would release the next test's synthetic board
+    (BrainFlow keys boards by id and parameters).
+    """
+    src = BrainFlowSource("synthetic", reconnect=False)
+    src.connect(timeout=5, acquisition=False)
+    board = src._board
+    if transform is not None:
+        get = board.get_board_data
+        board.get_board_data = lambda n: transform(get(n))
+    try:
+        yield src
+    finally:
+        src.disconnect()
+        board.__dict__.pop("get_board_data", None)
+
+
+def _acquire_at_least(src: BrainFlowSource, n: int) -> int:
+    """Wait (bounded) until the board holds ``n`` samples, then acquire them."""
+    wait_until(lambda: src._board.get_board_data_count() >= n, 5, what=f"{n} samples on the board")
+    return src.acquire()
+
+
+def _jumps(ts: np.ndarray) -> np.ndarray:
+    """Indices ``i`` where ``ts[i + 1] - ts[i]`` is clearly more than one period."""
+    return np.flatnonzero(np.diff(ts) > 1.5 / SFREQ)
+
+
+def test_packet_loss_inside_a_chunk_moves_only_the_samples_after_it():
+    state = {"armed": False}
+
+    def lose_five_packets(raw):
+        if state["armed"] and raw.shape[1] >= 20:
+            state["armed"] = False
+            return np.delete(raw, np.s_[10:15], axis=1)  # packets 10..14 of this chunk lost
+        return raw
+
+    with _manual_synthetic(lose_five_packets) as src:
+        for _ in range(3):  # > 32 samples: the package counter's step is learned
+            _acquire_at_least(src, 25)
+        k = src.n_samples  # buffer index of the chunk's first sample
+        state["armed"] = True
+        _acquire_at_least(src, 30)
+        _acquire_at_least(src, 10)
+    ts = src.buffer.since(0).timestamps
+    assert len(src.gaps) == 1
+    gap = src.gaps[0]
+    assert gap.samples_missing == 5 and gap.reason == "dropped packets"
+    # the 10 samples before the loss continue the previous chunk; only those after it jump
+    assert list(_jumps(ts)) == [k + 9]
+    assert ts[k + 10] - ts[k + 9] == pytest.approx(6 / SFREQ, abs=1e-9)
+    # the gap starts one period after the last real sample before the loss and ends on the next
+    assert gap.start == pytest.approx(ts[k + 9] + 1 / SFREQ, abs=1e-9)
+    assert gap.start + gap.duration == pytest.approx(ts[k + 10], abs=1e-9)
+    assert gap.duration == pytest.approx(5 / SFREQ)
+
+
+def _no_counter(raw):
+    raw[PKG_ROW] = 0.0  # a board without package numbers
+    return raw
+
+
+class _CounterRunsOn:
+    """Package numbers of a device that keeps counting through a silence (1 byte, wraps)."""
+
+    def __init__(self):
+        self.last_pkg = None
+        self.last_host = None
+        self.offset = None
+
+    def __call__(self, raw):
+        if raw.shape[1] == 0:
+            return raw
+        restarted = self.last_pkg is not None and raw[PKG_ROW, 0] != (self.last_pkg + 1) % 256
+        if self.offset is None and restarted:
+            # the synthetic board restarted its counter: continue ours over the samples not sent
+            skipped = int(round((raw[HOST_TS_ROW, 0] - self.last_host) * SFREQ)) - 1
+            self.offset = (self.last_pkg + 1 + skipped - raw[PKG_ROW, 0]) % 256
+        if self.offset is not None:
+            raw[PKG_ROW] = (raw[PKG_ROW] + self.offset) % 256
+        self.last_pkg, self.last_host = raw[PKG_ROW, -1], raw[HOST_TS_ROW, -1]
+        return raw
+
+
+@pytest.mark.parametrize(
+    ("silence", "transform", "reason"),
+    [
+        (1.2, None, "dropped"),  # the synthetic counter restarts: its jump means nothing
+        (0.3, _no_counter, "dropped"),  # no counter: only the clock can tell
+        (1.2, _CounterRunsOn, "dropped packets"),  # the counter wrapped: exact count from it
+    ],
+    ids=["counter-restarts", "no-counter", "counter-wraps"],
+)
+def test_device_silence_is_a_gap_before_the_samples_that_follow_it(silence, transform, reason):
+    host = []
+    if isinstance(transform, type):
+        transform = transform()
+
+    def record(raw):
+        raw = raw if transform is None else transform(raw)
+        host.extend(raw[HOST_TS_ROW].tolist())
+        return raw
+
+    with _manual_synthetic(record) as src:
+        board = src._board
+        for _ in range(3):
+            _acquire_at_least(src, 25)
+        board.stop_stream()  # the device goes silent ...
+        src.acquire()  # ... after the samples it already sent
+        k = src.n_samples
+        time.sleep(silence)  # the silence being simulated, not a synchronisation
+        board.start_stream(450_000)
+        _acquire_at_least(src, 25)
+        arrived = src._pylsl.local_clock()
+        newest = src.buffer.latest(1).timestamps[0]
+        _acquire_at_least(src, 10)
+    ts = src.buffer.since(0).timestamps
+    # how long the device really was silent, from BrainFlow's own arrival stamps
+    measured = host[k] - host[k - 1] - 1 / SFREQ
+    assert len(src.gaps) == 1, src.gaps
+    gap = src.gaps[0]
+    assert gap.reason == reason
+    # one jump, between the last sample before the silence and the first one after it
+    assert list(_jumps(ts)) == [k - 1]
+    assert gap.start == pytest.approx(ts[k - 1] + 1 / SFREQ, abs=1e-9)
+    assert gap.start + gap.duration == pytest.approx(ts[k], abs=1e-9)
+    assert gap.duration == pytest.approx(measured, abs=0.04)
+    assert gap.samples_missing == round(gap.duration * SFREQ)
+    if reason == "dropped packets":  # the counter gives the exact number
+        assert gap.samples_missing == round(measured * SFREQ)
+    # the chunk after the silence is stamped at its arrival, not inside the silence
+    assert arrived - newest == pytest.approx(0, abs=0.04)
+
+
+def test_late_chunk_with_continuous_counter_is_not_a_gap():
+    held = {"rows": None, "armed": False}
+
+    def deliver_late(raw):
+        # a dongle that holds back 0.2 s of samples and sends them with the next chunk
+        if held["rows"] is not None:
+            raw, held["rows"] = np.concatenate([held["rows"], raw], axis=1), None
+        elif held["armed"] and raw.shape[1] > 60:
+            held["armed"] = False
+            raw, held["rows"] = raw[:, :-50], raw[:, -50:]
+        return raw
+
+    with _manual_synthetic(deliver_late) as src:
+        for _ in range(3):
+            _acquire_at_least(src, 25)
+        held["armed"] = True
+        _acquire_at_least(src, 65)
+        _acquire_at_least(src, 10)
+        _acquire_at_least(src, 10)
+    assert src.gaps == []
+    np.testing.assert_allclose(np.diff(src.buffer.since(0).timestamps), 1 / SFREQ, atol=1e-9)
