@@ -22,17 +22,18 @@ called from that thread. With the default settings it takes a few seconds on 2 C
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from bci_app.errors import ConfigError
+from bci_app.errors import BciAppError, ConfigError
 
 from .bundle import Bundle
 from .estimators import Decoder, make_decoder
@@ -41,11 +42,52 @@ from .preprocessing import ChannelMapping, EuclideanAlignment, Preprocessor
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "CVScore", "CalibrationEpochs", "CalibrationResult", "band_power_maps", "calibrate",
+    "CVScore", "CalibrationCancelled", "CalibrationEpochs", "CalibrationResult",
+    "band_power_maps", "calibrate",
     "chance_upper", "cross_validate", "epochs_from_stream", "scratch_decoder", "wilson_interval",
 ]
 
 Progress = Callable[[float, str], None]
+
+
+class CalibrationCancelled(BciAppError, RuntimeError):
+    """:func:`calibrate` stopped early because its ``cancel`` flag was set (no result)."""
+
+
+def _cancel_check(cancel) -> Callable[[], None] | None:
+    """A function that raises :class:`CalibrationCancelled` once ``cancel`` is set.
+
+    ``cancel``: None, an object with ``is_set()`` (``threading.Event``) or a callable -> bool.
+    """
+    if cancel is None:
+        return None
+    is_set = cancel.is_set if hasattr(cancel, "is_set") else cancel
+    if not callable(is_set):
+        raise TypeError(f"cancel: expected a threading.Event, a callable or None, got "
+                        f"{type(cancel).__name__}.")
+
+    def check() -> None:
+        if is_set():
+            raise CalibrationCancelled("calibration cancelled")
+
+    return check
+
+
+@contextlib.contextmanager
+def _interruptible(dec: Decoder, check: Callable[[], None] | None) -> Iterator[None]:
+    """While training ``dec`` (a torch decoder), run ``check`` before every forward pass of its
+    network, so a cancel takes effect within one batch instead of after the whole fine-tuning.
+    The hooks are removed afterwards (the returned decoder carries none)."""
+    net = getattr(dec, "net_", None)
+    if check is None or net is None or not hasattr(net, "modules"):
+        yield
+        return
+    handles = [m.register_forward_pre_hook(lambda _m, _a: check()) for m in net.modules()]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
 
 
 # ---------------------------------------------------------------------------------------- stats
@@ -238,13 +280,15 @@ def band_power_maps(X: np.ndarray, y: np.ndarray, X_ref: np.ndarray | None, n_cl
 
 # ---------------------------------------------------------------------------------------- models
 def _adapt(pretrained: Decoder, X: np.ndarray, y: np.ndarray, align: bool, epochs: int,
-           lr: float | None) -> tuple[Decoder, EuclideanAlignment | None]:
+           lr: float | None, check: Callable[[], None] | None = None
+           ) -> tuple[Decoder, EuclideanAlignment | None]:
     ea = EuclideanAlignment().fit(X) if align else None
     Xa = ea.transform(X) if ea is not None else X
     dec = pretrained.clone()
     if epochs > 0:
         if dec.kind == "torch":
-            dec.partial_fit(Xa, y, epochs=epochs, lr=lr)
+            with _interruptible(dec, check):
+                dec.partial_fit(Xa, y, epochs=epochs, lr=lr)
         else:
             dec.partial_fit(Xa, y)
     return dec, ea
@@ -339,6 +383,7 @@ def calibrate(
     seed: int = 0,
     progress: Progress | None = None,
     provenance: dict[str, Any] | None = None,
+    cancel=None,
 ) -> CalibrationResult:
     """Adapt ``pretrained`` to the user's trials and fit the tangent-space baseline.
 
@@ -356,10 +401,18 @@ def calibrate(
         refit their classifier head on the user's trials for any positive value.
     cv_folds : stratified folds (capped by the smallest class count).
     progress : ``progress(fraction in [0, 1], message)`` from this thread.
+    cancel : ``threading.Event`` (or a callable returning bool), optional
+        Set from any thread to stop: checked at every progress step and, for a deep model,
+        before every forward pass of the fine-tuning, so training ends within one batch.
 
     Returns
     -------
     CalibrationResult
+
+    Raises
+    ------
+    CalibrationCancelled
+        ``cancel`` was set before the calibration finished.
     """
     X = np.asarray(X, dtype=np.float32)
     y = np.asarray(y, dtype=np.int64)
@@ -377,7 +430,14 @@ def calibrate(
     if counts.min() < 2:
         raise ConfigError(f"y: every class needs at least 2 trials, got {dict(zip(classes, counts))}.")
     align = pretrained.needs_alignment
-    report = progress or (lambda f, m: None)
+    check = _cancel_check(cancel)
+    user_report = progress or (lambda f, m: None)
+
+    def report(f: float, msg: str) -> None:
+        if check is not None:
+            check()
+        user_report(f, msg)
+
     seconds: dict[str, float] = {}
     n_steps = (cv_folds + 1 if cross_validation else 1) + (
         (cv_folds + 1) if fit_baseline and cross_validation else int(fit_baseline))
@@ -392,14 +452,15 @@ def calibrate(
     scores: dict[str, CVScore] = {}
     if cross_validation:
         def fp_adapted(Xtr, ytr, Xte):
-            dec, ea = _adapt(pretrained.decoder, Xtr, ytr, align, finetune_epochs, finetune_lr)
+            dec, ea = _adapt(pretrained.decoder, Xtr, ytr, align, finetune_epochs, finetune_lr,
+                             check)
             return dec.predict(ea.transform(Xte) if ea is not None else Xte)
 
         scores["adapted"] = cross_validate(
             fp_adapted, X, y, n_classes, f"pretrained {pretrained.config.get('model')} + "
             "alignment + fine-tuning", cv_folds, seed,
             lambda i, k: tick(f"cross-validating the adapted model ({i}/{k})"))
-    dec, ea = _adapt(pretrained.decoder, X, y, align, finetune_epochs, finetune_lr)
+    dec, ea = _adapt(pretrained.decoder, X, y, align, finetune_epochs, finetune_lr, check)
     tick("fine-tuned the pretrained model on all trials")
     seconds["adapted"] = time.perf_counter() - t0
     cfg = copy.deepcopy(pretrained.config)
@@ -433,7 +494,7 @@ def calibrate(
         seconds["baseline"] = time.perf_counter() - t1
     bp = band_power_maps(X, y, X_ref, n_classes)
     seconds["total"] = time.perf_counter() - t0
-    report(1.0, "done")
+    report(1.0, "done")  # (a cancel up to here still wins)
     result = CalibrationResult(
         adapted=adapted, baseline=baseline, scores=scores, band_power=bp, classes=classes,
         ch_names=pretrained.channels, n_trials=int(len(y)), seconds=seconds,

@@ -13,6 +13,32 @@ from .status import fmt_elapsed, human_bytes
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 
+#: Longest source spec shown as is in the Source box (longer paths are shortened, the full spec
+#: is in the tooltip).
+MAX_SPEC_CHARS = 40
+
+
+def short_spec(spec: str, max_chars: int = MAX_SPEC_CHARS) -> str:
+    """``spec`` for display: a long path keeps its kind and file name (``file:…/S001R04.edf``)."""
+    if len(spec) <= max_chars:
+        return spec
+    kind, sep, rest = spec.partition(":")
+    head, slash, name = rest.replace("\\", "/").rpartition("/")
+    if sep and slash:
+        return f"{kind}:…/{name}"
+    return spec[: max_chars // 2 - 1] + "…" + spec[-(max_chars // 2):]
+
+
+def scrollable(widget: QtWidgets.QWidget) -> QtWidgets.QScrollArea:
+    """``widget`` in a vertical scroll area: a short dock scrolls instead of squeezing (and
+    clipping) its word-wrapped labels."""
+    area = QtWidgets.QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setWidget(widget)
+    return area
+
 
 class SessionControls(QtWidgets.QWidget):
     """Signals
@@ -156,8 +182,10 @@ class SessionControls(QtWidgets.QWidget):
             self.seekRequested.emit(self.seek_slider.value() / 1000.0 * self._duration)
 
     # ------------------------------------------------------------------ state from the window
-    def set_source_text(self, text: str) -> None:
+    def set_source_text(self, text: str, tooltip: str = "") -> None:
+        """``text`` in the Source box; ``tooltip`` the full details (e.g. the whole path)."""
         self.source_label.setText(text)
+        self.source_label.setToolTip(tooltip)
 
     def set_model(self, text: str | None, decodable: bool, reason: str = "") -> None:
         self.model_label.setText(text or "no model loaded")

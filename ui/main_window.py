@@ -23,7 +23,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from .controls import SessionControls
+from .controls import SessionControls, scrollable, short_spec
 from .prediction import PredictionPanel
 from .qt_bridge import BackgroundCall, PredictionBridge, SourceStateBridge
 from .scope import ChannelPanel, ScopeWidget
@@ -33,6 +33,9 @@ from .spectrum import SpectrumWidget
 from .status import Banner, StatusPanel, StatusSnapshot, stat_value
 
 logger = logging.getLogger(__name__)
+
+#: The repository root (the model dialog starts in its ``decoders/pretrained``, whatever the CWD).
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 #: Where the online decoder worker may live (it is written by the decoders team).
 DECODER_WORKER_MODULES = ("decoders.worker", "decoders.online", "decoders.realtime")
@@ -90,6 +93,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self._decoder_pending: BackgroundCall | None = None
         self._prediction_recording = None  # (worker, callback) recording predictions
         self._closing = False
+        self._decoder_error = False  # the banner shows a failed decoder start
+        self._speller_call: BackgroundCall | None = None
+        #: ``confirm(title, question) -> bool``: asks the user (a modal question box); tests
+        #: replace it to answer without a dialog.
+        self.confirm = self._ask
 
         # ------------------------------------------------------------ widgets
         central = QtWidgets.QWidget()
@@ -106,7 +114,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.channels = ChannelPanel(self.scope)
         self.prediction = PredictionPanel()
         self.spectrum = SpectrumWidget()
-        self.controls_dock = self._dock("Session", self.controls, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.controls_dock = self._dock("Session", scrollable(self.controls),
+                                        QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
         self.channels_dock = self._dock("Channels", self.channels, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
         self.tabifyDockWidget(self.controls_dock, self.channels_dock)
         self.controls_dock.raise_()
@@ -166,7 +175,7 @@ class MainWindow(QtWidgets.QMainWindow):
                                                 else default_recording_path()))
         except Exception:  # no recordings folder configured: leave the placeholder
             logger.debug("No default recording path", exc_info=True)
-        self.controls.set_recording_available(True)
+        self._update_record_controls()
         self._update_model_controls()
 
         self.display_timer.start()
@@ -226,19 +235,43 @@ class MainWindow(QtWidgets.QMainWindow):
         self.wizard.show()
 
     def open_speller(self) -> None:
-        """Show the motor-imagery speller, driven by this window's decoder predictions."""
+        """Show the motor-imagery speller, driven by this window's decoder predictions.
+
+        The language model takes seconds to build: it is built on a background thread while
+        the dock shows a placeholder; :attr:`speller` is None until the view is ready."""
         if self.speller_dock is None:
-            from bci_app.speller import LanguageModel, SpellerEngine
-
-            from .speller_view import SpellerView
-
-            engine = SpellerEngine(LanguageModel("en"), scheme="posterior", accuracy=0.8)
-            self.speller = SpellerView(engine)
-            self.speller_dock = self._dock("Speller", self.speller,
+            placeholder = QtWidgets.QLabel("Loading the language model…")
+            placeholder.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+            self.speller = None
+            self.speller_dock = self._dock("Speller", placeholder,
                                            QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
-            self.prediction_bridge.predicted.connect(self.speller.on_prediction)
+
+            def build():
+                from bci_app.speller import LanguageModel, SpellerEngine
+
+                return SpellerEngine(LanguageModel("en"), scheme="posterior", accuracy=0.8)
+
+            call = BackgroundCall(build, "gui-speller-lm", self)
+            call.finished.connect(self._speller_ready)
+            self._speller_call = call
+            self._run_background(call)
         self.speller_dock.show()
         self.speller_dock.raise_()
+
+    def _speller_ready(self, engine, error: str) -> None:
+        self._speller_call = None
+        if self._closing or self.speller_dock is None:
+            return
+        if error:
+            label = QtWidgets.QLabel(f"The speller could not start:\n{error}")
+            label.setWordWrap(True)
+            self.speller_dock.setWidget(label)
+            return
+        from .speller_view import SpellerView
+
+        self.speller = SpellerView(engine)
+        self.speller_dock.setWidget(self.speller)
+        self.prediction_bridge.predicted.connect(self.speller.on_prediction)
 
     # ------------------------------------------------------------------ source lifecycle
     def choose_source(self) -> None:
@@ -270,7 +303,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.scope.set_source(source)
         self.spectrum.set_source(source)
         self.state_bridge.attach(source)
-        self.controls.set_source_text(f"{spec} — connecting…")
+        self.controls.set_source_text(f"{short_spec(spec)} — connecting…", spec)
         self.controls.set_replay_available(hasattr(source, "pause") and hasattr(source, "seek"))
         self.banner.show_message("connecting", f"Connecting to {spec}…")
         session = self.session
@@ -297,7 +330,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self._show_connect_error(spec, error)
             return
         info = session.source.info
-        self.controls.set_source_text(f"{info.name}\n{info.n_channels} ch @ {info.sfreq:g} Hz ({spec})")
+        self.controls.set_source_text(
+            f"{info.name}\n{info.n_channels} ch @ {info.sfreq:g} Hz ({short_spec(spec)})", spec)
         self.setWindowTitle(f"bci_app — {info.name}")
         self.banner.clear()
         saved = self.settings.channels(info.source_id)
@@ -308,11 +342,14 @@ class MainWindow(QtWidgets.QMainWindow):
             self.settings.last_source = spec
         self._on_state(session.source.state.value, "")
         self._update_model_controls()
+        self._update_record_controls()
 
     def _show_connect_error(self, spec: str, error: str) -> None:
         self.connect_error = error
-        self.controls.set_source_text(f"{spec} — not connected")
+        self.controls.set_source_text(f"{short_spec(spec)} — not connected", spec)
+        self._decoder_error = False
         self.banner.show_message("error", f"Could not open {spec}: {error}")
+        self._update_record_controls()
 
     def _close_session(self) -> None:
         self.set_decoding(False)
@@ -326,6 +363,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if session is not None and session not in self._connecting:
             # (a session still connecting is stopped by _on_connected when its connect returns)
             self._stop_in_background(session)
+        self._update_record_controls()
 
     def _stop_in_background(self, session) -> None:
         self._run_background(BackgroundCall(session.stop, "gui-disconnect", self))
@@ -341,6 +379,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self.banner.show_message(state, f"Signal LOST from {name}{extra}. "
                                      + ("Reconnecting automatically… " if src.reconnect else "")
                                      + "The app keeps running; the gap will be marked in the recording.")
+        elif state == "stalled" and getattr(src, "paused", False):
+            if self.banner.kind not in ("error", "finished"):  # the user paused: nothing amiss
+                self.banner.clear()
         elif state == "stalled":
             self.banner.show_message("stalled", f"No data from {name} ({message or 'stalled'}).")
         elif state == "streaming":
@@ -349,6 +390,7 @@ class MainWindow(QtWidgets.QMainWindow):
         elif state == "stopped":
             if getattr(src, "finished", False):
                 self.banner.show_message("finished", f"Replay of {name} finished.")
+        self._update_record_controls()
         self._update_status()
 
     # ------------------------------------------------------------------ markers
@@ -362,7 +404,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------ model and decoding
     def choose_model(self) -> None:
-        start = self.settings.last_model or str(Path("decoders/pretrained").resolve())
+        start = self.settings.last_model or str(REPO_ROOT / "decoders" / "pretrained")
         path = QtWidgets.QFileDialog.getExistingDirectory(self, "Model bundle folder", start)
         if path:
             self.load_model_async(path)
@@ -407,6 +449,7 @@ class MainWindow(QtWidgets.QMainWindow):
         classes = tuple(getattr(bundle, "classes", None) or cfg.get("classes") or ())
         is_text = cfg.get("kind") == "text" or bool(cfg.get("text", False))
         self.prediction.set_model(name, classes, text_decoder=is_text)
+        self._clear_decoder_error()
         self._update_model_controls()
 
     def _update_model_controls(self) -> None:
@@ -471,12 +514,26 @@ class MainWindow(QtWidgets.QMainWindow):
         if error:
             self.prediction_bridge.detach()
             self.controls.set_decoding(False)
+            self.statusBar().clearMessage()
             self.banner.show_message("error", f"Could not start decoding: {error}")
+            self._decoder_error = True
             return
         self.decoder = worker
         self.prediction.set_decoding(True)
         self.controls.set_decoding(True)
+        self.statusBar().showMessage("Decoding", 3000)
+        self._clear_decoder_error()
         self._record_predictions()
+
+    def _clear_decoder_error(self) -> None:
+        """Take down the banner of a failed decoder start (the source's own state shows again)."""
+        if not self._decoder_error:
+            return
+        self._decoder_error = False
+        if self.banner.kind == "error":
+            self.banner.clear()
+            if self.source is not None:
+                self._on_state(self.source.state.value, "")
 
     def _record_predictions(self) -> None:
         """While both run, the decoder's predictions go into the recording (own XDF streams)."""
@@ -513,8 +570,10 @@ class MainWindow(QtWidgets.QMainWindow):
         """Record the source (signal + markers) to XDF on the recorder's own thread."""
         from acquisition.recorder import Recorder, default_recording_path
 
-        if self.source is None:
+        if self.source is None or not self.source.connected:
             self.controls.set_recording(False)
+            self.statusBar().showMessage("No connected source: nothing to record", 5000)
+            self._update_record_controls()
             return False
         try:
             target = Path(path) if path else default_recording_path()
@@ -552,6 +611,16 @@ class MainWindow(QtWidgets.QMainWindow):
             except Exception:
                 pass
         self.controls.set_recording(False)
+        self._update_record_controls()
+
+    def _update_record_controls(self) -> None:
+        """Record is available only with a connected source (or to stop a running recording)."""
+        if self.recorder is not None:
+            self.controls.set_recording_available(True)
+        elif self.source is None or not self.source.connected:
+            self.controls.set_recording_available(False, "Connect a source first")
+        else:
+            self.controls.set_recording_available(True)
 
     # ------------------------------------------------------------------ replay controls
     def _on_play(self, playing: bool) -> None:
@@ -596,6 +665,8 @@ class MainWindow(QtWidgets.QMainWindow):
             s.state = src.state.value
             if s.state == "stopped" and getattr(src, "finished", False):
                 s.state = "finished"
+            elif s.state == "stalled" and getattr(src, "paused", False):
+                s.state = "paused"  # a replay the user paused is not a device problem
             s.source_name = src.display_name
             s.rate = src.effective_rate() if src.connected else 0.0
             s.nominal_rate = src.info.sfreq if src.info is not None else 0.0
@@ -643,8 +714,26 @@ class MainWindow(QtWidgets.QMainWindow):
     def _sync_hidden(self) -> None:
         self.spectrum.hidden = set(self.scope.hidden) | set(self.scope.bad)
 
+    def _ask(self, title: str, question: str) -> bool:
+        box = QtWidgets.QMessageBox.question(
+            self, title, question,
+            QtWidgets.QMessageBox.StandardButton.Yes | QtWidgets.QMessageBox.StandardButton.No,
+            QtWidgets.QMessageBox.StandardButton.No)
+        return box == QtWidgets.QMessageBox.StandardButton.Yes
+
     def closeEvent(self, ev) -> None:  # noqa: N802
+        wiz = self.wizard
+        if not self._closing and wiz is not None and wiz.busy and not self.confirm(
+                "Calibration in progress",
+                "The calibration wizard is still working (recording, training or feedback); "
+                "closing the window ends it and loses what is not saved as a profile.\n\n"
+                "Close anyway?"):
+            ev.ignore()
+            return
         self._closing = True
+        if wiz is not None:  # a child window: stop its source, recorder and training cleanly
+            wiz.shutdown()
+            wiz.close()
         self.display_timer.stop()
         self.slow_timer.stop()
         self.spectrum.stop()

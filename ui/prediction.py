@@ -183,7 +183,7 @@ class PredictionPanel(QtWidgets.QWidget):
         self.no_model.setStyleSheet(
             "QLabel { color: #ffb000; font-size: 20px; font-weight: bold; border: 2px dashed #ffb000; "
             "padding: 12px; }")
-        self.no_model.setToolTip("Load a model bundle (Session ▸ Load model…) to decode")
+        self.no_model.setToolTip("Load a model bundle (File ▸ Load model bundle…, Ctrl+L) to decode")
         lay.addWidget(self.no_model)
         self.command = QtWidgets.QLabel("—")
         self.command.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)

@@ -1203,7 +1203,11 @@ class ChannelPanel(QtWidgets.QWidget):
         self.table = QtWidgets.QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["Show", "Channel", "Bad", "µV/div"])
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(1, QtWidgets.QHeaderView.ResizeMode.Stretch)
+        header = self.table.horizontalHeader()
+        header.setStretchLastSection(False)
+        for col in (0, 2, 3):  # the check boxes and the scale: as wide as their content
+            header.setSectionResizeMode(col, QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QtWidgets.QHeaderView.ResizeMode.Stretch)
         lay.addWidget(self.table, 1)
         self._updating = False
         self.table.itemChanged.connect(self._on_item)
@@ -1242,6 +1246,19 @@ class ChannelPanel(QtWidgets.QWidget):
                 spin.blockSignals(False)
         finally:
             self._updating = False
+        self._fit_width()
+
+    def _fit_width(self) -> None:
+        """Ask for the width that shows every column: the check boxes and the scale at their
+        content width, the channel names (up to 160 px) in between."""
+        t, h = self.table, self.table.horizontalHeader()
+        fixed = sum(max(h.sectionSizeHint(c), t.sizeHintForColumn(c)) for c in (0, 2, 3))
+        fm = t.fontMetrics()
+        names = [t.item(r, 1).text() for r in range(t.rowCount()) if t.item(r, 1) is not None]
+        chan = min(160, max([fm.horizontalAdvance(n) + 12 for n in names]
+                            + [h.sectionSizeHint(1)]))
+        t.setMinimumWidth(fixed + chan + t.verticalScrollBar().sizeHint().width()
+                          + 2 * t.frameWidth())
 
     def _item(self, row: int, col: int, checkable: bool = False) -> QtWidgets.QTableWidgetItem:
         item = self.table.item(row, col)

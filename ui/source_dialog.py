@@ -125,6 +125,9 @@ class SourceDialog(QtWidgets.QDialog):
         self.refresh_ports()
         self._select_current(current)
         self.tabs.currentChanged.connect(self._on_tab)
+        for edit in (self.lsl_name, self.file_edit):  # an edit answers the error: clear it
+            edit.textEdited.connect(lambda _t: self.error_label.setText(""))
+        self.port_combo.editTextChanged.connect(lambda _t: self.error_label.setText(""))
         if auto_refresh and self.tabs.currentIndex() == 2:
             self.refresh_streams()
 
@@ -148,6 +151,7 @@ class SourceDialog(QtWidgets.QDialog):
             self.tabs.setCurrentIndex(0)
 
     def _on_tab(self, index: int) -> None:
+        self.error_label.setText("")  # it was about the other tab's fields
         if index == 2 and not self.streams and self._lookup is None:
             self.refresh_streams()
 

@@ -123,3 +123,29 @@ def wait_streaming(qtbot, win, timeout: int = 10_000) -> None:
     """Wait (bounded) until the window's source streams and the scope knows its channels."""
     qtbot.waitUntil(lambda: win.source is not None and win.source.state.value == "streaming"
                     and win.scope.n_channels > 0, timeout=timeout)
+
+
+def wait_until(condition, timeout: float = 10.0, *, poll: float = 0.005) -> None:
+    """Process Qt events until ``condition()`` is true (``AssertionError`` after ``timeout`` s).
+
+    Unlike ``qtbot.waitUntil`` (``QTest.qWait``) this sleeps between event rounds with the GIL
+    released, so Python worker threads (training, background connects) make progress."""
+    import time
+
+    from PySide6 import QtCore, QtWidgets
+
+    app = QtWidgets.QApplication.instance()
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"condition not met within {timeout:g} s")
+        app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 10)
+        time.sleep(poll)
+
+
+def process_events_for(seconds: float) -> None:
+    """Keep the event loop (and worker threads) going for ``seconds`` (a bounded wait)."""
+    import time
+
+    end = time.monotonic() + seconds
+    wait_until(lambda: time.monotonic() >= end, timeout=seconds + 1.0)

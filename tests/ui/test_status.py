@@ -52,10 +52,13 @@ def test_status_reacts_to_paused_replay(make_window, qtbot, data_dir):
     qtbot.waitUntil(lambda: src.position > 0.2, timeout=3000)
     win.controls.play_btn.click()  # pause
     assert src.paused
-    qtbot.waitUntil(lambda: win.status.state_label.text().strip() == "stalled", timeout=3000)
-    qtbot.waitUntil(lambda: win.banner.kind == "stalled", timeout=2000)  # the queued state signal
-    assert not win.banner.isHidden()
-    assert "paused" in win.banner.text
+    # a pause the user asked for is "paused" (grey), not a stalled device: no amber, no banner
+    qtbot.waitUntil(lambda: src.state.value == "stalled", timeout=3000)
+    qtbot.waitUntil(lambda: win.status.state_label.text().strip() == "paused", timeout=3000)
+    assert win.status_snapshot().state == "paused"
+    assert "#555555" in win.status.state_label.styleSheet()
+    qtbot.wait(300)  # the queued state signal has arrived
+    assert win.banner.isHidden() and win.banner.kind == ""
     frames = win.scope.frame_count
     qtbot.waitUntil(lambda: win.scope.frame_count > frames + 5, timeout=3000)  # GUI keeps drawing
     win.controls.play_btn.click()  # play

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from decoders.online import Prediction
+from tests.ui.fakes import wait_until
 
 
 def test_tools_menu_opens_wizard_and_speller(make_window, qtbot):
@@ -18,7 +19,9 @@ def test_tools_menu_opens_wizard_and_speller(make_window, qtbot):
 
     win.open_speller()
     assert win.speller_dock.isVisible()
+    wait_until(lambda: win.speller is not None, 30)  # the language model builds off-thread
     view = win.speller
+    assert win.speller_dock.widget() is view
     before = view.engine.stats()
     # predictions arriving from the decoder thread reach the speller through the queued bridge
     for i in range(40):

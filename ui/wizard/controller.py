@@ -40,6 +40,10 @@ class CalibrationController(QtCore.QObject):
     feedbackTrial(str, str, bool)  target, decided class, hit
     feedbackFinished(float)   hit rate of the run
     coadapted(object, str)    new CalibrationResult or None, error text
+
+    Training and co-adaptation run on one worker thread at a time (``_job``). It is not a daemon:
+    the interpreter waits for it at exit, and :meth:`cancel_training` (called by the wizard's
+    shutdown) makes it stop within one batch, so no GUI thread ever joins it.
     """
 
     connected = QtCore.Signal(str)
@@ -52,6 +56,10 @@ class CalibrationController(QtCore.QObject):
     feedbackTrial = QtCore.Signal(str, str, bool)
     feedbackFinished = QtCore.Signal(float)
     coadapted = QtCore.Signal(object, str)
+    # worker thread -> GUI thread (queued), tagged with the job so a cancelled or superseded
+    # job never reaches the pages
+    _jobProgress = QtCore.Signal(object, float, str)
+    _jobEnded = QtCore.Signal(object, str, object, str)  # job, kind, result, error
 
     def __init__(self, pretrained=None, *, profiles_root=None, record_dir=None,
                  parent: QtCore.QObject | None = None) -> None:
@@ -91,6 +99,14 @@ class CalibrationController(QtCore.QObject):
         #: cue on screen for a screenshot)
         self.hold = False
         self._train_thread: threading.Thread | None = None
+        self._job: _Job | None = None  # the training / co-adaptation job that may report
+        self._thread_job: _Job | None = None  # the job of _train_thread (maybe cancelled)
+        self._pending_train: tuple | None = None  # train() asked while a cancelled job ends
+        self._closed = False
+        #: (classes, trials per class) of the last cued run started
+        self.acquisition_settings: tuple[tuple[str, ...], int] | None = None
+        self._jobProgress.connect(self._on_job_progress)
+        self._jobEnded.connect(self._on_job_ended)
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(16)
         self.timer.timeout.connect(self.pump)
@@ -141,6 +157,7 @@ class CalibrationController(QtCore.QObject):
             except Exception:
                 logger.exception("stopping the calibration session failed")
             self.session = None
+            self.recorder = None  # a session component: stopped (file closed) with it
         elif self.source is not None:
             self.source.disconnect()
         self.source = None
@@ -203,13 +220,24 @@ class CalibrationController(QtCore.QObject):
         if record and self.recorder is None:
             from bci_app.recording import attach_recorder
 
-            path = self.record_dir if self.record_dir is not None else None
+            path = None
+            if self.record_dir is not None:  # a folder (made here): one new file per run
+                path = Path(self.record_dir)
+                path.mkdir(parents=True, exist_ok=True)
             self.recorder = attach_recorder(self.session, path, subject=user,
                                             prefix=f"calibration_{user}")
             self.recording_path = Path(self.recorder.path)
-        self.session.start()
+        try:
+            self.session.start()
+        except Exception:  # e.g. the recording file cannot be created: no half-started run
+            if self.recorder is not None and self.recorder in self.session.components:
+                self.session.components.remove(self.recorder)
+            self.recorder, self.recording_path = None, None
+            raise
         self.protocol = GrazProtocol(classes, trials_per_class, timings, seed,
                                      marker_log=self.source.markers)
+        self.acquisition_settings = (tuple(classes), int(trials_per_class))
+        self.calib_data, self.calib_cues = None, []
         self._hook_protocol()
         self.runner = ProtocolRunner(self.protocol, self.source)
         self._k0 = self.source.buffer.counter
@@ -235,6 +263,29 @@ class CalibrationController(QtCore.QObject):
         if self.runner is not None and not self.protocol.finished:
             self.runner.abort()
 
+    @property
+    def acquiring(self) -> bool:
+        """A cued run is going (or waiting for its last samples)."""
+        return self.mode in ("acquisition", "tail")
+
+    def discard_acquisition(self) -> None:
+        """Forget the cued run: abort it if it is still going (its recording keeps the
+        ``calibration/abort`` marker and is closed) and drop its trials, so the next run starts
+        from nothing. Used when the user goes back from the cued recording."""
+        if self.acquiring:
+            self.abort()
+            self.mode = "idle"
+            self._stop_recorder()
+        self.calib_data, self.calib_cues = None, []
+        self.acquisition_settings = None
+
+    def _stop_recorder(self) -> None:
+        if self.recorder is not None:
+            self.recorder.stop()
+            if self.session is not None and self.recorder in self.session.components:
+                self.session.components.remove(self.recorder)
+            self.recorder = None
+
     def _finish_acquisition(self) -> None:
         from bci_app.protocol import completed_trials
 
@@ -246,10 +297,7 @@ class CalibrationController(QtCore.QObject):
         self.calib_data = (chunk.data, chunk.timestamps)
         self.calib_cues = completed_trials(self.source.markers.since(self._m0),
                                            self.protocol.classes)
-        if self.recorder is not None:
-            self.recorder.stop()
-            self.session.components.remove(self.recorder)
-            self.recorder = None
+        self._stop_recorder()
         self.acquisitionFinished.emit(self.protocol.state.value)
 
     def counts(self) -> dict[str, int]:
@@ -260,13 +308,65 @@ class CalibrationController(QtCore.QObject):
 
     # ------------------------------------------------------------------ training
     def train(self, finetune_epochs: int = 30, cv_folds: int = 5, seed: int = 0) -> None:
-        """Cut the epochs and run :func:`decoders.calibration.calibrate` on a worker thread."""
-        if self._train_thread is not None and self._train_thread.is_alive():
-            raise RuntimeError("training already running")
+        """Cut the epochs and run :func:`decoders.calibration.calibrate` on a worker thread.
+
+        A job still running (the user went back and forth) is cancelled; the new one starts as
+        soon as it has ended (``trainingProgress`` / ``trained`` only ever report the newest)."""
+        if self._closed:
+            raise RuntimeError("the wizard is shut down: no more training")
         args = (finetune_epochs, cv_folds, seed)
-        self._train_thread = threading.Thread(target=self._train_job, args=args,
-                                              name="calibration-training", daemon=True)
+        if self.training_running:
+            self.cancel_training()
+            self._pending_train = args
+            return
+        self._start_job("calibration-training", self._train_job, args)
+
+    @property
+    def training_running(self) -> bool:
+        """The newest job's thread has not reported its end yet."""
+        t, job = self._train_thread, self._thread_job
+        return t is not None and t.is_alive() and job is not None and not job.ended
+
+    def cancel_training(self) -> None:
+        """Ask the training / co-adaptation job to stop (returns at once; the thread ends
+        within one training batch and reports nothing)."""
+        self._pending_train = None
+        job, self._job = self._job, None
+        if job is not None:
+            job.cancel.set()
+
+    def _start_job(self, name: str, fn, args: tuple) -> None:
+        job = _Job(name)
+        self._job = self._thread_job = job
+        # not a daemon: the interpreter waits for it at exit instead of tearing torch down
+        # under a running thread (that aborted the process); cancel_training() ends it quickly
+        self._train_thread = threading.Thread(target=fn, args=(job, *args), name=name,
+                                              daemon=False)
         self._train_thread.start()
+
+    def _emit_job(self, signal, *args) -> None:  # worker thread
+        try:
+            signal.emit(*args)
+        except RuntimeError:  # the controller was deleted meanwhile: nobody to tell
+            logger.debug("training job finished after the wizard was deleted")
+
+    def _on_job_progress(self, job, f: float, msg: str) -> None:  # GUI thread
+        if job is self._job and not job.cancel.is_set():
+            self.trainingProgress.emit(f, msg)
+
+    def _on_job_ended(self, job, kind: str, result, error: str) -> None:  # GUI thread
+        job.ended = True
+        if job is self._job and not job.cancel.is_set():
+            self._job = None
+            if kind == "train":
+                if result is not None:
+                    self.epochs, self.result = job.epochs, result
+                self.trained.emit(result, error)
+            else:
+                self.coadapted.emit(result, error)
+        if self._pending_train is not None and job is self._thread_job and not self._closed:
+            args, self._pending_train = self._pending_train, None
+            self._start_job("calibration-training", self._train_job, args)
 
     def _epochs(self, data, ts, cues):
         from bci_app.commands.calibrate import window_of
@@ -277,34 +377,56 @@ class CalibrationController(QtCore.QObject):
         return epochs_from_stream(data, ts, self.source.info.ch_names, self.source.info.sfreq,
                                   cues, b.classes, b.preprocessor, tmin=tmin, tmax=tmax)
 
-    def _train_job(self, finetune_epochs, cv_folds, seed) -> None:  # worker thread
+    def _train_job(self, job, finetune_epochs, cv_folds, seed) -> None:  # worker thread
+        from decoders.calibration import CalibrationCancelled
+
+        result, error = None, ""
         try:
             import torch
 
             from decoders.calibration import calibrate
 
             torch.set_num_threads(self.torch_threads)
+            if self.calib_data is None:
+                raise RuntimeError("no cued trials recorded yet: go back to the cued recording")
             data, ts = self.calib_data
-            self.trainingProgress.emit(0.0, "cutting the trials")
-            self.epochs = self._epochs(data, ts, self.calib_cues)
-            res = calibrate(self.epochs.X, self.epochs.y, self.pretrained,
-                            X_ref=self.epochs.X_ref, finetune_epochs=finetune_epochs,
-                            cv_folds=cv_folds, seed=seed,
-                            progress=lambda f, m: self.trainingProgress.emit(f, m),
-                            provenance={"recording": str(self.recording_path or ""),
-                                        "source": self.source_spec})
-            self.result = res
-            self.trained.emit(res, "")
+            self._emit_job(self._jobProgress, job, 0.0, "cutting the trials")
+            epochs = job.epochs = self._epochs(data, ts, self.calib_cues)
+            job.check()
+            result = calibrate(epochs.X, epochs.y, self.pretrained,
+                               X_ref=epochs.X_ref, finetune_epochs=finetune_epochs,
+                               cv_folds=cv_folds, seed=seed, cancel=job.cancel,
+                               progress=lambda f, m: self._emit_job(self._jobProgress, job, f, m),
+                               provenance={"recording": str(self.recording_path or ""),
+                                           "source": self.source_spec})
+            job.check()
+        except CalibrationCancelled:
+            logger.info("calibration training cancelled")
+            result, error = None, "cancelled"
         except Exception as err:  # shown in the wizard, never swallowed
             logger.exception("calibration training failed")
-            self.trained.emit(None, f"{type(err).__name__}: {err}")
+            result, error = None, f"{type(err).__name__}: {err}"
+        self._emit_job(self._jobEnded, job, "train", result, error)
 
     def wait_training(self, timeout: float) -> bool:
+        """Join the training thread (tests and scripts; never from a GUI slot)."""
         t = self._train_thread
         if t is not None:
             t.join(timeout)
             return not t.is_alive()
         return True
+
+    def shutdown(self) -> None:
+        """Cancel training and close the source; no more jobs start (GUI thread, no waiting)."""
+        self._closed = True
+        self.cancel_training()
+        self.close_source()
+        self.mode = "idle"
+
+    @property
+    def closed(self) -> bool:
+        """:meth:`shutdown` was called."""
+        return self._closed
 
     def save(self, user: str, chosen: str) -> Path:
         from bci_app.profiles import save_profile
@@ -418,23 +540,46 @@ class CalibrationController(QtCore.QObject):
         cues = completed_trials(self.source.markers.since(self._fb_m0), self.protocol.classes)
         data, ts = chunk.data, chunk.timestamps
 
-        def job():
-            try:
-                from decoders.calibration import calibrate
+        def job(job):
+            from decoders.calibration import CalibrationCancelled, calibrate
 
+            result, error = None, ""
+            try:
                 ep = self._epochs(data, ts, cues)
                 X = np.concatenate([self.epochs.X, ep.X])
                 y = np.concatenate([self.epochs.y, ep.y])
                 R = np.concatenate([self.epochs.X_ref, ep.X_ref])
-                res = calibrate(X, y, self.pretrained, X_ref=R, finetune_epochs=finetune_epochs,
-                                seed=seed, provenance={"coadaptive_update": self.feedback_runs})
-                self.result = res
+                result = calibrate(X, y, self.pretrained, X_ref=R,
+                                   finetune_epochs=finetune_epochs, seed=seed, cancel=job.cancel,
+                                   provenance={"coadaptive_update": self.feedback_runs})
+                job.check()
+                self.result = result
                 self.epochs.X, self.epochs.y, self.epochs.X_ref = X, y, R
                 self.save(self.user, self.chosen)
-                self.coadapted.emit(res, "")
+            except CalibrationCancelled:
+                logger.info("co-adaptive update cancelled")
+                result, error = None, "cancelled"
             except Exception as err:
                 logger.exception("co-adaptive update failed")
-                self.coadapted.emit(None, f"{type(err).__name__}: {err}")
+                result, error = None, f"{type(err).__name__}: {err}"
+            self._emit_job(self._jobEnded, job, "coadapt", result, error)
 
-        self._train_thread = threading.Thread(target=job, name="coadapt", daemon=True)
-        self._train_thread.start()
+        if self.training_running:
+            raise RuntimeError("a training job is still running; wait for it to end")
+        self._start_job("coadapt", job, ())
+
+
+class _Job:
+    """One training / co-adaptation run: its cancel flag (set from the GUI thread)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.cancel = threading.Event()
+        self.epochs = None  # the trials cut by a training job
+        self.ended = False  # set in the GUI thread when its end was received
+
+    def check(self) -> None:
+        if self.cancel.is_set():
+            from decoders.calibration import CalibrationCancelled
+
+            raise CalibrationCancelled(f"{self.name} cancelled")

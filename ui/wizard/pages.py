@@ -238,20 +238,63 @@ class AcquisitionPage(QtWidgets.QWizardPage):
 
     def initializePage(self) -> None:  # noqa: N802
         self.cue.set_classes(self.ctrl.pretrained.classes)
+        ins = self.wizard().instructions if self.wizard() is not None else None
+        wanted = (tuple(self.ctrl.pretrained.classes),
+                  ins.trials.value() if ins is not None else None)
+        if self.finished and self.ctrl.acquisition_settings == wanted:
+            return  # back and forth without changes: keep the finished run
+        if self.finished:  # the trial count changed: the earlier run no longer applies
+            self.ctrl.discard_acquisition()
+        self._reset()
+
+    def cleanupPage(self) -> None:  # noqa: N802
+        """Back: a run still going is aborted and forgotten (cues must not fire on another
+        page, nor count as trials); a finished run is kept unless the settings change."""
+        if self.active or self.ctrl.acquiring:
+            self.ctrl.discard_acquisition()
+            self._reset()
+
+    def _reset(self) -> None:
+        self.active = False
+        self.finished = ""
+        self.timer.stop()
+        if self.full_btn.isChecked():
+            self.full_btn.setChecked(False)
         self.cue.set_state("idle", message="Press Start when you are ready")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.info.setText("not started")
+        self.start_btn.setEnabled(True)
+        self.pause_btn.setEnabled(False)
+        self.pause_btn.setText("Pause")
+        self.abort_btn.setEnabled(False)
+        self.completeChanged.emit()
+
+    def _set_back_enabled(self, on: bool) -> None:
+        wiz = self.wizard()
+        if wiz is not None:
+            wiz.button(QtWidgets.QWizard.WizardButton.BackButton).setEnabled(on)
 
     def start(self) -> None:
         wiz = self.wizard()
         ins = wiz.instructions
         self.finished = ""
+        try:
+            self.ctrl.start_acquisition(self.ctrl.pretrained.classes, ins.trials.value(),
+                                        user=wiz.device.user.text().strip() or "anonymous",
+                                        record=ins.record.isChecked())
+        except Exception as err:  # shown on the page, never a traceback in a slot
+            logger.exception("could not start the cued recording")
+            self.info.setText(f"<span style='color:#d23c3c'>could not start: "
+                              f"{html.escape(str(err))}</span>")
+            return
         self.active = True
-        self.ctrl.start_acquisition(self.ctrl.pretrained.classes, ins.trials.value(),
-                                    user=wiz.device.user.text().strip() or "anonymous",
-                                    record=ins.record.isChecked())
         self.progress.setRange(0, self.ctrl.protocol.n_trials)
         self.start_btn.setEnabled(False)
         self.pause_btn.setEnabled(True)
+        self.pause_btn.setText("Pause")
         self.abort_btn.setEnabled(True)
+        self._set_back_enabled(False)  # QWizard re-enables it on completeChanged (at the end)
         self.timer.start()
         self._update_progress()
 
@@ -341,7 +384,14 @@ class TrainingPage(QtWidgets.QWizardPage):
         self.done_ok = False
         self.bar.setValue(0)
         self.msg.setText("training …")
+        # a job still running from an earlier visit is cancelled; this one starts after it
         self.ctrl.train(finetune_epochs=self.finetune_epochs)
+
+    def cleanupPage(self) -> None:  # noqa: N802
+        """Back: stop the training (the trials may change before the next one)."""
+        self.ctrl.cancel_training()
+        self.done_ok = False
+        self.msg.setText("")
 
     def _progress(self, f: float, msg: str) -> None:
         self.bar.setValue(int(f * 1000))

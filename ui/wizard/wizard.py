@@ -68,8 +68,20 @@ class CalibrationWizard(QtWidgets.QWizard):
         super().closeEvent(ev)
 
     def shutdown(self) -> None:
-        """Stop timers, the decoder, the recorder and the source (idempotent)."""
+        """Stop timers, the decoder, the recorder and the source (idempotent, GUI thread).
+
+        A training job still running is cancelled, not waited for: it ends within one training
+        batch on its own thread (the interpreter waits for it at exit) and reports nothing."""
         self.signal.timer.stop()
         self.acquisition.timer.stop()
-        self.controller.wait_training(10.0)
-        self.controller.close_source()
+        self.controller.shutdown()
+
+    @property
+    def busy(self) -> bool:
+        """Closing now would lose work: a cued or feedback run, a training job, or recorded
+        trials not saved as a profile yet."""
+        c = self.controller
+        if c.closed:
+            return False
+        return (c.mode not in ("idle", "signal") or c.training_running
+                or (c.calib_data is not None and c.profile_path is None))
