@@ -25,7 +25,7 @@ from enum import Enum
 
 import numpy as np
 
-from bci_app.errors import SourceError, StreamMismatchError
+from bci_app.errors import ConfigError, SourceError, StreamMismatchError
 
 from .markers import GAP_LABEL, MarkerLog
 from .ring_buffer import RingBuffer
@@ -244,7 +244,10 @@ class Source(ABC):
         if self.connected or self._state == SourceState.CONNECTING:
             raise RuntimeError(f"{self.display_name} is already connected; call disconnect() first.")
         if timeout <= 0:
-            raise ValueError(f"connect timeout must be > 0 seconds, got {timeout}.")
+            raise ConfigError(
+                f"timeout: expected > 0 seconds to wait for the device or stream, got {timeout}; "
+                "fix: pass e.g. --timeout 10."
+            )
         self._reset_variables()
         self._set_state(SourceState.CONNECTING)
         try:

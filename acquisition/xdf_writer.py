@@ -28,7 +28,9 @@ import errno
 import logging
 import mmap
 import os
+import shutil
 import struct
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -755,6 +757,15 @@ def _scan(path: Path, raw, size: int) -> XDFScan:
     return XDFScan(path, size, pos, n_chunks, problem, streams)
 
 
+def same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether ``a`` and ``b`` name the same file (same inode when both exist, else the same
+    resolved path)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(a).resolve() == Path(b).resolve()
+
+
 def repair_xdf(path: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
     """Make a recording cut short by a crash, a kill or a power cut loadable.
 
@@ -767,7 +778,9 @@ def repair_xdf(path: str | os.PathLike, out: str | os.PathLike | None = None) ->
     path : path-like
         The XDF file.
     out : path-like | None
-        Write the repaired file there and leave ``path`` untouched; ``None`` repairs in place.
+        Write the repaired file there and leave ``path`` untouched; ``None`` (or ``path``
+        itself) repairs in place. Either way the repaired file is written to a temporary file
+        beside the target and moved over it, so a crash mid-repair never loses the original.
 
     Returns
     -------
@@ -776,17 +789,8 @@ def repair_xdf(path: str | os.PathLike, out: str | os.PathLike | None = None) ->
     """
     path = Path(path)
     scan = scan_xdf(path)
-    target = Path(out) if out is not None else path
-    if out is not None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "rb") as src, open(target, "wb") as dst:
-            remaining = scan.valid_end
-            while remaining > 0:
-                block = src.read(min(remaining, 1 << 22))
-                if not block:
-                    break
-                dst.write(block)
-                remaining -= len(block)
+    in_place = out is None or same_path(path, out)
+    target = path if in_place else Path(out)
     if scan.torn_bytes:
         logger.warning("%s: cutting %d torn bytes %s", path, scan.torn_bytes, scan.problem)
     tail = b""
@@ -797,14 +801,33 @@ def repair_xdf(path: str | os.PathLike, out: str | os.PathLike | None = None) ->
             for sid, s in scan.streams.items()
             if not s.has_footer
         )
-    if not scan.torn_bytes and not tail and out is None:
+    if in_place and not scan.torn_bytes and not tail:
         return target
-    with open(target, "r+b") as f:
-        f.truncate(scan.valid_end)
-        f.seek(scan.valid_end)
-        f.write(tail)
-        f.flush()
-        os.fsync(f.fileno())
+    # Write the whole repaired file beside the target and move it into place: a crash, a kill
+    # or a full disk mid-repair leaves the original (and an in-place target) as it was.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".repair",
+                                    dir=target.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as dst, open(path, "rb") as src:
+            remaining = scan.valid_end
+            while remaining > 0:
+                block = src.read(min(remaining, 1 << 22))
+                if not block:
+                    break
+                dst.write(block)
+                remaining -= len(block)
+            if remaining:
+                raise DataFileError(f"{path} shrank while being repaired; nothing was changed.")
+            dst.write(tail)
+            dst.flush()
+            os.fsync(dst.fileno())
+        shutil.copymode(path, tmp)  # mkstemp's 0600 -> the recording's permissions
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     logger.info(
         "Repaired %s: kept %d bytes, cut %d, added %d footers",
         target,

@@ -41,7 +41,8 @@ PROFILE_JSON = "profile.json"
 ALIGNMENT_NAME = "alignment.safetensors"
 PROFILES_DIR_ENV = "BCI_APP_PROFILES_DIR"
 
-__all__ = ["Profile", "list_profiles", "load_profile", "profiles_dir", "save_profile"]
+__all__ = ["Profile", "check_profile_target", "list_profiles", "load_profile", "profiles_dir",
+           "save_profile"]
 
 
 def profiles_dir() -> Path:
@@ -50,13 +51,26 @@ def profiles_dir() -> Path:
     return Path(env).expanduser().resolve() if env else REPO_ROOT / "profiles"
 
 
-def _check_user(user: str) -> str:
+def _check_user(user: str, option: str = "user") -> str:
     if not isinstance(user, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", user):
         raise ConfigError(
-            f"user: expected 1-64 letters, digits, '_', '.' or '-' (starting with a letter or "
+            f"{option}: expected 1-64 letters, digits, '_', '.' or '-' (starting with a letter or "
             f"digit), got {user!r}. It names the profile folder."
         )
     return user
+
+
+def check_profile_target(user: str, root: str | os.PathLike | None = None, *,
+                         user_option: str = "--user", dir_option: str = "--profiles-dir") -> Path:
+    """Check, before a calibration session, that ``user``'s profile can be saved under ``root``
+    (default :func:`profiles_dir`): a valid user id and a folder this process can write.
+
+    Returns the profiles folder; ConfigError naming ``user_option`` or ``dir_option`` otherwise.
+    """
+    from .recording import check_output_dir
+
+    _check_user(user, user_option)
+    return check_output_dir(Path(root) if root is not None else profiles_dir(), dir_option)
 
 
 @dataclass
@@ -146,6 +160,18 @@ def save_profile(
     tmp = root / f".{user}.tmp"
     if folder.exists() and not overwrite:
         raise ConfigError(f"profile {folder} exists; pass overwrite=True or another user id.")
+    try:
+        return _write_profile(result, user, root, folder, tmp, chosen, save_bundle, source,
+                              stream, montage, protocol, recording, extra)
+    except OSError as err:
+        raise ConfigError(
+            f"profiles dir: cannot write the profile {folder} ({err.strerror or err}); fix: "
+            f"pass a writable folder (--profiles-dir, or ${PROFILES_DIR_ENV})."
+        ) from None
+
+
+def _write_profile(result, user, root, folder, tmp, chosen, save_bundle, source, stream,
+                   montage, protocol, recording, extra) -> Path:
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)

@@ -27,7 +27,7 @@ import numpy as np
 
 from acquisition.xdf_writer import xdf_value as _first
 
-from .errors import ConfigError, DataFileError
+from .errors import ConfigError, DataFileError, RecordingError
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +86,99 @@ _TYPE_ALIASES = {
     "gyro": "misc",
 }
 _BIOSIGNAL = {"eeg", "eog", "emg", "ecg", "seeg", "ecog"}
+
+
+# ---------------------------------------------------------------------------- output checks
+def check_output_dir(path: str | os.PathLike, option: str) -> Path:
+    """Check, before any long work, that ``path`` is (or can become) a folder this process can
+    write into.
+
+    Creates the missing folders, writes and deletes a probe file, then removes the folders it
+    created (the real writer creates them again), so a later failure leaves nothing behind.
+
+    Parameters
+    ----------
+    path : path-like
+        The output folder.
+    option : str
+        The command-line option that named it (``"--out"``), for the message.
+
+    Returns
+    -------
+    Path
+        ``path`` with ``~`` expanded.
+
+    Raises
+    ------
+    ConfigError
+        ``path`` is an existing file, or cannot be created or written (read-only, no permission,
+        a virtual file system such as ``/proc``); the message names ``option`` and the fix.
+    """
+    folder = Path(path).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(
+            f"{option}: {folder} is an existing file, expected a folder; fix: pass a folder path "
+            f"(e.g. {folder.parent / (folder.stem + '_out')})."
+        )
+    err = _write_probe(folder)
+    if err is not None:
+        raise ConfigError(
+            f"{option}: cannot write into {folder} ({err.strerror or err}); fix: pass a folder "
+            "you can write to."
+        )
+    return folder
+
+
+def _write_probe(folder: Path) -> OSError | None:
+    """Create the missing folders, write and delete a probe file in ``folder``, remove the
+    folders it created; the OSError that stopped it, or None."""
+    import tempfile
+
+    created = []
+    try:
+        for d in [*reversed(folder.parents), folder]:  # outermost first
+            if not d.exists():
+                d.mkdir()
+                created.append(d)
+        fd, probe = tempfile.mkstemp(prefix=".bci-app-write-check-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        return err
+    finally:
+        for d in reversed(created):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+    return None
+
+
+def check_output_file(path: str | os.PathLike, option: str) -> Path:
+    """Like :func:`check_output_dir` for a file to be written (its content is not touched).
+
+    Raises ConfigError naming ``option`` when ``path`` is a folder, or when its folder cannot be
+    written, or an existing file cannot be opened for writing.
+    """
+    file = Path(path).expanduser()
+    if file.is_dir():
+        raise ConfigError(
+            f"{option}: {file} is a folder, expected a file path; fix: pass e.g. "
+            f"{file / 'results.json'}."
+        )
+    err = _write_probe(file.parent)
+    if err is None and file.exists():
+        try:
+            with open(file, "ab"):  # opens for writing, changes nothing
+                pass
+        except OSError as e:
+            err = e
+    if err is not None:
+        raise ConfigError(
+            f"{option}: cannot write {file} ({err.strerror or err}); fix: pass a file path you "
+            "can write to."
+        )
+    return file
 
 
 # ---------------------------------------------------------------------------- wiring
@@ -629,50 +722,71 @@ def export_recording(
     to = str(to).lower()
     if to not in EXPORT_FORMATS:
         raise ConfigError(f"Export format must be one of {', '.join(EXPORT_FORMATS)}; got {to!r}.")
+    if run is not None and int(run) < 1:
+        raise ConfigError(f"--run: expected a BIDS run number >= 1, got {run}.")
     path = Path(path)
-    raw = load_recording(path, stream)
+    if not path.is_file():
+        raise DataFileError(f"Recording {path} not found; expected an existing .xdf file.")
     out = (
         Path(out_dir)
         if out_dir is not None
         else (path.parent / "bids" if to == "bids" else path.parent)
     )
-    out.mkdir(parents=True, exist_ok=True)
+    # every check before the (possibly long) load: the output folder, an existing target
+    check_output_dir(out, "--out")
     if to == "fif":
         fname = out / f"{path.stem}_raw.fif"
-        _refuse_existing(fname, overwrite)
-        raw.save(fname, fmt="double", overwrite=overwrite, verbose="error")
-        return fname
-    if to == "edf":
+    elif to == "edf":
         fname = out / f"{path.stem}.edf"
-        _refuse_existing(fname, overwrite)
-        mne.export.export_raw(fname, raw, fmt="edf", overwrite=overwrite, verbose="error")
-        return fname
-    import mne_bids
+    else:
+        import mne_bids
 
-    meta = _read_file_header(path) if path.suffix.lower() == ".xdf" else {}
-    subj = _bids_label(subject or meta.get("subject") or "01", "subject")
-    bids_path = mne_bids.BIDSPath(
-        subject=subj,
-        session=_bids_label(session, "session") if session else None,
-        task=_bids_label(task or meta.get("task") or "bci", "task"),
-        run=run,
-        datatype="eeg",
-        root=out,
-    )
-    line = meta.get("line_freq")
-    if line:
-        raw.info["line_freq"] = float(line)
-    mne_bids.write_raw_bids(
-        raw,
-        bids_path,
-        format="BrainVision",
-        allow_preload=True,
-        overwrite=overwrite,
-        verbose="error",
-    )
+        meta = _read_file_header(path) if path.suffix.lower() == ".xdf" else {}
+        subj = _bids_label(subject or meta.get("subject") or "01", "subject")
+        bids_path = mne_bids.BIDSPath(
+            subject=subj,
+            session=_bids_label(session, "session") if session else None,
+            task=_bids_label(task or meta.get("task") or "bci", "task"),
+            run=run,
+            datatype="eeg",
+            root=out,
+        )
+        fname = Path(bids_path.copy().update(suffix="eeg", extension=".vhdr").fpath)
+    _refuse_existing(fname, overwrite, bids=to == "bids")
+    raw = load_recording(path, stream)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if to == "fif":
+            raw.save(fname, fmt="double", overwrite=overwrite, verbose="error")
+            return fname
+        if to == "edf":
+            mne.export.export_raw(fname, raw, fmt="edf", overwrite=overwrite, verbose="error")
+            return fname
+        line = meta.get("line_freq")
+        if line:
+            raw.info["line_freq"] = float(line)
+        mne_bids.write_raw_bids(
+            raw,
+            bids_path,
+            format="BrainVision",
+            allow_preload=True,
+            overwrite=overwrite,
+            verbose="error",
+        )
+    except FileExistsError as err:
+        raise ConfigError(
+            f"export: {err}; pass --overwrite to replace it, or --out DIR (BIDS: another --run "
+            "or --session)."
+        ) from None
+    except OSError as err:
+        raise RecordingError(
+            f"export: cannot write {fname} ({err.strerror or err}); fix: free disk space or "
+            "pass --out DIR on another disk."
+        ) from None
     return Path(bids_path.fpath)
 
 
-def _refuse_existing(fname: Path, overwrite: bool) -> None:
+def _refuse_existing(fname: Path, overwrite: bool, bids: bool = False) -> None:
     if fname.exists() and not overwrite:
-        raise ConfigError(f"{fname} already exists; pass --overwrite to replace it or --out DIR.")
+        other = "--out DIR, or another --run or --session" if bids else "--out DIR"
+        raise ConfigError(f"{fname} already exists; pass --overwrite to replace it, or {other}.")

@@ -186,6 +186,11 @@ def save_bundle(decoder: Decoder, path: str | Path, meta: dict[str, Any],
     """
     from safetensors.numpy import save_file
 
+    if export_onnx and decoder.kind != "torch":
+        raise ConfigError(
+            f"export_onnx: only torch models export to ONNX; {decoder.name!r} is a "
+            f"{decoder.kind} model. Fix: save it without ONNX (drop --onnx), or use a torch model."
+        )
     missing = [k for k in ("channels", "classes", "preprocessing") if k not in meta]
     if missing:
         raise BundleError(f"meta: missing keys {missing}; expected channels, classes, preprocessing")
@@ -217,7 +222,7 @@ def save_bundle(decoder: Decoder, path: str | Path, meta: dict[str, Any],
     arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
     save_file(arrays, str(path / WEIGHTS_NAME))
     (path / CONFIG_NAME).write_text(json.dumps(config, indent=2, default=_json_default) + "\n")
-    if export_onnx and decoder.kind == "torch":
+    if export_onnx:
         from .export import export_onnx as _export
 
         try:

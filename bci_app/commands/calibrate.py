@@ -323,6 +323,10 @@ def run(args) -> int:
         )
     if args.trials < 1:
         raise ConfigError(f"--trials: expected >= 1 trial per class, got {args.trials}.")
+    from ..profiles import check_profile_target
+
+    # before the session: a bad user id or profiles folder must not cost the calibration
+    check_profile_target(args.user, args.profiles_dir)
     torch.set_num_threads(max(1, args.threads))
     classes = [c.strip() for c in args.classes.split(",") if c.strip()]
     timings = None

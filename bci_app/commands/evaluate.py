@@ -62,11 +62,17 @@ def run(args: argparse.Namespace) -> int:
     from decoders.registry import list_models
     from decoders.training import TrainSettings, load_data
 
+    from .train import check_model_params
+
     if args.list_models:
         print("\n".join(list_models()))
         return 0
     if args.model and args.bundle:
         raise ConfigError("--model/--bundle: expected one of them, got both")
+    # cheap checks first: nothing below may fail after the data are loaded or the models trained
+    if args.protocol == "within" and args.folds < 2:
+        raise ConfigError(f"--folds: expected >= 2 cross-validation folds, got {args.folds}.")
+    ks = _parse_calib_trials(args.calib_trials) if args.protocol == "calibration" else []
     torch.set_num_threads(max(1, args.threads))
     subjects = parse_subjects(args.subjects)
     bundle = None
@@ -90,6 +96,14 @@ def run(args: argparse.Namespace) -> int:
         pre = preprocessor_from_args(args)
         tmin, tmax = args.tmin, args.tmax
         settings = settings_from_args(args, model)
+        check_model_params(model, settings)
+    report_dir = None
+    if not args.no_report:
+        from bci_app.recording import check_output_dir
+
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        report_dir = Path(args.report_dir or f"bci-eval-{args.protocol}-{model}-{stamp}")
+        check_output_dir(report_dir, "--report-dir")
     pretrain = parse_subjects(args.pretrain_subjects) if args.pretrain_subjects else subjects
     if args.protocol == "loso" and args.pretrain_subjects is not None:
         raise ConfigError("--pretrain-subjects: loso trains on the other --subjects; fix: drop "
@@ -121,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
     if bundle is not None and (data.ch_names != bundle.channels
                                or abs(data.sfreq - bundle.sfreq) > 1e-6):
         raise ConfigError("--bundle: data channels/rate differ from the bundle's")
+    if args.protocol == "within":
+        _check_folds(data, subjects, args.folds)
     factory = settings.factory(data)
     if args.protocol == "within":
         results = [evaluate_within(data, factory, n_folds=args.folds, seed=args.seed,
@@ -132,18 +148,13 @@ def run(args: argparse.Namespace) -> int:
         results = [evaluate_loso(data, factory, align=settings.align, subjects=subjects,
                                  progress=args.progress, model=model)]
     else:
-        ks = [int(k) for k in str(args.calib_trials).split(",") if k.strip()]
         res = evaluate_calibration(
             data, factory, pretrain, subjects, ks, align=settings.align,
             pretrained=bundle.decoder if bundle is not None else None,
             progress=args.progress, model=model)
         results = [res[k] for k in sorted(res)]
     elapsed = time.perf_counter() - t0
-    report_dir = None
-    if not args.no_report:
-        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        report_dir = Path(args.report_dir or f"bci-eval-{args.protocol}-{model}-{stamp}")
-        write_report(results, report_dir)
+    # results first, the report files last: a failure while writing them loses no result
     if args.json:
         print(json.dumps({"results": [r.to_dict() for r in results],
                           "report_dir": str(report_dir) if report_dir else None,
@@ -151,5 +162,48 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(results_table(results))
         print(f"chance level {100 * results[0].chance:.0f} %; {elapsed:.0f} s"
-              + (f"; report in {report_dir}" if report_dir else ""))
+              + (f"; report in {report_dir}" if report_dir else ""), flush=True)
+    if report_dir is not None:
+        try:
+            write_report(results, report_dir)
+        except OSError as err:
+            raise ConfigError(f"--report-dir: cannot write the report to {report_dir} "
+                              f"({err.strerror or err}); the results above are complete. Fix: "
+                              "pass a writable folder, or --no-report.") from None
     return 0
+
+
+def _parse_calib_trials(text) -> list[int]:
+    """``"0,5,10"`` -> [0, 5, 10] (ConfigError naming --calib-trials otherwise)."""
+    from bci_app.errors import ConfigError
+
+    try:
+        ks = [int(k) for k in str(text).split(",") if k.strip()]
+    except ValueError:
+        ks = []
+    if not ks or min(ks) < 0:
+        raise ConfigError(f"--calib-trials: expected trial counts per class >= 0 separated by "
+                          f"commas (e.g. 0,5,10,20), got {text!r}.")
+    return ks
+
+
+def _check_folds(data, subjects, n_folds: int) -> None:
+    """Stratified CV needs every class of every evaluated subject in each of the folds."""
+    import numpy as np
+
+    from bci_app.errors import ConfigError
+
+    y_all, subj = np.asarray(data.y), np.asarray(data.subject)
+    classes = np.unique(y_all)
+    least, who = None, None
+    for s in subjects:
+        y = y_all[subj == s]
+        if y.size == 0:
+            continue
+        n = min(int(np.sum(y == c)) for c in classes)
+        if least is None or n < least:
+            least, who = n, s
+    if least is not None and n_folds > least:
+        raise ConfigError(f"--folds: {n_folds} folds need at least {n_folds} trials of every "
+                          f"class per subject; subject {who} has {least}. Fix: --folds between 2 "
+                          f"and {least}.")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -56,8 +57,9 @@ def register(subparsers) -> None:
     g.add_argument("--alpha", type=float, default=0.01)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--json", default=None, metavar="PATH",
-                   help="write all results as JSON ('-' = stdout)")
+    p.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
+                   help="print all results as JSON (bare --json or '-': stdout; PATH: write "
+                   "them to that file)")
     p.add_argument("--bundle-out", default=None, metavar="DIR",
                    help="also save the EEG model (trained on the training split, early-stopped "
                    "on validation, candidates = every corpus sentence) as a text bundle with "
@@ -78,13 +80,23 @@ def run(args: argparse.Namespace) -> int:
         format_results,
     )
 
-    torch.set_num_threads(max(1, args.threads))
+    from bci_app.recording import check_output_dir, check_output_file
+
     conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
     bad = [c for c in conditions if c not in CONDITIONS]
     if bad or "eeg" not in conditions or len(conditions) < 2:
         raise ConfigError(f"--conditions: expected 'eeg' plus at least one of "
                           f"{list(CONDITIONS[1:])}, got {conditions}. A result is reported only "
                           "beside its baselines.")
+    snrs = []
+    if not args.zuco:
+        snrs = _parse_snrs(args.snr)
+    # outputs checked before the (long) training, so a bad path never costs the results
+    if args.json not in (None, "-"):
+        check_output_file(args.json, "--json")
+    if args.bundle_out:
+        check_output_dir(args.bundle_out, "--bundle-out")
+    torch.set_num_threads(max(1, args.threads))
     settings = TextTrainSettings(max_epochs=args.epochs, patience=args.patience, seed=args.seed)
     params = {"d_model": args.d_model}
     test_subjects = parse_subjects(args.test_subjects) if args.test_subjects else None
@@ -98,7 +110,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         from decoders.text.synthetic import SyntheticReadingEEG
 
-        snrs = [float(s) for s in args.snr.split(",")]
         for snr in snrs:
             gen = SyntheticReadingEEG(snr=snr, n_sentences=args.n_sentences,
                                       subjects=parse_subjects(args.subjects), reps=args.reps,
@@ -120,17 +131,48 @@ def run(args: argparse.Namespace) -> int:
                 print("   ref: " + ex["reference"])
                 for c in conditions:
                     print(f"   {c:>10}: {ex[c]}")
-    if args.bundle_out:
-        _save_bundle(args, datasets[0][1], all_res[0], params, settings, test_subjects)
     payload = {"command": "bci-app evaluate-text", "args": {k: v for k, v in vars(args).items()
                                                             if k != "func"},
                "elapsed_s": round(time.perf_counter() - t0, 1), "results": all_res}
+    # the results first (stdout, then the --json file), the optional bundle last: a failure
+    # while saving it loses no result
     if args.json == "-":
-        print(json.dumps(payload, indent=2, default=_default))
+        print(json.dumps(payload, indent=2, default=_default), flush=True)
     elif args.json:
-        Path(args.json).write_text(json.dumps(payload, indent=2, default=_default) + "\n")
+        text = json.dumps(payload, indent=2, default=_default) + "\n"
+        try:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(text)
+        except OSError as err:
+            print(text, flush=True)
+            raise ConfigError(f"--json: cannot write {args.json} ({err.strerror or err}); the "
+                              "results were printed above instead. Fix: pass a writable file "
+                              "path.") from None
         print(f"results written to {args.json}")
+    if args.bundle_out:
+        try:
+            _save_bundle(args, datasets[0][1], all_res[0], params, settings, test_subjects)
+        except OSError as err:
+            raise ConfigError(f"--bundle-out: cannot write {args.bundle_out} "
+                              f"({err.strerror or err}); the results above are complete. Fix: "
+                              "pass a writable folder.") from None
     return 0
+
+
+def _parse_snrs(text: str) -> list[float]:
+    """``"2"`` / ``"0,1,4"`` -> SNRs (ConfigError naming --snr otherwise)."""
+    import math
+
+    from bci_app.errors import ConfigError
+
+    try:
+        snrs = [float(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        snrs = []
+    if not snrs or any(not math.isfinite(v) or v < 0 for v in snrs):
+        raise ConfigError(f"--snr: expected one or more numbers >= 0 separated by commas (e.g. "
+                          f"2 or 0,1,4), got {text!r}.")
+    return snrs
 
 
 def _default(o):
@@ -159,4 +201,5 @@ def _save_bundle(args, ds, res, params, settings, test_subjects) -> None:
                      "command": "bci-app evaluate-text --bundle-out"},
         "validation": {k: res[k] for k in ("setup", "chance", "conditions", "tests",
                                            "verdict")}})
-    print(f"text bundle written to {path}")
+    # stdout holds only the JSON with a bare --json
+    print(f"text bundle written to {path}", file=sys.stderr if args.json == "-" else sys.stdout)

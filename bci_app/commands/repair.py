@@ -18,15 +18,20 @@ def register(sub) -> None:
         "--out",
         default=None,
         metavar="PATH",
-        help="write the repaired copy there and leave the original untouched",
+        help="write the repaired copy there and leave the original untouched (the recording's own "
+        "path repairs it in place)",
     )
     p.add_argument("--check", action="store_true", help="only report what a repair would do")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from acquisition.xdf_writer import repair_xdf, scan_xdf
+    from acquisition.xdf_writer import repair_xdf, same_path, scan_xdf
 
+    from ..errors import RecordingError
+
+    if args.out is not None and same_path(args.recording, args.out):
+        args.out = None  # --out REC is an in-place repair (still written via a temporary file)
     scan = scan_xdf(args.recording)
     names = {sid: s.name for sid, s in scan.streams.items()}
     print(
@@ -48,14 +53,28 @@ def run(args) -> int:
         if args.out:
             import shutil
 
-            shutil.copyfile(args.recording, args.out)
+            try:
+                shutil.copyfile(args.recording, args.out)
+            except OSError as err:
+                raise RecordingError(
+                    f"--out: cannot write {args.out} ({err.strerror or err}); fix: pass a "
+                    "writable file path, or drop --out"
+                ) from None
+            print(f"copied -> {args.out}", flush=True)
         return 0
     if args.check:
         print(
             f"a repair would cut {scan.torn_bytes} bytes and add {len(missing)} footers", flush=True
         )
         return 1
-    out = repair_xdf(args.recording, out=args.out)
+    try:
+        out = repair_xdf(args.recording, out=args.out)
+    except OSError as err:
+        where = f"--out {args.out}" if args.out else f"the folder of {args.recording}"
+        raise RecordingError(
+            f"repair: cannot write the repaired file to {where} ({err.strerror or err}); the "
+            "recording is unchanged. Fix: pass --out PATH in a writable folder."
+        ) from None
     print(
         f"repaired -> {out}: cut {scan.torn_bytes} bytes, added footers for {len(missing)} streams",
         flush=True,

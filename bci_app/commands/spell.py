@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 
 from ..errors import ConfigError
@@ -138,8 +139,7 @@ def build_engine(args, classes=None, accuracy: float | None = None):
     if not args.no_lm:
         lm = LanguageModel(args.lang)
         if args.vocab:
-            with open(args.vocab, encoding="utf-8") as fh:
-                n = lm.add_text(fh.read())
+            n = lm.add_text(_read_vocab(args.vocab))
             logger.info("Added %d words of the user's vocabulary from %s", n, args.vocab)
     cmap = parse_commands(args.commands, classes or ["left", "right"])
     n_choice = len({v for v in cmap.values() if v != "undo"})
@@ -152,6 +152,30 @@ def build_engine(args, classes=None, accuracy: float | None = None):
     acc = min(max(acc, 1.0 / n_choice + 0.05), 0.97)
     return SpellerEngine(lm, command_map=cmap, scheme=args.scheme, accuracy=acc,
                          confidence=args.confidence, completions=args.completions)
+
+
+def _read_vocab(path: str) -> str:
+    """The text of ``--vocab FILE`` (ConfigError naming the option when it cannot be read)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except (OSError, UnicodeDecodeError) as err:
+        why = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise ConfigError(f"--vocab: cannot read {path!r} ({why}); fix: pass a UTF-8 text file "
+                          "with the user's words (one per line, or any text).") from None
+
+
+def check_target(engine, target: str) -> None:
+    """ConfigError when ``target`` (already lower-cased) has characters the speller cannot
+    write: its alphabet (the language model's symbols) is all a user can select."""
+    allowed = engine.symbols
+    bad = sorted({c for c in target if c not in allowed})
+    if bad:
+        raise ConfigError(
+            f"--target: {target!r} has characters the speller cannot write: "
+            f"{', '.join(map(repr, bad))}; its alphabet is {allowed!r} (upper case is lowered). "
+            "Fix: write the target with these symbols only, e.g. digits as words."
+        )
 
 
 def describe(engine, width: int = 60) -> str:
@@ -190,6 +214,8 @@ def run(args) -> int:
 
     if args.target is not None:
         args.target = args.target.lower()
+    if args.vocab and not os.path.isfile(args.vocab):
+        _read_vocab(args.vocab)  # the clear error, before any model is loaded
     if args.simulate is not None:
         return _run_simulated(args)
     if not args.model or not args.source:
@@ -204,6 +230,7 @@ def run(args) -> int:
         if not args.target:
             raise ConfigError("spell --source simulated: give --target TEXT (what the simulated "
                               "subject means to write).")
+        check_target(engine, args.target)
         return _run_closed_loop(args, engine, bundle, SimulatedUser(args.target))
     if not args.headless:
         raise ConfigError("spell: the speller view lives in the GUI (ui/speller_view.py, a tab "
@@ -234,6 +261,7 @@ def _run_simulated(args) -> int:
         if not 0.5 <= acc <= 1:
             raise ConfigError(f"--simulate: expected an accuracy in [0.5, 1], got {acc}.")
     engine = build_engine(args, classes, acc)
+    check_target(engine, args.target)
     classes = classes or list(engine.command_map)
     if confusion is None:
         confusion = confusion_from_accuracy(acc, len(classes))

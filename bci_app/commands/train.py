@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from bci_app.errors import ConfigError
     from decoders.cli_args import check_train_span, preprocessor_from_args, settings_from_args
     from decoders.data import parse_subjects
-    from decoders.registry import list_models
+    from decoders.registry import get_entry, list_models
     from decoders.training import load_data, train_cross_subject
 
     if args.list_models:
@@ -44,18 +44,32 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.out:
         raise ConfigError("--out: expected a folder for the bundle, got nothing")
-    torch.set_num_threads(max(1, args.threads))
     model = args.model or "eegnet"
+    # every check before the data are loaded and the model trained
+    if args.onnx and get_entry(model).kind != "torch":
+        raise ConfigError(f"--onnx: only torch models export to ONNX; {model!r} is a "
+                          "scikit-learn model. Fix: drop --onnx, or train a torch model (e.g. "
+                          f"--model eegnet; see --list-models).")
     settings = settings_from_args(args, model)
+    check_model_params(model, settings)
     span = check_train_span(args, settings)
+    from bci_app.recording import check_output_dir
+
+    check_output_dir(args.out, "--out")
+    torch.set_num_threads(max(1, args.threads))
     subjects = parse_subjects(args.subjects)
     t0 = time.perf_counter()
     data = load_data(subjects, args.data_dir, preprocessor_from_args(args), args.tmin,
                      args.tmax, progress=args.progress, span_tmax=span)
     command = "bci-app train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
         if len(sys.argv) > 1 and sys.argv[1] == "train" else None
-    dec, path = train_cross_subject(data, settings, args.out,
-                                    provenance={"command": command}, export_onnx=args.onnx)
+    try:
+        dec, path = train_cross_subject(data, settings, args.out,
+                                        provenance={"command": command}, export_onnx=args.onnx)
+    except OSError as err:
+        raise ConfigError(f"--out: cannot write the bundle to {args.out} "
+                          f"({err.strerror or err}); fix: pass a writable folder (the check "
+                          "before training passed: disk full, or the folder changed?)") from None
     summary = {"bundle": str(path), "model": model, "subjects": subjects,
                "n_trials": int(len(data)), "validation": dec.validation_,
                "seconds": round(time.perf_counter() - t0, 1)}
@@ -65,3 +79,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"saved {path} ({model}, {len(data)} trials of subjects {args.subjects}; "
               f"validation {summary['validation']})")
     return 0
+
+
+def check_model_params(model: str, settings) -> None:
+    """Unknown or mistyped --model-param of a torch model, named before any data is loaded."""
+    from decoders.models.base import EEGModel
+    from decoders.registry import get_entry
+
+    entry = get_entry(model)
+    if entry.kind == "torch" and isinstance(entry.obj, type) and issubclass(entry.obj, EEGModel):
+        entry.obj.check_hparams(settings.decoder_params.get("model_params") or {})

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -42,14 +44,13 @@ class EEGModel(nn.Module):
         self.sfreq = float(sfreq)
         self.window_s = float(window_s)
         self.n_times = int(round(self.sfreq * self.window_s))
+        self.check_hparams(hparams)
         try:
             self.hparams = self._build(**hparams)
         except TypeError as err:
-            import inspect
-
-            known = [n for n in inspect.signature(self._build).parameters if n != "self"]
-            raise ConfigError(f"model_params: {type(self).__name__} does not take {err}; "
-                              f"fix: use only {known}") from None
+            raise ConfigError(f"model_params: {type(self).__name__} rejected {hparams} ({err}); "
+                              f"fix: use only {self.hparam_names()} with values of their "
+                              "types") from None
         was_training = self.training
         self.eval()
         try:
@@ -67,6 +68,53 @@ class EEGModel(nn.Module):
                 f"{type(self).__name__}: dry forward pass gave shape {tuple(out.shape)}, "
                 f"expected (1, {self.n_outputs})"
             )
+
+    @classmethod
+    def hparam_names(cls) -> list[str]:
+        """Names of the hyper-parameters :meth:`_build` takes."""
+        import inspect
+
+        return [n for n, p in inspect.signature(cls._build).parameters.items()
+                if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+    @classmethod
+    def check_hparams(cls, hparams: dict[str, Any]) -> None:
+        """Raise ConfigError for a hyper-parameter :meth:`_build` does not take, or a value of
+        the wrong type (a number for a numeric default, true/false for a flag).
+
+        Needs no signal parameters, so a command line can check ``--model-param`` before it
+        loads any data.
+        """
+        import inspect
+
+        name = cls.__name__
+        params = inspect.signature(cls._build).parameters
+        takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+        known = cls.hparam_names()
+        unknown = [k for k in hparams if k not in known]
+        if unknown and not takes_any:
+            raise ConfigError(f"model_params: {name} does not take {unknown}; fix: use only "
+                              f"{known}")
+        for key, value in hparams.items():
+            p = params.get(key)
+            if p is None or p.default is inspect.Parameter.empty:
+                continue
+            default, ann = p.default, str(p.annotation)
+            if isinstance(default, bool) or (default is None and "bool" in ann):
+                if not isinstance(value, (bool, np.bool_)) and \
+                        not (default is None and value is None):
+                    raise ConfigError(f"{key}: expected true or false, got {value!r} "
+                                      f"(model_params of {name})")
+            elif isinstance(default, (int, float)) or (
+                    default is None and ("int" in ann or "float" in ann)):
+                number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+                if not number and not (default is None and value is None):
+                    raise ConfigError(f"{key}: expected a number, got {value!r} "
+                                      f"(model_params of {name})")
+                whole = "float" not in ann and (isinstance(default, int) or default is None)
+                if number and whole and not isinstance(value, numbers.Integral):
+                    raise ConfigError(f"{key}: expected a whole number, got {value!r} "
+                                      f"(model_params of {name})")
 
     def _build(self, **hparams: Any) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
