@@ -197,7 +197,9 @@ class Source(ABC):
                 return
             old, self._state = self._state, state
             self.state_history.append((time.monotonic(), state, message))
-        log = logger.warning if state in (SourceState.STALLED, SourceState.LOST) else logger.info
+        # a stall the user asked for (a paused replay) is not a fault
+        fault = state in (SourceState.STALLED, SourceState.LOST) and message != "paused"
+        log = logger.warning if fault else logger.info
         log("%s: %s -> %s%s", self.display_name, old.value, state.value, f" ({message})" if message else "")
         for cb in list(self._callbacks):
             try:

@@ -529,7 +529,7 @@ def _read_xdf(path: Path, *, stream: str | None = None) -> FileRecording:
         if not cands:
             raise DataFileError(
                 f"XDF file {str(path)!r} has no non-empty stream of type 'EEG'; it has {found}. "
-                "Pass stream=<name> to read another stream as EEG."
+                "Pass stream=<name> to read another stream as EEG (bci-app: --stream NAME)."
             )
     eeg = max(cands, key=n_samples)
     einfo = eeg["info"]

@@ -64,3 +64,22 @@ def test_sigterm_finishes_the_recording(tmp_path):
     streams, _ = pyxdf.load_xdf(str(path))
     eeg = next(s for s in streams if s["info"]["type"][0] == "EEG")
     assert len(eeg["time_stamps"]) > 250
+
+
+def test_stream_picks_a_stream_inside_an_xdf_file(tmp_path, data_dir):
+    xdf = data_dir / "xdf-example-files" / "empty_streams.xdf"  # no stream of type EEG
+    r = bci_app("live", "--headless", "--source", f"file:{xdf}", "--duration", "1", timeout=30)
+    assert r.returncode == 2 and "--stream NAME" in r.stderr
+    out = tmp_path / "rec.xdf"
+    name = "Data stream: test stream 0 counter"
+    r = bci_app("record", "--source", f"file:{xdf}", "--stream", name, "--speed", "100",
+                "--out", str(out), "--quiet", timeout=60)
+    assert r.returncode == 0, r.stderr
+    streams, _ = pyxdf.load_xdf(str(out))
+    rec = next(s for s in streams if s["info"]["name"][0] == name)
+    assert len(rec["time_stamps"]) == 10
+
+
+def test_stream_needs_a_file_source():
+    r = bci_app("live", "--headless", "--stream", "x", "--duration", "1", timeout=30)
+    assert r.returncode == 2 and "is not a file" in r.stderr

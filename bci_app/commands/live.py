@@ -22,6 +22,8 @@ def register(sub) -> None:
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the device")
     p.add_argument("--speed", type=float, default=1.0, help="replay speed for file: sources")
+    p.add_argument("--stream", default=None, metavar="NAME",
+                   help="file: sources (XDF): the stream to replay as EEG")
     p.add_argument("--record", nargs="?", const="", default=None, metavar="PATH",
                    help="record the session to XDF (default: recordings/<timestamp>.xdf)")
     p.add_argument("--subject", default="anonymous", help="subject id stored in the recording")
@@ -44,10 +46,7 @@ def build_session(args):
     from ..session import Session
     from ..sources import make_source
 
-    kwargs = {}
-    if args.source.startswith("file:"):
-        kwargs["speed"] = args.speed
-    source = make_source(args.source, **kwargs)
+    source = make_source(args.source, **file_source_kwargs(args))
     session = Session(source)
     if getattr(args, "markers", None):
         from acquisition.lsl_source import LSLMarkerInlet
@@ -79,6 +78,21 @@ def build_session(args):
         if getattr(args, "print_predictions", False):
             comp.add_callback(_print_prediction)
     return session
+
+
+def file_source_kwargs(args) -> dict:
+    """``speed``/``stream`` for a ``file:`` source; ``--stream`` with any other is an error."""
+    from ..errors import ConfigError
+
+    if args.source.startswith("file:"):
+        kwargs = {"speed": args.speed}
+        if getattr(args, "stream", None):
+            kwargs["stream"] = args.stream
+        return kwargs
+    if getattr(args, "stream", None):
+        raise ConfigError(f"--stream picks a stream inside a file: source (XDF); the source "
+                          f"{args.source!r} is not a file. Leave --stream out.")
+    return {}
 
 
 def _parse_map(items) -> dict[str, str] | None:
@@ -120,7 +134,7 @@ _HEADLESS_ONLY = {
     "markers": (None, "--markers"), "map": (None, "--map"), "hop": (0.1, "--hop"),
     "publish": (None, "--publish"), "print_predictions": (False, "--print-predictions"),
     "subject": ("anonymous", "--subject"), "speed": (1.0, "--speed (GUI: the replay controls)"),
-    "timeout": (10.0, "--timeout"),
+    "timeout": (10.0, "--timeout"), "stream": (None, "--stream"),
 }
 
 

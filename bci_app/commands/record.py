@@ -33,6 +33,8 @@ def register(sub) -> None:
     p.add_argument("--subject", default="anonymous", help="subject id stored in the recording")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the device")
     p.add_argument("--speed", type=float, default=1.0, help="replay speed for file: sources")
+    p.add_argument("--stream", default=None, metavar="NAME",
+                   help="file: sources (XDF): the stream to replay as EEG")
     p.add_argument(
         "--markers",
         default=None,
@@ -50,11 +52,11 @@ def run(args) -> int:
     from ..recording import attach_recorder
     from ..session import Session
     from ..sources import make_source
+    from .live import file_source_kwargs
 
     if args.duration is not None and args.duration <= 0:
         raise ConfigError(f"--duration must be > 0 seconds, got {args.duration}.")
-    kwargs = {"speed": args.speed} if args.source.startswith("file:") else {}
-    source = make_source(args.source, **kwargs)
+    source = make_source(args.source, **file_source_kwargs(args))
     session = Session(source)
     if args.markers:
         from acquisition.lsl_source import LSLMarkerInlet

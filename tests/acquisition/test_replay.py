@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 
@@ -102,7 +103,8 @@ def test_real_time_pacing(bdf):
         src.disconnect()
 
 
-def test_pause_is_stalled_not_lost_and_resume_continues(bdf):
+def test_pause_is_stalled_not_lost_and_resume_continues(bdf, caplog):
+    caplog.set_level(logging.INFO, logger="acquisition")
     src = ReplaySource(bdf, speed=2.0, stall_timeout=0.2, lost_timeout=0.4)
     src.connect()
     try:
@@ -127,6 +129,9 @@ def test_pause_is_stalled_not_lost_and_resume_continues(bdf):
     np.testing.assert_array_equal(chunk.data, bdf.data[: src.n_samples])
     np.testing.assert_allclose(np.diff(chunk.timestamps), 1 / 500, atol=1e-9)  # no gap
     assert src.gaps == []
+    # the user paused it: logged, but not as a fault
+    paused = [r for r in caplog.records if "(paused)" in r.getMessage()]
+    assert paused and all(r.levelno == logging.INFO for r in paused)
 
 
 def test_seek_while_streaming(s001r04):
