@@ -17,6 +17,7 @@ Callbacks run on the worker thread; the GUI re-emits them as queued Qt signals.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -180,6 +181,7 @@ class DecoderWorker:
         self._fbuf = RingBuffer(self.n_times + 32 * self.hop_samples + 64, len(bundle.channels))
         # input samples per piece so that one piece never overwrites an unread window
         ratio = info.sfreq / bundle.sfreq
+        self._ratio = bundle.sfreq / info.sfreq  # output samples per input sample
         self._piece = max(1, int((self._fbuf.capacity - self.n_times - 2) * ratio) - 2)
         self.ema = EMASmoother(smoothing) if smoothing is not None else None
         self.kalman = DiscriminativeKalmanFilter() if kalman and len(self.classes) == 2 else None
@@ -264,11 +266,12 @@ class DecoderWorker:
         self._k = self.source.buffer.counter  # start with what arrives from now on
         self._out_count = 0
         self._next_boundary = self.n_times
-        self._unreliable_until = 0  # output count before which windows are unreliable
-        self._unreliable_reason = ""
+        # windows ending at output sample b with lo < b <= hi are unreliable: (lo, hi, reason)
+        self._bad: deque[tuple[int, int, str]] = deque()
         self._gaps_seen = len(self.source.gaps)
         self._recent_raw = np.zeros((0, len(self.bundle.channels)))  # for the flat-line check
-        self._chunk_map: deque[tuple[int, int, float]] = deque(maxlen=256)  # (out_stop, in_stop, t_last_in)
+        # (out_start, out_stop, in_start, n_in, arrival time of the chunk's last input sample)
+        self._chunk_map: deque[tuple[int, int, int, int, float]] = deque(maxlen=256)
         self.n_predictions = 0
         self.skipped = 0
         self.lost_samples = 0
@@ -398,25 +401,27 @@ class DecoderWorker:
         finite = np.isfinite(data)
         if not finite.all():
             data = np.where(finite, data, 0.0)  # keep the IIR state finite
+            rows = np.flatnonzero(~finite.all(axis=1))
             self._mark_unreliable("non-finite samples (NaN/inf) in the window",
-                                  extra=self.n_times)
+                                  extra=self.n_times, rows=(int(rows[0]), int(rows[-1])))
         if self.rail_volts is not None:
             cols = getattr(self._filter, "_idx", slice(None))
-            railed = np.abs(data[:, cols]) >= self.rail_volts
+            railed = (np.abs(data[:, cols]) >= self.rail_volts).any(axis=1)
             if railed.any():
                 self._mark_unreliable(
                     f"railed channel(s) (|x| >= {self.rail_volts:g} V): amplifier saturated or "
-                    "electrode off", extra=self.n_times)
+                    "electrode off", extra=self.n_times,
+                    rows=(int(np.flatnonzero(railed)[0]), int(np.flatnonzero(railed)[-1])))
         if self.flat_volts is not None:
             self._check_flat(data)
         filtered = self._filter.process(data)
         n_out = filtered.shape[0]
         if n_out:
             self._fbuf.write(filtered, self._output_times(chunk, n_out))
+            self._chunk_map.append((self._out_count, self._out_count + n_out,
+                                    chunk.stop - chunk.n_samples, chunk.n_samples,
+                                    self._arrival_of(chunk)))
             self._out_count += n_out
-            t_last = self.source.arrival_time(chunk.stop - 1)
-            self._chunk_map.append((self._out_count, chunk.stop,
-                                    t_last if t_last is not None else time.monotonic()))
         reached = []
         while self._next_boundary <= self._out_count:
             reached.append(self._next_boundary)
@@ -424,19 +429,35 @@ class DecoderWorker:
         return reached
 
     def _check_flat(self, data: np.ndarray) -> None:
-        """Mark windows unreliable while a model channel's raw signal is flat over 1 s."""
+        """Mark windows unreliable while a model channel's raw signal is flat over 1 s (every
+        1 s stretch ending in this chunk is checked, so a long chunk hides nothing)."""
+        from scipy.ndimage import maximum_filter1d, minimum_filter1d
+
         cols = getattr(self._filter, "_idx", slice(None))
         raw = np.asarray(data[:, cols], dtype=float)
-        self._recent_raw = np.concatenate([self._recent_raw, raw])[-self._flat_n:]
-        if len(self._recent_raw) < self._flat_n:
+        held = len(self._recent_raw)
+        both = np.concatenate([self._recent_raw, raw])
+        self._recent_raw = both[-(self._flat_n - 1):]
+        n = self._flat_n
+        if len(both) < n:
             return
-        flat = np.ptp(self._recent_raw, axis=0) < self.flat_volts
-        if flat.any():
-            names = [self.bundle.channels[i] for i in np.flatnonzero(flat)]
-            shown = ", ".join(names[:6]) + (f" (+{len(names) - 6} more)" if len(names) > 6 else "")
-            self._mark_unreliable(
-                f"flat channel(s) {shown} (peak-to-peak < {self.flat_volts * 1e6:g} µV over 1 s): "
-                "electrode off, or the device sends no signal", extra=self.n_times)
+        # peak-to-peak of every n-sample stretch: running max - min, kept where a full
+        # stretch ends (origin shifts the window to end at each sample)
+        first_end = max(n - 1, held)  # stretches ending in this chunk (earlier ones are done)
+        ptp = (maximum_filter1d(both, n, axis=0, origin=(n - 1) // 2)
+               - minimum_filter1d(both, n, axis=0, origin=(n - 1) // 2))[first_end:]
+        flat_rows = (ptp < self.flat_volts).any(axis=1)
+        if not flat_rows.any():
+            return
+        ends = np.flatnonzero(flat_rows)
+        first, last = int(ends[0]), int(ends[-1])
+        flat = ptp[last] < self.flat_volts
+        names = [self.bundle.channels[i] for i in np.flatnonzero(flat)]
+        shown = ", ".join(names[:6]) + (f" (+{len(names) - 6} more)" if len(names) > 6 else "")
+        self._mark_unreliable(
+            f"flat channel(s) {shown} (peak-to-peak < {self.flat_volts * 1e6:g} µV over 1 s): "
+            "electrode off, or the device sends no signal", extra=self.n_times,
+            rows=(first_end + first - (n - 1) - held, first_end + last - held))
 
     def _output_times(self, chunk, n_out: int) -> np.ndarray:
         if n_out == chunk.n_samples:
@@ -444,10 +465,40 @@ class DecoderWorker:
         # resampled: spread the outputs over the chunk's time span at the output rate
         return chunk.timestamps[-1] - (n_out - 1 - np.arange(n_out)) / self.bundle.sfreq
 
-    def _mark_unreliable(self, reason: str, extra: int = 0) -> None:
-        self._unreliable_until = max(self._unreliable_until,
-                                     self._out_count + self.n_times + extra)
-        self._unreliable_reason = reason
+    def _mark_unreliable(self, reason: str, extra: int = 0,
+                         rows: tuple[int, int] | None = None) -> None:
+        """Mark unreliable every window holding output samples ``q0..q1`` (plus ``extra``
+        samples after them, for the filter to settle): ``q0``/``q1`` are where input rows
+        ``rows`` of the chunk being consumed land in the output (its first sample when None;
+        negative rows are in earlier chunks)."""
+        q0 = q1 = self._out_count
+        if rows is not None:
+            q0 += int(math.floor(rows[0] * self._ratio))
+            q1 += int(math.ceil((rows[1] + 1) * self._ratio)) - 1
+        self._bad.append((q0, q1 + self.n_times + extra, reason))
+
+    def _unreliable_reason(self, b: int) -> str | None:
+        """Why the window ending at output sample ``b`` is unreliable (None: it is reliable)."""
+        while self._bad and self._bad[0][1] < b - self.n_times - 64 * self.hop_samples:
+            self._bad.popleft()  # far behind every window still to come
+        reason = None
+        for lo, hi, why in self._bad:
+            if lo < b <= hi:
+                reason = why  # the latest event that covers it
+        return reason
+
+    def _arrival_of(self, chunk) -> float:
+        t_last = self.source.arrival_time(chunk.stop - 1)
+        return t_last if t_last is not None else time.monotonic()
+
+    def _input_stop(self, b: int) -> tuple[int, float]:
+        """Input sample count one past the last input sample of the window ending at output
+        sample ``b``, and that chunk's arrival time."""
+        for out_start, out_stop, in_start, n_in, t_arr in self._chunk_map:
+            if out_start < b <= out_stop:
+                return min(in_start + n_in, in_start + int(math.ceil((b - out_start)
+                                                                      / self._ratio))), t_arr
+        return self._k, time.monotonic()
 
     def _predict_many(self, boundaries: list[int]) -> list[Prediction]:
         """Predict the windows ending at ``boundaries`` (one batched model call)."""
@@ -461,7 +512,7 @@ class DecoderWorker:
                 if self._align_first is None:
                     self._align_first = b
                 if (((b - self._align_first) // self.hop_samples) % self._align_every == 0
-                        and b > self._unreliable_until):
+                        and self._unreliable_reason(b) is None):
                     self._align_buf.append(x)
                 if len(self._align_buf) >= self._align_needed:
                     self.bundle.fit_alignment(np.stack(self._align_buf))
@@ -482,11 +533,10 @@ class DecoderWorker:
         per_window = (t_inf - t_ready) / len(items)
         out = []
         for i, ((b, win, _), probs) in enumerate(zip(items, probs_all)):
-            t_arr = next((t for out_stop, _, t in self._chunk_map if out_stop >= b),
-                         time.monotonic())
-            in_stop = next((i for out_stop, i, _ in self._chunk_map if out_stop >= b), self._k)
-            reliable = b > self._unreliable_until
-            reason = "" if reliable else self._unreliable_reason
+            in_stop, t_arr = self._input_stop(b)
+            why = self._unreliable_reason(b)
+            reliable = why is None
+            reason = why or ""
             if reliable and not np.isfinite(probs).all():
                 reliable = False
                 reason = ("the model returned non-finite probabilities for this window "
@@ -504,6 +554,8 @@ class DecoderWorker:
                     command = cmd.label if cmd else None
             else:
                 self.unreliable += 1
+                if self.commander is not None:
+                    self.commander.interrupt()  # a dwell must be unbroken reliable windows
             label = self.classes[int(np.argmax(probs))] if reliable else "unreliable"
             t_emit = time.monotonic()
             latency = {"window_ready": t_ready - t_arr, "inference": per_window,

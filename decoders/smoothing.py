@@ -159,6 +159,11 @@ class DwellCommander:
         self._blocked_until = -math.inf
         self.commands: list[Command] = []
 
+    def interrupt(self) -> None:
+        """Forget the current candidate (an unreliable window broke the dwell); the refractory
+        period and past commands are kept."""
+        self._candidate, self._since = None, None
+
     def progress(self, t: float) -> float:
         """Fraction of the dwell completed by the current candidate (0 when none)."""
         if self._candidate is None or self._since is None or self.dwell == 0:

@@ -131,8 +131,8 @@ def s003(eegmmidb_path):
                                                    update_path=False)[0])
 
 
-def _decode(rec, bundle, **kw):
-    src = ReplaySource(rec, speed="max", chunk_samples=32)
+def _decode(rec, bundle, chunk=32, **kw):
+    src = ReplaySource(rec, speed="max", chunk_samples=chunk)
     src.connect(timeout=5, acquisition=False)
     worker = DecoderWorker(src, bundle, hop=0.1, **kw)
     preds = []
@@ -164,7 +164,7 @@ def test_flat_channel_makes_windows_unreliable(ts_bundle_any, s003):
     assert bad and all("flat channel(s) C3" in p.reason for p in bad)
     # every window holding a flat second is unreliable; those well clear of it are reliable
     assert all(not p.reliable for p in preds if 4160 + 320 <= p.seq <= 4800)
-    assert all(p.reliable for p in preds if p.seq <= 4150 or p.seq - 320 >= 4800 + 320)
+    assert all(p.reliable for p in preds if p.seq <= 4000 or p.seq - 320 >= 4800 + 320)
     assert all(np.isfinite(p.smoothed).all() for p in preds if p.reliable)
 
 
@@ -217,6 +217,51 @@ def test_alignment_is_fitted_on_live_windows_only(s003):
     # the first prediction comes after 5 s of live signal, not 5 s after the start
     assert preds and preds[0].seq > 1600 + 5 * 160
     assert all(np.isfinite(p.probabilities).all() for p in preds if p.reliable)
+
+
+@pytest.mark.parametrize("fault", ["nan", "railed", "flat"])
+def test_bad_samples_in_a_long_chunk_mark_every_window_holding_them(ts_bundle_any, s003, fault):
+    """512-sample chunks (bci-app replay's size; a worker catching up reads as much): the bad
+    samples sit late in a chunk, and every window that holds them is still unreliable."""
+    data = s003.data.copy()
+    lo, hi = 3562, (3572 if fault != "flat" else 3562 + 200)  # flat: 1.25 s of zeros
+    data[lo:hi, _c3(s003)] = {"nan": np.nan, "railed": 0.187, "flat": 0.0}[fault]
+    worker, preds = _decode(dataclasses.replace(s003, data=data), ts_bundle_any, chunk=512)
+    n = worker.n_times
+    assert [p.seq for p in preds[:3]] == [n, n + 16, n + 32]  # seq = one past the window's end
+    # a flat stretch is known once it has lasted 1 s (160 samples): windows cut before that
+    # cannot know it yet
+    known = lo + (160 if fault == "flat" else 0)
+    holding = [p for p in preds if known < p.seq <= hi - 1 + n]
+    assert holding and not any(p.reliable for p in holding)
+    assert all(p.reliable for p in preds if p.seq <= lo - 32 or p.seq > hi + 3 * n)
+
+
+def test_a_dwell_needs_unbroken_reliable_windows(ts_bundle_any, s003):
+    from decoders.smoothing import DwellCommander
+
+    class Sure:  # always 90 % "right": every reliable window is above the threshold
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def predict_proba(self, X):
+            return np.tile([0.1, 0.9], (len(X), 1))
+
+    bundle = dataclasses.replace(ts_bundle_any, decoder=Sure(ts_bundle_any.decoder))
+    data = s003.data.copy()
+    for start in range(2000, 9000, 700):  # a short artefact every 4.4 s
+        data[start:start + 3, _c3(s003)] = np.nan
+    commander = DwellCommander(("left", "right"), threshold=0.8, dwell=1.0, refractory=0.0)
+    worker, preds = _decode(dataclasses.replace(s003, data=data), bundle, commander=commander,
+                            smoothing=None)
+    assert commander.commands
+    ends = np.array([p.window_end for p in preds])
+    for cmd in commander.commands:
+        span = [p for p, t in zip(preds, ends) if cmd.t - 1.0 - 1e-6 <= t <= cmd.t]
+        assert all(p.reliable for p in span), f"command at {cmd.t} spans unreliable windows"
 
 
 def test_decoder_exceptions_are_counted_and_the_session_lives(ts_bundle_any):
