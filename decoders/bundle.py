@@ -198,6 +198,8 @@ def save_bundle(decoder: Decoder, path: str | Path, meta: dict[str, Any],
         raise BundleError(
             f"meta['channels']: {len(meta['channels'])} names for a decoder of {decoder.n_chans}"
         )
+    _check_channels_agree(list(meta["channels"]), dict(meta["preprocessing"]).get("channels"),
+                          "meta")
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     state, arrays = decoder.get_state()
@@ -276,6 +278,22 @@ def load_bundle(path: str | Path) -> Bundle:
     return bundle
 
 
+def _check_channels_agree(channels: list[str], pre_channels: Any, where: str) -> None:
+    """The preprocessing's output channels, when it names them, must be the bundle's channels
+    in the same order: the filter outputs them in its own order while the online worker and the
+    calibration read the windows in ``channels`` order."""
+    if pre_channels is None:
+        return
+    if not isinstance(pre_channels, (list, tuple)) or list(pre_channels) != list(channels):
+        raise BundleError(
+            f"{where}: 'channels' and 'preprocessing.channels' differ: channels = "
+            f"{list(channels)}, preprocessing channels = {pre_channels}. The preprocessing "
+            "outputs its own channels in its own order, so the model would read channels "
+            "under other names. Fix: give both the same list in the same order (or leave "
+            "preprocessing channels unset)."
+        )
+
+
 def _check_loaded(bundle: Bundle) -> None:
     n_ch, n_t = len(bundle.channels), bundle.n_times
     if n_ch == 0 or n_t <= 0 or bundle.sfreq <= 0 or len(bundle.classes) < 2:
@@ -283,6 +301,10 @@ def _check_loaded(bundle: Bundle) -> None:
             f"bundle: channels ({n_ch}), window ({bundle.window_s} s at {bundle.sfreq} Hz) and "
             f"classes ({len(bundle.classes)}) must all be non-empty"
         )
+    pre_cfg = bundle.config.get("preprocessing")
+    _check_channels_agree(bundle.channels,
+                          pre_cfg.get("channels") if isinstance(pre_cfg, dict) else None,
+                          f"bundle {bundle.path}" if bundle.path else "bundle")
     bundle.preprocessor  # noqa: B018 - validates the preprocessing config
     x = np.random.default_rng(0).standard_normal((2, n_ch, n_t)).astype(np.float32) * 1e-5
     p = np.asarray(bundle.decoder.predict_proba(x), dtype=float)

@@ -179,6 +179,9 @@ class CalibrationEpochs:
     X : (n_trials, n_chans, n_times) task windows ``[tmin, tmax)`` after each cue;
     X_ref : (n_trials, n_chans, n_ref) pre-cue windows (fixation) for ERD/ERS, or None;
     y : (n_trials,) class indices into ``classes``; onsets : (n_trials,) cue times.
+    dropped : cues of a known class that gave no trial, by reason: ``"outside"`` (the window
+    does not fit in the data), ``"no_reference"`` (the pre-cue window does not) and ``"gap"``
+    (the task or pre-cue window spans a gap in the timestamps: samples are missing there).
     """
 
     X: np.ndarray
@@ -191,9 +194,58 @@ class CalibrationEpochs:
     tmax: float
     X_ref: np.ndarray | None = None
     ref_window: tuple[float, float] | None = None
+    dropped: dict[str, int] = field(
+        default_factory=lambda: {"outside": 0, "no_reference": 0, "gap": 0})
 
     def __len__(self) -> int:
         return len(self.y)
+
+    @property
+    def n_dropped_gap(self) -> int:
+        """Trials dropped because their task or pre-cue window spans a gap."""
+        return int(self.dropped.get("gap", 0))
+
+
+#: A window spans a gap when its first and last samples are further apart, or closer, than
+#: ``(n - 1) / sfreq`` by more than this many sample periods plus :data:`_GAP_REL_TOL` of the
+#: window (the relative part absorbs a device whose true rate is off its nominal rate).
+_GAP_TOL_PERIODS = 1.5
+_GAP_REL_TOL = 0.01
+
+
+def _locate_window(times: np.ndarray, sfreq_in: float, sfreq_out: float, n_total: int,
+                   n_out: int, start: float) -> tuple[str, int]:
+    """Where the window of ``n_out`` output samples starting at time ``start`` lies.
+
+    ``times`` are the *input* samples' timestamps, ``n_total`` the filter's output length;
+    output sample ``k`` is computed from the input up to position ``k * sfreq_in / sfreq_out``
+    (:class:`~decoders.preprocessing.StreamingResampler`). The start is found
+    among the real timestamps (``searchsorted``), so samples missing before it (a gap) or a
+    device rate off its nominal value do not move the window; it is then rounded to the nearest
+    output sample. On evenly spaced timestamps this equals
+    ``round((start - times[0]) * sfreq_out)``.
+
+    Returns ``(status, a)``: status ``"ok"``, ``"outside"`` (not within the data) or ``"gap"``
+    (timestamps jump inside the window or the start falls in a hole); ``a`` the first output
+    sample.
+    """
+    n_in = len(times)
+    # last sample at or before start (the first one when start precedes the data)
+    i_lo = max(int(np.searchsorted(times, start, side="right")) - 1, 0)
+    frac = (start - times[i_lo]) * sfreq_in  # in input periods; in [0, 1) without a gap
+    r = sfreq_in / sfreq_out
+    a = int(round((i_lo + frac) / r))
+    if a < 0 or a + n_out > n_total:
+        return "outside", a
+    if frac > _GAP_TOL_PERIODS:  # the start lies in a hole of the timestamps
+        return "gap", a
+    ia = min(int(math.floor(a * r)), n_in - 1)
+    ib = min(int(math.floor((a + n_out - 1) * r)), n_in - 1)
+    expected = (ib - ia) / sfreq_in
+    tol = (_GAP_TOL_PERIODS / sfreq_in) + _GAP_REL_TOL * expected
+    if abs((times[ib] - times[ia]) - expected) > tol:
+        return "gap", a
+    return "ok", a
 
 
 def epochs_from_stream(
@@ -215,9 +267,17 @@ def epochs_from_stream(
     Parameters
     ----------
     data : (n_samples, n_channels) volts; times : (n_samples,) LSL clock (the source's buffer or
-        a recording read back). ``cues``: ``(onset, class)`` pairs on the same clock, e.g.
-        :func:`bci_app.protocol.completed_trials`. A cue whose window does not fit in the data is
-        dropped (logged).
+        a recording read back), increasing. ``cues``: ``(onset, class)`` pairs on the same
+        clock, e.g. :func:`bci_app.protocol.completed_trials`. ``sfreq``: the stream's nominal
+        rate.
+
+    Each cue is located by its timestamp among ``times`` (not by counting samples from the
+    first one), so a gap earlier in the stream (samples missing, timestamps jumping, as after a
+    reconnection) or a device whose real rate differs from the nominal one does not shift the
+    windows. A cue whose window does not fit in the data is dropped (logged); one whose task
+    or pre-cue window spans a gap is dropped with a warning (the filter ran across the hole, so
+    the window is not the signal the user produced). The counts are in the result's
+    ``dropped``.
     """
     classes = list(classes)
     data = np.asarray(data)
@@ -228,32 +288,54 @@ def epochs_from_stream(
     filt = preprocessor.streaming(sfreq, list(ch_names), mapping)
     out = filt.process(data)
     sf = filt.sfreq_out
-    t0 = times[0]
     n_win = int(round((tmax - tmin) * sf))
+    n_ref = int(round((ref_window[1] - ref_window[0]) * sf)) if ref_window is not None else 0
     X, y, on, R = [], [], [], []
+    dropped = {"outside": 0, "no_reference": 0, "gap": 0}
     for t, cls in cues:
         if cls not in classes:
             continue
-        a = int(round((t - t0 + tmin) * sf))
-        if a < 0 or a + n_win > len(out):
+        status, a = _locate_window(times, float(sfreq), sf, len(out), n_win, t + tmin)
+        if status == "outside":
             logger.info("cue %s at %.2f: window outside the data, dropped", cls, t)
+            dropped["outside"] += 1
+            continue
+        if status == "gap":
+            logger.info("cue %s at %.2f: the trial window [%.2f, %.2f) s spans a gap in the "
+                        "stream (samples missing), dropped", cls, t, tmin, tmax)
+            dropped["gap"] += 1
             continue
         if ref_window is not None:
-            ra = int(round((t - t0 + ref_window[0]) * sf))
-            rb = ra + int(round((ref_window[1] - ref_window[0]) * sf))
-            if ra < 0:
+            rstatus, ra = _locate_window(times, float(sfreq), sf, len(out), n_ref,
+                                         t + ref_window[0])
+            if rstatus == "outside":
                 logger.info("cue %s at %.2f: no pre-cue reference, dropped", cls, t)
+                dropped["no_reference"] += 1
                 continue
-            R.append(out[ra:rb].T)
+            if rstatus == "gap":
+                logger.info("cue %s at %.2f: the pre-cue window [%.2f, %.2f) s spans a gap in "
+                            "the stream (samples missing), dropped", cls, t, ref_window[0],
+                            ref_window[1])
+                dropped["gap"] += 1
+                continue
+            R.append(out[ra:ra + n_ref].T)
         X.append(out[a:a + n_win].T)
         y.append(classes.index(cls))
         on.append(t)
+    if dropped["gap"]:
+        logger.warning("%d of %d cued trials dropped: their task or pre-cue windows span gaps "
+                       "in the stream (samples missing there)", dropped["gap"],
+                       len(X) + sum(dropped.values()))
     if not X:
-        raise ConfigError("cues: no complete trial in the data; was the protocol run at all?")
+        raise ConfigError(
+            "cues: no complete trial in the data; was the protocol run at all? "
+            f"(dropped: {dropped['outside']} outside the data, {dropped['no_reference']} "
+            f"without a pre-cue reference, {dropped['gap']} across a gap)")
     return CalibrationEpochs(
         np.asarray(X, dtype=np.float32), np.asarray(y, dtype=np.int64), np.asarray(on),
         classes, list(filt.ch_names_out), sf, tmin, tmax,
         np.asarray(R, dtype=np.float32) if ref_window is not None else None, ref_window,
+        dropped,
     )
 
 

@@ -5,17 +5,23 @@
 
 After fitting, inference needs only plain arrays (CSP filters, LDA coef; tangent-space reference,
 LR coef), which is what bundles store (safetensors, no pickle). ``partial_fit`` refits the
-classifier on the training features kept in memory plus the new calibration trials, weighted up.
+classifier on the training features plus the new calibration trials, weighted up; the training
+features and labels are saved in the bundle too (``train_features``, ``train_y``), so a loaded
+decoder adapts exactly as the one in memory. A bundle written before they were saved still
+loads, with a warning: its ``partial_fit`` refits on the calibration trials alone.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 
 from ..estimators import Decoder, _check_X
 from ..registry import register_model
+
+logger = logging.getLogger(__name__)
 
 
 def _proba_from_decision(d: np.ndarray) -> np.ndarray:
@@ -54,7 +60,7 @@ class _LinearHeadDecoder(Decoder):
         self.coef_ = np.atleast_2d(clf.coef_).astype(np.float64)
         self.intercept_ = np.atleast_1d(clf.intercept_).astype(np.float64)
         self.classes_ = np.arange(self.n_outputs)
-        self.train_features_, self.train_y_ = F, y  # for partial_fit (not saved in bundles)
+        self.train_features_, self.train_y_ = F, y  # for partial_fit (saved in bundles)
         self.fitted_ = True
         self.val_accuracy_ = float("nan")
         if X_val is not None and len(X_val):
@@ -102,8 +108,14 @@ class _LinearHeadDecoder(Decoder):
         raise NotImplementedError
 
     def get_state(self):
+        """(JSON config, arrays): classifier and feature arrays, plus the training features
+        (``train_features``, float64 (n_trials, n_features)) and labels (``train_y``, int64)
+        that :meth:`partial_fit` refits on."""
         self._check_fitted()
         arrays = {"coef": self.coef_, "intercept": self.intercept_, **self._feature_arrays()}
+        if getattr(self, "train_features_", None) is not None:
+            arrays["train_features"] = np.asarray(self.train_features_, dtype=np.float64)
+            arrays["train_y"] = np.asarray(self.train_y_, dtype=np.int64)
         return {"params": self.get_params(),
                 "fit_info": {"val_accuracy": self.val_accuracy_}}, arrays
 
@@ -116,6 +128,22 @@ class _LinearHeadDecoder(Decoder):
         dec.intercept_ = np.asarray(arrays["intercept"], dtype=np.float64)
         dec._load_feature_arrays(arrays)
         dec.classes_ = np.arange(dec.n_outputs)
+        if "train_features" in arrays and "train_y" in arrays:
+            F = np.asarray(arrays["train_features"], dtype=np.float64)
+            y = np.asarray(arrays["train_y"], dtype=np.int64)
+            if F.ndim != 2 or F.shape[1] != dec.coef_.shape[1] or y.shape != (len(F),) \
+                    or (len(y) and (y.min() < 0 or y.max() >= dec.n_outputs)):
+                raise ValueError(
+                    f"train_features {F.shape} / train_y {y.shape} do not fit a classifier of "
+                    f"{dec.coef_.shape[1]} features and {dec.n_outputs} classes")
+            dec.train_features_, dec.train_y_ = F, y
+        else:
+            dec.train_features_, dec.train_y_ = None, None
+            logger.warning(
+                "%s: this bundle holds no training features (written by an older bci_app); "
+                "calibration (partial_fit) will refit the classifier on the user's trials only, "
+                "not on the pretraining trials plus the user's. Fix: retrain the bundle with "
+                "`bci-app train` to calibrate as evaluated.", cls.name)
         dec.val_accuracy_ = state.get("fit_info", {}).get("val_accuracy", float("nan"))
         dec.fitted_ = True
         return dec

@@ -31,3 +31,21 @@ def test_pretrained_bundle_contract(path):
     b.fit_alignment(rng.standard_normal((20, 21, 160)) * 1e-5)
     p = b.predict_proba(rng.standard_normal((21, 160)) * 1e-5)
     assert p.shape == (2,) and abs(p.sum() - 1) < 1e-5
+
+
+@pytest.mark.parametrize("path", [p for p in PRETRAINED if
+                                  '"kind": "sklearn"' in (p / "config.json").read_text()],
+                         ids=lambda p: p.name)
+def test_pretrained_baseline_bundle_calibrates_as_evaluated(path, caplog):
+    """A shipped CSP+LDA bundle holds its training features, so calibration (``partial_fit``)
+    refits on them plus the user's trials, as the evaluation in memory did, not on the user's
+    trials alone."""
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        b = load_bundle(path)
+    assert not [r for r in caplog.records if "no training features" in r.getMessage()]
+    n = b.config["training"]["n_trials"]
+    dec = b.decoder
+    assert dec.train_features_.shape == (n, dec.coef_.shape[1])
+    assert dec.train_y_.shape == (n,) and set(np.unique(dec.train_y_)) == {0, 1}
