@@ -16,6 +16,7 @@ Callbacks run on the worker thread; the GUI re-emits them as queued Qt signals.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
@@ -168,6 +169,10 @@ class DecoderWorker:
         if hop <= 0:
             raise ConfigError(f"hop must be > 0 seconds, got {hop}.")
         self.source = source
+        if bundle.needs_alignment and bundle.alignment is None:
+            # the alignment this worker fits belongs to this source's user: fit it on a copy,
+            # so the caller's bundle (e.g. the GUI's loaded model) stays unaligned for the next
+            bundle = dataclasses.replace(bundle)
         self.bundle = bundle
         info = source.info
         if mapping:

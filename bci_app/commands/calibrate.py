@@ -377,8 +377,12 @@ def run(args) -> int:
     print(f"profile: {run_.profile} (uses the {run_.chosen} decoder)")
     if run_.recording:
         print(f"recording: {run_.recording}")
+    dropped = {k: v for k, v in run_.epochs.dropped.items() if v}
+    if dropped.get("gap"):
+        print(f"note: {dropped['gap']} cued trial(s) dropped because their window spans a gap "
+              "in the signal (lost samples); the scores above leave them out.")
     summary = {"profile": str(run_.profile), "recording": str(run_.recording or ""),
-               "chosen": run_.chosen, "n_trials": res.n_trials,
+               "chosen": run_.chosen, "n_trials": res.n_trials, "dropped_trials": dropped,
                "scores": {k: v.to_dict() for k, v in res.scores.items()},
                "seconds": {k: round(v, 2) for k, v in run_.seconds.items()},
                "training_seconds": {k: round(v, 2) for k, v in res.seconds.items()}}

@@ -211,8 +211,8 @@ def test_alignment_is_fitted_on_live_windows_only(s003):
     data = s003.data.copy()
     data[:1600] = 0.0  # the session starts with 10 s of nothing on every channel
     worker, preds = _decode(dataclasses.replace(s003, data=data), bundle, alignment_seconds=5.0)
-    assert not worker.aligning
-    assert np.isfinite(bundle.alignment.transform(
+    assert not worker.aligning and bundle.alignment is None  # fitted on the worker's copy
+    assert np.isfinite(worker.bundle.alignment.transform(
         np.ones((1, len(bundle.channels), bundle.n_times), np.float32))).all()
     # the first prediction comes after 5 s of live signal, not 5 s after the start
     assert preds and preds[0].seq > 1600 + 5 * 160
@@ -262,6 +262,23 @@ def test_a_dwell_needs_unbroken_reliable_windows(ts_bundle_any, s003):
     for cmd in commander.commands:
         span = [p for p, t in zip(preds, ends) if cmd.t - 1.0 - 1e-6 <= t <= cmd.t]
         assert all(p.reliable for p in span), f"command at {cmd.t} spans unreliable windows"
+
+
+def test_each_source_gets_its_own_alignment(s003, eegmmidb_path):
+    """Decoding one person, then another with the same loaded bundle: the second worker fits
+    its own alignment instead of reusing the first person's."""
+    from decoders.bundle import load_bundle
+
+    bundle = load_bundle(Path(__file__).resolve().parents[2]
+                         / "decoders/pretrained/mi_left_right_csp_lda_ea")
+    w1, p1 = _decode(s003, bundle, alignment_seconds=5.0)
+    s004 = read_file(mne.datasets.eegbci.load_data(4, [4], path=str(eegmmidb_path),
+                                                   update_path=False)[0])
+    w2, p2 = _decode(s004, bundle, alignment_seconds=5.0)
+    assert bundle.alignment is None
+    assert p1 and p2 and p2[0].seq > 5 * 160  # the second one aligned first, too
+    assert not np.allclose(w1.bundle.alignment.transform(np.ones((1, 21, 320), np.float32)),
+                           w2.bundle.alignment.transform(np.ones((1, 21, 320), np.float32)))
 
 
 def test_decoder_exceptions_are_counted_and_the_session_lives(ts_bundle_any):

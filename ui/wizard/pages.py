@@ -466,6 +466,10 @@ class ResultsPage(QtWidgets.QWizardPage):
         warning = training_data_warning(self.ctrl.source_spec, self.ctrl.pretrained)
         if warning:
             lines.append(f"<span style='color:#c07000'>Note: {html.escape(warning)}</span>")
+        gap = getattr(self.ctrl.epochs, "n_dropped_gap", 0) if self.ctrl.epochs else 0
+        if gap:
+            lines.append(f"<span style='color:#c07000'>Note: {gap} cued trial(s) left out: "
+                         "their window spans a gap in the signal (lost samples).</span>")
         self.scores.setText("<br>".join(lines))
         best = res.best
         (self.use_adapted if best == "adapted" else self.use_baseline).setChecked(True)
