@@ -331,7 +331,8 @@ def main() -> int:
         "settings": vars(a), "rows": rows, "summary": summary, "timing": timing,
         "loop_seconds": round(loop_s, 1),
     }
-    path = out / f"bench_calibration_{stamp}.json"
+    # the targets in the name: folds started in the same second must not overwrite each other
+    path = out / f"bench_calibration_{stamp}_t{a.targets.replace(',', '_')}.json"
     path.write_text(json.dumps(result, indent=1, default=str))
     print(f"wrote {path}")
     print_table(summary, ks)
