@@ -102,10 +102,16 @@ class SessionControls(QtWidgets.QWidget):
         self.record_btn = QtWidgets.QPushButton("● Record")
         self.record_btn.setCheckable(True)
         self.record_info = QtWidgets.QLabel("not recording")
+        #: Where the last recording went (stays until the next one is saved).
+        self.last_saved = QtWidgets.QLabel("")
+        self.last_saved.setWordWrap(True)
+        self.last_saved.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.last_saved.setVisible(False)
         g.addWidget(self.file_edit, 0, 0)
         g.addWidget(self.browse_btn, 0, 1)
         g.addWidget(self.record_btn, 1, 0, 1, 2)
         g.addWidget(self.record_info, 2, 0, 1, 2)
+        g.addWidget(self.last_saved, 3, 0, 1, 2)
         lay.addWidget(box)
 
         # markers
@@ -212,11 +218,24 @@ class SessionControls(QtWidgets.QWidget):
             self.record_btn.blockSignals(False)
         self.record_info.setText(f"recording {fmt_elapsed(elapsed)}, {human_bytes(size)}" if on else "not recording")
 
+    def set_record_path(self, path: str) -> None:
+        """Show the (absolute) file the next recording goes to; the whole path on hover."""
+        self.file_edit.setText(path)
+        self.file_edit.setCursorPosition(len(path))  # the file name, not the folder, in view
+        self.file_edit.setToolTip(path)
+
+    def set_last_saved(self, path: str) -> None:
+        self.last_saved.setText(f"Last saved: {path}")
+        self.last_saved.setToolTip(path)
+        self.last_saved.setVisible(True)
+
     def set_replay_available(self, available: bool) -> None:
         self.replay_box.setEnabled(available)
         self.replay_box.setToolTip("" if available else "Replay controls work when the source is a file")
 
-    def set_replay_position(self, position: float, duration: float, playing: bool) -> None:
+    def set_replay_position(self, position: float, duration: float, playing: bool, *,
+                            finished: bool = False) -> None:
+        """Show the replay's position; a ``finished`` replay offers Play (again) from the start."""
         self._duration = max(0.0, float(duration))
         if not self.seek_slider.isSliderDown() and self._duration > 0:
             self.seek_slider.blockSignals(True)
@@ -228,3 +247,5 @@ class SessionControls(QtWidgets.QWidget):
             self.play_btn.setChecked(playing)
             self.play_btn.setText("Pause" if playing else "Play")
             self.play_btn.blockSignals(False)
+        self.play_btn.setToolTip("The replay reached the end: Play replays the file from the start"
+                                 if finished else "Pause / continue the replay")

@@ -95,6 +95,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._closing = False
         self._decoder_error = False  # the banner shows a failed decoder start
         self._speller_call: BackgroundCall | None = None
+        self._replay_start_at: float | None = None  # "replay again" from this position (s)
         #: ``confirm(title, question) -> bool``: asks the user (a modal question box); tests
         #: replace it to answer without a dialog.
         self.confirm = self._ask
@@ -151,6 +152,7 @@ class MainWindow(QtWidgets.QMainWindow):
         c.seekRequested.connect(self._on_seek)
         c.speedChanged.connect(self._on_speed)
         self.banner.actionRequested.connect(self.choose_source)
+        self.banner.replayRequested.connect(lambda: self.replay_again(0.0))
         self.scope.settingsChanged.connect(self._save_display_settings)
         self.scope.channelsChanged.connect(self._sync_hidden)
         self._shortcuts = []
@@ -167,14 +169,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.restore_window(self)
         self.scope.restore(self.settings.scope)
         self.spectrum.restore(self.settings.spectrum)
-        rec_dir = self.settings.record_dir
-        from acquisition.recorder import default_recording_path
-
-        try:
-            self.controls.file_edit.setText(str(default_recording_path(folder=rec_dir) if rec_dir
-                                                else default_recording_path()))
-        except Exception:  # no recordings folder configured: leave the placeholder
-            logger.debug("No default recording path", exc_info=True)
+        #: The default file name shown (re-stamped when Record is pressed, unless edited).
+        self._default_record_path = ""
+        self._show_default_record_path()
         self._update_record_controls()
         self._update_model_controls()
 
@@ -288,6 +285,7 @@ class MainWindow(QtWidgets.QMainWindow):
         from bci_app.session import Session
 
         self._close_session()
+        self.prediction.reset("stopped — the source changed; start decoding again")
         self.source_spec = spec
         self.connect_error = ""
         if source is None:
@@ -336,16 +334,35 @@ class MainWindow(QtWidgets.QMainWindow):
         self.banner.clear()
         saved = self.settings.channels(info.source_id)
         self.scope.restore_channels(saved)
-        if not saved:  # a stream seen for the first time: fit the scale to it once data is in
+        scale = saved.get("scale_uv")
+        if isinstance(scale, (int, float)) and scale > 0:  # the scale last used for this stream
+            self.scope.set_scale(float(scale))
+        else:  # a stream seen for the first time: fit the scale to it once data is in
             QtCore.QTimer.singleShot(1500, lambda s=session: s is self.session and self.scope.auto_scale())
         if not spec.startswith("<"):
             self.settings.last_source = spec
+        self._start_replay(session.source)
         self._on_state(session.source.state.value, "")
         self._update_model_controls()
         self._update_record_controls()
 
+    def _start_replay(self, src) -> None:
+        """A replay that just connected: play at the speed shown, from where "replay again" asked."""
+        start_at, self._replay_start_at = self._replay_start_at, None
+        if not hasattr(src, "seek"):
+            return
+        speed = self.controls.speed_combo.currentData()
+        if speed is not None and hasattr(src, "set_speed"):
+            src.set_speed(float(speed))
+        if start_at:
+            try:
+                src.seek(min(start_at, max(0.0, float(src.duration) - 0.1)))
+            except Exception:
+                logger.exception("Could not start the replay at %.3f s", start_at)
+
     def _show_connect_error(self, spec: str, error: str) -> None:
         self.connect_error = error
+        self.prediction.reset("stopped — no source connected")
         self.controls.set_source_text(f"{short_spec(spec)} — not connected", spec)
         self._decoder_error = False
         self.banner.show_message("error", f"Could not open {spec}: {error}")
@@ -389,7 +406,8 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.banner.clear()
         elif state == "stopped":
             if getattr(src, "finished", False):
-                self.banner.show_message("finished", f"Replay of {name} finished.")
+                self.banner.show_message("finished", f"Replay of {name} finished. "
+                                         "Press Play (or Replay again) to play it from the start.")
         self._update_record_controls()
         self._update_status()
 
@@ -474,13 +492,16 @@ class MainWindow(QtWidgets.QMainWindow):
         choice, first-call allocations): that runs on a background thread, the GUI keeps drawing.
         """
         if not on:
-            self._decoder_pending = None
+            was_running = self.decoder is not None or self._decoder_pending is not None
             self._stop_recording_predictions()
             worker, self.decoder = self.decoder, None
             if worker is not None:
                 self.prediction_bridge.detach()
                 self._run_background(BackgroundCall(worker.stop, "gui-decoder-stop", self))
+            self._decoder_pending = None
             self.controls.set_decoding(False)
+            # no stale decision stays on screen (nor arrives late from the stopped worker)
+            self.prediction.reset("stopped — start decoding to see predictions", drop_late=was_running)
             return
         if self.decoder is not None or getattr(self, "_decoder_pending", None) is not None:
             return
@@ -517,6 +538,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.statusBar().clearMessage()
             self.banner.show_message("error", f"Could not start decoding: {error}")
             self._decoder_error = True
+            self.prediction.reset("stopped — the decoder could not start (see the banner)")
             return
         self.decoder = worker
         self.prediction.set_decoding(True)
@@ -566,17 +588,65 @@ class MainWindow(QtWidgets.QMainWindow):
         else:
             self._stop_recording()
 
+    def record_folder(self) -> Path:
+        """Folder of recordings: the last one used, else the app's recordings folder."""
+        if self.settings.record_dir:
+            return Path(self.settings.record_dir)
+        from bci_app.config import recordings_dir
+
+        return recordings_dir()
+
+    def _show_default_record_path(self) -> None:
+        from acquisition.recorder import default_recording_path
+
+        try:
+            path = str(default_recording_path(folder=self.record_folder()).resolve())
+        except Exception:  # no recordings folder configured: leave the placeholder
+            logger.debug("No default recording path", exc_info=True)
+            return
+        self._default_record_path = path
+        self.controls.set_record_path(path)
+
+    def _record_target(self, path: str | None) -> Path:
+        """The file to record to: the default name stamped now, or the user's name; a relative
+        name is taken in the recordings folder."""
+        from acquisition.recorder import default_recording_path
+
+        text = (path or "").strip()
+        if not text or text == self._default_record_path:
+            return default_recording_path(folder=self.record_folder()).resolve()
+        target = Path(text).expanduser()
+        if not target.is_absolute():
+            target = self.record_folder() / target
+        if not target.suffix:
+            target = target.with_suffix(".xdf")
+        return target.resolve()
+
+    @staticmethod
+    def _gui_wording(message: str) -> str:
+        """Messages written for the command line, worded for the window (no CLI options)."""
+        import re
+
+        message = re.sub(r"\s*\(--out PATH\)", "", message)
+        message = re.sub(r"(another )?--out path", "another file name", message)
+        return message.replace("--out", "the file name")
+
     def start_recording(self, path: str | None = None) -> bool:
         """Record the source (signal + markers) to XDF on the recorder's own thread."""
-        from acquisition.recorder import Recorder, default_recording_path
+        from acquisition.recorder import Recorder
 
         if self.source is None or not self.source.connected:
             self.controls.set_recording(False)
             self.statusBar().showMessage("No connected source: nothing to record", 5000)
             self._update_record_controls()
             return False
+        target = None
         try:
-            target = Path(path) if path else default_recording_path()
+            target = self._record_target(path)
+            if target.exists():
+                raise FileExistsError(
+                    f"A recording named {target.name} already exists in {target.parent}. "
+                    "Choose another file name (or delete the old file yourself).")
             target.parent.mkdir(parents=True, exist_ok=True)
             meta = {"source": self.source_spec or "", "app": "bci_app gui"}
             if self.bundle is not None:
@@ -587,12 +657,14 @@ class MainWindow(QtWidgets.QMainWindow):
         except Exception as err:
             logger.exception("Could not start recording")
             self.controls.set_recording(False)
-            QtWidgets.QMessageBox.warning(self, "Recording", f"Could not record to {path}:\n{err}")
+            QtWidgets.QMessageBox.warning(self, "Recording", f"Could not record to {target or path}:\n"
+                                          + self._gui_wording(str(err)))
             return False
         self.recorder = rec
         self._record_t0 = time.monotonic()
         self._record_predictions()
         self.settings.record_dir = str(target.parent)
+        self.controls.set_record_path(str(target))
         self.controls.set_recording(True, 0.0, 0)
         self._update_status()
         return True
@@ -603,13 +675,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self._record_t0 = None
         if rec is not None:
             self._run_background(BackgroundCall(rec.stop, "gui-recorder-stop", self))
-            self.statusBar().showMessage(f"Recording saved to {rec.path}", 8000)
-            from acquisition.recorder import default_recording_path
-
-            try:
-                self.controls.file_edit.setText(str(default_recording_path(folder=rec.path.parent)))
-            except Exception:
-                pass
+            saved = str(Path(rec.path).resolve())
+            self.statusBar().showMessage(f"Recording saved to {saved}", 8000)
+            self.controls.set_last_saved(saved)
+            self._show_default_record_path()
         self.controls.set_recording(False)
         self._update_record_controls()
 
@@ -623,9 +692,16 @@ class MainWindow(QtWidgets.QMainWindow):
             self.controls.set_recording_available(True)
 
     # ------------------------------------------------------------------ replay controls
+    def _replay_finished(self) -> bool:
+        src = self.source
+        return src is not None and bool(getattr(src, "finished", False))
+
     def _on_play(self, playing: bool) -> None:
         src = self.source
         if src is None or not hasattr(src, "pause"):
+            return
+        if playing and self._replay_finished():
+            self.replay_again(0.0)  # Play after the end plays the file again
             return
         (src.resume if playing else src.pause)()
 
@@ -633,10 +709,29 @@ class MainWindow(QtWidgets.QMainWindow):
         src = self.source
         if src is None or not hasattr(src, "seek"):
             return
+        if self._replay_finished():
+            self.replay_again(seconds)  # seeking after the end replays from there
+            return
         try:
             src.seek(seconds)
-        except Exception as err:
-            self.statusBar().showMessage(f"Seek failed: {err}", 5000)
+        except Exception:
+            logger.exception("Seek to %.3f s failed", seconds)
+            self.statusBar().showMessage(
+                "Could not jump to that position: the replay is not running. "
+                "Press Play (or reopen the file) first.", 5000)
+
+    def replay_again(self, seconds: float = 0.0) -> None:
+        """Replay the current file again (from ``seconds``): the same file source, reconnected.
+
+        The file is opened anew (as File ▸ Reopen does); the chosen speed is kept and the replay
+        jumps to ``seconds`` once it streams."""
+        spec = self.source_spec
+        if not spec or spec.startswith("<"):  # a source object handed in: nothing to reopen
+            self.statusBar().showMessage("Choose the file again (File ▸ Choose source…) to replay it.",
+                                         5000)
+            return
+        self._replay_start_at = max(0.0, float(seconds))
+        self.open_source(spec)
 
     def _on_speed(self, speed: float) -> None:
         src = self.source
@@ -648,13 +743,30 @@ class MainWindow(QtWidgets.QMainWindow):
     # ------------------------------------------------------------------ periodic updates
     def _slow_tick(self) -> None:
         self._update_status()
+        self._update_alignment_progress()
         src = self.source
         if src is not None and hasattr(src, "position") and hasattr(src, "duration"):
             try:
-                self.controls.set_replay_position(float(src.position), float(src.duration),
-                                                  not getattr(src, "paused", False))
+                finished = bool(getattr(src, "finished", False))
+                self.controls.set_replay_position(
+                    float(src.position), float(src.duration),
+                    not getattr(src, "paused", False) and not finished, finished=finished)
             except Exception:
                 logger.debug("replay position unavailable", exc_info=True)
+
+    def _update_alignment_progress(self) -> None:
+        """While the decoder fits the user's alignment (no predictions yet), say so and how far.
+
+        Reads the worker's counters only (a list length and ints: no lock needed for a read-out)."""
+        worker = self.decoder
+        if worker is None or not getattr(worker, "aligning", False):
+            return
+        needed = int(getattr(worker, "_align_needed", 0) or 0)
+        if needed <= 0:
+            return
+        collected = len(getattr(worker, "_align_buf", ()) or ())
+        self.prediction.set_alignment_progress(collected, needed,
+                                               float(getattr(worker, "alignment_seconds", 10.0)))
 
     def status_snapshot(self) -> StatusSnapshot:
         src = self.source
@@ -698,7 +810,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.recorder is not None:
             self.controls.set_recording(True, s.recording_elapsed, s.recording_bytes)
             if getattr(self.recorder.state, "value", "") == "failed":
-                self.banner.show_message("error", f"Recording stopped: {self.recorder.error}")
+                self.banner.show_message("error", "Recording stopped: "
+                                         + self._gui_wording(str(self.recorder.error)))
                 self._stop_recording()
 
     # ------------------------------------------------------------------ settings
@@ -709,10 +822,28 @@ class MainWindow(QtWidgets.QMainWindow):
     def _save_channel_settings(self) -> None:
         info = self.scope._info
         if info is not None:
-            self.settings.set_channels(info.source_id, self.scope.channel_state())
+            state = self.scope.channel_state()
+            state["scale_uv"] = self.scope.scale_uv  # each stream keeps its own µV/div
+            self.settings.set_channels(info.source_id, state)
 
     def _sync_hidden(self) -> None:
         self.spectrum.hidden = set(self.scope.hidden) | set(self.scope.bad)
+
+    #: Share of the window height the spectrum dock gets back when the window grows.
+    SPECTRUM_SHARE = 0.25
+
+    def resizeEvent(self, ev) -> None:  # noqa: N802
+        """When the window grows, a spectrum dock squeezed by a smaller window gets its share
+        of the height back (QMainWindow gives all new height to the scope otherwise)."""
+        super().resizeEvent(ev)
+        dock = self.spectrum_dock
+        grew = ev.oldSize().isValid() and ev.size().height() > ev.oldSize().height()
+        if not grew or dock.isFloating() or not dock.isVisible() or \
+                self.dockWidgetArea(dock) != QtCore.Qt.DockWidgetArea.BottomDockWidgetArea:
+            return
+        want = int(self.SPECTRUM_SHARE * ev.size().height())
+        if dock.height() < want:
+            self.resizeDocks([dock], [want], QtCore.Qt.Orientation.Vertical)
 
     def _ask(self, title: str, question: str) -> bool:
         box = QtWidgets.QMessageBox.question(

@@ -172,6 +172,10 @@ class PredictionPanel(QtWidgets.QWidget):
         self._dirs = np.zeros((0, 2))
         self._bars: list[QtWidgets.QProgressBar] = []
         self._last_text = None
+        #: True after :meth:`reset` (decoding stopped): late predictions are not shown.
+        self._stopped = False
+        #: Predictions shown since decoding last started.
+        self.n_predictions_since_start = 0
 
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
@@ -245,9 +249,44 @@ class PredictionPanel(QtWidgets.QWidget):
 
     # ------------------------------------------------------------------ predictions
     def set_decoding(self, on: bool) -> None:
+        """Decoding started (the panel accepts predictions) or stopped (:meth:`reset`)."""
+        if not on:
+            self.reset("stopped — start decoding to see predictions", drop_late=True)
+            return
+        self._stopped = False
+        self.n_predictions_since_start = 0
         if self.model_name is not None:
-            self.latency_label.setText("decoding — waiting for the first window…" if on
-                                       else "waiting for predictions — start decoding")
+            self.latency_label.setText("decoding — waiting for the first window…")
+
+    def reset(self, status: str = "stopped", *, drop_late: bool = False) -> None:
+        """Show that no decoder runs: grey ball at the centre, no decision, empty bars and history.
+
+        With ``drop_late`` (a decoder was just stopped), predictions still queued from it are
+        dropped until :meth:`set_decoding` (``True``) is called again."""
+        self._stopped = self._stopped or drop_late
+        self.n_predictions_since_start = 0
+        self.command.setText("—")
+        self.command.setStyleSheet(
+            "QLabel { font-size: 28px; font-weight: bold; padding: 4px; color: #777777; }")
+        self.last_command = None
+        self.last = None
+        for bar in self._bars:
+            bar.setValue(0)
+        self.history.clear()
+        self.control = np.zeros(2)
+        self.feedback.set_position(self.control, active=False)
+        self.latency_label.setText("" if self.model_name is None else status)
+
+    def set_alignment_progress(self, collected: int, needed: int, seconds: float) -> None:
+        """Explain the alignment phase of a decoder that adapts to the user (no predictions yet).
+
+        Called from the GUI thread with counts read from the decoder worker."""
+        if self._stopped or self.n_predictions_since_start:
+            return
+        self.latency_label.setText(
+            f"Fitting your alignment: collecting {seconds:g} s of EEG "
+            f"({min(collected, needed)}/{needed} windows) — no labels needed; "
+            "predictions start right after.")
 
     def on_prediction(self, pred) -> None:
         """Show one prediction (GUI thread; connect the PredictionBridge's signal here).
@@ -257,6 +296,9 @@ class PredictionPanel(QtWidgets.QWidget):
         exponential smoothing of probabilities × class directions here), ``command`` (the dwell
         rule's decision, held until the next one), ``reliable``/``reason`` and ``text``.
         """
+        if self._stopped:  # queued before the worker stopped: the panel shows "stopped"
+            return
+        self.n_predictions_since_start += 1
         classes = tuple(getattr(pred, "classes", ()) or ())
         if classes and classes != self.classes:
             self._set_classes(classes)

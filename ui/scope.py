@@ -41,6 +41,8 @@ BANDPASS_PRESETS: dict[str, tuple[float, float] | None] = {
 }
 NOTCH_CHOICES = (0, 50, 60)  # 0 = off
 MODES = ("scroll", "sweep")
+#: Width range of the channel-name axis (px); it fits the longest name (and flag) within it.
+NAME_AXIS_MIN, NAME_AXIS_MAX = 50, 200
 _Y_PAD = 0.2  # divisions of free space above the first and below the last channel
 WINDOW_RANGE = (1.0, 30.0)
 
@@ -441,7 +443,9 @@ class ScopeWidget(QtWidgets.QWidget):
         self.window_s = 10.0
         self.mode = "scroll"
         self.scale_uv = 100.0  # µV per division (one division = channel spacing)
-        self.clip_div = 1.0  # traces are clipped to ± this many divisions around their baseline
+        #: Traces are clipped to ± this many divisions around their baseline: half a division,
+        #: so a large channel stays in its own row and never paints over its neighbours.
+        self.clip_div = 0.5
         self.display_filter = DisplayFilter()
         self.channel_scale: dict[int, float] = {}  # per-channel µV/div overriding the global one
         self.hidden: set[int] = set()
@@ -537,7 +541,8 @@ class ScopeWidget(QtWidgets.QWidget):
         # time grid as a few static lines above the raster (the axis' own grid would be covered)
         self._grid: list[pg.InfiniteLine] = []
         self.plot.setLabel("bottom", "time", units="s")
-        self.plot.getAxis("left").setWidth(90)
+        self.plot.getAxis("left").setWidth(90)  # until the names are known (_fit_name_axis)
+        self.name_axis_elided = False
         for name in ("left", "bottom"):
             # the axes (and the grid they draw) change rarely: cache them as pixmaps instead of
             # replaying their text every frame
@@ -898,6 +903,7 @@ class ScopeWidget(QtWidgets.QWidget):
             elif ch in self.flags:
                 label += " " + self.flags[ch].upper()
             ticks.append((-row, label))
+        self._fit_name_axis(ticks)
         self.plot.getAxis("left").setTicks([ticks, []])
         for item in self._flag_items:
             self.plot.removeItem(item)
@@ -910,6 +916,25 @@ class ScopeWidget(QtWidgets.QWidget):
                 item.setPos(x_right, -row)
                 self.plot.addItem(item)
                 self._flag_items.append(item)
+
+    def _fit_name_axis(self, ticks: list[tuple[float, str]]) -> None:
+        """Make the channel-name axis as wide as its longest label (with its flag), up to
+        :data:`NAME_AXIS_MAX` px; longer labels are elided with "…" (full names in the tooltip)."""
+        axis = self.plot.getAxis("left")
+        fm = QtGui.QFontMetrics(axis.style.get("tickFont") or self.plot_widget.font())
+        extra = 14  # the tick line and the gap to the text
+        limit = NAME_AXIS_MAX - extra
+        widest = max((fm.horizontalAdvance(t) for _, t in ticks), default=0)
+        elided = False
+        for i, (pos, text) in enumerate(ticks):
+            if fm.horizontalAdvance(text) > limit:
+                ticks[i] = (pos, fm.elidedText(text, QtCore.Qt.TextElideMode.ElideMiddle, limit))
+                elided = True
+        width = int(np.clip(min(widest, limit) + extra, NAME_AXIS_MIN, NAME_AXIS_MAX))
+        if axis.width() != width:
+            axis.setWidth(width)
+        self.name_axis_elided = elided
+        axis.setToolTip("\n".join(self._info.ch_names) if elided else "")
 
     def update_view(self) -> None:
         """Redraw from the display store (no reading from the buffer)."""

@@ -67,6 +67,10 @@ def band_powers(freqs: np.ndarray, psd: np.ndarray, bands: dict[str, tuple[float
     return names, (np.stack(cols, axis=1) if cols else np.zeros((psd.shape[0], 0)))
 
 
+#: Smallest height (px) at which the PSD and band-power plots stay readable.
+MIN_HEIGHT = 180
+
+
 class SpectrumWidget(QtWidgets.QWidget):
     """PSD plot (log power) and a relative band-power bar chart of one source.
 
@@ -88,11 +92,14 @@ class SpectrumWidget(QtWidgets.QWidget):
 
         lay = QtWidgets.QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
+        self.setMinimumHeight(MIN_HEIGHT)  # axes, ticks and bars stay readable
         # All channels are one NaN-separated curve of log10(PSD) (one path to draw, not 64); the
         # left axis labels the log values as powers of ten. Ranges are set by us, with hysteresis,
         # so the axes (and their text) are not re-laid out four times a second.
         self.psd_plot = pg.PlotWidget(background=(18, 18, 22))
         self.psd_plot.getAxis("left").setLogMode(False, True)
+        # the axis shows powers of ten of µV²/Hz: no SI prefix ("x1e+09") on top of the unit
+        self.psd_plot.getAxis("left").enableAutoSIPrefix(False)
         self.psd_plot.setLabel("bottom", "frequency", units="Hz")
         self.psd_plot.setLabel("left", "PSD (µV²/Hz)")
         self.psd_plot.showGrid(x=True, y=True, alpha=0.2)

@@ -136,9 +136,12 @@ class Banner(QtWidgets.QFrame):
     -------
     actionRequested()
         The banner's button ("Choose source…") was clicked.
+    replayRequested()
+        "Replay again" was clicked (shown when a replay finished).
     """
 
     actionRequested = QtCore.Signal()
+    replayRequested = QtCore.Signal()
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -149,7 +152,11 @@ class Banner(QtWidgets.QFrame):
         self.label.setWordWrap(True)
         self.button = QtWidgets.QPushButton("Choose source…")
         self.button.clicked.connect(self.actionRequested)
+        self.replay_button = QtWidgets.QPushButton("Replay again")
+        self.replay_button.setToolTip("Play the file again from the start")
+        self.replay_button.clicked.connect(self.replayRequested)
         lay.addWidget(self.label, 1)
+        lay.addWidget(self.replay_button)
         lay.addWidget(self.button)
         self.kind = ""
         self.hide()
@@ -161,7 +168,8 @@ class Banner(QtWidgets.QFrame):
         self.setStyleSheet(f"QFrame#banner {{ background: {bg}; }} QFrame#banner QLabel {{ color: {fg}; "
                            "font-weight: bold; }")
         self.label.setText(text)
-        self.button.setVisible(kind in ("lost", "reconnecting", "error"))
+        self.button.setVisible(kind in ("lost", "reconnecting", "error", "finished"))
+        self.replay_button.setVisible(kind == "finished")
         self.show()
 
     def clear(self) -> None:

@@ -206,9 +206,9 @@ def test_hide_bad_and_per_channel_scale(scripted):
     assert np.isfinite(y).sum() > 0  # the bad channel is drawn in the grey "bad" curve
     x, y = scope._curves["normal"].getData()
     y = y[np.isfinite(y)]
-    # channel 0 at 5 µV/div (20 µV sine = 4 div): clipped at the top of the view; at the
+    # channel 0 at 5 µV/div (20 µV sine = 4 div): clipped to its own row (±0.5 div); at the
     # global 100 µV/div it would stay within ±0.3 div
-    assert y.max() == pytest.approx(0.69, abs=1e-6)
+    assert y.max() == pytest.approx(0.5, abs=1e-6)
     state = scope.channel_state()
     assert state == {"hidden": ["Cz"], "bad": ["Pz"], "scales": {"C3": 5.0}}
 

@@ -26,6 +26,24 @@ def _fmt_time(s: float) -> str:
     return f"{s // 60}:{s % 60:02d}"
 
 
+def training_data_note(source_spec: str, pretrained) -> str | None:
+    """The "optimistic accuracy" note of the Results page, worded for the window (no CLI
+    commands or options): None unless the pretrained model has seen this simulated subject."""
+    import re
+
+    from bci_app.commands.calibrate import training_data_warning
+
+    warning = training_data_warning(source_spec, pretrained)
+    if not warning:
+        return None
+    m = re.search(r"subject\(s\) (\[[^\]]*\])", warning)
+    seen = f"simulated subject(s) {m.group(1)}" if m else "this simulated subject"
+    return (f"the pretrained model was trained on {seen}: the adapted decoder's accuracy here is "
+            "optimistic (the tangent-space baseline, trained on these trials alone, is not). "
+            "To check honestly, calibrate a simulated subject the pretrained model has not seen "
+            "(choose another subject on the Device page).")
+
+
 class DevicePage(QtWidgets.QWizardPage):
     """Device and montage: which source, how fast (simulated subject), which cap layout."""
 
@@ -461,9 +479,7 @@ class ResultsPage(QtWidgets.QWizardPage):
                          f"significant above {s.chance_upper_95:.0%} → {sig}")
             self.cm[key].set_matrix(s.confusion, res.classes)
         lines.append(f"training took {res.seconds.get('total', 0):.1f} s")
-        from bci_app.commands.calibrate import training_data_warning
-
-        warning = training_data_warning(self.ctrl.source_spec, self.ctrl.pretrained)
+        warning = training_data_note(self.ctrl.source_spec, self.ctrl.pretrained)
         if warning:
             lines.append(f"<span style='color:#c07000'>Note: {html.escape(warning)}</span>")
         gap = getattr(self.ctrl.epochs, "n_dropped_gap", 0) if self.ctrl.epochs else 0
