@@ -54,6 +54,29 @@ def find_decoder_worker():
     return None
 
 
+
+def model_title(path: str | os.PathLike, name: str) -> str:
+    """How a loaded model is named in the panels.
+
+    A user profile folder gives e.g. "profile alice (adapted eegnet)", so it cannot be mistaken
+    for the pretrained bundle it started from; a bundle folder gives ``name`` as it is.
+    """
+    import json
+
+    from bci_app.profiles import PROFILE_JSON
+
+    f = Path(path) / PROFILE_JSON
+    if not f.is_file():
+        return name
+    try:
+        meta = json.loads(f.read_text())
+    except (OSError, ValueError):
+        return f"profile {Path(path).name} ({name})"
+    user = meta.get("user") or Path(path).name
+    chosen = meta.get("chosen") or "adapted"
+    return f"profile {user} ({chosen} {name})"
+
+
 class MainWindow(QtWidgets.QMainWindow):
     """The desktop window of a live session.
 
@@ -85,6 +108,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.source_spec: str | None = None
         self.connect_error = ""
         self.bundle = None
+        self._model_title: str | None = None  # e.g. "profile alice (adapted eegnet)"
         self.decoder = None
         self.recorder = None
         self._record_t0: float | None = None
@@ -421,11 +445,30 @@ class MainWindow(QtWidgets.QMainWindow):
         self.statusBar().showMessage(f"marker '{m.label}' at {m.timestamp:.3f}", 3000)
 
     # ------------------------------------------------------------------ model and decoding
+    def model_dialog(self) -> QtWidgets.QFileDialog:
+        """The folder dialog of :meth:`choose_model`: "Pretrained" and "Profiles" in its sidebar.
+
+        It starts at the last model loaded (bundle or profile folder), else at the profiles folder
+        when it holds a profile, else at the pretrained bundles.
+        """
+        from bci_app.profiles import PROFILE_JSON, profiles_dir
+
+        pretrained, profiles = REPO_ROOT / "decoders" / "pretrained", profiles_dir()
+        has_profiles = profiles.is_dir() and any(profiles.glob(f"*/{PROFILE_JSON}"))
+        start = self.settings.last_model or str(profiles if has_profiles else pretrained)
+        dlg = QtWidgets.QFileDialog(self, "Model bundle or user profile folder", start)
+        dlg.setFileMode(QtWidgets.QFileDialog.FileMode.Directory)
+        dlg.setOption(QtWidgets.QFileDialog.Option.ShowDirsOnly, True)
+        # The sidebar is a feature of Qt's own dialog (native ones ignore setSidebarUrls).
+        dlg.setOption(QtWidgets.QFileDialog.Option.DontUseNativeDialog, True)
+        places = [pretrained, profiles, Path.home()]
+        dlg.setSidebarUrls([QtCore.QUrl.fromLocalFile(str(p)) for p in places if p.is_dir()])
+        return dlg
+
     def choose_model(self) -> None:
-        start = self.settings.last_model or str(REPO_ROOT / "decoders" / "pretrained")
-        path = QtWidgets.QFileDialog.getExistingDirectory(self, "Model bundle folder", start)
-        if path:
-            self.load_model_async(path)
+        dlg = self.model_dialog()
+        if dlg.exec() == QtWidgets.QDialog.DialogCode.Accepted and dlg.selectedFiles():
+            self.load_model_async(dlg.selectedFiles()[0])
 
     def load_model(self, path: str) -> bool:
         """Load a model bundle now (blocks while torch etc. import); errors are shown, never raised."""
@@ -464,6 +507,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.last_model = str(path)
         cfg = getattr(bundle, "config", {}) or {}
         name = str(cfg.get("name") or cfg.get("model") or Path(path).name)
+        self._model_title = model_title(path, name)
+        name = self._model_title
         classes = tuple(getattr(bundle, "classes", None) or cfg.get("classes") or ())
         is_text = cfg.get("kind") == "text" or bool(cfg.get("text", False))
         self.prediction.set_model(name, classes, text_decoder=is_text)
@@ -475,7 +520,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.controls.set_model(None, False, "Load a model bundle first")
             return
         cfg = getattr(self.bundle, "config", {}) or {}
-        text = (f"{cfg.get('model', '?')} ({', '.join(map(str, cfg.get('classes', [])))})\n"
+        title = self._model_title or cfg.get("model", "?")
+        text = (f"{title} ({', '.join(map(str, cfg.get('classes', [])))})\n"
                 f"{len(cfg.get('channels', []))} ch, {cfg.get('sfreq', 0):g} Hz, {cfg.get('window_s', 0):g} s window")
         worker_cls = find_decoder_worker()
         if worker_cls is None:

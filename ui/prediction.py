@@ -88,6 +88,35 @@ class FeedbackView(QtWidgets.QWidget):
         self.active = active
         self.update()
 
+    def _geometry(self) -> tuple[float, float, float, float, float]:
+        """Centre, half-extents and ball radius in pixels: (cx, cy, sx, sy, radius)."""
+        r = self.rect().adjusted(6, 6, -6, -6)
+        sx, sy = (r.width() / 2) * 0.85, (r.height() / 2) * 0.85
+        radius = max(6, min(r.width(), r.height()) // 12)
+        return r.center().x(), r.center().y(), sx, sy, radius
+
+    def ball_rect(self) -> QtCore.QRectF:
+        """Where the ball is drawn (widget pixels)."""
+        cx, cy, sx, sy, radius = self._geometry()
+        bx, by = cx + self.position[0] * sx, cy - self.position[1] * sy
+        return QtCore.QRectF(bx - radius, by - radius, 2 * radius, 2 * radius)
+
+    def label_rect(self, name: str) -> QtCore.QRectF | None:
+        """Where the target ``name`` is written: beside its target point, away from the centre
+        (above for left/right), so the ball sitting on the target does not hide it."""
+        cx, cy, sx, sy, radius = self._geometry()
+        for n, (dx, dy), _ in self.targets:
+            if n != name or (dx == 0 and dy == 0):
+                continue
+            x, y = cx + dx * sx, cy - dy * sy
+            h = self.fontMetrics().height() + 2
+            w = max(80, self.fontMetrics().horizontalAdvance(n) + 8)
+            y = y + radius + 2 + h / 2 if dy < 0 else y - radius - 2 - h / 2
+            y = min(max(y, h / 2), self.height() - h / 2)  # stay inside the widget
+            x = min(max(x, w / 2), self.width() - w / 2)
+            return QtCore.QRectF(x - w / 2, y - h / 2, w, h)
+        return None
+
     def paintEvent(self, ev) -> None:  # noqa: N802
         p = QtGui.QPainter(self)
         p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
@@ -95,22 +124,23 @@ class FeedbackView(QtWidgets.QWidget):
         p.fillRect(self.rect(), QtGui.QColor(24, 24, 30))
         p.setPen(QtGui.QPen(QtGui.QColor(80, 80, 90), 1))
         p.drawRect(r)
-        cx, cy = r.center().x(), r.center().y()
-        sx, sy = (r.width() / 2) * 0.85, (r.height() / 2) * 0.85
+        cx, cy, sx, sy, radius = self._geometry()
         p.drawLine(int(cx - sx), int(cy), int(cx + sx), int(cy))
         p.drawLine(int(cx), int(cy - sy), int(cx), int(cy + sy))
-        for name, (dx, dy), colour in self.targets:
-            if dx == 0 and dy == 0:
-                continue
-            p.setPen(QtGui.QColor(colour))
-            x, y = cx + dx * sx, cy - dy * sy
-            p.drawText(QtCore.QRectF(x - 40, y - 10, 80, 20), QtCore.Qt.AlignmentFlag.AlignCenter, name)
-        radius = max(6, min(r.width(), r.height()) // 12)
-        bx, by = cx + self.position[0] * sx, cy - self.position[1] * sy
+        for _name, (dx, dy), colour in self.targets:  # target points under the ball
+            if dx or dy:
+                p.setPen(QtGui.QPen(QtGui.QColor(colour), 2))
+                p.setBrush(QtCore.Qt.BrushStyle.NoBrush)
+                p.drawEllipse(QtCore.QPointF(cx + dx * sx, cy - dy * sy), radius + 3, radius + 3)
         colour = QtGui.QColor(240, 240, 240) if self.active else QtGui.QColor(90, 90, 90)
         p.setBrush(colour)
         p.setPen(QtCore.Qt.PenStyle.NoPen)
-        p.drawEllipse(QtCore.QPointF(bx, by), radius, radius)
+        p.drawEllipse(self.ball_rect())
+        for name, _, colour in self.targets:  # labels last: never hidden by the ball
+            rect = self.label_rect(name)
+            if rect is not None:
+                p.setPen(QtGui.QColor(colour))
+                p.drawText(rect, QtCore.Qt.AlignmentFlag.AlignCenter, name)
         p.end()
 
 

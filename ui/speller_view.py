@@ -82,7 +82,10 @@ class SpellerView(QtWidgets.QWidget):
         self.selection_bar.setFormat("selection %p%")
         self.dwell_bar = QtWidgets.QProgressBar()
         self.dwell_bar.setRange(0, 1000)
-        self.dwell_bar.setFormat("dwell")
+        self.hint = QtWidgets.QLabel(self.hint_text())
+        self.hint.setObjectName("spellerHint")
+        self.hint.setWordWrap(True)
+        self.dwell_bar.setToolTip(self.hint.text())
         self.status = QtWidgets.QLabel()
         self.undo_button = QtWidgets.QPushButton("Undo")
         self.clear_button = QtWidgets.QPushButton("Clear")
@@ -99,6 +102,7 @@ class SpellerView(QtWidgets.QWidget):
         lay = QtWidgets.QVBoxLayout(self)
         lay.addWidget(self.text_label)
         lay.addLayout(self.boxes_layout, 1)
+        lay.addWidget(self.hint)
         lay.addLayout(bars)
         lay.addLayout(bottom)
 
@@ -135,6 +139,22 @@ class SpellerView(QtWidgets.QWidget):
         if ev.text != self._last_text:
             self._last_text = ev.text
             self.textChanged.emit(ev.text)
+
+    def hint_text(self) -> str:
+        """How to select, from the command map and the rule the input applies.
+
+        E.g. "Imagine LEFT or RIGHT until the dwell bar fills: ≥ 70 % for 1.0 s selects a box
+        (then 1.5 s pause)." plus the undo class when the map has one.
+        """
+        rule = self._rule
+        moves = [c.upper() for c, a in self.engine.command_map.items() if a != "undo"]
+        undo = [c.upper() for c, a in self.engine.command_map.items() if a == "undo"]
+        who = " or ".join(moves) if len(moves) <= 2 else ", ".join(moves[:-1]) + " or " + moves[-1]
+        text = (f"Imagine {who} until the dwell bar fills: ≥ {rule['threshold']:.0%} for "
+                f"{rule['dwell']:.1f} s selects that box (then {rule['refractory']:.1f} s pause).")
+        if undo:
+            text += f" {' or '.join(undo)} undoes."
+        return text.replace("%", " %")
 
     # ------------------------------------------------------------------ drawing
     def _command_names(self) -> dict[int, str]:
@@ -185,13 +205,14 @@ class SpellerView(QtWidgets.QWidget):
         self._update_dwell()
 
     def _update_dwell(self) -> None:
+        idle = f"dwell: ≥ {100 * self._rule['threshold']:.0f} % for {self._rule['dwell']:.1f} s"
         if self.input is None:
             self.dwell_bar.setValue(0)
-            self.dwell_bar.setFormat("dwell")
+            self.dwell_bar.setFormat(idle)
             return
         self.dwell_bar.setValue(int(1000 * self.input.progress))
         cand = self.input.candidate
-        self.dwell_bar.setFormat(f"dwell {cand} %p%" if cand else "dwell")
+        self.dwell_bar.setFormat(f"dwell {cand} %p%" if cand else idle)
 
     # ------------------------------------------------------------------ inspection (tests)
     def option_texts(self) -> list[tuple[str, str]]:

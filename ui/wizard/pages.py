@@ -105,6 +105,12 @@ class DevicePage(QtWidgets.QWizardPage):
         return self.ctrl.source is not None and self.ctrl.source.connected
 
 
+def is_recorded_source(spec: str | None) -> bool:
+    """Whether ``spec`` replays recorded EEG ("simulated:N", "file:…") rather than a live cap."""
+    kind = (spec or "").split(":", 1)[0].strip().lower()
+    return kind in ("simulated", "file")
+
+
 class SignalCheckPage(QtWidgets.QWizardPage):
     """Per-channel quality with a traffic-light view and advice."""
 
@@ -121,6 +127,14 @@ class SignalCheckPage(QtWidgets.QWizardPage):
         self.advice = QtWidgets.QPlainTextEdit()
         self.advice.setReadOnly(True)
         self.advice.setMaximumHeight(110)
+        self.recorded_note = QtWidgets.QLabel(
+            "This source replays recorded EEG (a simulated subject or a file): the colours and "
+            "advice describe the recorded data, not electrode contact. There is nothing to fix "
+            "on a cap; go on when the data look as expected.")
+        self.recorded_note.setObjectName("recordedNote")
+        self.recorded_note.setWordWrap(True)
+        self.recorded_note.setVisible(False)
+        lay.addWidget(self.recorded_note)
         lay.addWidget(self.grid, 1)
         lay.addWidget(self.summary)
         lay.addWidget(self.advice)
@@ -130,6 +144,7 @@ class SignalCheckPage(QtWidgets.QWizardPage):
         self.last = []
 
     def initializePage(self) -> None:  # noqa: N802
+        self.recorded_note.setVisible(is_recorded_source(self.ctrl.source_spec))
         self.ctrl.start_signal()
         self.timer.start()
         self.refresh()
@@ -609,6 +624,7 @@ class FeedbackPage(QtWidgets.QWizardPage):
         self.active = False
         self.runs_done += 1
         self.target.setText("")
+        self.view.set_position(self.view.position, False)  # grey: the run no longer drives it
         msg = f"run {self.runs_done} done: hit rate {rate:.0%}" if not math.isnan(rate) else \
             "run done"
         if self.coadapt.isChecked():
