@@ -114,10 +114,12 @@ def test_model_dialog_starts_in_the_repository(make_window, monkeypatch, tmp_pat
 
     win = make_window("synthetic", show=False)
     win.settings.last_model = ""
-    seen = []
-    monkeypatch.setattr(QtWidgets.QFileDialog, "getExistingDirectory",
-                        lambda parent, title, start: seen.append(start) or "")
+    monkeypatch.setenv("BCI_APP_PROFILES_DIR", str(tmp_path / "no-profiles-yet"))
     monkeypatch.chdir(tmp_path)  # another working directory
+    seen = []
+    # the dialog is modal: record where it opens and cancel it
+    monkeypatch.setattr(QtWidgets.QFileDialog, "exec",
+                        lambda self: seen.append(self.directory().absolutePath()) or 0)
     win.choose_model()
     assert seen == [str(REPO_ROOT / "decoders" / "pretrained")]
     assert (REPO_ROOT / "decoders" / "pretrained").is_dir()
