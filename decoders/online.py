@@ -436,8 +436,6 @@ class DecoderWorker:
     def _check_flat(self, data: np.ndarray) -> None:
         """Mark windows unreliable while a model channel's raw signal is flat over 1 s (every
         1 s stretch ending in this chunk is checked, so a long chunk hides nothing)."""
-        from scipy.ndimage import maximum_filter1d, minimum_filter1d
-
         cols = getattr(self._filter, "_idx", slice(None))
         raw = np.asarray(data[:, cols], dtype=float)
         held = len(self._recent_raw)
@@ -446,11 +444,8 @@ class DecoderWorker:
         n = self._flat_n
         if len(both) < n:
             return
-        # peak-to-peak of every n-sample stretch: running max - min, kept where a full
-        # stretch ends (origin shifts the window to end at each sample)
         first_end = max(n - 1, held)  # stretches ending in this chunk (earlier ones are done)
-        ptp = (maximum_filter1d(both, n, axis=0, origin=(n - 1) // 2)
-               - minimum_filter1d(both, n, axis=0, origin=(n - 1) // 2))[first_end:]
+        ptp = _running_ptp(both, n, first_end)
         flat_rows = (ptp < self.flat_volts).any(axis=1)
         if not flat_rows.any():
             return
@@ -612,6 +607,34 @@ class DecoderWorker:
             "inference_p50": p(inf, 50), "inference_p99": p(inf, 99),
             "aligning": self.aligning,
         }
+
+
+def _running_ptp(x: np.ndarray, n: int, first_end: int) -> np.ndarray:
+    """Peak-to-peak (per column) of every ``n``-row stretch of ``x`` ending at rows
+    ``first_end .. len(x) - 1``.
+
+    Runs on every chunk, so it costs about one pass over the last ``n`` rows when few stretches
+    end in the chunk (the usual case): the rows all of them share are reduced once, the rest by
+    running maxima/minima outward from them. Long chunks use scipy's running filters.
+    """
+    m = len(x) - first_end
+    if m > n:
+        from scipy.ndimage import maximum_filter1d, minimum_filter1d
+
+        o = (n - 1) // 2  # shifts each window to end at its row
+        return (maximum_filter1d(x, n, axis=0, origin=o)
+                - minimum_filter1d(x, n, axis=0, origin=o))[first_end:]
+    core = x[len(x) - n:first_end + 1]  # rows every stretch holds
+    left = x[first_end - n + 1:len(x) - n]  # stretch k also holds left[k:]
+    right = x[first_end + 1:]  # stretch k also holds right[:k]
+    out = []
+    for red, acc in ((np.max, np.maximum), (np.min, np.minimum)):
+        v = np.repeat(red(core, axis=0)[None], m, axis=0)
+        if m > 1:
+            v[:-1] = acc(v[:-1], acc.accumulate(left[::-1], axis=0)[::-1])
+            v[1:] = acc(v[1:], acc.accumulate(right, axis=0))
+        out.append(v)
+    return out[0] - out[1]
 
 
 def _best_time(fn, reps: int = 5) -> float:

@@ -167,3 +167,18 @@ def test_predictions_are_published_on_lsl(ts_bundle, s002_run4, stream_name):
     np.testing.assert_allclose(ts, [p.window_end for p in preds], atol=1e-6)
     info = inlet.info()
     assert info.type() == "Predictions" and info.nominal_srate() == 0
+
+
+@pytest.mark.parametrize("n", [5, 160])
+def test_running_ptp_equals_the_peak_to_peak_of_each_stretch(n):
+    from decoders.online import _running_ptp
+
+    rng = np.random.default_rng(n)
+    for held in (0, 3, n - 1):
+        for m in (1, 2, 7, n - 1, n, n + 1, 3 * n):
+            x = rng.standard_normal((held + m, 3))
+            if len(x) < n:
+                continue
+            first_end = max(n - 1, held)
+            ref = [np.ptp(x[e - n + 1:e + 1], axis=0) for e in range(first_end, len(x))]
+            np.testing.assert_allclose(_running_ptp(x, n, first_end), ref)
