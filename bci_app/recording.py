@@ -545,6 +545,28 @@ def _marker_rows(streams: list[dict], data_stream: dict, marker_streams) -> list
 
 
 # ---------------------------------------------------------------------------- load
+# Formats MNE reads directly: a user handing one of these to `load`/`export` needs no conversion.
+_MNE_FORMATS = {".bdf": "BDF", ".edf": "EDF", ".gdf": "GDF", ".fif": "FIF", ".vhdr": "BrainVision",
+                ".set": "EEGLAB", ".cnt": "Neuroscan CNT", ".mff": "EGI MFF"}
+
+
+def _check_xdf_magic(path: Path) -> None:
+    """Refuse a file that is not XDF (nor gzip-compressed XDF) with what to do instead, before
+    pyxdf's bare "Invalid XDF file" (and before suggesting ``repair``, which only mends XDF)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head == b"XDF:" or head[:2] == b"\x1f\x8b":  # XDF, or .xdfz (gzip) which pyxdf opens
+        return
+    fmt = _MNE_FORMATS.get(path.suffix.lower())
+    what = (f"It looks like a {fmt} file, a format MNE reads directly: open it with "
+            f"mne.io.read_raw({str(path)!r}); it needs no conversion by bci-app."
+            if fmt else "Pass a recording written by bci-app (record/live/GUI) or LabRecorder.")
+    raise DataFileError(
+        f"{path} is not an XDF recording (it does not start with the bytes 'XDF:'; got "
+        f"{head!r}). bci-app reads recordings in XDF. {what}"
+    )
+
+
 def load_recording(
     path: str | os.PathLike,
     stream: str | int | None = None,
@@ -600,12 +622,15 @@ def load_recording(
                 f"{scan.size} bytes): it was interrupted while writing. Run `bci-app repair "
                 f"{path}` to keep everything up to the last complete chunk, then load it again."
             )
+    else:
+        _check_xdf_magic(path)
     try:
         streams, header = pyxdf.load_xdf(str(path))
     except Exception as err:
+        hint = (f" If it was cut short by a crash, run `bci-app repair {path}`."
+                if path.suffix.lower() == ".xdf" else "")
         raise DataFileError(
-            f"XDF file {path} cannot be parsed: {type(err).__name__}: {err}. If it was cut short "
-            f"by a crash, run `bci-app repair {path}`."
+            f"XDF file {path} cannot be parsed: {type(err).__name__}: {err}.{hint}"
         ) from err
     s = _pick_stream(streams, stream, path)
     data = np.asarray(s["time_series"], dtype=np.float64)

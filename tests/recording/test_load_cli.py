@@ -100,6 +100,33 @@ def test_cli_export(gap_file, tmp_path, capsys):
     assert main(["export", str(path), "--to", "fif", "--out", str(tmp_path)]) == 2  # exists
 
 
+def test_export_of_a_non_xdf_file_says_what_it_is_not_repair(data_dir, gap_file, tmp_path,
+                                                              capsys):
+    """A BDF handed to `export` used to get pyxdf's "Invalid XDF file" plus advice to run
+    `repair`, which only mends XDF files. It must say the file is not XDF and how to open it."""
+    bdf = data_dir / "mne-io-test-files" / "bdf" / "test.bdf"
+    assert main(["export", str(bdf), "--to", "fif", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "not an XDF recording" in err and "mne.io.read_raw" in err and "BDF" in err
+    assert "repair" not in err
+    junk = tmp_path / "notes.dat"
+    junk.write_bytes(b"hello, not EEG")
+    with pytest.raises(DataFileError, match="not an XDF recording") as info:
+        load_recording(junk)
+    assert "repair" not in str(info.value) and "LabRecorder" in str(info.value)
+    # a real XDF under another name and a gzip-compressed one (.xdfz) still load
+    import gzip
+
+    path, _ = gap_file
+    other = tmp_path / "session.dat"
+    other.write_bytes(path.read_bytes())
+    packed = tmp_path / "session.xdfz"
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    n = load_recording(path).n_times
+    assert load_recording(other).n_times == n == load_recording(packed).n_times
+    assert not list(tmp_path.glob("*.fif"))
+
+
 def test_cli_record_synthetic(tmp_path):
     out = tmp_path / "rec.xdf"
     p = Proc(
