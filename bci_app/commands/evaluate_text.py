@@ -88,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--conditions: expected 'eeg' plus at least one of "
                           f"{list(CONDITIONS[1:])}, got {conditions}. A result is reported only "
                           "beside its baselines.")
+    if args.beam < 1:
+        raise ConfigError(f"--beam: expected >= 1 (1 = greedy, > 1 = beam search), got "
+                          f"{args.beam}.")
     snrs = []
     if not args.zuco:
         snrs = _parse_snrs(args.snr)

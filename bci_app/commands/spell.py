@@ -141,8 +141,14 @@ def build_engine(args, classes=None, accuracy: float | None = None):
         if args.vocab:
             n = lm.add_text(_read_vocab(args.vocab))
             logger.info("Added %d words of the user's vocabulary from %s", n, args.vocab)
-    cmap = parse_commands(args.commands, classes or ["left", "right"])
+    # no model (--simulate ACCURACY): the classes are whatever --commands names
+    if not classes and not args.commands:
+        classes = ["left", "right"]
+    cmap = parse_commands(args.commands, classes)
     n_choice = len({v for v in cmap.values() if v != "undo"})
+    if n_choice < 2:
+        raise ConfigError(f"--commands: at least two classes must map to choice commands 0, 1, "
+                          f"...; got {cmap}. Fix: e.g. left=0,right=1,feet=undo.")
     if args.accuracy is not None:
         acc = args.accuracy
     else:

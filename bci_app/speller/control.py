@@ -63,7 +63,15 @@ class SpellerInput:
         self.n_predictions = 0
 
     def reset(self) -> None:
+        """Start over (a new session): dwell, refractory period and past commands cleared."""
         self.commander.reset()
+        self.progress = 0.0
+        self.candidate = None
+
+    def interrupt(self) -> None:
+        """An unreliable window broke the dwell: the candidate is forgotten, but the refractory
+        period after the last command still holds (as in the DecoderWorker's own commander)."""
+        self.commander.interrupt()
         self.progress = 0.0
         self.candidate = None
 
@@ -76,7 +84,7 @@ class SpellerInput:
                               f"speller input's {list(self.classes)}.")
         self.n_predictions += 1
         if not getattr(pred, "reliable", True):
-            self.reset()
+            self.interrupt()  # not reset(): an artifact must not cancel the refractory period
             return None
         if self.use_worker_commands:
             label = getattr(pred, "command", None)

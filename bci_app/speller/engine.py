@@ -180,6 +180,11 @@ class SpellerEngine:
                 "completions, completion_weight: expected >= 0; max_completion_mass in [0, 0.9); "
                 f"got {completions}, {completion_weight}, {max_completion_mass}."
             )
+        if not self.undo_command and max_completion_mass + undo_weight >= 1:
+            # the letters get 1 - completions - undo of the layout: it must stay positive
+            raise ConfigError(
+                f"max_completion_mass + undo_weight: expected < 1 (the rest of the layout is the "
+                f"letters'), got {max_completion_mass} + {undo_weight}. Fix: lower either.")
         self.n_completions = int(completions) if not isinstance(self.lm, UniformModel) else 0
         self.completion_weight = float(completion_weight)
         self.max_completion_mass = float(max_completion_mass)

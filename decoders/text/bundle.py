@@ -170,7 +170,9 @@ def save_text_bundle(decoder: EEGTextDecoder, path: str | Path, meta: dict[str, 
         "kind": "text",
         "model": EEGTextModel.registry_name,
         "model_version": EEGTextModel.model_version,
-        "decoder": {"model_params": decoder.model_params, "settings": decoder.settings.to_dict(),
+        "decoder": {"model_params": decoder.model_params,
+                    "derived_params": list(getattr(decoder, "derived_params", ())),
+                    "settings": decoder.settings.to_dict(),
                     "beam": decoder.beam, "tokenizer": decoder.tokenizer_.to_dict(),
                     "history": getattr(decoder, "history_", [])},
         "channels": list(meta["channels"]),
@@ -232,6 +234,7 @@ def load_text_bundle(path: str | Path) -> TextBundle:
         d = config["decoder"]
         dec = EEGTextDecoder(len(config["channels"]), config["sfreq"], config["window_s"],
                              d["model_params"], TextTrainSettings(**d["settings"]), d["beam"])
+        dec.derived_params = tuple(d.get("derived_params", ()))
         dec.tokenizer_ = WordTokenizer.from_dict(d["tokenizer"])
         dec.history_ = d.get("history", [])
         with torch.random.fork_rng():

@@ -78,6 +78,10 @@ class EEGTextDecoder:
     tokenizer_ : WordTokenizer
     candidates_ : list of str ; candidate_embeddings_ : ndarray (n_candidates, 384)
     history_ : list of dict (epoch, train/val loss)
+    model_params : dict
+        After ``fit``, every hyper-parameter of the fitted model; ``derived_params`` names those
+        that ``fit`` derived from its data (``vocab_size``, and ``max_len`` unless given), which
+        the next ``fit`` derives again from its own sentences.
     """
 
     kind = "text"
@@ -90,7 +94,10 @@ class EEGTextDecoder:
         self.n_chans, self.sfreq, self.window_s = int(n_chans), float(sfreq), float(window_s)
         self.model_params = dict(model_params or {})
         self.settings = settings or TextTrainSettings()
-        self.beam = int(beam)
+        self.beam = _check_beam(beam, "beam")
+        # keys of model_params that fit derived from its data (not the caller's choice): a
+        # later fit derives them again from its own sentences
+        self.derived_params: tuple[str, ...] = ()
 
     @property
     def n_times(self) -> int:
@@ -103,25 +110,32 @@ class EEGTextDecoder:
         """Train on windows X (n, C, T) and their sentences; early-stop on (X_val, sentences_val)
         (carved from training data by the caller). ``candidates`` (default: the training
         sentences) become the retrieval set stored with the model."""
-        X = self._check_X(X)
+        X = self._check_train_X(X, "X")
         sentences = list(sentences)
         if len(sentences) != len(X):
             raise ConfigError(f"sentences: expected {len(X)} (one per window), got "
                               f"{len(sentences)}")
+        if X_val is not None and len(X_val):
+            X_val = self._check_train_X(X_val, "X_val")
+            if sentences_val is None or len(sentences_val) != len(X_val):
+                raise ConfigError(
+                    f"sentences_val: expected {len(X_val)} (one per X_val window), got "
+                    f"{None if sentences_val is None else len(sentences_val)}")
         s = self.settings
         self.tokenizer_ = WordTokenizer.fit(sentences)
         longest = max(len(self.tokenizer_.encode(t)) for t in sentences)
-        params = {"max_len": min(longest + 2, 64), **self.model_params,
-                  "vocab_size": len(self.tokenizer_)}
+        given = {k: v for k, v in self.model_params.items() if k not in self.derived_params}
+        params = {"max_len": min(longest + 2, 64), **given, "vocab_size": len(self.tokenizer_)}
         with torch.random.fork_rng():
             torch.manual_seed(s.seed)
             model = EEGTextModel(self.n_chans, EMBED_DIM, self.sfreq, self.window_s, **params)
         model.set_input_stats(X.mean(axis=(0, 2)), X.std(axis=(0, 2)))
         self.model_params = dict(model.hparams)
+        self.derived_params = ("vocab_size",) + (() if "max_len" in given else ("max_len",))
         uniq = sorted(set(sentences) | set(sentences_val or []))
         emb = dict(zip(uniq, embed_sentences(uniq)))
         data = self._tensors(X, sentences, emb, model.max_len)
-        val = (self._tensors(self._check_X(X_val), list(sentences_val), emb, model.max_len)
+        val = (self._tensors(X_val, list(sentences_val), emb, model.max_len)
                if X_val is not None and len(X_val) else None)
         opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
         gen = torch.Generator().manual_seed(s.seed)
@@ -208,6 +222,21 @@ class EEGTextDecoder:
                               f"{X.shape}")
         return X
 
+    def _check_train_X(self, X, name: str) -> np.ndarray:
+        """Training windows: the shape of :meth:`_check_X`, at least one, all finite (one NaN
+        would make the input statistics, hence every weight and every output, NaN)."""
+        X = self._check_X(X)
+        if not len(X):
+            raise ConfigError(f"{name}: expected at least one training window, got none")
+        finite = np.isfinite(X)
+        if not finite.all():
+            bad = np.flatnonzero(~finite.all(axis=(1, 2)))
+            raise ConfigError(
+                f"{name}: {len(bad)} of {len(X)} windows hold NaN or infinite samples (first: "
+                f"window {int(bad[0])}). Fix: drop or repair them (e.g. np.nan_to_num, or "
+                f"interpolate the bad channels) before fitting.")
+        return X
+
     @torch.inference_mode()
     def embed(self, X: np.ndarray) -> np.ndarray:
         """Unit-norm semantic embeddings (n, 384)."""
@@ -240,12 +269,19 @@ class EEGTextDecoder:
     def decode_ids(self, X: np.ndarray, beam: int | None = None):
         return generate(self.model_, torch.as_tensor(self._check_X(X)), self.model_.max_len,
                         self.tokenizer_.bos_id, self.tokenizer_.eos_id,
-                        self.beam if beam is None else beam)
+                        self.beam if beam is None else _check_beam(beam, "beam"))
 
     def decode_text(self, X: np.ndarray, beam: int | None = None) -> list[tuple[str, float]]:
         """Free-running generated text and its confidence (exp mean token log-prob) per window."""
         ids, conf = self.decode_ids(X, beam)
         return [(self.tokenizer_.decode(i), float(c)) for i, c in zip(ids, conf)]
+
+
+def _check_beam(beam, name: str) -> int:
+    if isinstance(beam, bool) or int(beam) != beam or beam < 1:
+        raise ConfigError(f"{name}: expected an integer >= 1 (1 = greedy, > 1 = beam search), "
+                          f"got {beam!r}")
+    return int(beam)
 
 
 def _sentence_ids(sentences: Sequence[str]) -> np.ndarray:

@@ -113,13 +113,16 @@ def rouge1(references: Sequence[str], hypotheses: Sequence[str]) -> float:
 def retrieval_topk(scores: np.ndarray, truth: Sequence[int], k: int) -> np.ndarray:
     """Per-trial hit (bool, shape (n,)) of the true candidate among the ``k`` best scores.
 
-    Ties are broken against the truth (a constant score never counts as a hit).
+    Ties are broken against the truth (a constant score never counts as a hit), and so are NaN
+    scores: a NaN true score is a miss, a NaN distractor ranks above the truth (a model that
+    outputs NaN must score zero, not 100 %).
     """
     scores = np.asarray(scores, dtype=float)
     truth = np.asarray(truth)
     true_score = scores[np.arange(len(truth)), truth]
-    rank = (scores >= true_score[:, None]).sum(1)  # 1 + number of others at least as good
-    return rank <= k
+    # 1 + number of others at least as good (NaN comparisons are False: count them explicitly)
+    rank = ((scores >= true_score[:, None]) | np.isnan(scores)).sum(1)
+    return (rank <= k) & ~np.isnan(true_score)
 
 
 def score_generation(references: Sequence[str], hypotheses: Sequence[str]) -> dict[str, float]:

@@ -73,7 +73,7 @@ def _beam(model, memory, max_len, bos_id, eos_id, beam):
             logp = torch.log_softmax(
                 model.next_token_logits(mem.expand(len(alive), -1, -1), prefix).float(), -1)
             cand = [bm for bm in beams if bm[2]]
-            top = torch.topk(logp, beam, dim=-1)
+            top = torch.topk(logp, min(beam, logp.shape[-1]), dim=-1)  # beam > vocabulary
             for i, (seq, score, _) in enumerate(alive):
                 for lp, tok in zip(top.values[i].tolist(), top.indices[i].tolist()):
                     cand.append((seq + [tok], score + lp, tok == eos_id))
