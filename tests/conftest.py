@@ -23,6 +23,26 @@ import pytest  # noqa: E402
 from bci_app.config import data_dir as _data_dir  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _qt_garbage_on_the_main_thread(request):
+    """As in the app (``ui.app.collect_garbage_on_gui_thread``): once a test uses Qt, Python's
+    cyclic garbage collector runs only on the main thread, never in a worker thread that would
+    destroy a leftover widget of an earlier test there (that hung the suite in Qt's mutexes).
+    After every test the collector runs here if its thresholds say so."""
+    if "qapp" in request.fixturenames:
+        request.getfixturevalue("qapp")
+        from ui.app import collect_garbage_on_gui_thread
+
+        collect_garbage_on_gui_thread()
+    yield
+    import sys
+
+    app_module = sys.modules.get("ui.app")
+    collector = getattr(app_module, "_gc_collector", None)
+    if collector is not None:
+        collector.check()
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """Folder with the shared real EEG; the test is skipped... never: missing data is an error."""

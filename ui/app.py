@@ -117,6 +117,30 @@ def _x_connect_error(display: str) -> str | None:
     return f"xcb error {code}" if code else None
 
 
+_gc_collector = None
+
+
+def collect_garbage_on_gui_thread(interval: float = 1.0):
+    """Turn off Python's automatic cyclic garbage collection and run it from a timer on the GUI
+    thread instead (pyqtgraph's :class:`~pyqtgraph.util.garbage_collector.GarbageCollector`).
+
+    The automatic collector runs in whichever thread happens to allocate. When it frees a
+    reference cycle that holds a Qt object (a closed dialog, a plot with its context menus), the
+    C++ object is destroyed in that thread: the decoder worker, an LSL reader, a training job.
+    Qt forbids that. Here it hung the app (a worker inside ``~QObject`` holding Qt's signal-slot
+    mutex while waiting for the GIL; the GUI thread holding the GIL while waiting for that mutex,
+    so nothing, not even a watchdog thread, ran again) and crashed it (a segfault after a plot
+    widget was destroyed off the GUI thread). Objects without cycles are still freed at once by
+    reference counting; only the cycle collector moves. Idempotent; returns the collector.
+    Call it once a QApplication exists."""
+    global _gc_collector
+    if _gc_collector is None:
+        from pyqtgraph.util.garbage_collector import GarbageCollector
+
+        _gc_collector = GarbageCollector(interval=interval)
+    return _gc_collector
+
+
 def create_app(argv: list[str] | None = None):
     """The QApplication (created once)."""
     from PySide6 import QtWidgets
@@ -129,6 +153,7 @@ def create_app(argv: list[str] | None = None):
         app.setOrganizationName("bci_app")
         app.setStyle("Fusion")
     configure_pyqtgraph()
+    collect_garbage_on_gui_thread()
     return app
 
 
