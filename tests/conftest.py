@@ -23,6 +23,41 @@ import pytest  # noqa: E402
 from bci_app.config import data_dir as _data_dir  # noqa: E402
 
 
+#: Last-resort cap per test (setup + call + teardown), seconds. pytest-timeout (300 s, thread
+#: method) needs the GIL to report; a deadlock in C code that holds the GIL (as in Qt's mutexes)
+#: starves it. faulthandler's watchdog is a C thread: it prints every thread's Python stack and
+#: ends the run, so CI fails with the stacks instead of hanging until its own limit.
+HARD_TIMEOUT_S = float(os.environ.get("BCI_APP_TEST_HARD_TIMEOUT", "600"))
+
+
+_WATCHDOG_FILE = None
+
+
+def pytest_configure(config):
+    """Keep a copy of the terminal's stderr for the watchdog: during a test fd 2 is pytest's
+    capture file, which is lost when the watchdog ends the run (fd 2 is the terminal here, after
+    conftest loading and before any test)."""
+    global _WATCHDOG_FILE
+    _WATCHDOG_FILE = os.fdopen(os.dup(2), "w")
+
+
+def _stderr_for_watchdog():
+    import sys
+
+    return _WATCHDOG_FILE or sys.__stderr__
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    import faulthandler
+
+    faulthandler.dump_traceback_later(HARD_TIMEOUT_S, exit=True, file=_stderr_for_watchdog())
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
 @pytest.fixture(autouse=True)
 def _qt_garbage_on_the_main_thread(request):
     """As in the app (``ui.app.collect_garbage_on_gui_thread``): once a test uses Qt, Python's
