@@ -322,7 +322,7 @@ def _run_live(args, engine, bundle) -> int:
     comp = DecoderComponent(session, bundle, hop=args.hop, smoothing=args.smoothing)
     session.add_component(comp)
     inp = SpellerInput(engine, bundle.classes, threshold=args.threshold, dwell=args.dwell,
-                       refractory=args.refractory)
+                       refractory=args.refractory, max_gap=max(0.5, 5 * args.hop))
     comp.add_callback(inp.on_prediction)  # decoder thread: the engine is used only there
     session.start(timeout=args.timeout)
     print(f"spelling from {source.info.name} with {bundle.path}: {describe(engine)}", flush=True)

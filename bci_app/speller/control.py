@@ -42,12 +42,22 @@ class SpellerInput:
         Seconds without commands after one.
     use_worker_commands : bool
         Use ``Prediction.command`` (the worker's own commander) instead.
+    max_gap : float
+        A dwell needs unbroken evidence: when more than this many seconds of signal pass between
+        two predictions (decoding stopped and started again, the source stalled), the dwell
+        starts over at the new prediction instead of completing on it. When the stream clock
+        goes backwards (another source), the input starts over as in a new session.
     """
 
     def __init__(self, engine: SpellerEngine, classes: Sequence[str], *, threshold: float = 0.7,
                  dwell: float = 1.0, refractory: float = 1.5,
-                 use_worker_commands: bool = False) -> None:
+                 use_worker_commands: bool = False, max_gap: float = 0.5) -> None:
+        if not max_gap > 0:
+            raise ConfigError(f"max_gap: expected > 0 s (the longest pause between predictions "
+                              f"a dwell survives), got {max_gap}.")
         self.engine = engine
+        self.max_gap = float(max_gap)
+        self._last_t: float | None = None
         self.classes = tuple(classes)
         unknown = [c for c in engine.command_map if c not in self.classes]
         if unknown:
@@ -67,6 +77,7 @@ class SpellerInput:
         self.commander.reset()
         self.progress = 0.0
         self.candidate = None
+        self._last_t = None
 
     def interrupt(self) -> None:
         """An unreliable window broke the dwell: the candidate is forgotten, but the refractory
@@ -83,6 +94,14 @@ class SpellerInput:
             raise ConfigError(f"prediction classes {list(pred.classes)} differ from the "
                               f"speller input's {list(self.classes)}.")
         self.n_predictions += 1
+        t = float(pred.window_end)
+        if self._last_t is not None and t < self._last_t:
+            logger.info("speller: the stream clock went back %.3f s (another source?): dwell "
+                        "and refractory period start over", self._last_t - t)
+            self.reset()
+        elif self._last_t is not None and t - self._last_t > self.max_gap:
+            self.interrupt()  # decoding paused: what came before is not evidence for now
+        self._last_t = t
         if not getattr(pred, "reliable", True):
             self.interrupt()  # not reset(): an artifact must not cancel the refractory period
             return None

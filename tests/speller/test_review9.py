@@ -87,3 +87,37 @@ def test_completion_and_undo_mass_must_leave_room_for_letters(lm):
                         text="t")
     _, w = eng.layout_weights()
     assert (w >= 0).all() and w.sum() == pytest.approx(1.0)
+
+
+def test_a_pause_in_the_predictions_restarts_the_dwell(lm):
+    """Decoding stopped 0.4 s into a 1 s dwell and restarted minutes later: the first prediction
+    of the new run used to complete the dwell at once (1 command from a single window)."""
+    engine = SpellerEngine(lm, scheme="huffman")
+    inp = SpellerInput(engine, ["left", "right"], threshold=0.7, dwell=1.0, refractory=1.5)
+    for k in range(5):
+        assert inp.on_prediction(_pred(100.0 + 0.1 * k, 0.9)) is None
+    assert inp.on_prediction(_pred(400.0, 0.9)) is None  # a new run: the dwell starts here
+    assert engine.n_commands == 0 and inp.progress == 0.0
+    for k in range(1, 10):
+        assert inp.on_prediction(_pred(400.0 + 0.1 * k, 0.9)) is None
+    assert inp.on_prediction(_pred(401.0, 0.9)) is not None  # a full second of evidence
+    # pauses up to max_gap keep the dwell (a worker skipping a window under load)
+    inp2 = SpellerInput(engine, ["left", "right"], dwell=1.0, refractory=1.5, max_gap=0.5)
+    for t in (10.0, 10.3, 10.7):
+        assert inp2.on_prediction(_pred(t, 0.9)) is None
+    assert inp2.on_prediction(_pred(11.0, 0.9)) is not None
+    with pytest.raises(ConfigError, match="max_gap"):
+        SpellerInput(engine, ["left", "right"], max_gap=0)
+
+
+def test_a_clock_going_back_starts_the_input_over(lm):
+    """After a command at stream time 5000 s (say a replayed file), a source whose clock reads
+    10 s must not wait ~5000 s for the refractory period to end."""
+    engine = SpellerEngine(lm, scheme="huffman")
+    inp = SpellerInput(engine, ["left", "right"], threshold=0.7, dwell=0.3, refractory=1.5)
+    fired = [t for t in (5000.0, 5000.1, 5000.2, 5000.3)
+             if inp.on_prediction(_pred(t, 0.9)) is not None]
+    assert fired == [5000.3]
+    fired = [t for t in np.round(np.arange(10.0, 10.45, 0.1), 2)
+             if inp.on_prediction(_pred(float(t), 0.9)) is not None]
+    assert fired == [10.3]
