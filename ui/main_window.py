@@ -244,19 +244,27 @@ class MainWindow(QtWidgets.QMainWindow):
         self.speller_action.triggered.connect(self.open_speller)
         self.wizard = None
         self.speller_dock = None
+        self.speller = None  # the SpellerView, once its language model is built
 
     # ------------------------------------------------------------------ tools
     def open_calibration_wizard(self) -> None:
-        """Guide a new user from signal check to a saved profile (ui/wizard)."""
+        """Guide a new user from signal check to a saved profile (ui/wizard).
+
+        On Finish the wizard hands the saved profile back (unless the user unchecked "Use this
+        profile in the main window"): it is loaded like one chosen in the model dialog."""
         from .wizard import CalibrationWizard
 
         spec = self.source_spec if self.source_spec and self.source_spec != "synthetic" \
             else "simulated:1"
-        self.wizard = CalibrationWizard(self, source_spec=spec)
+        self.wizard = CalibrationWizard(self, source_spec=spec, use_profile=self.load_model_async)
         self.wizard.show()
 
     def open_speller(self) -> None:
         """Show the motor-imagery speller, driven by this window's decoder predictions.
+
+        The speller goes under the plots, beside the spectrum (its boxes of symbols lie side by
+        side): in the right column, under the decoder output, it made the window taller and
+        wider than a 1366×768 laptop screen.
 
         The language model takes seconds to build: it is built on a background thread while
         the dock shows a placeholder; :attr:`speller` is None until the view is ready."""
@@ -264,8 +272,15 @@ class MainWindow(QtWidgets.QMainWindow):
             placeholder = QtWidgets.QLabel("Loading the language model…")
             placeholder.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
             self.speller = None
-            self.speller_dock = self._dock("Speller", placeholder,
-                                           QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+            bottom = QtCore.Qt.DockWidgetArea.BottomDockWidgetArea
+            self.speller_dock = self._dock("Speller", placeholder, bottom)
+            spectrum = self.spectrum_dock
+            if spectrum.isVisible() and not spectrum.isFloating() and \
+                    self.dockWidgetArea(spectrum) == bottom:
+                self.splitDockWidget(spectrum, self.speller_dock, QtCore.Qt.Orientation.Horizontal)
+                half = max(1, spectrum.width() // 2)
+                self.resizeDocks([spectrum, self.speller_dock], [half, half],
+                                 QtCore.Qt.Orientation.Horizontal)
 
             def build():
                 from bci_app.speller import LanguageModel, SpellerEngine
@@ -293,6 +308,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.speller = SpellerView(engine)
         self.speller_dock.setWidget(self.speller)
         self.prediction_bridge.predicted.connect(self.speller.on_prediction)
+        # once laid out, the speller gets the height it needs (the placeholder needed less)
+        QtCore.QTimer.singleShot(0, self._fit_bottom_docks)
 
     # ------------------------------------------------------------------ source lifecycle
     def choose_source(self) -> None:
@@ -878,18 +895,39 @@ class MainWindow(QtWidgets.QMainWindow):
     #: Share of the window height the spectrum dock gets back when the window grows.
     SPECTRUM_SHARE = 0.25
 
+    #: Most of the window height the docks under the plots get back to fit the speller.
+    BOTTOM_MAX_SHARE = 0.45
+
     def resizeEvent(self, ev) -> None:  # noqa: N802
-        """When the window grows, a spectrum dock squeezed by a smaller window gets its share
-        of the height back (QMainWindow gives all new height to the scope otherwise)."""
+        """When the window grows, the docks under the plots (spectrum, speller) squeezed by a
+        smaller window get their share of the height back (QMainWindow gives all new height to
+        the scope otherwise)."""
         super().resizeEvent(ev)
-        dock = self.spectrum_dock
         grew = ev.oldSize().isValid() and ev.size().height() > ev.oldSize().height()
-        if not grew or dock.isFloating() or not dock.isVisible() or \
-                self.dockWidgetArea(dock) != QtCore.Qt.DockWidgetArea.BottomDockWidgetArea:
+        if grew:
+            self._fit_bottom_docks(ev.size().height())
+
+    def _bottom_docks(self) -> list[QtWidgets.QDockWidget]:
+        bottom = QtCore.Qt.DockWidgetArea.BottomDockWidgetArea
+        return [d for d in (self.spectrum_dock, self.speller_dock)
+                if d is not None and d.isVisible() and not d.isFloating()
+                and self.dockWidgetArea(d) == bottom]
+
+    def _fit_bottom_docks(self, window_height: int | None = None) -> None:
+        """Give the docks under the plots their share of the height, if they have less: a
+        quarter of the window for the spectrum; what the speller needs to show everything
+        without scrolling (at most :attr:`BOTTOM_MAX_SHARE` of the window)."""
+        docks = self._bottom_docks()
+        if not docks:
             return
-        want = int(self.SPECTRUM_SHARE * ev.size().height())
-        if dock.height() < want:
-            self.resizeDocks([dock], [want], QtCore.Qt.Orientation.Vertical)
+        h = self.height() if window_height is None else window_height
+        want = int(self.SPECTRUM_SHARE * h)
+        if self.speller is not None and self.speller_dock in docks:
+            frame = self.speller_dock.height() - self.speller.height()  # the dock's title bar
+            need = self.speller.needed_height() + max(0, frame)
+            want = max(want, min(need, int(self.BOTTOM_MAX_SHARE * h)))
+        if max(d.height() for d in docks) < want:
+            self.resizeDocks([docks[0]], [want], QtCore.Qt.Orientation.Vertical)
 
     def _ask(self, title: str, question: str) -> bool:
         box = QtWidgets.QMessageBox.question(

@@ -221,6 +221,7 @@ class PredictionPanel(QtWidgets.QWidget):
         lay.addWidget(self.no_model)
         self.command = QtWidgets.QLabel("—")
         self.command.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.command.setWordWrap(True)  # a long "(unreliable: …)" reason must not widen the dock
         self.command.setStyleSheet("QLabel { font-size: 28px; font-weight: bold; padding: 4px; }")
         lay.addWidget(self.command)
         self.bars_box = QtWidgets.QWidget()
@@ -239,6 +240,7 @@ class PredictionPanel(QtWidgets.QWidget):
         lay.addWidget(self.text_box)
         self.latency_label = QtWidgets.QLabel("")
         self.latency_label.setStyleSheet("color: #aaaaaa;")
+        self.latency_label.setWordWrap(True)  # the alignment and "stopped" notes are sentences
         lay.addWidget(self.latency_label)
         self.set_model(None)
 

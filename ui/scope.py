@@ -422,6 +422,94 @@ class _CountingPlotWidget(pg.PlotWidget):
         self.paint_count += 1
 
 
+class FlowLayout(QtWidgets.QLayout):
+    """Items left to right, wrapping onto the next line when the width runs out (a tool row that
+    stays whole in a narrow window instead of widening it).
+
+    The layout's minimum width is its widest item; its height follows the width
+    (``heightForWidth``), which a parent box layout honours when it places it. Items keep their
+    size hint and are centred vertically on their line.
+    """
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None, *, h_spacing: int = 6,
+                 v_spacing: int = 2) -> None:
+        super().__init__(parent)
+        self._items: list[QtWidgets.QLayoutItem] = []
+        self._h, self._v = int(h_spacing), int(v_spacing)
+
+    def addItem(self, item: QtWidgets.QLayoutItem) -> None:  # noqa: N802 (Qt name)
+        self._items.append(item)
+
+    def count(self) -> int:
+        return len(self._items)
+
+    def itemAt(self, index: int):  # noqa: N802
+        return self._items[index] if 0 <= index < len(self._items) else None
+
+    def takeAt(self, index: int):  # noqa: N802
+        return self._items.pop(index) if 0 <= index < len(self._items) else None
+
+    def expandingDirections(self) -> QtCore.Qt.Orientation:  # noqa: N802
+        return QtCore.Qt.Orientation(0)
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802
+        return True
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802
+        return self._arrange(QtCore.QRect(0, 0, width, 0), apply=False)
+
+    def setGeometry(self, rect: QtCore.QRect) -> None:  # noqa: N802
+        super().setGeometry(rect)
+        self._arrange(rect, apply=True)
+
+    def _visible(self) -> list[QtWidgets.QLayoutItem]:
+        return [it for it in self._items if not it.isEmpty()]
+
+    def sizeHint(self) -> QtCore.QSize:  # noqa: N802
+        """One line: every item side by side."""
+        items = self._visible()
+        m = self.contentsMargins()
+        w = sum(it.sizeHint().width() for it in items) + self._h * max(0, len(items) - 1)
+        h = max((it.sizeHint().height() for it in items), default=0)
+        return QtCore.QSize(w + m.left() + m.right(), h + m.top() + m.bottom())
+
+    def minimumSize(self) -> QtCore.QSize:  # noqa: N802
+        """The widest item (an item is never squeezed below its size hint)."""
+        size = QtCore.QSize()
+        for it in self._visible():
+            size = size.expandedTo(it.sizeHint())
+        m = self.contentsMargins()
+        return size + QtCore.QSize(m.left() + m.right(), m.top() + m.bottom())
+
+    def _arrange(self, rect: QtCore.QRect, apply: bool) -> int:
+        """Place (``apply``) or only measure the items in ``rect``; returns the height used."""
+        m = self.contentsMargins()
+        area = rect.adjusted(m.left(), m.top(), -m.right(), -m.bottom())
+        lines: list[list[tuple[QtWidgets.QLayoutItem, QtCore.QSize]]] = [[]]
+        x = 0
+        for it in self._visible():
+            hint = it.sizeHint()
+            if lines[-1] and x + hint.width() > area.width():
+                lines.append([])
+                x = 0
+            lines[-1].append((it, hint))
+            x += hint.width() + self._h
+        y = area.y()
+        for line in lines:
+            if not line:
+                continue
+            line_h = max(h.height() for _, h in line)
+            x = area.x()
+            for it, hint in line:
+                if apply:
+                    it.setGeometry(QtCore.QRect(x, y + (line_h - hint.height()) // 2,
+                                                hint.width(), hint.height()))
+                x += hint.width() + self._h
+            y += line_h + self._v
+        used = y - self._v - area.y() if any(lines) else 0
+        return used + m.top() + m.bottom()
+
+
 class ScopeWidget(QtWidgets.QWidget):
     """Stacked-channel scope of a source's ring buffer.
 
@@ -496,8 +584,11 @@ class ScopeWidget(QtWidgets.QWidget):
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(2)
-        bar = QtWidgets.QHBoxLayout()
+        # the tool row wraps onto a second line in a narrow window (a laptop screen with the
+        # speller open) instead of setting the window's minimum width
+        bar = FlowLayout(h_spacing=10, v_spacing=2)
         bar.setContentsMargins(4, 2, 4, 0)
+        self.tool_row = bar
         self.window_spin = QtWidgets.QDoubleSpinBox()
         self.window_spin.setRange(*WINDOW_RANGE)
         self.window_spin.setDecimals(0)
@@ -523,13 +614,19 @@ class ScopeWidget(QtWidgets.QWidget):
         self.auto_btn = QtWidgets.QPushButton("Auto")
         self.auto_btn.setToolTip("Set the global scale from the signal (about ±2 SD per channel lane)")
         self.auto_btn.clicked.connect(self.auto_scale)
-        for label, w in (("Window", self.window_spin), ("Mode", self.mode_combo),
-                         ("Scale", self.scale_spin), (None, self.auto_btn), ("Filter", self.notch_combo),
-                         (None, self.band_combo)):
+        # a label stays on the line of its control: each group wraps as a whole
+        for label, widgets in (("Window", (self.window_spin,)), ("Mode", (self.mode_combo,)),
+                               ("Scale", (self.scale_spin, self.auto_btn)),
+                               ("Filter", (self.notch_combo,)), (None, (self.band_combo,))):
+            group = QtWidgets.QWidget()
+            row = QtWidgets.QHBoxLayout(group)
+            row.setContentsMargins(0, 0, 0, 0)
+            row.setSpacing(4)
             if label:
-                bar.addWidget(QtWidgets.QLabel(label))
-            bar.addWidget(w)
-        bar.addStretch(1)
+                row.addWidget(QtWidgets.QLabel(label))
+            for w in widgets:
+                row.addWidget(w)
+            bar.addWidget(group)
         lay.addLayout(bar)
 
         self.plot_widget = _CountingPlotWidget(background=BACKGROUND)

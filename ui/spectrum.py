@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 from scipy import signal
 
 logger = logging.getLogger(__name__)
@@ -69,6 +69,10 @@ def band_powers(freqs: np.ndarray, psd: np.ndarray, bands: dict[str, tuple[float
 
 #: Smallest height (px) at which the PSD and band-power plots stay readable.
 MIN_HEIGHT = 180
+#: Room (px) of the band-power plot's left axis (its label and "100") beside the bars.
+BAR_AXIS_PX = 56
+#: Smallest width (px) of the PSD plot: its axes and a readable stretch of the curves.
+PSD_MIN_WIDTH = 180
 
 
 class SpectrumWidget(QtWidgets.QWidget):
@@ -122,6 +126,12 @@ class SpectrumWidget(QtWidgets.QWidget):
                 plot.getAxis(name).setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.7)
         self.bar_plot.addItem(self.bars)
+        # the band names under the bars stay apart when the dock is narrow (the speller beside it)
+        axis = self.bar_plot.getAxis("bottom")
+        fm = QtGui.QFontMetrics(axis.style.get("tickFont") or self.bar_plot.font())
+        per_band = max(fm.horizontalAdvance(n) for n in BANDS) + 6
+        self.bar_plot.setMinimumWidth(BAR_AXIS_PX + len(BANDS) * per_band)
+        self.psd_plot.setMinimumWidth(PSD_MIN_WIDTH)
         lay.addWidget(self.psd_plot, 3)
         lay.addWidget(self.bar_plot, 2)
         self.n_curves = 0

@@ -35,6 +35,30 @@ from .prediction import CLASS_COLOURS
 MAX_ITEMS = 16
 
 
+class _VerticalScroll(QtWidgets.QScrollArea):
+    """Scrolls ``widget`` up and down only; never narrower than the widget needs (so nothing is
+    cut at the right), however its content changes (more command boxes, another style)."""
+
+    def __init__(self, widget: QtWidgets.QWidget) -> None:
+        super().__init__()
+        self.setWidgetResizable(True)
+        self.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWidget(widget)
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj, ev) -> bool:  # noqa: N802 (Qt name)
+        if obj is self.widget() and ev.type() == QtCore.QEvent.Type.LayoutRequest:
+            self.updateGeometry()  # the content's minimum width changed: tell the dock
+        return super().eventFilter(obj, ev)
+
+    def minimumSizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt name)
+        hint = super().minimumSizeHint()
+        bar = self.style().pixelMetric(QtWidgets.QStyle.PixelMetric.PM_ScrollBarExtent, None, self)
+        return QtCore.QSize(max(hint.width(), self.widget().minimumSizeHint().width() + bar),
+                            hint.height())
+
+
 class SpellerView(QtWidgets.QWidget):
     """A QWidget showing and driving a speller engine.
 
@@ -87,6 +111,7 @@ class SpellerView(QtWidgets.QWidget):
         self.hint.setWordWrap(True)
         self.dwell_bar.setToolTip(self.hint.text())
         self.status = QtWidgets.QLabel()
+        self.status.setWordWrap(True)  # a narrow dock wraps the counts instead of widening
         self.undo_button = QtWidgets.QPushButton("Undo")
         self.clear_button = QtWidgets.QPushButton("Clear")
         self.undo_button.clicked.connect(self._undo_clicked)
@@ -99,17 +124,35 @@ class SpellerView(QtWidgets.QWidget):
         bottom.addWidget(self.status, 1)
         bottom.addWidget(self.undo_button)
         bottom.addWidget(self.clear_button)
-        lay = QtWidgets.QVBoxLayout(self)
+        #: What the view shows, in a vertical scroll area: a short dock (a small screen) scrolls
+        #: it instead of squeezing and clipping its word-wrapped lines.
+        self.content = QtWidgets.QWidget()
+        lay = QtWidgets.QVBoxLayout(self.content)
         lay.addWidget(self.text_label)
         lay.addLayout(self.boxes_layout, 1)
         lay.addWidget(self.hint)
         lay.addLayout(bars)
         lay.addLayout(bottom)
+        self.scroll = _VerticalScroll(self.content)
+        outer = QtWidgets.QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.scroll)
 
         if classes is not None:
             self._make_input(tuple(classes))
         engine.add_listener(self._on_event)
         self.refresh()
+        # the bars' texts stay whole in a narrow dock
+        fm = self.dwell_bar.fontMetrics()
+        self.dwell_bar.setMinimumWidth(fm.horizontalAdvance(self.dwell_bar.format()) + 24)
+        self.selection_bar.setMinimumWidth(fm.horizontalAdvance("selection 100 %") + 24)
+
+    def needed_height(self) -> int:
+        """Height (px) at which everything shows without scrolling, at the current width."""
+        c = self.content
+        width = self.scroll.viewport().width()
+        hfw = c.heightForWidth(width) if c.hasHeightForWidth() and width > 0 else -1
+        return max(hfw, c.sizeHint().height()) + 2 * self.scroll.frameWidth()
 
     # ------------------------------------------------------------------ input
     def _make_input(self, classes: tuple[str, ...]) -> None:
@@ -173,6 +216,8 @@ class SpellerView(QtWidgets.QWidget):
             f = label.font()
             f.setPointSize(max(14, int(f.pointSize() * 1.5)))
             label.setFont(f)
+            # two lines of symbols stay visible in a short dock (the box is not squeezed to one)
+            label.setMinimumHeight(2 * label.fontMetrics().lineSpacing())
             QtWidgets.QVBoxLayout(box).addWidget(label)
             colour = CLASS_COLOURS[len(self._boxes) % len(CLASS_COLOURS)]
             box.setStyleSheet(f"QGroupBox {{ border: 2px solid {colour}; margin-top: 1.2em; }}"

@@ -76,6 +76,21 @@ def fmt_elapsed(seconds: float | None) -> str:
     return f"{s // 3600:d}:{(s // 60) % 60:02d}:{s % 60:02d}"
 
 
+#: Longest recording file name shown in the status bar (the full path is in the tooltip): a long
+#: name must not widen the window past a laptop screen.
+MAX_NAME_CHARS = 28
+RECORD_TIP = "Recording state, elapsed time and file size"
+
+
+def elide_middle(text: str, max_chars: int) -> str:
+    """``text`` shortened in the middle with "…" to at most ``max_chars`` characters (the
+    start and the end, e.g. the date and the extension of a file name, stay)."""
+    if len(text) <= max_chars:
+        return text
+    keep = max_chars - 1
+    return text[: (keep + 1) // 2] + "…" + text[len(text) - keep // 2:]
+
+
 class StatusPanel(QtCore.QObject):
     """The permanent widgets of the main window's status bar."""
 
@@ -95,7 +110,7 @@ class StatusPanel(QtCore.QObject):
             (self.rate_label, "Effective sampling rate (samples received per second) / nominal"),
             (self.lost_label, "Samples lost in gaps (dropped packets, stalls, reconnections)"),
             (self.decoder_label, "Decoder latency (median / 99th percentile) and skipped windows"),
-            (self.record_label, "Recording state, elapsed time and file size"),
+            (self.record_label, RECORD_TIP),
         ):
             w.setToolTip(tip)
             bar.addPermanentWidget(w)
@@ -121,12 +136,15 @@ class StatusPanel(QtCore.QObject):
         if s.recording_path:
             name = s.recording_path.replace("\\", "/").rsplit("/", 1)[-1]
             self.record_label.setText(
-                f"● REC {name} {fmt_elapsed(s.recording_elapsed)} {human_bytes(s.recording_bytes)}"
+                f"● REC {elide_middle(name, MAX_NAME_CHARS)} {fmt_elapsed(s.recording_elapsed)} "
+                f"{human_bytes(s.recording_bytes)}"
             )
             self.record_label.setStyleSheet("color: #ff5050; font-weight: bold;")
+            self.record_label.setToolTip(f"Recording to {s.recording_path}")
         else:
             self.record_label.setText("not recording")
             self.record_label.setStyleSheet("")
+            self.record_label.setToolTip(RECORD_TIP)
 
 
 class Banner(QtWidgets.QFrame):

@@ -140,7 +140,9 @@ def test_settings_persist_between_windows(make_window, qtbot, temp_settings):
     win.scope.set_channel_visible(1, False)
     win.scope.set_channel_bad(2, True)
     win.scope.set_channel_scale(3, 7.0)
-    win.resize(1234, 777)
+    # smaller than the default (1500 x 950, fitted to the 800 x 800 offscreen screen: ~798 x 774),
+    # so that only a restored size passes the check below
+    win.resize(765, 600)
     win.close()
     assert temp_settings.exists()
 
@@ -150,7 +152,8 @@ def test_settings_persist_between_windows(make_window, qtbot, temp_settings):
     assert (s.window_s, s.scale_uv, s.mode, s.montage) == (5.0, 20.0, "sweep", "10-20")
     assert (s.display_filter.notch, s.display_filter.bandpass) == (60, "1–40 Hz")
     qtbot.waitUntil(lambda: s.hidden == {1} and s.bad == {2} and s.channel_scale == {3: 7.0}, timeout=3000)
-    assert abs(win2.size().width() - 1234) <= 12  # restored (offscreen adds frame margins)
+    size = win2.size()  # restored (offscreen adds frame margins)
+    assert abs(size.width() - 765) <= 12 and abs(size.height() - 600) <= 40, size
     assert win2.channels.table.item(1, 0).checkState().value == 0  # unchecked
 
 

@@ -563,11 +563,22 @@ class FeedbackPage(QtWidgets.QWizardPage):
                   self.start_btn):
             row.addWidget(w)
         self.status = QtWidgets.QLabel("")
+        self.use_profile = QtWidgets.QCheckBox("Use this profile in the main window when I finish")
+        self.use_profile.setChecked(True)
+        self.use_profile.setToolTip("On Finish, the main window loads the profile saved on the "
+                                    "Results page (as File ▸ Load model bundle… would)")
+        self.use_profile_note = QtWidgets.QLabel("")
+        self.use_profile_note.setObjectName("useProfileNote")
+        self.use_profile_note.setWordWrap(True)
+        self.use_profile_note.setStyleSheet("color: #888888;")
+        self.use_profile_note.setVisible(False)
         lay.addWidget(self.target)
         lay.addWidget(self.view, 1)
         lay.addWidget(self.hits)
         lay.addLayout(row)
         lay.addWidget(self.status)
+        lay.addWidget(self.use_profile)
+        lay.addWidget(self.use_profile_note)
         self.start_btn.clicked.connect(self.start)
         ctrl.prediction.connect(self._prediction)
         ctrl.protocolState.connect(self._state)
@@ -585,6 +596,19 @@ class FeedbackPage(QtWidgets.QWizardPage):
         d = class_directions(classes)
         self._dirs = dict(zip(classes, d))
         self.view.set_targets(classes, d)
+        self.refresh_use_profile()
+
+    def refresh_use_profile(self) -> None:
+        """Offer "Use this profile in the main window" when there is a main window to use it in
+        (the wizard has ``use_profile``); disabled, with the reason, while no profile is saved."""
+        wiz = self.wizard()
+        offered = wiz is not None and getattr(wiz, "use_profile", None) is not None
+        saved = self.ctrl.profile_path is not None
+        self.use_profile.setVisible(offered)
+        self.use_profile.setEnabled(offered and saved)
+        self.use_profile_note.setVisible(offered and not saved)
+        self.use_profile_note.setText(
+            "" if saved else "No profile saved yet: save one on the Results page to use it.")
 
     def start(self) -> None:
         self.active = True

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from pathlib import Path
 
 from PySide6 import QtWidgets
 
@@ -32,15 +34,24 @@ class CalibrationWizard(QtWidgets.QWizard):
     trials_per_class, feedback_trials, finetune_epochs : defaults of the pages.
     profiles_root, record_dir : where profiles and recordings go (defaults: ``profiles/``,
         ``recordings/``).
+    use_profile : callable(str) | None
+        Called (GUI thread) with the saved profile's folder when the user presses Finish and keeps
+        "Use this profile in the main window" checked on the last page. The main window passes
+        its ``load_model_async``; without it (a stand-alone wizard) the option is not shown.
 
-    The wizard owns its source and session; closing it (or ``done``) stops them.
+    The wizard owns its source and session; closing it (or ``done``) stops them. Cancel or
+    closing the window never hands the profile on.
     """
 
     def __init__(self, parent=None, source_spec: str = "simulated:1", pretrained=None, *,
                  speed: str = "1", user: str = "anonymous", trials_per_class: int = 20,
                  feedback_trials: int = 5, finetune_epochs: int = 30, profiles_root=None,
-                 record_dir=None) -> None:
+                 record_dir=None, use_profile: Callable[[str], None] | None = None) -> None:
+        if use_profile is not None and not callable(use_profile):
+            raise TypeError(f"use_profile: expected a callable taking the profile folder or None, "
+                            f"got {type(use_profile).__name__}.")
         super().__init__(parent)
+        self.use_profile = use_profile
         self.setWindowTitle("bci_app · calibration")
         self.setWizardStyle(QtWidgets.QWizard.WizardStyle.ClassicStyle)
         self.setOption(QtWidgets.QWizard.WizardOption.NoBackButtonOnLastPage, True)
@@ -59,9 +70,23 @@ class CalibrationWizard(QtWidgets.QWizard):
             self.addPage(p)
         self.resize(1100, 820)
 
+    @property
+    def profile_to_use(self) -> Path | None:
+        """The saved profile to hand to :attr:`use_profile` on Finish: None without a saved
+        profile, without a main window to use it in, or when the user unchecked the option."""
+        path = self.controller.profile_path
+        if path is None or self.use_profile is None or not self.feedback.use_profile.isChecked():
+            return None
+        return Path(path)
+
     def done(self, result: int) -> None:
+        accepted = int(result) == int(QtWidgets.QDialog.DialogCode.Accepted)  # Finish, not Cancel
+        path = self.profile_to_use if accepted else None
         self.shutdown()
         super().done(result)
+        if path is not None:
+            logger.info("calibration finished: using profile %s in the main window", path)
+            self.use_profile(str(path))
 
     def closeEvent(self, ev) -> None:  # noqa: N802
         self.shutdown()

@@ -1,0 +1,213 @@
+"""Two user-facing defects: the calibration wizard's new profile was not used by the main window
+on Finish, and the main window did not fit a 1366×768 laptop screen once the speller was open.
+
+The wizard runs as the main window opens it (Tools ▸ Calibration wizard…), on a simulated subject
+(real EEGMMIDB EEG) at max speed. Waits use :func:`tests.ui.fakes.wait_until`: training runs on a
+Python thread that ``QTest.qWait`` would starve.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.ui.fakes import process_events_for, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+PRETRAINED_CSP = ROOT / "decoders" / "pretrained" / "mi_left_right_csp_lda_ea"
+
+#: A common laptop screen; the window must fit its width, whatever docks are open.
+LAPTOP_WIDTH, LAPTOP_HEIGHT = 1366, 768
+
+
+# --------------------------------------------------------------------------- 1: wizard profile
+@pytest.fixture
+def profiles_dir(tmp_path, monkeypatch):
+    """Profiles the wizard saves go to a temporary folder (never the repository's)."""
+    folder = tmp_path / "profiles"
+    monkeypatch.setenv("BCI_APP_PROFILES_DIR", str(folder))
+    return folder
+
+
+def _wizard_to_saved_profile(win):
+    """Open the wizard from the main window and go, as a user would, to a saved profile and the
+    last page (simulated subject 2 at max speed, 3 trials per class, a short fine-tuning)."""
+    from PySide6 import QtWidgets
+
+    win.open_calibration_wizard()
+    w, c = win.wizard, win.wizard.controller
+    w.device.source.setCurrentText("simulated:2")
+    w.device.speed.setCurrentText("max")
+    w.device.user.setText("session9")
+    w.device.connect_source()
+    wait_until(lambda: w.device.isComplete() and w.device.connect_btn.isEnabled(), 60)
+    w.next()  # signal check
+    w.next()  # instructions
+    w.instructions.trials.setValue(3)
+    w.instructions.record.setChecked(False)
+    w.next()  # cued recording
+    w.acquisition.start_btn.click()
+    wait_until(w.acquisition.isComplete, 90)
+    w.training.finetune_epochs = 1
+    w.next()  # training
+    wait_until(w.training.isComplete, 180)
+    w.next()  # results
+    w.results.save_btn.click()
+    assert c.profile_path is not None and (c.profile_path / "profile.json").is_file()
+    w.next()  # online feedback: the last page
+    assert w.currentPage() is w.feedback
+    assert w.button(QtWidgets.QWizard.WizardButton.FinishButton).isVisible()
+    return w, c
+
+
+def test_finish_loads_the_saved_profile_into_the_main_window(make_window, profiles_dir):
+    from PySide6 import QtWidgets
+
+    win = make_window("synthetic")
+    assert win.bundle is None
+    w, c = _wizard_to_saved_profile(win)
+    profile = c.profile_path
+    assert profile.parent == profiles_dir
+    page = w.feedback
+    offered = [(b.isVisible(), b.isEnabled(), b.isChecked(), b.text())
+               for b in page.findChildren(QtWidgets.QCheckBox) if "main window" in b.text()]
+
+    w.button(QtWidgets.QWizard.WizardButton.FinishButton).click()  # left as it was offered
+    assert not w.isVisible() and c.closed
+    wait_until(lambda: win.bundle is not None, 60)  # loaded on a background thread
+    assert Path(win.settings.last_model) == profile
+    assert win.bundle.classes == c.result.classes
+    assert "profile session9" in (win.prediction.model_name or "")
+    assert "profile session9" in win.controls.model_label.text()
+    # the last page offered it, checked by default, with nothing to explain
+    assert offered == [(True, True, True, "Use this profile in the main window when I finish")]
+    assert not page.use_profile_note.isVisibleTo(page)
+
+
+def test_cancel_leaves_the_main_window_model_alone(make_window, profiles_dir):
+    from PySide6 import QtWidgets
+
+    win = make_window("synthetic")
+    assert win.load_model(str(PRETRAINED_CSP))
+    before, last = win.bundle, win.settings.last_model
+    w, c = _wizard_to_saved_profile(win)
+    assert w.feedback.use_profile.isChecked()
+
+    w.button(QtWidgets.QWizard.WizardButton.CancelButton).click()
+    assert not w.isVisible() and c.closed
+    process_events_for(1.5)  # a load would run on a background thread: give it time
+    assert win.bundle is before and win.settings.last_model == last
+    assert not any(call.name == "gui-load-model" for call in win._background)
+
+
+def test_the_option_is_explained_or_hidden_when_it_cannot_apply(make_window, gui):
+    """No saved profile: disabled, with the reason. A stand-alone wizard (no main window): not
+    offered at all, and Finish hands nothing on."""
+    from ui.wizard import CalibrationWizard
+
+    win = make_window("synthetic", show=False)
+    loaded = []
+    wiz = CalibrationWizard(win, source_spec="simulated:2", pretrained=str(PRETRAINED_CSP),
+                            use_profile=loaded.append)
+    try:
+        page = wiz.feedback  # (as the last page shows it; not driven there: nothing saved)
+        page.refresh_use_profile()
+        assert page.use_profile.isVisibleTo(page) and not page.use_profile.isEnabled()
+        assert page.use_profile_note.isVisibleTo(page)
+        assert "No profile saved" in page.use_profile_note.text()
+        assert wiz.profile_to_use is None
+        wiz.controller.profile_path = Path("/somewhere/profile")  # as if one had been saved
+        page.refresh_use_profile()
+        assert page.use_profile.isEnabled() and not page.use_profile_note.isVisibleTo(page)
+        assert wiz.profile_to_use == Path("/somewhere/profile")
+        page.use_profile.setChecked(False)  # the user does not want it
+        assert wiz.profile_to_use is None
+        wiz.accept()
+        assert loaded == []
+    finally:
+        wiz.close()
+
+    alone = CalibrationWizard(None, source_spec="simulated:2", pretrained=str(PRETRAINED_CSP))
+    try:
+        alone.feedback.refresh_use_profile()
+        assert not alone.feedback.use_profile.isVisibleTo(alone.feedback)
+        alone.controller.profile_path = Path("/somewhere/profile")  # as if one had been saved
+        assert alone.profile_to_use is None
+    finally:
+        alone.close()
+    with pytest.raises(TypeError, match="use_profile"):
+        CalibrationWizard(None, use_profile="load it")
+
+
+# --------------------------------------------------------------------------- 2: laptop screen
+def _smallest_size(win) -> tuple[int, int]:
+    """The size the window really takes when asked to be tiny (its effective minimum)."""
+    win.resize(400, 300)
+    process_events_for(0.3)
+    return win.width(), win.height()
+
+
+def _assert_fits_a_laptop(win) -> None:
+    hint = win.minimumSizeHint()
+    assert hint.width() <= LAPTOP_WIDTH and win.minimumSize().width() <= LAPTOP_WIDTH, hint
+    width, height = _smallest_size(win)
+    assert width <= LAPTOP_WIDTH and height <= LAPTOP_HEIGHT, (width, height)
+    win.resize(1280, 720)
+    process_events_for(0.3)
+    assert (win.width(), win.height()) == (1280, 720)
+
+
+def _assert_tool_row_whole(scope) -> None:
+    """Every control of the scope's tool row lies inside the scope, above the plot."""
+    plot_top = scope.plot_widget.geometry().top()
+    for i in range(scope.tool_row.count()):
+        group = scope.tool_row.itemAt(i).widget()
+        g = group.geometry()
+        assert scope.rect().contains(g) and g.bottom() < plot_top, (i, g, scope.rect(), plot_top)
+        assert g.width() >= group.sizeHint().width()
+
+
+def test_the_window_fits_a_laptop_screen_with_the_speller_open(make_window):
+    from PySide6 import QtCore
+
+    from ui.status import StatusSnapshot
+
+    win = make_window("synthetic")
+    wait_until(lambda: win.source is not None and win.source.connected, 20)
+    process_events_for(0.3)
+    _assert_fits_a_laptop(win)  # without the speller
+
+    win.open_speller()
+    wait_until(lambda: win.speller is not None, 90)  # the language model builds off-thread
+    process_events_for(0.5)
+    _assert_fits_a_laptop(win)  # was 1506 px wide (and 838 px high) at the least
+    bottom = QtCore.Qt.DockWidgetArea.BottomDockWidgetArea
+    assert win.dockWidgetArea(win.speller_dock) == bottom  # under the plots, beside the spectrum
+    assert win.spectrum_dock.isVisible() and win.dockWidgetArea(win.spectrum_dock) == bottom
+
+    # the longest texts of the decoder panel and the status bar wrap or are shortened
+    win.slow_timer.stop()  # (the 4 Hz status update would overwrite the snapshot below)
+    win.prediction.set_model("profile alice (adapted eegnet)", ("left", "right"))
+    win.prediction.set_alignment_progress(3, 20, 10.0)
+    win.prediction.command.setText("(the model returned non-finite probabilities for this "
+                                   "window (degenerate signal))")
+    long_name = "calibration_alice_session3_run2_feet_hands.xdf"
+    win.status.update(StatusSnapshot(
+        state="streaming", rate=250.0, nominal_rate=250.0, decoding=True, decoder_p50_ms=12.3,
+        decoder_p99_ms=45.6, skipped_windows=3, recording_bytes=123_456_789,
+        recording_elapsed=3725.0, recording_path=f"/home/alice/recordings/{long_name}"))
+    assert "…" in win.status.record_label.text()  # the full path is in the tooltip
+    assert win.status.record_label.toolTip().endswith(long_name)
+    _assert_fits_a_laptop(win)
+
+    # at the smallest size nothing is cut: the scope's tools wrap, the speller scrolls
+    _smallest_size(win)
+    _assert_tool_row_whole(win.scope)
+    view = win.speller
+    assert view.content.width() <= view.scroll.viewport().width()
+    assert view.content.minimumSizeHint().width() <= view.scroll.viewport().width()
+    win.resize(1366, 768)
+    process_events_for(0.3)
+    _assert_tool_row_whole(win.scope)
+    assert view.content.height() <= view.scroll.viewport().height()  # no scrolling needed here
