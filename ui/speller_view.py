@@ -26,6 +26,7 @@ import time
 
 from PySide6 import QtCore, QtWidgets
 
+from bci_app.errors import ConfigError
 from bci_app.speller.control import SpellerInput
 from bci_app.speller.engine import SpellerEngine, SpellerEvent
 
@@ -87,6 +88,7 @@ class SpellerView(QtWidgets.QWidget):
         self.engine = engine
         self._rule = {"threshold": threshold, "dwell": dwell, "refractory": refractory}
         self.input: SpellerInput | None = None
+        self._refused: tuple[str, ...] | None = None  # classes whose model the map does not fit
         self._last_text = engine.text
 
         self.text_label = QtWidgets.QLabel()
@@ -160,9 +162,27 @@ class SpellerView(QtWidgets.QWidget):
 
     @QtCore.Slot(object)
     def on_prediction(self, pred) -> None:
-        """Feed one decoder prediction (GUI thread; connect to PredictionBridge.predicted)."""
-        if self.input is None:
-            self._make_input(tuple(pred.classes))
+        """Feed one decoder prediction (GUI thread; connect to PredictionBridge.predicted).
+
+        A model with other classes (the user loaded another bundle) gets a new input: its dwell
+        starts from nothing. When the speller's command map does not fit the model's classes,
+        the hint line says so and the predictions are ignored until a model that fits."""
+        classes = tuple(pred.classes)
+        if self.input is None or self.input.classes != classes:
+            if classes == self._refused:
+                return
+            try:
+                self._make_input(classes)
+            except ConfigError as err:
+                self.input, self._refused = None, classes
+                self.hint.setText(f"The speller cannot use this model: {err}")
+                self.hint.setStyleSheet("color: #d04040;")
+                self._update_dwell()
+                return
+            if self._refused is not None:
+                self._refused = None
+                self.hint.setText(self.hint_text())
+                self.hint.setStyleSheet("")
         self.input.on_prediction(pred)
         self._update_dwell()
 

@@ -74,3 +74,33 @@ def test_speller_view_scan_and_posterior(qtbot, lm):
             assert "next" in titles[0] and "select" in titles[1]
         view.command("right")
         assert view.selection_bar.value() >= 0
+
+
+def test_speller_view_follows_a_model_change(qtbot, lm):
+    """Another bundle loaded while the speller is open: a model with other classes used to make
+    every prediction raise ConfigError inside the slot; one the command map does not fit is now
+    explained on the hint line and ignored, and a fitting one is used from a fresh dwell."""
+    from ui.speller_view import SpellerView
+
+    engine = SpellerEngine(lm, scheme="huffman")
+    view = SpellerView(engine, dwell=0.3, refractory=0.5)
+    qtbot.addWidget(view)
+    for k in range(3):  # 0.2 s of a left dwell from the first model
+        view.on_prediction(_pred("left", 10.0 + 0.1 * k))
+    assert view.input.candidate == "left" and engine.n_commands == 0
+
+    three = ("left", "right", "feet")  # the map (left, right) fits: a new input
+    p3 = Prediction(window_end=10.3, probabilities=np.array([0.9, 0.05, 0.05]), classes=three,
+                    label="left", seq=0, smoothed=np.array([0.9, 0.05, 0.05]))
+    view.on_prediction(p3)
+    assert view.input.classes == three and engine.n_commands == 0  # the dwell started over
+
+    other = ("rest", "move")  # the map does not fit: said once, predictions ignored
+    for k in range(5):
+        view.on_prediction(_pred("left", 11.0 + 0.1 * k, classes=other))
+    assert view.input is None and engine.n_commands == 0
+    assert "cannot use this model" in view.hint.text() and "left" in view.hint.text()
+
+    for k in range(5):  # back to a left/right model: the usual hint, commands again
+        view.on_prediction(_pred("left", 12.0 + 0.1 * k))
+    assert view.hint.text() == view.hint_text() and engine.n_commands == 1
