@@ -189,7 +189,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self._shortcuts.append(sc)
 
         # ------------------------------------------------------------ settings
-        self.resize(1500, 950)
+        self.resize(*self.default_size())
+        #: No saved layout: the first show gives the plots their default shares of the height.
+        self._first_layout = self.settings.get_bytes("window/state") is None
         self.settings.restore_window(self)
         self.scope.restore(self.settings.scope)
         self.spectrum.restore(self.settings.spectrum)
@@ -897,6 +899,37 @@ class MainWindow(QtWidgets.QMainWindow):
 
     #: Most of the window height the docks under the plots get back to fit the speller.
     BOTTOM_MAX_SHARE = 0.45
+
+    #: The window's size on a first start, when the screen is large enough.
+    DEFAULT_SIZE = (1500, 950)
+
+    def default_size(self) -> tuple[int, int]:
+        """:attr:`DEFAULT_SIZE`, shrunk to the screen's available area (a 1366×768 laptop got a
+        1500×950 window running off its bottom and right edges); room is left for the title
+        bar."""
+        w, h = self.DEFAULT_SIZE
+        screen = self.screen() or QtGui.QGuiApplication.primaryScreen()
+        if screen is not None:
+            avail = screen.availableGeometry()
+            w = min(w, avail.width())
+            h = min(h, avail.height() - 40)  # the window manager's title bar and frame
+        return max(w, 640), max(h, 480)
+
+    def showEvent(self, ev) -> None:  # noqa: N802
+        super().showEvent(ev)
+        if self._first_layout:
+            self._first_layout = False
+            # after Qt's first layout of the docks: until then it splits their heights by size
+            # hints, which gave the spectrum more height than the scope
+            QtCore.QTimer.singleShot(0, self._default_dock_heights)
+
+    def _default_dock_heights(self) -> None:
+        """A first start: the spectrum gets :attr:`SPECTRUM_SHARE` of the height, the scope the
+        rest (a saved layout is restored as it was instead)."""
+        docks = self._bottom_docks()
+        if docks:
+            self.resizeDocks([docks[0]], [int(self.SPECTRUM_SHARE * self.height())],
+                             QtCore.Qt.Orientation.Vertical)
 
     def resizeEvent(self, ev) -> None:  # noqa: N802
         """When the window grows, the docks under the plots (spectrum, speller) squeezed by a

@@ -228,6 +228,7 @@ def test_flat_and_railed_channels_highlighted(make_window, qtbot):
 def test_window_length_and_many_channels(make_window, qtbot):
     src = SimulatedSource(n_channels=64, sfreq=1000.0, prefill_s=31.0)
     win = make_window(source=src)
+    win.resize(1500, 950)  # a plot wider than 500 px: 1 s of 1 kHz is < 2 samples per pixel
     wait_streaming(qtbot, win)
     win.scope.set_window(30)
     n0 = win.scope.frame_count  # frames drawn before the change do not count

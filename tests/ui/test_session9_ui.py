@@ -211,3 +211,22 @@ def test_the_window_fits_a_laptop_screen_with_the_speller_open(make_window):
     process_events_for(0.3)
     _assert_tool_row_whole(win.scope)
     assert view.content.height() <= view.scroll.viewport().height()  # no scrolling needed here
+
+
+def test_first_start_fits_the_screen_and_gives_the_scope_most_of_the_height(make_window,
+                                                                            qtbot):
+    """With no saved layout the window was 1500 x 950 whatever the screen (off the edges of a
+    1366 x 768 laptop) and the spectrum dock took about half of the height, more than the
+    scope's."""
+    from tests.ui.fakes import SimulatedSource, wait_streaming
+
+    win = make_window(source=SimulatedSource(8, 250.0))
+    wait_streaming(qtbot, win)
+    process_events_for(0.3)
+    avail = win.screen().availableGeometry()
+    assert win.width() <= avail.width() and win.height() <= avail.height(), \
+        (win.size(), avail)
+    spectrum = win.spectrum_dock.height()
+    assert spectrum <= 0.3 * win.height() and win.scope.height() > 1.5 * spectrum, \
+        (spectrum, win.scope.height(), win.height())
+    assert win.default_size()[1] <= avail.height() - 40
