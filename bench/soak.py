@@ -62,6 +62,17 @@ def main() -> None:
     if a.gui:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         app, window = open_main_window(src, (1400, 900), 20.0, pyqtgraph_config=False)
+        # the window's replay panel plays a file at its speed box's value (1x on opening): ask
+        # for the soak's speed through it, as a user would
+        combo = window.controls.speed_combo
+        i = combo.findData(float(a.speed))
+        if i < 0:
+            combo.addItem(f"{a.speed:g}×", float(a.speed))
+            i = combo.count() - 1
+        combo.setCurrentIndex(i)
+        app.processEvents()
+        if abs(src.speed - a.speed) > 1e-9:
+            raise SystemExit(f"the GUI replays at {src.speed}x, not the {a.speed}x asked for")
     else:
         src.connect(timeout=10)
     src.pause()  # model warm-up and recorder start happen before the clock runs
