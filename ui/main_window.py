@@ -10,7 +10,9 @@ Threads
   (:class:`~ui.qt_bridge.SourceStateBridge`), predictions from the decoder thread likewise
   (:class:`~ui.qt_bridge.PredictionBridge`).
 - Connecting and disconnecting a source (LSL resolve, serial open, thread join) run on background
-  threads (:class:`~ui.qt_bridge.BackgroundCall`): the window keeps painting meanwhile.
+  threads (:class:`~ui.qt_bridge.BackgroundCall`): the window keeps painting meanwhile. They run
+  one after the other (each waits for the one started before it), so a device is released before
+  it is opened again. A finished call is deleted in the GUI thread once its thread has ended.
 """
 
 from __future__ import annotations
@@ -114,6 +116,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._record_t0: float | None = None
         self._background: set[BackgroundCall] = set()
         self._connecting: set = set()  # sessions whose connect() runs on a background thread
+        #: Thread of the last source connect / disconnect started (the next one waits for it).
+        self._lifecycle_thread = None
         self._decoder_pending: BackgroundCall | None = None
         self._prediction_recording = None  # (worker, callback) recording predictions
         self._closing = False
@@ -256,10 +260,32 @@ class MainWindow(QtWidgets.QMainWindow):
         profile in the main window"): it is loaded like one chosen in the model dialog."""
         from .wizard import CalibrationWizard
 
+        old = self.wizard
+        if old is not None and not old.controller.closed:  # still open (it is not modal)
+            old.show()  # a second one would go unnoticed by closeEvent's question and shutdown
+            old.raise_()
+            old.activateWindow()
+            return
+        if old is not None:
+            self._release_wizard(old)
         spec = self.source_spec if self.source_spec and self.source_spec != "synthetic" \
             else "simulated:1"
         self.wizard = CalibrationWizard(self, source_spec=spec, use_profile=self.load_model_async)
         self.wizard.show()
+
+    def _release_wizard(self, wiz) -> None:
+        """Delete a closed wizard (a child of this window: kept, every calibration session's
+        wizard, trials and models stayed in memory until the window closed), once none of its
+        threads can still emit on it: a cancelled training job ends within a batch, a connect
+        started before the close ends with its timeout. Deleting a QObject while another thread
+        emits on it crashes."""
+        call = getattr(wiz.device, "_call", None)
+        thread = wiz.controller._train_thread
+        if (thread is not None and thread.is_alive()) or (call is not None and call.is_running()):
+            # (the timer is dropped if wiz is deleted with this window meanwhile)
+            QtCore.QTimer.singleShot(500, wiz, lambda: self._release_wizard(wiz))
+            return
+        wiz.deleteLater()
 
     def open_speller(self) -> None:
         """Show the motor-imagery speller, driven by this window's decoder predictions.
@@ -352,21 +378,52 @@ class MainWindow(QtWidgets.QMainWindow):
             self._on_connected(session, spec, session, "")
             return
         self._connecting.add(session)
-        call = BackgroundCall(lambda: session.start(timeout=self.connect_timeout), "gui-connect", self)
-        call.finished.connect(lambda result, error, s=session, sp=spec: self._on_connected(s, sp, result, error))
-        self._run_background(call)
+        timeout = self.connect_timeout
+        self._run_lifecycle(
+            lambda: session.start(timeout=timeout), "gui-connect",
+            lambda result, error, s=session, sp=spec: self._on_connected(s, sp, result, error))
 
     def _run_background(self, call: BackgroundCall) -> None:
         self._background.add(call)
-        call.finished.connect(lambda *_: self._background.discard(call))
+        call.finished.connect(lambda *_: self._background_done(call))
         call.start()
+
+    def _background_done(self, call: BackgroundCall) -> None:
+        """A call finished (GUI thread, after its other receivers): it is deleted once its thread
+        has ended. Kept as a child of the window, every call held its closure and its result (a
+        session with its source and ring buffer, a decoder worker, a bundle) for as long as the
+        window lived: each source change or decoder start kept the old ones in memory."""
+        self._background.discard(call)
+        if call.wait(1.0):  # the thread is past its emit: deleting now cannot race with it
+            call.deleteLater()
+
+    def _run_lifecycle(self, fn, name: str, on_finished=None) -> BackgroundCall:
+        """Run a source connect or disconnect in the background after the one started before it.
+
+        Started side by side, the old session's stop and the new session's connect raced for the
+        device: reopening the BrainFlow board failed with ANOTHER_BOARD_IS_CREATED, or the old
+        session's release took the new session's board down (lost, reconnect, a gap). The wait
+        runs on the new call's thread (the GUI keeps painting); the closure holds the previous
+        call's thread, no Qt object."""
+        previous = self._lifecycle_thread
+        wait_s = self.connect_timeout + 10.0
+
+        def run():
+            if previous is not None:
+                previous.join(wait_s)
+            return fn()
+
+        call = BackgroundCall(run, name, self)
+        if on_finished is not None:
+            call.finished.connect(on_finished)
+        self._lifecycle_thread = call.worker_thread
+        self._run_background(call)
+        return call
 
     def _on_connected(self, session, spec: str, _result, error: str) -> None:
         self._connecting.discard(session)
-        if session is not self.session:  # superseded by another choice meanwhile
-            if not error:
-                self._stop_in_background(session)
-            return
+        if session is not self.session:  # superseded by another choice meanwhile: its stop
+            return  # was queued after this connect by _close_session
         if error:
             self._show_connect_error(spec, error)
             return
@@ -420,13 +477,12 @@ class MainWindow(QtWidgets.QMainWindow):
             self._save_channel_settings()
         self.state_bridge.detach()
         self.source = None
-        if session is not None and session not in self._connecting:
-            # (a session still connecting is stopped by _on_connected when its connect returns)
+        if session is not None:  # (one still connecting stops once its connect has returned)
             self._stop_in_background(session)
         self._update_record_controls()
 
     def _stop_in_background(self, session) -> None:
-        self._run_background(BackgroundCall(session.stop, "gui-disconnect", self))
+        self._run_lifecycle(session.stop, "gui-disconnect")
 
     def _on_state(self, state: str, message: str) -> None:
         """Source state changed (queued from the acquisition thread)."""
@@ -575,11 +631,13 @@ class MainWindow(QtWidgets.QMainWindow):
         if worker_cls is None or bundle is None or source is None or not source.connected:
             self.controls.set_decoding(False)
             return
-        bridge = self.prediction_bridge
-
         def build():
+            # The prediction bridge is attached in the GUI thread when the window takes the
+            # worker (_on_decoder_started): attached here, a build that was cancelled (Decode
+            # off and on while it warmed up) took the bridge from the worker that runs, and its
+            # predictions never reached the window. Nothing is missed: the first prediction
+            # needs a full window of samples that arrive after start().
             worker = worker_cls(source, bundle)
-            bridge.attach(worker)  # before start: no prediction is missed
             worker.start()
             return worker
 
@@ -592,8 +650,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_decoder_started(self, call, worker, error: str) -> None:
         if getattr(self, "_decoder_pending", None) is not call:  # stopped or superseded meanwhile
-            if worker is not None:
-                self.prediction_bridge.detach()
+            if worker is not None:  # (never attached to the bridge: the running one keeps it)
                 self._run_background(BackgroundCall(worker.stop, "gui-decoder-stop", self))
             return
         self._decoder_pending = None
@@ -605,6 +662,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._decoder_error = True
             self.prediction.reset("stopped — the decoder could not start (see the banner)")
             return
+        self.prediction_bridge.attach(worker)
         self.decoder = worker
         self.prediction.set_decoding(True)
         self.controls.set_decoding(True)
@@ -1002,7 +1060,6 @@ class MainWindow(QtWidgets.QMainWindow):
         for call in list(self._background):  # connects and disconnects still running
             call.wait(self.connect_timeout + 5.0)
         if pending is not None and pending.result is not None:  # a decoder built while closing
-            self.prediction_bridge.detach()
             pending.result.stop()
         for s in {session, *self._connecting} - {None}:
             s.stop()

@@ -110,6 +110,12 @@ class BackgroundCall(QtCore.QObject):
         self._thread.start()
         return self
 
+    @property
+    def worker_thread(self) -> threading.Thread:
+        """The call's thread (another background call may wait for it: a plain Python object,
+        safe to hold in a closure that runs on a worker thread, unlike this QObject)."""
+        return self._thread
+
     def is_running(self) -> bool:
         return self._thread.is_alive()
 

@@ -44,6 +44,12 @@ class CalibrationController(QtCore.QObject):
     Training and co-adaptation run on one worker thread at a time (``_job``). It is not a daemon:
     the interpreter waits for it at exit, and :meth:`cancel_training` (called by the wizard's
     shutdown) makes it stop within one batch, so no GUI thread ever joins it.
+
+    :meth:`open_source` runs on a background thread (the device page's ``BackgroundCall``): it
+    never touches the pump's QTimer itself (a QTimer stops only in its own thread; Qt refused
+    with "Timers cannot be stopped from another thread" and the pump went on pulling the source
+    being closed), and a source it connects after :meth:`shutdown` is disconnected there, not
+    left acquiring for the rest of the process.
     """
 
     connected = QtCore.Signal(str)
@@ -60,6 +66,8 @@ class CalibrationController(QtCore.QObject):
     # job never reaches the pages
     _jobProgress = QtCore.Signal(object, float, str)
     _jobEnded = QtCore.Signal(object, str, object, str)  # job, kind, result, error
+    # any thread -> GUI thread: stop the pump's timer, then set the threading.Event passed
+    _stopPump = QtCore.Signal(object)
 
     def __init__(self, pretrained=None, *, profiles_root=None, record_dir=None,
                  parent: QtCore.QObject | None = None) -> None:
@@ -103,10 +111,14 @@ class CalibrationController(QtCore.QObject):
         self._thread_job: _Job | None = None  # the job of _train_thread (maybe cancelled)
         self._pending_train: tuple | None = None  # train() asked while a cancelled job ends
         self._closed = False
+        #: Guards ``_closed`` and the hand-over of source, session and decoder between the GUI
+        #: thread and the thread of :meth:`open_source`.
+        self._source_lock = threading.Lock()
         #: (classes, trials per class) of the last cued run started
         self.acquisition_settings: tuple[tuple[str, ...], int] | None = None
         self._jobProgress.connect(self._on_job_progress)
         self._jobEnded.connect(self._on_job_ended)
+        self._stopPump.connect(self._on_stop_pump)  # direct in the GUI thread, else queued
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(16)
         self.timer.timeout.connect(self.pump)
@@ -129,9 +141,13 @@ class CalibrationController(QtCore.QObject):
 
     def open_source(self, spec: str, speed: str = "1", montage: str = "standard_1005") -> None:
         """Create and connect the source (blocking: a simulated subject reads its files in about
-        a second; call through BackgroundCall for devices)."""
+        a second; call through BackgroundCall for devices).
+
+        Safe on a background thread: the pump is stopped in the GUI thread first, and when the
+        wizard was shut down meanwhile the new source is disconnected again (``RuntimeError``)."""
         from bci_app.commands.calibrate import make_calibration_source, parse_speed
 
+        self._check_open()
         self.close_source()
         self.load_pretrained()  # first: the pages need it once the source shows as connected
         sp = parse_speed(speed)
@@ -140,8 +156,18 @@ class CalibrationController(QtCore.QObject):
                                       chunk_samples=16 if math.isinf(sp) else None)
         manual = math.isinf(sp) and callable(getattr(src, "cue", None))
         src.connect(timeout=10.0, acquisition=not manual)
-        self.source_spec, self.montage = spec, montage
-        self.source = src
+        with self._source_lock:
+            closed = self._closed
+            if not closed:
+                self.source_spec, self.montage = spec, montage
+                self.source = src
+        if closed:  # shut down while connecting: nobody would ever disconnect it
+            src.disconnect()
+            self._check_open()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the calibration wizard was closed: the source is not opened")
 
     @property
     def manual(self) -> bool:
@@ -149,18 +175,39 @@ class CalibrationController(QtCore.QObject):
             getattr(self.source, "_thread", None) is None
 
     def close_source(self) -> None:
-        self.timer.stop()
+        """Stop the pump, the decoder and the session or source (any thread)."""
+        self._stop_pump()
         self._stop_worker()
-        if self.session is not None:
+        with self._source_lock:  # taken out first: the pump sees no source from here on
+            session, self.session = self.session, None
+            source, self.source = self.source, None
+            # the protocol runner drives (and holds) that source: kept, it held the source's
+            # 900 s ring buffer (75 MB for 64 channels at 160 Hz) as long as the wizard lived
+            self.runner = None
+            if session is not None:
+                self.recorder = None  # a session component: stopped (file closed) with it
+        if session is not None:
             try:
-                self.session.stop()
+                session.stop()
             except Exception:
                 logger.exception("stopping the calibration session failed")
-            self.session = None
-            self.recorder = None  # a session component: stopped (file closed) with it
-        elif self.source is not None:
-            self.source.disconnect()
-        self.source = None
+        elif source is not None:
+            source.disconnect()
+
+    def _stop_pump(self, timeout: float = 5.0) -> None:
+        """Stop the pump's timer in the GUI thread and return once it is stopped (called from
+        :meth:`open_source`'s thread the slot runs queued, between two pumps)."""
+        done = threading.Event()
+        try:
+            self._stopPump.emit(done)
+        except RuntimeError:  # the controller was deleted: no timer, no pump
+            return
+        if not done.wait(timeout):
+            logger.warning("the calibration pump did not stop within %.1f s", timeout)
+
+    def _on_stop_pump(self, done) -> None:  # GUI thread
+        self.timer.stop()
+        done.set()
 
     def start_signal(self) -> None:
         self.mode = "signal"
@@ -417,11 +464,14 @@ class CalibrationController(QtCore.QObject):
         return True
 
     def shutdown(self) -> None:
-        """Cancel training and close the source; no more jobs start (GUI thread, no waiting)."""
-        self._closed = True
+        """Cancel training and close the source; no more jobs start (GUI thread, no waiting).
+        A source still connecting on the device page's thread is disconnected there."""
+        with self._source_lock:
+            self._closed = True
         self.cancel_training()
         self.close_source()
         self.mode = "idle"
+        self.protocol = None  # (it holds its runner, which held the source, through a callback)
 
     @property
     def closed(self) -> bool:
@@ -524,12 +574,13 @@ class CalibrationController(QtCore.QObject):
         self.feedbackFinished.emit(self.hit_rate)
 
     def _stop_worker(self) -> None:
-        if self.worker is not None:
-            if getattr(self, "_bridge", None) is not None:
-                self._bridge.detach()
-                self._bridge = None
-            self.worker.stop()
-            self.worker = None
+        with self._source_lock:
+            worker, self.worker = self.worker, None
+            bridge, self._bridge = getattr(self, "_bridge", None), None
+        if worker is not None:
+            if bridge is not None:
+                bridge.detach()
+            worker.stop()
 
     def coadapt(self, finetune_epochs: int = 30, seed: int = 0) -> None:
         """Refine the user's model with the feedback run's trials (known targets) on a thread."""
