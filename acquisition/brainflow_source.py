@@ -76,6 +76,40 @@ def _brainflow():
     return board_shim
 
 
+_OWNED_SHIM = None
+
+
+def _owned_board_shim():
+    """``BoardShim`` that, when garbage-collected, releases only a session it prepared itself.
+
+    BrainFlow keys sessions by board id and input parameters, and ``BoardShim.__del__`` releases
+    the session of that key whenever one is prepared. A second source on a board already open in
+    this process (the calibration wizard on "synthetic" beside the main window) fails to prepare
+    (ANOTHER_BOARD_IS_CREATED), and when its BoardShim was collected it released the *first*
+    source's board, which went lost and reconnected (a gap in its signal)."""
+    global _OWNED_SHIM
+    if _OWNED_SHIM is None:
+        bs = _brainflow()
+
+        class OwnedBoardShim(bs.BoardShim):
+            _owned = False
+
+            def prepare_session(self) -> None:
+                super().prepare_session()
+                self._owned = True
+
+            def release_session(self) -> None:
+                self._owned = False
+                super().release_session()
+
+            def __del__(self) -> None:
+                if self._owned and self.is_prepared():
+                    self.release_session()
+
+        _OWNED_SHIM = OwnedBoardShim
+    return _OWNED_SHIM
+
+
 def resolve_board_id(board: int | str) -> int:
     """Turn ``-1``, ``"synthetic"``, ``"CYTON_BOARD"`` or ``"0"`` into a BrainFlow board id.
 
@@ -192,20 +226,31 @@ class BrainFlowSource(Source):
             params.file = self.file
         if self.master_board is not None:
             params.master_board = self.master_board
-        board = bs.BoardShim(self.board_id, params)
+        board = _owned_board_shim()(self.board_id, params)
+        prepared = False
         try:
             board.prepare_session()
+            prepared = True
             board.start_stream(self.stream_buffer)
         except bs.BrainFlowError as err:
-            try:
-                board.release_session()
-            except Exception:
-                pass
-            hint = (
-                f" Check that the dongle is plugged in and that {self.serial_port!r} is the right "
-                "port (`bci-app devices`) and not used by another program (OpenBCI GUI)."
-                if self.serial_port else ""
-            )
+            # Release only a session this call prepared (see _owned_board_shim): after a failed
+            # prepare (ANOTHER_BOARD_IS_CREATED) release_session() released the other user's board.
+            if prepared:
+                try:
+                    board.release_session()
+                except Exception:
+                    pass
+            in_use = getattr(err, "exit_code", None) == \
+                bs.BrainFlowExitCodes.ANOTHER_BOARD_IS_CREATED_ERROR.value
+            if in_use:
+                hint = (" It is already open in this program (the main window or the calibration "
+                        "wizard): disconnect it there first, or use that source.")
+            elif self.serial_port:
+                hint = (f" Check that the dongle is plugged in and that {self.serial_port!r} is the "
+                        "right port (`bci-app devices`) and not used by another program (OpenBCI "
+                        "GUI).")
+            else:
+                hint = ""
             raise SourceError(f"Could not open BrainFlow board {self.board_name}: {err}.{hint}") from err
         self._board = board
         descr_id = self._descr_board()

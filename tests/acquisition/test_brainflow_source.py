@@ -284,3 +284,29 @@ def test_late_chunk_with_continuous_counter_is_not_a_gap():
         _acquire_at_least(src, 10)
     assert src.gaps == []
     np.testing.assert_allclose(np.diff(src.buffer.since(0).timestamps), 1 / SFREQ, atol=1e-9)
+
+
+def test_a_second_source_on_an_open_board_leaves_the_first_streaming():
+    """The wizard on "synthetic" beside the main window: the second connect fails (BrainFlow
+    allows one session per board), and its BoardShim, once garbage-collected, released the first
+    source's board (lost, reconnect, a gap) through BoardShim.__del__."""
+    import gc
+
+    from bci_app.errors import SourceError
+
+    first = BrainFlowSource("synthetic")
+    first.connect(timeout=5)
+    try:
+        wait_until(lambda: first.n_samples > 50, timeout=5)
+        second = BrainFlowSource("synthetic")
+        with pytest.raises(SourceError, match="already open in this program"):
+            second.connect(timeout=5)
+        del second
+        gc.collect()  # the failed attempt's BoardShim is collected
+        n0 = first.n_samples
+        wait_until(lambda: first.n_samples > n0 + 250, timeout=5)  # > 1 s of signal more
+        states = [s for _, s, _ in first.state_history]
+        assert states == [SourceState.CONNECTING, SourceState.STREAMING], states
+        assert first.gaps == []
+    finally:
+        first.disconnect()
