@@ -270,8 +270,39 @@ class MainWindow(QtWidgets.QMainWindow):
             self._release_wizard(old)
         spec = self.source_spec if self.source_spec and self.source_spec != "synthetic" \
             else "simulated:1"
-        self.wizard = CalibrationWizard(self, source_spec=spec, use_profile=self.load_model_async)
+        handed = self._hand_board_to_wizard(spec)
+        release = self._lifecycle_thread if handed else None
+        self.wizard = CalibrationWizard(
+            self, source_spec=spec, use_profile=self.load_model_async,
+            before_connect=(lambda t=release: t.join(self.connect_timeout + 10.0))
+            if release is not None else None)
+        if handed:
+            self.wizard.finished.connect(lambda _r, sp=spec: self._board_back_from_wizard(sp))
         self.wizard.show()
+
+    def _hand_board_to_wizard(self, spec: str) -> bool:
+        """A BrainFlow board open here (an OpenBCI Cyton, ...) cannot be opened by the wizard too:
+        BrainFlow allows one session per board, and the wizard's Connect failed with
+        ANOTHER_BOARD_IS_CREATED. The window lets go of it while the wizard runs (the wizard's
+        connect waits for the release) and connects it again when the wizard closes. Not while
+        recording: the recording is the user's; the wizard then says the board is in use."""
+        if not spec.lower().startswith("brainflow:") or self.session is None or \
+                self.recorder is not None:
+            return False
+        self._close_session()
+        self.controls.set_source_text(f"{short_spec(spec)} — in use by the calibration wizard",
+                                      spec)
+        self.banner.show_message("info", f"{spec} is in use by the calibration wizard; it comes "
+                                         "back here when the wizard closes.")
+        return True
+
+    def _board_back_from_wizard(self, spec: str) -> None:
+        """The wizard closed (its shutdown released the board): connect it here again, unless the
+        user chose another source meanwhile or the window is closing."""
+        if self._closing or self.session is not None:
+            return
+        self.banner.clear()
+        self.open_source(spec)
 
     def _release_wizard(self, wiz) -> None:
         """Delete a closed wizard (a child of this window: kept, every calibration session's

@@ -230,3 +230,30 @@ def test_first_start_fits_the_screen_and_gives_the_scope_most_of_the_height(make
     assert spectrum <= 0.3 * win.height() and win.scope.height() > 1.5 * spectrum, \
         (spectrum, win.scope.height(), win.height())
     assert win.default_size()[1] <= avail.height() - 40
+
+
+def test_the_wizard_borrows_the_main_windows_board_and_gives_it_back(make_window, qtbot,
+                                                                      profiles_dir):
+    """An OpenBCI-style board open in the main window (BrainFlow's synthetic board by its
+    brainflow: spec): the wizard's Connect failed with ANOTHER_BOARD_IS_CREATED (one session
+    per board). The window now lets go of it for the wizard and connects it again afterwards."""
+    from tests.ui.fakes import wait_streaming
+
+    # the app's connect timeout: BrainFlow keys a session by board and parameters (the timeout
+    # among them), so with the wizard's 10 s both open the very same board, as with a real port
+    win = make_window("brainflow:synthetic", connect_timeout=10.0)
+    wait_streaming(qtbot, win)
+    win.open_calibration_wizard()
+    wiz, ctrl = win.wizard, win.wizard.controller
+    assert win.session is None and "calibration wizard" in win.banner.label.text()
+    assert wiz.device.source.currentText() == "brainflow:synthetic"
+    wiz.device.connect_btn.click()
+    wait_until(lambda: wiz.device.connect_btn.isEnabled(), timeout=30)
+    assert "could not connect" not in wiz.device.status.text(), wiz.device.status.text()
+    assert ctrl.source is not None and ctrl.source.connected
+    n0 = ctrl.source.n_samples
+    wait_until(lambda: ctrl.source.n_samples > n0 + 100, timeout=5)  # the wizard's own stream
+    wiz.reject()  # Cancel: the board comes back to the main window
+    wait_until(lambda: win.source is not None and win.source.state.value == "streaming",
+               timeout=30)
+    assert win.source_spec == "brainflow:synthetic" and ctrl.source is None

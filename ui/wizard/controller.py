@@ -111,6 +111,8 @@ class CalibrationController(QtCore.QObject):
         self._thread_job: _Job | None = None  # the job of _train_thread (maybe cancelled)
         self._pending_train: tuple | None = None  # train() asked while a cancelled job ends
         self._closed = False
+        #: Called (connect thread) before a source opens; set by the wizard.
+        self.before_connect = None
         #: Guards ``_closed`` and the hand-over of source, session and decoder between the GUI
         #: thread and the thread of :meth:`open_source`.
         self._source_lock = threading.Lock()
@@ -149,6 +151,8 @@ class CalibrationController(QtCore.QObject):
 
         self._check_open()
         self.close_source()
+        if self.before_connect is not None:  # e.g. the main window releasing the same board
+            self.before_connect()
         self.load_pretrained()  # first: the pages need it once the source shows as connected
         sp = parse_speed(speed)
         # at max speed 0.1 s of signal per pull keeps the pump cheap

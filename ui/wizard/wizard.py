@@ -38,6 +38,9 @@ class CalibrationWizard(QtWidgets.QWizard):
         Called (GUI thread) with the saved profile's folder when the user presses Finish and keeps
         "Use this profile in the main window" checked on the last page. The main window passes
         its ``load_model_async``; without it (a stand-alone wizard) the option is not shown.
+    before_connect : callable() | None
+        Called on the connect thread before the source opens: the main window passes a wait
+        for its own release of the same BrainFlow board.
 
     The wizard owns its source and session; closing it (or ``done``) stops them. Cancel or
     closing the window never hands the profile on.
@@ -46,7 +49,8 @@ class CalibrationWizard(QtWidgets.QWizard):
     def __init__(self, parent=None, source_spec: str = "simulated:1", pretrained=None, *,
                  speed: str = "1", user: str = "anonymous", trials_per_class: int = 20,
                  feedback_trials: int = 5, finetune_epochs: int = 30, profiles_root=None,
-                 record_dir=None, use_profile: Callable[[str], None] | None = None) -> None:
+                 record_dir=None, use_profile: Callable[[str], None] | None = None,
+                 before_connect: Callable[[], None] | None = None) -> None:
         if use_profile is not None and not callable(use_profile):
             raise TypeError(f"use_profile: expected a callable taking the profile folder or None, "
                             f"got {type(use_profile).__name__}.")
@@ -57,6 +61,7 @@ class CalibrationWizard(QtWidgets.QWizard):
         self.setOption(QtWidgets.QWizard.WizardOption.NoBackButtonOnLastPage, True)
         self.controller = CalibrationController(pretrained, profiles_root=profiles_root,
                                                 record_dir=record_dir, parent=self)
+        self.controller.before_connect = before_connect
         c = self.controller
         self.device = DevicePage(c, source_spec, speed, user)
         self.signal = SignalCheckPage(c)
