@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -388,6 +389,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.prediction.reset("stopped — the source changed; start decoding again")
         self.source_spec = spec
         self.connect_error = ""
+        given = source is not None
         if source is None:
             try:
                 from bci_app.sources import make_source
@@ -396,6 +398,9 @@ class MainWindow(QtWidgets.QMainWindow):
             except Exception as err:
                 self._show_connect_error(spec, f"{type(err).__name__}: {err}")
                 return
+        if given and math.isfinite(float(getattr(source, "speed", math.nan))) and \
+                hasattr(source, "set_speed"):
+            self._show_speed(float(source.speed))  # a replay handed in plays at its own speed
         self.source = source
         self.session = Session(source)
         self.scope.set_source(source)
@@ -476,6 +481,18 @@ class MainWindow(QtWidgets.QMainWindow):
         self._on_state(session.source.state.value, "")
         self._update_model_controls()
         self._update_record_controls()
+
+    def _show_speed(self, speed: float) -> None:
+        """Select ``speed`` in the replay speed box (added if it is not one of its steps),
+        without applying it: :meth:`_start_replay` plays the replay at the box's value."""
+        combo = self.controls.speed_combo
+        i = combo.findData(speed)
+        if i < 0:
+            combo.addItem(f"{speed:g}×", speed)
+            i = combo.count() - 1
+        combo.blockSignals(True)
+        combo.setCurrentIndex(i)
+        combo.blockSignals(False)
 
     def _start_replay(self, src) -> None:
         """A replay that just connected: play at the speed shown, from where "replay again" asked."""

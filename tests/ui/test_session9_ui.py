@@ -8,6 +8,7 @@ Python thread that ``QTest.qWait`` would starve.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -257,3 +258,24 @@ def test_the_wizard_borrows_the_main_windows_board_and_gives_it_back(make_window
     wait_until(lambda: win.source is not None and win.source.state.value == "streaming",
                timeout=30)
     assert win.source_spec == "brainflow:synthetic" and ctrl.source is None
+
+
+def test_a_replay_handed_to_the_window_plays_at_its_own_speed(make_window, qtbot,
+                                                               eegmmidb_path):
+    """MainWindow(source=ReplaySource(..., speed=60)) played at the speed box's 1x (the GUI soak
+    crawled at ~1.2x); a replay opened from a spec still plays at the box's value."""
+    import mne
+
+    from acquisition.files import read_file
+    from acquisition.replay import ReplaySource
+    from tests.ui.fakes import wait_streaming
+
+    path = mne.datasets.eegbci.load_data(1, [4], path=str(eegmmidb_path), update_path=False,
+                                         verbose="error")[0]
+    src = ReplaySource(read_file(path), speed=60.0)
+    win = make_window(source=src)
+    wait_streaming(qtbot, win)
+    assert src.speed == 60.0 and win.controls.speed_combo.currentData() == 60.0
+    n0, t0 = src.n_samples, time.monotonic()
+    wait_until(lambda: src.n_samples - n0 > 160 * 30, timeout=10)  # 30 s of signal
+    assert time.monotonic() - t0 < 5.0  # far faster than real time
