@@ -333,9 +333,19 @@ class MainWindow(QtWidgets.QMainWindow):
             placeholder.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
             self.speller = None
             bottom = QtCore.Qt.DockWidgetArea.BottomDockWidgetArea
-            self.speller_dock = self._dock("Speller", placeholder, bottom)
+            dock = QtWidgets.QDockWidget("Speller", self)
+            dock.setObjectName("Speller")
+            dock.setWidget(placeholder)
+            self.speller_dock = dock
+            # where the user left it last time (the window's saved state names it), else the
+            # default place; restored docks are also shown again
+            restored = self.restoreDockWidget(dock)
+            if restored:
+                dock.show()
+            else:
+                self.addDockWidget(bottom, dock)
             spectrum = self.spectrum_dock
-            if spectrum.isVisible() and not spectrum.isFloating() and \
+            if not restored and spectrum.isVisible() and not spectrum.isFloating() and \
                     self.dockWidgetArea(spectrum) == bottom:
                 self.splitDockWidget(spectrum, self.speller_dock, QtCore.Qt.Orientation.Horizontal)
                 half = max(1, spectrum.width() // 2)

@@ -279,3 +279,27 @@ def test_a_replay_handed_to_the_window_plays_at_its_own_speed(make_window, qtbot
     n0, t0 = src.n_samples, time.monotonic()
     wait_until(lambda: src.n_samples - n0 > 160 * 30, timeout=10)  # 30 s of signal
     assert time.monotonic() - t0 < 5.0  # far faster than real time
+
+
+def test_the_speller_opens_where_the_user_left_it(make_window, qtbot):
+    """The speller dock is created on demand, after the window restored its saved layout, so it
+    always came back in its default place, wherever the user had put it."""
+    from PySide6 import QtCore
+
+    from tests.ui.fakes import SimulatedSource, wait_streaming
+
+    left = QtCore.Qt.DockWidgetArea.LeftDockWidgetArea
+    win = make_window(source=SimulatedSource(4, 250.0))
+    wait_streaming(qtbot, win)
+    win.open_speller()
+    assert win.dockWidgetArea(win.speller_dock) == QtCore.Qt.DockWidgetArea.BottomDockWidgetArea
+    win.addDockWidget(left, win.speller_dock)  # the user drags it to the left column
+    wait_until(lambda: win.speller is not None, timeout=60)
+    win.close()
+
+    win2 = make_window(source=SimulatedSource(4, 250.0))
+    wait_streaming(qtbot, win2)
+    win2.open_speller()
+    process_events_for(0.2)
+    assert win2.dockWidgetArea(win2.speller_dock) == left
+    assert win2.speller_dock.isVisible()
