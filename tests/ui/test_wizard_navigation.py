@@ -212,3 +212,19 @@ def test_closing_the_main_window_asks_before_ending_a_calibration(make_window):
     win.close()  # the user says yes
     assert not win.isVisible() and not w.isVisible()
     assert c.closed and c.source is None and c.recorder is None
+
+
+def test_next_waits_while_the_source_reconnects(make_wizard):
+    """Connect pressed again on the device page: Next stayed enabled on the old source while the
+    new one connected (and Next then ran the signal check on a source being closed)."""
+    from PySide6 import QtWidgets
+
+    w = make_wizard()
+    next_btn = w.button(QtWidgets.QWizard.WizardButton.NextButton)
+    w.device.connect_source()
+    wait_until(lambda: w.device.connect_btn.isEnabled(), 60)
+    assert w.device.isComplete() and next_btn.isEnabled()
+    w.device.connect_source()  # again (another source or speed)
+    assert not w.device.isComplete() and not next_btn.isEnabled()
+    wait_until(lambda: w.device.connect_btn.isEnabled(), 60)
+    assert w.device.isComplete() and next_btn.isEnabled()

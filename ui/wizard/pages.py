@@ -79,18 +79,22 @@ class DevicePage(QtWidgets.QWizardPage):
         form.addRow(self.connect_btn, self.status)
         self.connect_btn.clicked.connect(self.connect_source)
         self._call = None
+        self._connecting = False  # a Connect is running (Next waits for its outcome)
 
     def connect_source(self) -> None:
         spec, speed, montage = (self.source.currentText().strip(), self.speed.currentText(),
                                 self.montage.currentText())
         self.status.setText(f"connecting to {spec} …")
         self.connect_btn.setEnabled(False)
+        self._connecting = True
+        self.completeChanged.emit()  # no Next while the source changes (isComplete)
         self._call = BackgroundCall(lambda: self.ctrl.open_source(spec, speed, montage),
                                     name="wizard-connect", parent=self)
         self._call.finished.connect(self._connected)
         self._call.start()
 
     def _connected(self, _result, error: str) -> None:
+        self._connecting = False
         self.connect_btn.setEnabled(True)
         if error:
             self.status.setText(f"<span style='color:#d23c3c'>could not connect: {error}</span>")
@@ -102,7 +106,8 @@ class DevicePage(QtWidgets.QWizardPage):
         self.completeChanged.emit()
 
     def isComplete(self) -> bool:  # noqa: N802
-        return self.ctrl.source is not None and self.ctrl.source.connected
+        return not self._connecting and self.ctrl.source is not None and \
+            self.ctrl.source.connected
 
 
 def is_recorded_source(spec: str | None) -> bool:
