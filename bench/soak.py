@@ -62,15 +62,8 @@ def main() -> None:
     if a.gui:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         app, window = open_main_window(src, (1400, 900), 20.0, pyqtgraph_config=False)
-        # the window's replay panel plays a file at its speed box's value (1x on opening): ask
-        # for the soak's speed through it, as a user would
-        combo = window.controls.speed_combo
-        i = combo.findData(float(a.speed))
-        if i < 0:
-            combo.addItem(f"{a.speed:g}×", float(a.speed))
-            i = combo.count() - 1
-        combo.setCurrentIndex(i)
-        app.processEvents()
+        # the window's replay panel sets a replay's speed; it keeps a source's own (the soak
+        # once ran at the panel's 1x without noticing)
         if abs(src.speed - a.speed) > 1e-9:
             raise SystemExit(f"the GUI replays at {src.speed}x, not the {a.speed}x asked for")
     else:

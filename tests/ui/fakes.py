@@ -149,3 +149,17 @@ def process_events_for(seconds: float) -> None:
 
     end = time.monotonic() + seconds
     wait_until(lambda: time.monotonic() >= end, timeout=seconds + 1.0)
+
+
+def record_cued_trials(wizard, trials_per_class: int, timeout: float = 90.0) -> None:
+    """Drive a CalibrationWizard as a user would: Connect (the device page's settings), signal
+    check, instructions (``trials_per_class``, no XDF recording), then a cued run to its end."""
+    wizard.device.connect_source()
+    wait_until(lambda: wizard.device.isComplete() and wizard.device.connect_btn.isEnabled(), 60)
+    wizard.next()  # signal check
+    wizard.next()  # instructions
+    wizard.instructions.trials.setValue(trials_per_class)
+    wizard.instructions.record.setChecked(False)
+    wizard.next()  # cued recording
+    wizard.acquisition.start_btn.click()
+    wait_until(wizard.acquisition.isComplete, timeout)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ui.fakes import process_events_for, wait_until
+from tests.ui.fakes import process_events_for, record_cued_trials, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 PRETRAINED_CSP = ROOT / "decoders" / "pretrained" / "mi_left_right_csp_lda_ea"
@@ -41,15 +41,7 @@ def _wizard_to_saved_profile(win):
     w.device.source.setCurrentText("simulated:2")
     w.device.speed.setCurrentText("max")
     w.device.user.setText("session9")
-    w.device.connect_source()
-    wait_until(lambda: w.device.isComplete() and w.device.connect_btn.isEnabled(), 60)
-    w.next()  # signal check
-    w.next()  # instructions
-    w.instructions.trials.setValue(3)
-    w.instructions.record.setChecked(False)
-    w.next()  # cued recording
-    w.acquisition.start_btn.click()
-    wait_until(w.acquisition.isComplete, 90)
+    record_cued_trials(w, 3)
     w.training.finetune_epochs = 1
     w.next()  # training
     wait_until(w.training.isComplete, 180)

@@ -13,7 +13,7 @@ import threading
 import weakref
 from pathlib import Path
 
-from tests.ui.fakes import process_events_for, wait_until
+from tests.ui.fakes import process_events_for, record_cued_trials, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 PRETRAINED_CSP = ROOT / "decoders" / "pretrained" / "mi_left_right_csp_lda_ea"
@@ -171,15 +171,7 @@ def test_a_closed_wizard_lets_go_of_its_source(gui, qtbot, tmp_path):
     subject's 64 channels, for as long as the wizard lived (in the app: the main window's)."""
     w = _wizard(qtbot, tmp_path, "simulated:2", "max")
     c = w.controller
-    w.device.connect_source()
-    wait_until(lambda: w.device.isComplete() and w.device.connect_btn.isEnabled(), 30)
-    w.next()  # signal check
-    w.next()  # instructions
-    w.instructions.trials.setValue(2)
-    w.instructions.record.setChecked(False)
-    w.next()  # cued recording
-    w.acquisition.start_btn.click()
-    wait_until(w.acquisition.isComplete, 60)
+    record_cued_trials(w, 2, timeout=60)
     source = weakref.ref(c.source)
     w.close()
     assert c.closed and c.calib_data is not None  # (the trials stay with the wizard)
