@@ -38,3 +38,7 @@ class BundleError(BciAppError, ValueError):
 
 class RecordingError(BciAppError, RuntimeError):
     """A recording cannot be written (disk full, target gone, ...)."""
+
+
+class OperationCancelled(BciAppError, RuntimeError):
+    """A running operation stopped because the user closed what it was for (a dialog, a wizard)."""

@@ -16,6 +16,8 @@ from typing import Any
 
 from PySide6 import QtCore
 
+from bci_app.errors import BciAppError, OperationCancelled
+
 logger = logging.getLogger(__name__)
 
 
@@ -127,7 +129,12 @@ class BackgroundCall(QtCore.QObject):
         try:
             result, error = self._fn(), ""
         except Exception as err:  # surfaced to the GUI as a message, never swallowed
-            logger.exception("Background call failed")
+            if isinstance(err, OperationCancelled):  # the user closed what it was for
+                logger.info("Background call %s cancelled: %s", self._thread.name, err)
+            elif isinstance(err, BciAppError):  # an expected failure: its message says it all
+                logger.warning("Background call %s failed: %s", self._thread.name, err)
+            else:  # a bug: keep the traceback
+                logger.exception("Background call %s failed", self._thread.name)
             result, error = None, f"{type(err).__name__}: {err}"
         self.result = result
         try:

@@ -72,12 +72,19 @@ def test_connecting_again_stops_the_pump_in_the_gui_thread(gui, qtbot, tmp_path)
     assert c.timer.isActive() and c.mode == "signal"
 
 
-def test_closing_the_wizard_while_it_connects_releases_the_device(gui, qtbot, tmp_path):
+def test_closing_the_wizard_while_it_connects_releases_the_device(gui, qtbot, tmp_path,
+                                                                   caplog):
     """Close the wizard while its source connects on the device page's thread: the source
     connected after the shutdown and nobody disconnected it (the BrainFlow board stayed
-    prepared and streaming, its acquisition thread ran for the rest of the process)."""
+    prepared and streaming, its acquisition thread ran for the rest of the process).
+
+    The cancelled connect is logged as such, one line at INFO: it was logged as an error with
+    a traceback ("Background call failed"), as if the app had a bug."""
+    import logging
+
     from bci_app.sources import make_source
 
+    caplog.set_level(logging.INFO, logger="ui.qt_bridge")
     w = _wizard(qtbot, tmp_path, "synthetic", "1")
     c = w.controller
     w.device.connect_source()
@@ -88,6 +95,9 @@ def test_closing_the_wizard_while_it_connects_releases_the_device(gui, qtbot, tm
     assert c.closed and c.source is None
     assert _acquisition_threads() == []
     assert "could not connect" in w.device.status.text()
+    calls = [r for r in caplog.records if r.name == "ui.qt_bridge"]
+    assert [(r.levelno, r.exc_info) for r in calls] == [(logging.INFO, None)], calls
+    assert "wizard-connect cancelled: the calibration wizard was closed" in calls[0].getMessage()
     other = make_source("synthetic")  # the board is free again
     other.connect(timeout=5.0)
     try:

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtCore
 
+from bci_app.errors import OperationCancelled
+
 logger = logging.getLogger(__name__)
 
 
@@ -171,7 +173,8 @@ class CalibrationController(QtCore.QObject):
 
     def _check_open(self) -> None:
         if self._closed:
-            raise RuntimeError("the calibration wizard was closed: the source is not opened")
+            raise OperationCancelled(
+                "the calibration wizard was closed: the source is not opened")
 
     @property
     def manual(self) -> bool:
@@ -364,7 +367,7 @@ class CalibrationController(QtCore.QObject):
         A job still running (the user went back and forth) is cancelled; the new one starts as
         soon as it has ended (``trainingProgress`` / ``trained`` only ever report the newest)."""
         if self._closed:
-            raise RuntimeError("the wizard is shut down: no more training")
+            raise OperationCancelled("the wizard is shut down: no more training")
         args = (finetune_epochs, cv_folds, seed)
         if self.training_running:
             self.cancel_training()
