@@ -100,3 +100,22 @@ def eegmmidb_path(data_dir: Path) -> Path:
 def stream_name(request) -> str:
     """A unique LSL stream name per test, so tests never see each other's streams."""
     return f"bci-test-{request.node.name[:40]}-{uuid.uuid4().hex[:8]}"
+
+
+#: The EEG channel names of BrainFlow's synthetic board (what ``synthetic`` streams).
+SYNTHETIC_CHANNELS = ("Fz", "C3", "Cz", "C4", "Pz", "PO7", "Oz", "PO8", "F5", "F7", "F3", "F1",
+                      "F2", "F4", "F6", "F8")
+
+
+@pytest.fixture(scope="session")
+def synthetic_pretrained(tmp_path_factory, eegmmidb_path: Path) -> Path:
+    """A pretrained CSP+LDA bundle (Euclidean alignment) on the synthetic board's channels,
+    trained by ``bci-app train`` on EEGMMIDB S001-S003: the fix the calibration's channel check
+    names for a source without the shipped bundles' 21 motor channels (a few seconds)."""
+    from bci_app.cli import main
+
+    out = tmp_path_factory.mktemp("pretrained") / "synthetic_csp_lda_ea"
+    rc = main(["train", "--data-dir", str(eegmmidb_path), "--subjects", "1-3", "--channels",
+               ",".join(SYNTHETIC_CHANNELS), "--model", "csp_lda", "--out", str(out)])
+    assert rc == 0 and (out / "config.json").is_file()
+    return out

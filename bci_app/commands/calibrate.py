@@ -147,6 +147,97 @@ def window_of(bundle) -> tuple[float, float]:
     return tmin, float(w.get("tmax", tmin + bundle.window_s))
 
 
+#: The 64 channels of PhysioNet EEGMMIDB after ``mne.datasets.eegbci.standardize`` (10-10 names):
+#: what a pretrained bundle for another montage can be trained on.
+EEGMMIDB_CHANNELS = (
+    "FC5", "FC3", "FC1", "FCz", "FC2", "FC4", "FC6", "C5", "C3", "C1", "Cz", "C2", "C4", "C6",
+    "CP5", "CP3", "CP1", "CPz", "CP2", "CP4", "CP6", "Fp1", "Fpz", "Fp2", "AF7", "AF3", "AFz",
+    "AF4", "AF8", "F7", "F5", "F3", "F1", "Fz", "F2", "F4", "F6", "F8", "FT7", "FT8", "T7", "T8",
+    "T9", "T10", "TP7", "TP8", "P7", "P5", "P3", "P1", "Pz", "P2", "P4", "P6", "P8", "PO7", "PO3",
+    "POz", "PO4", "PO8", "O1", "Oz", "O2", "Iz",
+)
+
+
+def pretraining_channels(ch_names) -> list[str]:
+    """The source's channels that EEGMMIDB also has (10-10 names, EDF/case spellings matched),
+    in EEGMMIDB's order: what a pretrained bundle for this source can be trained on."""
+    from decoders.preprocessing import _normalize_label
+
+    have = {_normalize_label(c) for c in ch_names}
+    return [c for c in EEGMMIDB_CHANNELS if _normalize_label(c) in have]
+
+
+def pretrain_argv(channels, out, subjects: str = "1-20", data_dir=None) -> list[str]:
+    """``bci-app train`` arguments for a cross-subject CSP+LDA bundle (Euclidean alignment) on
+    ``channels``: what the channel check advises and the wizard runs."""
+    argv = ["train", "--subjects", subjects, "--channels", ",".join(channels),
+            "--model", "csp_lda", "--out", str(out)]
+    return argv + (["--data-dir", str(data_dir)] if data_dir is not None else [])
+
+
+def train_pretrained_for(ch_names, out, subjects: str = "1-20", data_dir=None) -> Path:
+    """Train the bundle of :func:`pretrain_argv` for a source with ``ch_names`` (blocking:
+    about 15 s for 20 subjects on one core) and return its folder.
+
+    Raises
+    ------
+    ConfigError
+        Fewer than 2 of the channels are in EEGMMIDB, or the data or ``out`` is unusable.
+    """
+    from ..cli import build_parser
+
+    channels = pretraining_channels(ch_names)
+    if len(channels) < 2:
+        raise ConfigError(
+            f"channels: only {len(channels)} of {list(ch_names)} are 10-10 electrode names that "
+            "the pretraining data (EEGMMIDB) has. Fix: name the device's channels after their "
+            "electrode positions (e.g. C3, Cz, C4).")
+    args = build_parser().parse_args(pretrain_argv(channels, out, subjects, data_dir))
+    args.func(args)
+    return Path(out)
+
+
+def check_pretrained_channels(pretrained, ch_names) -> None:
+    """Refuse a source that lacks channels of the pretrained bundle, before any cue is shown.
+
+    The trials are cut with the bundle's channels; without this check a user learned it only
+    after recording every trial. The error names the missing channels and the fix: a pretrained
+    bundle trained on the channels this source has (those EEGMMIDB also has), with the command.
+
+    Raises
+    ------
+    StreamMismatchError
+    """
+    from decoders.preprocessing import ChannelMapping, _normalize_label
+
+    from ..errors import StreamMismatchError
+
+    try:
+        ChannelMapping().indices(pretrained.channels, list(ch_names))
+        return
+    except StreamMismatchError:
+        pass
+    have = {_normalize_label(c) for c in ch_names}
+    missing = [c for c in pretrained.channels if _normalize_label(c) not in have]
+    usable = pretraining_channels(ch_names)
+    name = Path(str(pretrained.path)).name if pretrained.path else "the pretrained bundle"
+    msg = (f"pretrained: {name} needs {len(pretrained.channels)} channels and this source lacks "
+           f"{len(missing)} of them ({', '.join(missing)}); its channels are "
+           f"{', '.join(map(str, ch_names))}. ")
+    if len(usable) >= 2:
+        msg += ("Fix: train a pretrained bundle on the channels it has (PhysioNet EEGMMIDB, "
+                "under a minute for CSP+LDA): "
+                f"`bci-app {' '.join(pretrain_argv(usable, 'my_pretrained'))}` (add --data-dir "
+                "DIR for the EEGMMIDB folder), then calibrate with --pretrained my_pretrained "
+                "(in the wizard: Train a pretrained model for these channels).")
+    else:
+        msg += (f"Only {len(usable)} of them are 10-10 electrode names that the pretraining "
+                "data (EEGMMIDB) has. Fix: name the device's channels after their electrode "
+                "positions (e.g. C3, Cz, C4), or pass a pretrained bundle trained for this "
+                "montage with --pretrained.")
+    raise StreamMismatchError(msg)
+
+
 def training_data_warning(source_spec: str, pretrained) -> str | None:
     """A warning when ``source_spec`` is a simulated subject the pretrained bundle was trained on
     (its config's ``training`` names EEGMMIDB and the subject), else None."""
@@ -249,6 +340,13 @@ def run_calibration(
         outlet = MarkerOutlet(stimulus)
     manual = getattr(source, "speed", 1.0) == math.inf and callable(getattr(source, "cue", None))
     source.connect(timeout=timeout, acquisition=not manual)
+    try:  # before the first cue: the trials are cut with the bundle's channels
+        check_pretrained_channels(pretrained, source.info.ch_names)
+    except Exception:
+        source.disconnect()
+        if outlet is not None:
+            outlet.close()
+        raise
     session = Session(source)
     rec = None
     if record is not None:

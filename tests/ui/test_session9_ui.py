@@ -226,7 +226,8 @@ def test_first_start_fits_the_screen_and_gives_the_scope_most_of_the_height(make
 
 
 def test_the_wizard_borrows_the_main_windows_board_and_gives_it_back(make_window, qtbot,
-                                                                      profiles_dir):
+                                                                      profiles_dir,
+                                                                      synthetic_pretrained):
     """An OpenBCI-style board open in the main window (BrainFlow's synthetic board by its
     brainflow: spec): the wizard's Connect failed with ANOTHER_BOARD_IS_CREATED (one session
     per board). The window now lets go of it for the wizard and connects it again afterwards."""
@@ -240,6 +241,7 @@ def test_the_wizard_borrows_the_main_windows_board_and_gives_it_back(make_window
     wiz, ctrl = win.wizard, win.wizard.controller
     assert win.session is None and "calibration wizard" in win.banner.label.text()
     assert wiz.device.source.currentText() == "brainflow:synthetic"
+    wiz.device.pretrained.setText(str(synthetic_pretrained))  # a bundle for its channels
     wiz.device.connect_btn.click()
     wait_until(lambda: wiz.device.connect_btn.isEnabled(), timeout=30)
     assert "could not connect" not in wiz.device.status.text(), wiz.device.status.text()

@@ -19,10 +19,10 @@ ROOT = Path(__file__).resolve().parents[2]
 PRETRAINED_CSP = ROOT / "decoders" / "pretrained" / "mi_left_right_csp_lda_ea"
 
 
-def _wizard(qtbot, tmp_path, spec: str, speed: str):
+def _wizard(qtbot, tmp_path, spec: str, speed: str, pretrained=PRETRAINED_CSP):
     from ui.wizard import CalibrationWizard
 
-    wiz = CalibrationWizard(source_spec=spec, pretrained=str(PRETRAINED_CSP), speed=speed,
+    wiz = CalibrationWizard(source_spec=spec, pretrained=str(pretrained), speed=speed,
                             user="threads", trials_per_class=3, finetune_epochs=1,
                             profiles_root=tmp_path / "profiles", record_dir=tmp_path / "rec")
     qtbot.addWidget(wiz)
@@ -73,7 +73,7 @@ def test_connecting_again_stops_the_pump_in_the_gui_thread(gui, qtbot, tmp_path)
 
 
 def test_closing_the_wizard_while_it_connects_releases_the_device(gui, qtbot, tmp_path,
-                                                                   caplog):
+                                                                   caplog, synthetic_pretrained):
     """Close the wizard while its source connects on the device page's thread: the source
     connected after the shutdown and nobody disconnected it (the BrainFlow board stayed
     prepared and streaming, its acquisition thread ran for the rest of the process).
@@ -85,7 +85,7 @@ def test_closing_the_wizard_while_it_connects_releases_the_device(gui, qtbot, tm
     from bci_app.sources import make_source
 
     caplog.set_level(logging.INFO, logger="ui.qt_bridge")
-    w = _wizard(qtbot, tmp_path, "synthetic", "1")
+    w = _wizard(qtbot, tmp_path, "synthetic", "1", synthetic_pretrained)
     c = w.controller
     w.device.connect_source()
     w.close()

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtCore
 
-from bci_app.errors import OperationCancelled
+from bci_app.errors import ConfigError, OperationCancelled
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +115,11 @@ class CalibrationController(QtCore.QObject):
         self._closed = False
         #: Called (connect thread) before a source opens; set by the wizard.
         self.before_connect = None
+        #: Channel names of the last source refused for lacking the pretrained bundle's
+        #: channels (None after a successful connect).
+        self.refused_channels: list[str] | None = None
+        #: EEGMMIDB subjects of :meth:`train_pretrained_for_refused`.
+        self.pretrain_subjects = "1-20"
         #: Guards ``_closed`` and the hand-over of source, session and decoder between the GUI
         #: thread and the thread of :meth:`open_source`.
         self._source_lock = threading.Lock()
@@ -143,16 +148,61 @@ class CalibrationController(QtCore.QObject):
                 self.pretrained = load_bundle(arg)
         return self.pretrained
 
-    def open_source(self, spec: str, speed: str = "1", montage: str = "standard_1005") -> None:
+    def train_pretrained_for_refused(self) -> Path:
+        """Train (or reuse) a cross-subject CSP+LDA bundle on the channels of the source that
+        :meth:`open_source` refused, under ``<profiles>/_pretrained/`` (blocking: about 15 s;
+        call through BackgroundCall). The next :meth:`open_source` can start from it."""
+        import hashlib
+
+        from bci_app.commands.calibrate import pretraining_channels, train_pretrained_for
+        from bci_app.profiles import profiles_dir
+
+        names = self.refused_channels
+        if not names:
+            raise ConfigError("no refused source to train for: Connect first.")
+        channels = pretraining_channels(names)
+        key = hashlib.sha1(",".join(channels).encode()).hexdigest()[:8]
+        root = Path(self.profiles_root) if self.profiles_root is not None else profiles_dir()
+        out = root / "_pretrained" / f"csp_lda_ea_{len(channels)}ch_{key}"
+        if (out / "config.json").is_file():  # trained before for the same channels
+            return out
+        return train_pretrained_for(names, out, subjects=self.pretrain_subjects)
+
+    @property
+    def pretrained_path(self) -> str:
+        """Folder of the pretrained bundle the wizard starts from ("" for one given in memory)."""
+        arg = self.pretrained_arg
+        if self.pretrained is not None:
+            return str(self.pretrained.path or "")
+        if arg is None:
+            from bci_app.commands.calibrate import default_pretrained
+
+            return str(default_pretrained())
+        return str(getattr(arg, "path", None) or "") if not isinstance(arg, (str, Path)) \
+            else str(arg)
+
+    def open_source(self, spec: str, speed: str = "1", montage: str = "standard_1005",
+                    pretrained=None) -> None:
         """Create and connect the source (blocking: a simulated subject reads its files in about
         a second; call through BackgroundCall for devices).
 
+        ``pretrained``: a bundle folder to start from instead of the current one (None: keep).
+        A source without the pretrained bundle's channels is disconnected again and refused
+        (``StreamMismatchError`` naming the missing channels and the fix) before any trial.
+
         Safe on a background thread: the pump is stopped in the GUI thread first, and when the
-        wizard was shut down meanwhile the new source is disconnected again (``RuntimeError``)."""
-        from bci_app.commands.calibrate import make_calibration_source, parse_speed
+        wizard was shut down meanwhile the new source is disconnected again
+        (``OperationCancelled``)."""
+        from bci_app.commands.calibrate import (
+            check_pretrained_channels,
+            make_calibration_source,
+            parse_speed,
+        )
 
         self._check_open()
         self.close_source()
+        if pretrained is not None and str(pretrained) != str(self.pretrained_path):
+            self.pretrained_arg, self.pretrained = pretrained, None
         if self.before_connect is not None:  # e.g. the main window releasing the same board
             self.before_connect()
         self.load_pretrained()  # first: the pages need it once the source shows as connected
@@ -162,6 +212,14 @@ class CalibrationController(QtCore.QObject):
                                       chunk_samples=16 if math.isinf(sp) else None)
         manual = math.isinf(sp) and callable(getattr(src, "cue", None))
         src.connect(timeout=10.0, acquisition=not manual)
+        if not self._closed:
+            try:  # the trials are cut with the bundle's channels: say so now, not after them
+                check_pretrained_channels(self.pretrained, src.info.ch_names)
+            except Exception:
+                self.refused_channels = list(src.info.ch_names)
+                src.disconnect()
+                raise
+        self.refused_channels = None
         with self._source_lock:
             closed = self._closed
             if not closed:

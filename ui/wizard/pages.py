@@ -69,35 +69,105 @@ class DevicePage(QtWidgets.QWizardPage):
         self.montage = QtWidgets.QComboBox()
         self.montage.addItems(MONTAGES)
         self.user = QtWidgets.QLineEdit(user)
+        # the cross-subject bundle to adapt: its channels must be on the source (a board with
+        # other electrodes needs a bundle trained on them; the Connect error gives the command)
+        try:
+            start = ctrl.pretrained_path
+        except Exception as err:  # no bundle shipped: the user picks one
+            logger.warning("no default pretrained bundle: %s", err)
+            start = ""
+        self.pretrained = QtWidgets.QLineEdit(start)
+        self.pretrained.setToolTip("Folder of the pretrained model bundle (config.json + "
+                                   "weights) that calibration adapts to you")
+        browse = QtWidgets.QPushButton("Browse…")
+        browse.clicked.connect(self._browse_pretrained)
+        pre_row = QtWidgets.QHBoxLayout()
+        pre_row.addWidget(self.pretrained, 1)
+        pre_row.addWidget(browse)
         self.connect_btn = QtWidgets.QPushButton("Connect")
+        # shown when Connect refused the source for the pretrained model's channels
+        self.train_btn = QtWidgets.QPushButton("Train a pretrained model for these channels")
+        self.train_btn.setToolTip("Cross-subject CSP+LDA with alignment on the channels this "
+                                  "source has, from PhysioNet EEGMMIDB (about 15 s); then "
+                                  "connects again with it")
+        self.train_btn.setVisible(False)
+        self.train_btn.clicked.connect(self.train_for_channels)
         self.status = QtWidgets.QLabel("not connected")
         self.status.setWordWrap(True)
         form.addRow("Source", self.source)
         form.addRow("Speed (simulated subject)", self.speed)
         form.addRow("Montage", self.montage)
+        form.addRow("Pretrained model", pre_row)
         form.addRow("User id", self.user)
         form.addRow(self.connect_btn, self.status)
+        form.addRow("", self.train_btn)
         self.connect_btn.clicked.connect(self.connect_source)
         self._call = None
         self._connecting = False  # a Connect is running (Next waits for its outcome)
 
+    def _browse_pretrained(self) -> None:
+        path = QtWidgets.QFileDialog.getExistingDirectory(
+            self, "Pretrained model bundle (a folder with config.json)",
+            self.pretrained.text().strip())
+        if path:
+            self.pretrained.setText(path)
+
     def connect_source(self) -> None:
         spec, speed, montage = (self.source.currentText().strip(), self.speed.currentText(),
                                 self.montage.currentText())
+        pretrained = self.pretrained.text().strip() or None
         self.status.setText(f"connecting to {spec} …")
         self.connect_btn.setEnabled(False)
         self._connecting = True
         self.completeChanged.emit()  # no Next while the source changes (isComplete)
-        self._call = BackgroundCall(lambda: self.ctrl.open_source(spec, speed, montage),
+        self._call = BackgroundCall(lambda: self.ctrl.open_source(spec, speed, montage,
+                                                                  pretrained),
                                     name="wizard-connect", parent=self)
         self._call.finished.connect(self._connected)
         self._call.start()
 
-    def _connected(self, _result, error: str) -> None:
+    def train_for_channels(self) -> None:
+        from bci_app.commands.calibrate import pretraining_channels
+
+        channels = pretraining_channels(self.ctrl.refused_channels or [])
+        self.status.setText(f"training a pretrained model on {', '.join(channels)} (EEGMMIDB "
+                            f"subjects {self.ctrl.pretrain_subjects}) …")
+        self.train_btn.setVisible(False)
+        self.connect_btn.setEnabled(False)
+        self._connecting = True
+        self.completeChanged.emit()
+        self._call = BackgroundCall(self.ctrl.train_pretrained_for_refused,
+                                    name="wizard-pretrain", parent=self)
+        self._call.finished.connect(self._pretrained_ready)
+        self._call.start()
+
+    def _pretrained_ready(self, path, error: str) -> None:
         self._connecting = False
         self.connect_btn.setEnabled(True)
+        self.completeChanged.emit()
         if error:
-            self.status.setText(f"<span style='color:#d23c3c'>could not connect: {error}</span>")
+            self.status.setText("<span style='color:#d23c3c'>could not train the pretrained "
+                                f"model: {html.escape(error, quote=False)}</span>")
+            self.train_btn.setVisible(True)
+            return
+        self.pretrained.setText(str(path))
+        self.connect_source()  # with the new model
+
+    def _connected(self, _result, error: str) -> None:
+        from bci_app.commands.calibrate import pretraining_channels
+
+        self._connecting = False
+        self.connect_btn.setEnabled(True)
+        refused = error.startswith("StreamMismatchError: ")
+        self.train_btn.setVisible(
+            refused and len(pretraining_channels(self.ctrl.refused_channels or [])) >= 2)
+        if refused:  # connected, but not for this bundle
+            text = error.partition(": ")[2].removeprefix("pretrained: ")
+            self.status.setText("<span style='color:#d23c3c'>this source cannot be used with the "
+                                f"pretrained model: {html.escape(text, quote=False)}</span>")
+        elif error:
+            self.status.setText("<span style='color:#d23c3c'>could not connect: "
+                                f"{html.escape(error, quote=False)}</span>")
         else:
             info = self.ctrl.source.info
             self.status.setText(f"connected: {info.name}, {info.n_channels} channels @ "

@@ -1,0 +1,77 @@
+"""The calibration wizard refuses, at Connect, a source without the pretrained model's channels
+(it connected, the user recorded every cued trial, and training failed on the channels), and
+its Pretrained model field takes the bundle the error points to. Real components: BrainFlow's
+synthetic board, the shipped bundle, a bundle trained by `bci-app train` (conftest)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from tests.ui.fakes import process_events_for, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+PRETRAINED_CSP = ROOT / "decoders" / "pretrained" / "mi_left_right_csp_lda_ea"
+
+
+def test_connect_refuses_a_source_without_the_models_channels(gui, qtbot, tmp_path,
+                                                               synthetic_pretrained):
+    from ui.wizard import CalibrationWizard
+
+    wiz = CalibrationWizard(source_spec="synthetic", pretrained=str(PRETRAINED_CSP),
+                            user="channels", trials_per_class=3, finetune_epochs=1,
+                            profiles_root=tmp_path / "profiles", record_dir=tmp_path / "rec")
+    qtbot.addWidget(wiz)
+    wiz.show()
+    page, ctrl = wiz.device, wiz.controller
+    assert Path(page.pretrained.text()) == PRETRAINED_CSP  # the field shows what it starts from
+    page.connect_source()
+    wait_until(lambda: page.connect_btn.isEnabled(), 30)
+    process_events_for(0.1)
+    text = page.status.text()
+    assert "cannot be used with the pretrained model" in text, text
+    assert "lacks 18 of them" in text and "bci-app train" in text
+    assert not page.isComplete() and ctrl.source is None  # no Next into a run that would fail
+    assert not [t for t in threading.enumerate() if t.name.startswith("acquisition-")]
+    assert page.train_btn.isVisible()
+
+    page.pretrained.setText(str(synthetic_pretrained))
+    page.connect_source()
+    wait_until(lambda: page.connect_btn.isEnabled(), 30)
+    process_events_for(0.1)
+    assert page.isComplete(), page.status.text()
+    assert ctrl.source.connected and Path(ctrl.pretrained.path) == synthetic_pretrained
+    assert "csp_lda" in page.status.text()
+    wiz.close()
+
+
+def test_train_for_these_channels_trains_and_connects(gui, qtbot, tmp_path):
+    """The button trains the bundle the error names (here on 3 EEGMMIDB subjects) beside the
+    profiles, puts it in the field and connects with it; a second time reuses it."""
+    from ui.wizard import CalibrationWizard
+
+    wiz = CalibrationWizard(source_spec="synthetic", pretrained=str(PRETRAINED_CSP),
+                            user="channels", profiles_root=tmp_path / "profiles",
+                            record_dir=tmp_path / "rec")
+    qtbot.addWidget(wiz)
+    wiz.show()
+    page, ctrl = wiz.device, wiz.controller
+    ctrl.pretrain_subjects = "1-3"
+    page.connect_source()
+    wait_until(lambda: page.connect_btn.isEnabled(), 30)
+    process_events_for(0.1)
+    assert page.train_btn.isVisible()
+    page.train_btn.click()
+    assert not page.isComplete() and not page.connect_btn.isEnabled()  # no Next meanwhile
+    wait_until(lambda: page.isComplete(), 120)
+    trained = Path(page.pretrained.text())
+    assert trained.parent == tmp_path / "profiles" / "_pretrained"
+    assert Path(ctrl.pretrained.path) == trained and ctrl.pretrained.config["model"] == "csp_lda"
+    assert sorted(ctrl.pretrained.channels) == sorted(ctrl.source.info.ch_names)
+    assert ctrl.pretrained.config["training"]["subjects"] == [1, 2, 3]
+    assert not page.train_btn.isVisible() and ctrl.refused_channels is None
+    ctrl.refused_channels = list(ctrl.source.info.ch_names)
+    mtime = (trained / "config.json").stat().st_mtime_ns
+    assert ctrl.train_pretrained_for_refused() == trained  # the same channels: reused
+    assert (trained / "config.json").stat().st_mtime_ns == mtime
+    wiz.close()
