@@ -403,6 +403,11 @@ def _read_mne(path: Path, fmt: str) -> FileRecording:
 _XDF_MAGIC = b"XDF:"
 
 
+def _xdf_fix(path: Path) -> str:
+    return (f"If it was interrupted (crash, kill, power cut), run `bci-app repair {path}`: it "
+            "keeps everything up to the last complete chunk. Otherwise use an intact copy.")
+
+
 def _check_xdf_chunks(path: Path) -> None:
     """Walk the XDF chunk headers and make sure the last chunk ends exactly at the end of file.
 
@@ -426,13 +431,13 @@ def _check_xdf_chunks(path: Path) -> None:
             if n_len not in (1, 4, 8):
                 raise DataFileError(
                     f"XDF file {str(path)!r} is corrupt: chunk {n_chunks} at byte {pos} has an "
-                    f"invalid length prefix ({n_len}; expected 1, 4 or 8). Use an intact copy."
+                    f"invalid length prefix ({n_len}; expected 1, 4 or 8). {_xdf_fix(path)}"
                 )
             raw_len = f.read(n_len)
             if len(raw_len) < n_len:
                 raise DataFileError(
                     f"XDF file {str(path)!r} is truncated inside the header of chunk {n_chunks} "
-                    f"(byte {pos} of {size}). Use an intact copy of the recording."
+                    f"(byte {pos} of {size}). {_xdf_fix(path)}"
                 )
             length = int.from_bytes(raw_len, "little")
             end = pos + 1 + n_len + length
@@ -440,7 +445,7 @@ def _check_xdf_chunks(path: Path) -> None:
                 raise DataFileError(
                     f"XDF file {str(path)!r} is truncated: chunk {n_chunks} at byte {pos} declares "
                     f"{length} bytes but only {size - pos - 1 - n_len} remain (file has {size} "
-                    "bytes). The recording was cut short; use an intact copy."
+                    f"bytes). The recording was cut short. {_xdf_fix(path)}"
                 )
             f.seek(end)
             pos = end
@@ -617,6 +622,8 @@ def _read_xdf(path: Path, *, stream: str | None = None) -> FileRecording:
         if stype in own or ("__string__" in own
                             and str(_first(s["info"], "channel_format", "")) == "string"):
             continue
+        if _first(_first(_first(s["info"], "desc"), "bci_app"), "role") == "pushed":
+            continue  # a bci_app recording's predictions (Recorder.add_stream): not events
         sname = str(_first(s["info"], "name", ""))
         marker_streams.append(sname)
         series = s["time_series"]
@@ -645,9 +652,16 @@ _NCH_RE = re.compile(r"number\s+of\s+channels\s*=\s*([0-9]+)", re.I)
 _BOARD_RE = re.compile(r"board\s*=\s*(.+)", re.I)
 
 
-def _split_complete_rows(lines: list[str], n_cols: int, path: Path) -> list[str]:
-    """Drop a cut-off last row (a GUI killed mid-write); any other malformed row is an error."""
-    if lines and len(lines[-1].split(",")) != n_cols:
+def _split_complete_rows(
+    lines: list[str], n_cols: int, path: Path, terminated: bool = True
+) -> list[str]:
+    """Drop a cut-off last row (a GUI killed mid-write); any other malformed row is an error.
+
+    ``terminated``: whether the file ends with a newline. The GUI ends every row with one, so a
+    last row without it was cut mid-write even when it has every column (its last value may be
+    cut short or empty).
+    """
+    if lines and (len(lines[-1].split(",")) != n_cols or not terminated):
         logger.warning("%s: last row is incomplete (%r); dropped", path.name, lines[-1][:60])
         lines = lines[:-1]
     return lines
@@ -679,13 +693,14 @@ def _read_openbci(path: Path) -> FileRecording:
     m = _BOARD_RE.search(head_text)
     board = m.group(1).strip() if m else ""
     body = [ln for ln in all_lines if ln.strip() and not ln.startswith("%")]
+    terminated = text.endswith(("\n", "\r")) or not all_lines or not all_lines[-1].strip()
     if not body:
         raise DataFileError(f"OpenBCI file {str(path)!r} has a header but no samples.")
     markers: list[Marker] = []
     if body[0].lstrip().lower().startswith("sample index"):
         layout = "openbci-gui-v6"
         cols = [c.strip() for c in body[0].split(",")]
-        rows = _split_complete_rows(body[1:], len(cols), path)
+        rows = _split_complete_rows(body[1:], len(cols), path, terminated)
         exg = [
             i for i, c in enumerate(cols) if c.lower().startswith(("exg channel", "eeg channel"))
         ]
@@ -724,7 +739,7 @@ def _read_openbci(path: Path) -> FileRecording:
             )
         n_acc = min(3, n_num - 1 - n_eeg)
         has_unix = len(first) > n_num + 1
-        rows = _split_complete_rows(body, len(first), path)
+        rows = _split_complete_rows(body, len(first), path, terminated)
         use = list(range(1, 1 + n_eeg + n_acc)) + ([len(first) - 1] if has_unix else [])
         arr = _loadtxt(rows, use, path)
         eeg = arr[:, :n_eeg] * 1e-6
@@ -781,8 +796,12 @@ def _parse_brainflow_table(path: Path) -> np.ndarray:
     ``stod``, e.g. for ``1e-400``), and malformed input has corrupted its heap before
     (brainflow-dev/brainflow#527). A damaged file must give an error, not kill the app.
     """
-    lines = [ln for ln in path.read_text(encoding="latin-1").splitlines() if ln.strip()]
-    if len(lines) > 1 and len(lines[-1].split("\t")) != len(lines[0].split("\t")):
+    text = path.read_text(encoding="latin-1")
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    # write_file ends every sample line with a newline: a last line without one was cut by a
+    # kill mid-write, even when it has every column (its last value may be cut short, or empty)
+    if len(lines) > 1 and (len(lines[-1].split("\t")) != len(lines[0].split("\t"))
+                           or not text.endswith(("\n", "\r"))):
         # a recording killed mid-write: keep every complete sample, as for OpenBCI GUI files
         logger.warning("%s: last sample line is incomplete (%r); dropped", path.name,
                        lines[-1][:60])

@@ -28,6 +28,7 @@ import errno
 import logging
 import mmap
 import os
+import re
 import shutil
 import struct
 import tempfile
@@ -108,8 +109,18 @@ def _el(parent: ET.Element, tag: str, text: object = None) -> ET.Element:
     return e
 
 
+#: Characters XML 1.0 does not allow (control characters, lone surrogates, U+FFFE/U+FFFF).
+#: ElementTree writes them as they are, which no XML parser (pyxdf, our scanner) reads back.
+_XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 def xml_bytes(root: ET.Element) -> bytes:
-    return b'<?xml version="1.0"?>' + ET.tostring(root, encoding="utf-8", short_empty_elements=True)
+    """``root`` as UTF-8 XML. A character XML cannot hold (a control character in a subject
+    name, a lone surrogate from a mis-decoded command line) is written as the six characters
+    ``\\uXXXX`` (what JSON text decodes back to the same character), so the chunk stays readable."""
+    text = ET.tostring(root, encoding="unicode", short_empty_elements=True)
+    text = _XML_INVALID.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return b'<?xml version="1.0"?>' + text.encode("utf-8")
 
 
 def _fmt_float(x: float) -> str:
@@ -135,7 +146,8 @@ def encode_string_samples(stream_id: int, timestamps, rows) -> bytes:
     for t, row in zip(timestamps, rows):
         parts.append(b"\x08" + struct.pack("<d", float(t)))
         for v in row:
-            b = str(v).encode("utf-8")
+            # a lone surrogate (undecodable bytes of a file name or argument) is kept as \udcXX
+            b = str(v).encode("utf-8", "backslashreplace")
             parts.append(_varlen(len(b)))
             parts.append(b)
     return _chunk(TAG_SAMPLES, b"".join(parts))
@@ -766,6 +778,15 @@ def same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return Path(a).resolve() == Path(b).resolve()
 
 
+def _refuse_existing_target(target: Path, path: Path) -> None:
+    if os.path.lexists(target):
+        raise RecordingError(
+            f"Repair output {target} already exists; expected a new file name (a repair never "
+            f"replaces another file). Choose another --out path, or delete {target} yourself; "
+            f"{path} is unchanged."
+        )
+
+
 def repair_xdf(path: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
     """Make a recording cut short by a crash, a kill or a power cut loadable.
 
@@ -781,6 +802,7 @@ def repair_xdf(path: str | os.PathLike, out: str | os.PathLike | None = None) ->
         Write the repaired file there and leave ``path`` untouched; ``None`` (or ``path``
         itself) repairs in place. Either way the repaired file is written to a temporary file
         beside the target and moved over it, so a crash mid-repair never loses the original.
+        An existing file at ``out`` is never replaced (:class:`RecordingError`).
 
     Returns
     -------
@@ -791,6 +813,8 @@ def repair_xdf(path: str | os.PathLike, out: str | os.PathLike | None = None) ->
     scan = scan_xdf(path)
     in_place = out is None or same_path(path, out)
     target = path if in_place else Path(out)
+    if not in_place:
+        _refuse_existing_target(target, path)
     if scan.torn_bytes:
         logger.warning("%s: cutting %d torn bytes %s", path, scan.torn_bytes, scan.problem)
     tail = b""
@@ -824,6 +848,8 @@ def repair_xdf(path: str | os.PathLike, out: str | os.PathLike | None = None) ->
             dst.flush()
             os.fsync(dst.fileno())
         shutil.copymode(path, tmp)  # mkstemp's 0600 -> the recording's permissions
+        if not in_place:
+            _refuse_existing_target(target, path)  # created while we were copying
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

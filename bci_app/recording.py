@@ -779,6 +779,8 @@ def export_recording(
         fname = Path(bids_path.copy().update(suffix="eeg", extension=".vhdr").fpath)
     _refuse_existing(fname, overwrite, bids=to == "bids")
     raw = load_recording(path, stream)
+    if to == "edf":
+        _check_finite_for_edf(raw, path)
     try:
         out.mkdir(parents=True, exist_ok=True)
         if to == "fif":
@@ -809,6 +811,25 @@ def export_recording(
             "pass --out DIR on another disk."
         ) from None
     return Path(bids_path.fpath)
+
+
+def _check_finite_for_edf(raw, path: Path) -> None:
+    """EDF holds only finite numbers (edfio refuses NaN/inf with a bare ValueError): name the
+    channels that have non-finite samples and the formats that keep them."""
+    counts = np.array(  # channel by channel: no second copy of a long recording
+        [np.count_nonzero(~np.isfinite(raw.get_data(picks=[i]))) for i in range(len(raw.ch_names))]
+    )
+    if not counts.any():
+        return
+    chans = ", ".join(
+        f"{raw.ch_names[i]} ({int(counts[i])})" for i in np.flatnonzero(counts)[:8]
+    )
+    more = " ..." if np.count_nonzero(counts) > 8 else ""
+    raise DataFileError(
+        f"export --to edf: {path} has {int(counts.sum())} non-finite samples (NaN or inf) in "
+        f"channel(s) {chans}{more}; EDF can store only finite numbers. Fix: export --to fif or "
+        "--to bids, which keep them as they were recorded."
+    )
 
 
 def _refuse_existing(fname: Path, overwrite: bool, bids: bool = False) -> None:
