@@ -101,6 +101,20 @@ def test_repair_out_same_file_when_complete_changes_nothing(tmp_path, capsys):
     assert path.read_bytes() == data
 
 
+def test_repair_out_never_replaces_an_existing_file(torn_xdf, tmp_path, capsys):
+    """A complete recording was copied over an existing --out file ("nothing to repair"
+    path); a torn one is refused the same way before any work."""
+    complete = write_xdf(tmp_path / "ok.xdf")
+    other = tmp_path / "other.xdf"
+    other.write_bytes(b"the user's other recording")
+    for rec in (complete, torn_xdf):
+        data = rec.read_bytes()
+        err = fails(capsys, "repair", str(rec), "--out", str(other))
+        assert "already exists" in err and "never replaces" in err
+        assert other.read_bytes() == b"the user's other recording"
+        assert rec.read_bytes() == data
+
+
 def test_repair_failing_midway_keeps_the_original(torn_xdf, monkeypatch, capsys):
     import errno
 

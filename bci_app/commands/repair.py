@@ -26,12 +26,20 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    import os
+
     from acquisition.xdf_writer import repair_xdf, same_path, scan_xdf
 
     from ..errors import RecordingError
 
     if args.out is not None and same_path(args.recording, args.out):
         args.out = None  # --out REC is an in-place repair (still written via a temporary file)
+    if args.out is not None and os.path.lexists(args.out):  # also for a complete file's copy
+        raise RecordingError(
+            f"--out: {args.out} already exists; a repair never replaces another file. Fix: "
+            f"choose another --out path, or delete {args.out} yourself; {args.recording} is "
+            "unchanged."
+        )
     scan = scan_xdf(args.recording)
     names = {sid: s.name for sid, s in scan.streams.items()}
     print(
