@@ -4,6 +4,10 @@ Specs::
 
     synthetic                         BrainFlow's synthetic board (the embedded default)
     brainflow:BOARD[:PORT]            any BrainFlow board by name or id, e.g. brainflow:cyton:/dev/ttyUSB0
+    brainflow:BOARD:PORT?channels=C3,Cz,C4,...
+                                      the same, with the electrode of each EEG channel in board
+                                      order (BrainFlow names a Cyton's Fp1, Fp2, C3, ... whatever
+                                      the cap; also ``synthetic?channels=...``)
     lsl:NAME                          an LSL stream by name (lsl:type=EEG, lsl:source_id=XYZ also work)
     file:PATH                         replay a recording (FIF/EDF/BDF/BrainVision/XDF/OpenBCI txt/BrainFlow CSV)
     simulated[:SUBJECTS]              demo / test subject: real EEGMMIDB EEG of the cued class on
@@ -19,9 +23,23 @@ from acquisition.base import Source
 from .errors import ConfigError
 
 SPEC_HELP = (
-    "synthetic | brainflow:BOARD[:PORT] | lsl:NAME (or lsl:type=EEG) | file:PATH | "
+    "synthetic | brainflow:BOARD[:PORT][?channels=C3,Cz,...] | lsl:NAME (or lsl:type=EEG) | file:PATH | "
     "simulated[:SUBJECTS]"
 )
+
+
+def split_channel_option(spec: str) -> tuple[str, str | None]:
+    """``"brainflow:cyton:/dev/ttyUSB0?channels=C3,Cz"`` -> (``"brainflow:cyton:/dev/ttyUSB0"``,
+    ``"C3,Cz"``); a spec without ``?`` -> (spec, None). Any other option is a ConfigError."""
+    base, q, option = spec.partition("?")
+    if not q:
+        return spec, None
+    key, eq, value = option.partition("=")
+    if key.strip().lower() != "channels" or not eq:
+        raise ConfigError(f"source option {option!r} of {spec!r}: the one option is "
+                          "channels=NAME,NAME,... (the electrode of each EEG channel in board "
+                          "order), e.g. brainflow:cyton:/dev/ttyUSB0?channels=C3,Cz,C4,...")
+    return base.strip(), value
 
 
 def make_source(spec: str, **kwargs: Any) -> Source:
@@ -44,15 +62,17 @@ def make_source(spec: str, **kwargs: Any) -> Source:
     spec = spec.strip()
     kind, _, rest = spec.partition(":")
     kind = kind.lower()
-    if kind == "synthetic" and not rest:
+    if kind.partition("?")[0] in ("synthetic", "brainflow"):
         from acquisition.brainflow_source import BrainFlowSource
 
-        return BrainFlowSource("synthetic", **kwargs)
-    if kind == "brainflow":
-        from acquisition.brainflow_source import BrainFlowSource
-
+        base, names = split_channel_option(spec)
+        if names is not None:
+            kwargs["channel_names"] = names
+        kind, _, rest = base.partition(":")
+        if kind.lower() == "synthetic" and not rest:
+            return BrainFlowSource("synthetic", **kwargs)
         board, _, port = rest.partition(":")
-        if not board:
+        if kind.lower() != "brainflow" or not board:
             raise ConfigError(f"brainflow source needs a board, e.g. brainflow:cyton:/dev/ttyUSB0; got {spec!r}.")
         return BrainFlowSource(board, serial_port=port, **kwargs)
     if kind == "lsl":

@@ -17,11 +17,17 @@ logger = logging.getLogger(__name__)
 
 OPENBCI_BOARDS = (("Cyton (8 ch)", "cyton"), ("Cyton + Daisy (16 ch)", "cyton-daisy"),
                   ("Ganglion (4 ch)", "ganglion"))
+#: EEG channels of each OpenBCI board (what the channel names must count).
+OPENBCI_CHANNELS = (("cyton", 8), ("cyton-daisy", 16), ("ganglion", 4))
 FILE_FILTER = ("Recordings (*.xdf *.fif *.fif.gz *.edf *.bdf *.vhdr *.txt *.csv);;All files (*)")
 
 
-def spec_for(kind: str, *, board: str = "", port: str = "", stream: str = "", path: str = "") -> str:
-    """The ``make_source`` spec of a choice; raises ValueError naming what is missing."""
+def spec_for(kind: str, *, board: str = "", port: str = "", stream: str = "", path: str = "",
+             channels: str = "") -> str:
+    """The ``make_source`` spec of a choice; raises ValueError naming what is missing.
+
+    ``channels``: the electrode of each EEG channel of an OpenBCI board, comma-separated in
+    board order ("" keeps BrainFlow's names)."""
     if kind == "synthetic":
         return "synthetic"
     if kind == "openbci":
@@ -29,7 +35,18 @@ def spec_for(kind: str, *, board: str = "", port: str = "", stream: str = "", pa
             raise ValueError("Choose an OpenBCI board (Cyton, Cyton + Daisy or Ganglion).")
         if not port.strip():
             raise ValueError("Choose or type the serial port of the OpenBCI dongle (e.g. /dev/ttyUSB0, COM3).")
-        return f"brainflow:{board}:{port.strip()}"
+        spec = f"brainflow:{board}:{port.strip()}"
+        names = [n.strip() for n in channels.replace(";", ",").split(",") if n.strip()]
+        if names:
+            n = dict(OPENBCI_CHANNELS).get(board)
+            if n is not None and len(names) != n:
+                raise ValueError(f"Channel names: the {board} board has {n} EEG channels; "
+                                 f"{len(names)} names were given. Name each channel in board "
+                                 "order, or leave the field empty.")
+            if len(set(names)) != len(names):
+                raise ValueError("Channel names: every name must be different.")
+            spec += "?channels=" + ",".join(names)
+        return spec
     if kind == "lsl":
         if not stream.strip():
             raise ValueError("Select an LSL stream (press Refresh to look again) or type its name.")
@@ -76,8 +93,15 @@ class SourceDialog(QtWidgets.QDialog):
         row = QtWidgets.QHBoxLayout()
         row.addWidget(self.port_combo, 1)
         row.addWidget(self.port_refresh)
+        self.channels_edit = QtWidgets.QLineEdit()
+        self.channels_edit.setPlaceholderText("optional: C3,Cz,C4,FC3,FC4,CP3,CP4,Pz")
+        self.channels_edit.setToolTip(
+            "The electrode on each EEG channel, in board order (N1P, N2P, …), comma-separated. "
+            "BrainFlow names a Cyton's channels Fp1, Fp2, C3, … whatever the cap; models, "
+            "recordings and the calibration find channels by these names.")
         f.addRow("Board", self.board_combo)
         f.addRow("Serial port", row)
+        f.addRow("Channel names", self.channels_edit)
         self.tabs.addTab(w, "OpenBCI board")
 
         # LSL
@@ -125,7 +149,7 @@ class SourceDialog(QtWidgets.QDialog):
         self.refresh_ports()
         self._select_current(current)
         self.tabs.currentChanged.connect(self._on_tab)
-        for edit in (self.lsl_name, self.file_edit):  # an edit answers the error: clear it
+        for edit in (self.lsl_name, self.file_edit, self.channels_edit):  # answers the error
             edit.textEdited.connect(lambda _t: self.error_label.setText(""))
         self.port_combo.editTextChanged.connect(lambda _t: self.error_label.setText(""))
         if auto_refresh and self.tabs.currentIndex() == 2:
@@ -135,11 +159,14 @@ class SourceDialog(QtWidgets.QDialog):
     def _select_current(self, spec: str) -> None:
         kind, _, rest = (spec or "synthetic").partition(":")
         if kind == "brainflow":
+            rest, _, option = rest.partition("?")
             board, _, port = rest.partition(":")
             i = self.board_combo.findData(board)
             if i >= 0:
                 self.board_combo.setCurrentIndex(i)
             self.port_combo.setEditText(port)
+            key, _, names = option.partition("=")
+            self.channels_edit.setText(names if key.strip().lower() == "channels" else "")
             self.tabs.setCurrentIndex(1)
         elif kind == "lsl":
             self.lsl_name.setText(rest)
@@ -202,7 +229,7 @@ class SourceDialog(QtWidgets.QDialog):
         kind = ("synthetic", "openbci", "lsl", "file")[self.tabs.currentIndex()]
         return spec_for(kind, board=self.board_combo.currentData() or "",
                         port=self.port_combo.currentText(), stream=self.lsl_name.text(),
-                        path=self.file_edit.text())
+                        path=self.file_edit.text(), channels=self.channels_edit.text())
 
     def accept(self) -> None:
         try:

@@ -75,3 +75,29 @@ def test_train_for_these_channels_trains_and_connects(gui, qtbot, tmp_path):
     assert ctrl.train_pretrained_for_refused() == trained  # the same channels: reused
     assert (trained / "config.json").stat().st_mtime_ns == mtime
     wiz.close()
+
+
+def test_the_source_dialog_names_an_openbci_boards_channels(gui, qtbot):
+    """The OpenBCI tab's Channel names field goes into the spec (and comes back from it); a
+    count that does not fit the board is refused in the dialog."""
+    import pytest
+
+    from ui.source_dialog import SourceDialog, spec_for
+
+    names = "FC3, C3,CP3,Cz,FC4,C4,CP4,Pz"
+    assert spec_for("openbci", board="cyton", port="COM3", channels=names) == \
+        "brainflow:cyton:COM3?channels=FC3,C3,CP3,Cz,FC4,C4,CP4,Pz"
+    assert spec_for("openbci", board="cyton", port="COM3") == "brainflow:cyton:COM3"
+    with pytest.raises(ValueError, match="has 8 EEG channels; 3 names"):
+        spec_for("openbci", board="cyton", port="COM3", channels="C3,Cz,C4")
+    with pytest.raises(ValueError, match="must be different"):
+        spec_for("openbci", board="ganglion", port="COM3", channels="C3,C3,Cz,C4")
+    spec = "brainflow:cyton-daisy:/dev/ttyUSB0?channels=" + ",".join(f"E{i}" for i in range(16))
+    dlg = SourceDialog(spec, auto_refresh=False)
+    qtbot.addWidget(dlg)
+    assert dlg.port_combo.currentText() == "/dev/ttyUSB0"
+    assert dlg.channels_edit.text() == ",".join(f"E{i}" for i in range(16))
+    assert dlg.current_spec() == spec
+    dlg.channels_edit.setText("C3,C4")
+    dlg.accept()
+    assert dlg.spec is None and "16 EEG channels" in dlg.error_label.text()
