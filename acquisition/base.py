@@ -29,7 +29,7 @@ from bci_app.errors import ConfigError, SourceError, StreamMismatchError
 
 from .markers import GAP_LABEL, MarkerLog
 from .ring_buffer import RingBuffer
-from .stream_info import StreamInfo
+from .stream_info import StreamInfo, check_channel_names, with_channel_names
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +112,7 @@ class Source(ABC):
         reconnect: bool = True,
         reconnect_timeout: float = 0.5,
         poll_interval: float = 0.005,
+        channel_names=None,
     ) -> None:
         if buffer_seconds <= 0:
             raise ValueError(f"buffer_seconds must be > 0, got {buffer_seconds}.")
@@ -127,6 +128,9 @@ class Source(ABC):
         self.reconnect = bool(reconnect)
         self.reconnect_timeout = float(reconnect_timeout)
         self.poll_interval = float(poll_interval)
+        #: The user's name for each channel (electrode positions), replacing the device's
+        #: (``None``: the device's); a ``str`` is split at commas.
+        self.channel_names = check_channel_names(channel_names)
 
         self.markers = MarkerLog()
         self.info: StreamInfo | None = None
@@ -253,7 +257,7 @@ class Source(ABC):
         self._reset_variables()
         self._set_state(SourceState.CONNECTING)
         try:
-            info = self._open(timeout)
+            info = with_channel_names(self._open(timeout), self.channel_names)
         except BaseException:
             self._safe_close()
             self._reset_variables()
@@ -474,9 +478,9 @@ class Source(ABC):
 
     def _try_reconnect(self) -> None:
         try:
-            info = self._reopen(self.reconnect_timeout)
+            info = with_channel_names(self._reopen(self.reconnect_timeout), self.channel_names)
             self.info.check_compatible(info)
-        except StreamMismatchError as err:  # the device is back with another layout: refuse it
+        except (StreamMismatchError, ConfigError) as err:  # back with another layout: refuse it
             self.last_error = str(err)
             logger.error("%s", err)
             self._safe_close()

@@ -148,24 +148,6 @@ def board_name(board_id: int) -> str:
     return bs.BoardIds(board_id).name
 
 
-def check_channel_names(names) -> tuple[str, ...] | None:
-    """``names`` as a tuple of distinct, non-empty labels (None stays None); ConfigError else."""
-    if names is None:
-        return None
-    if isinstance(names, str):
-        names = names.split(",")
-    out = tuple(str(n).strip() for n in names)
-    dup = sorted({n for n in out if out.count(n) > 1})
-    if not out or any(not n for n in out) or dup or any("," in n for n in out):
-        raise ConfigError(
-            f"channels: expected distinct, non-empty channel names separated by commas, got "
-            f"{list(names)!r}" + (f" ({', '.join(dup)} repeated)" if dup else "") + ". Fix: "
-            "name every EEG channel once, in board order, e.g. channels=C3,Cz,C4,FC3,FC4,CP3,"
-            "CP4,Pz."
-        )
-    return out
-
-
 class BrainFlowSource(Source):
     """Any BrainFlow board as a :class:`Source`; EEG rows only, in volts.
 
@@ -181,12 +163,10 @@ class BrainFlowSource(Source):
         For the playback board: the board that recorded ``file`` (defines rows and rate).
     stream_buffer : int
         Samples BrainFlow keeps internally between our pulls.
-    channel_names : sequence of str | None
-        The electrode of each EEG channel, in board order (e.g. ``["C3", "Cz", "C4", ...]``).
-        BrainFlow names a Cyton's channels Fp1, Fp2, C3, ... whatever the cap; decoders,
-        recordings and the calibration find channels by these names. ``None``: BrainFlow's.
     **kwargs
-        Passed to :class:`Source` (buffer_seconds, stall_timeout, ...).
+        Passed to :class:`Source` (buffer_seconds, stall_timeout, ``channel_names``: the
+        electrode of each EEG channel in board order, as BrainFlow names a Cyton's channels
+        Fp1, Fp2, C3, ... whatever the cap; ...).
     """
 
     kind = "brainflow"
@@ -200,11 +180,9 @@ class BrainFlowSource(Source):
         file: str = "",
         master_board: int | str | None = None,
         stream_buffer: int = 450_000,
-        channel_names=None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        self.channel_names = check_channel_names(channel_names)
         self.board_id = resolve_board_id(board)
         self.board_name = board_name(self.board_id)
         self.serial_port = serial_port
@@ -250,6 +228,8 @@ class BrainFlowSource(Source):
             params.file = self.file
         if self.master_board is not None:
             params.master_board = self.master_board
+        # the user's channel names are applied by Source.connect; their count is checked here,
+        # before the board is prepared
         n_eeg = len(bs.BoardShim.get_eeg_channels(self._descr_board()))
         if self.channel_names is not None and len(self.channel_names) != n_eeg:
             raise ConfigError(
@@ -297,8 +277,6 @@ class BrainFlowSource(Source):
             names = []
         if len(names) != len(self._rows):
             names = [f"EEG{i + 1}" for i in range(len(self._rows))]
-        if self.channel_names is not None:  # the user's electrode names (count checked above)
-            names = list(self.channel_names)
         self._reset_clock()
         return StreamInfo(
             name=f"BrainFlow {descr.get('name', self.board_name)}",

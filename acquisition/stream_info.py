@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bci_app.errors import StreamMismatchError
+from bci_app.errors import ConfigError, StreamMismatchError
 
 
 @dataclass(frozen=True)
@@ -118,3 +118,42 @@ class StreamInfo:
             source_id=d.get("source_id", ""),
             metadata=dict(d.get("metadata", {})),
         )
+
+
+def check_channel_names(names) -> tuple[str, ...] | None:
+    """``names`` as a tuple of distinct, non-empty labels (None stays None); ConfigError else."""
+    if names is None:
+        return None
+    if isinstance(names, str):
+        names = names.split(",")
+    out = tuple(str(n).strip() for n in names)
+    dup = sorted({n for n in out if out.count(n) > 1})
+    if not out or any(not n for n in out) or dup or any("," in n for n in out):
+        raise ConfigError(
+            f"channels: expected distinct, non-empty channel names separated by commas, got "
+            f"{list(names)!r}" + (f" ({', '.join(dup)} repeated)" if dup else "") + ". Fix: "
+            "name every channel once, in stream order, e.g. channels=C3,Cz,C4,FC3,FC4,CP3,CP4,"
+            "Pz."
+        )
+    return out
+
+
+def with_channel_names(info: StreamInfo, names: tuple[str, ...] | None) -> StreamInfo:
+    """``info`` with its channels renamed to ``names`` (the user's electrode names, in stream
+    order); the device's own names are kept in ``metadata["device_ch_names"]``.
+
+    Raises
+    ------
+    ConfigError
+        When the count differs from the stream's channels, naming both.
+    """
+    if names is None:
+        return info
+    if len(names) != info.n_channels:
+        raise ConfigError(
+            f"channels: {info.name} has {info.n_channels} channels ({', '.join(info.ch_names)}), "
+            f"but {len(names)} names were given ({', '.join(names)}). Fix: give exactly "
+            f"{info.n_channels} names, one per channel in stream order (SOURCE?channels=...)."
+        )
+    return replace(info, ch_names=tuple(names),
+                   metadata={**info.metadata, "device_ch_names": list(info.ch_names)})

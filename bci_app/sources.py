@@ -4,10 +4,10 @@ Specs::
 
     synthetic                         BrainFlow's synthetic board (the embedded default)
     brainflow:BOARD[:PORT]            any BrainFlow board by name or id, e.g. brainflow:cyton:/dev/ttyUSB0
-    brainflow:BOARD:PORT?channels=C3,Cz,C4,...
-                                      the same, with the electrode of each EEG channel in board
-                                      order (BrainFlow names a Cyton's Fp1, Fp2, C3, ... whatever
-                                      the cap; also ``synthetic?channels=...``)
+    SPEC?channels=C3,Cz,C4,...        any of the above but ``simulated``, with the electrode of
+                                      each channel in stream order (BrainFlow names a Cyton's
+                                      Fp1, Fp2, C3, ... whatever the cap; an LSL stream may have
+                                      no labels at all)
     lsl:NAME                          an LSL stream by name (lsl:type=EEG, lsl:source_id=XYZ also work)
     file:PATH                         replay a recording (FIF/EDF/BDF/BrainVision/XDF/OpenBCI txt/BrainFlow CSV)
     simulated[:SUBJECTS]              demo / test subject: real EEGMMIDB EEG of the cued class on
@@ -23,8 +23,8 @@ from acquisition.base import Source
 from .errors import ConfigError
 
 SPEC_HELP = (
-    "synthetic | brainflow:BOARD[:PORT][?channels=C3,Cz,...] | lsl:NAME (or lsl:type=EEG) | file:PATH | "
-    "simulated[:SUBJECTS]"
+    "synthetic | brainflow:BOARD[:PORT] | lsl:NAME (or lsl:type=EEG) | file:PATH | "
+    "simulated[:SUBJECTS]; add ?channels=C3,Cz,... to name the channels (electrodes)"
 )
 
 
@@ -75,6 +75,13 @@ def make_source(spec: str, **kwargs: Any) -> Source:
         if kind.lower() != "brainflow" or not board:
             raise ConfigError(f"brainflow source needs a board, e.g. brainflow:cyton:/dev/ttyUSB0; got {spec!r}.")
         return BrainFlowSource(board, serial_port=port, **kwargs)
+    if kind in ("lsl", "file"):  # a name or path may hold a "?": only ?channels= is taken
+        base, q, option = spec.rpartition("?")
+        if q and option.strip().lower().startswith("channels="):
+            kwargs["channel_names"] = option.partition("=")[2]
+            spec = base.strip()
+            kind, _, rest = spec.partition(":")
+            kind = kind.lower()
     if kind == "lsl":
         from acquisition.lsl_source import LSLSource
 

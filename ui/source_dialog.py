@@ -50,7 +50,10 @@ def spec_for(kind: str, *, board: str = "", port: str = "", stream: str = "", pa
     if kind == "lsl":
         if not stream.strip():
             raise ValueError("Select an LSL stream (press Refresh to look again) or type its name.")
-        return f"lsl:{stream.strip()}"
+        names = [n.strip() for n in channels.replace(";", ",").split(",") if n.strip()]
+        if len(set(names)) != len(names):
+            raise ValueError("Channel names: every name must be different.")
+        return f"lsl:{stream.strip()}" + (f"?channels={','.join(names)}" if names else "")
     if kind == "file":
         if not path.strip():
             raise ValueError("Choose a recording to replay.")
@@ -112,11 +115,18 @@ class SourceDialog(QtWidgets.QDialog):
         self.lsl_name.setPlaceholderText("stream name (or pick one above)")
         self.lsl_refresh = QtWidgets.QPushButton("Refresh")
         self.lsl_status = QtWidgets.QLabel("")
+        self.lsl_channels_edit = QtWidgets.QLineEdit()
+        self.lsl_channels_edit.setPlaceholderText(
+            "optional channel names, in stream order: C3,Cz,C4,… (for a stream without labels)")
+        self.lsl_channels_edit.setToolTip(
+            "The electrode on each channel of the stream, comma-separated; replaces the "
+            "stream's own labels (OpenBCI GUI's LSL stream has none).")
         v.addWidget(self.stream_list, 1)
         row = QtWidgets.QHBoxLayout()
         row.addWidget(self.lsl_name, 1)
         row.addWidget(self.lsl_refresh)
         v.addLayout(row)
+        v.addWidget(self.lsl_channels_edit)
         v.addWidget(self.lsl_status)
         self.tabs.addTab(w, "LSL stream")
 
@@ -149,7 +159,8 @@ class SourceDialog(QtWidgets.QDialog):
         self.refresh_ports()
         self._select_current(current)
         self.tabs.currentChanged.connect(self._on_tab)
-        for edit in (self.lsl_name, self.file_edit, self.channels_edit):  # answers the error
+        for edit in (self.lsl_name, self.file_edit, self.channels_edit,
+                     self.lsl_channels_edit):  # an edit answers the error: clear it
             edit.textEdited.connect(lambda _t: self.error_label.setText(""))
         self.port_combo.editTextChanged.connect(lambda _t: self.error_label.setText(""))
         if auto_refresh and self.tabs.currentIndex() == 2:
@@ -169,6 +180,10 @@ class SourceDialog(QtWidgets.QDialog):
             self.channels_edit.setText(names if key.strip().lower() == "channels" else "")
             self.tabs.setCurrentIndex(1)
         elif kind == "lsl":
+            name, q, option = rest.rpartition("?")
+            if q and option.lower().startswith("channels="):
+                rest = name
+                self.lsl_channels_edit.setText(option.partition("=")[2])
             self.lsl_name.setText(rest)
             self.tabs.setCurrentIndex(2)
         elif kind == "file":
@@ -227,9 +242,11 @@ class SourceDialog(QtWidgets.QDialog):
     def current_spec(self) -> str:
         """The spec of what the dialog shows now (ValueError if incomplete)."""
         kind = ("synthetic", "openbci", "lsl", "file")[self.tabs.currentIndex()]
+        channels = {"openbci": self.channels_edit, "lsl": self.lsl_channels_edit}.get(kind)
         return spec_for(kind, board=self.board_combo.currentData() or "",
                         port=self.port_combo.currentText(), stream=self.lsl_name.text(),
-                        path=self.file_edit.text(), channels=self.channels_edit.text())
+                        path=self.file_edit.text(),
+                        channels=channels.text() if channels is not None else "")
 
     def accept(self) -> None:
         try:

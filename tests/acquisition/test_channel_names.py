@@ -80,3 +80,44 @@ def test_wrong_channel_names_are_clear_errors_and_leave_the_board_free(spec, mat
     other = make_source("synthetic")  # the count is checked before the board is prepared
     with other.connect(timeout=5):
         assert other.connected
+
+
+def test_an_lsl_stream_without_labels_takes_the_names_from_the_spec(stream_name, tmp_path):
+    """OpenBCI GUI's LSL output (and many amplifiers) send no channel labels: named by the
+    spec, a real LSL outlet on loopback is a source the calibration can match by name."""
+    from acquisition.lsl_env import import_pylsl
+
+    pylsl = import_pylsl()
+    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(stream_name, "EEG", 8, 250, "float32",
+                                                 stream_name))
+    plain = make_source(f"lsl:{stream_name}")
+    with plain.connect(timeout=10):
+        unnamed = plain.info.ch_names
+    assert not set(unnamed) & set(CYTON8)
+    src = make_source(f"lsl:{stream_name}?channels={','.join(CYTON8)}")
+    src.connect(timeout=10, acquisition=False)
+    try:
+        assert src.info.ch_names == tuple(CYTON8)
+        assert src.info.metadata["device_ch_names"] == list(unnamed)
+        t0 = pylsl.local_clock()
+        outlet.push_chunk([[float(k) for k in range(8)]] * 20, list(t0 + np.arange(20) / 250))
+        wait_until(lambda: src.acquire() or src.n_samples >= 20, 5, what="20 samples")
+        assert src.buffer.since(0).n_samples == 20
+    finally:
+        src.disconnect()
+    with pytest.raises(ConfigError, match="has 8 channels .* but 3 names"):
+        make_source(f"lsl:{stream_name}?channels=C3,Cz,C4").connect(timeout=10)
+    del outlet
+
+
+def test_a_replayed_file_takes_the_names_from_the_spec(data_dir):
+    """file:PATH?channels=... renames a recording's channels (an OpenBCI GUI file: its EXG
+    channels are named by the GUI, not by electrode); a path is otherwise left whole."""
+    path = data_dir / "openbci-gui-sample" / "OpenBCI_GUI-v6-blinks-jawClench-alpha.txt"
+    plain = make_source(f"file:{path}", speed="max")
+    with plain.connect(timeout=10):
+        n = plain.info.n_channels
+    names = [f"E{i}" for i in range(n)]
+    src = make_source(f"file:{path}?channels={','.join(names)}", speed="max")
+    with src.connect(timeout=10):
+        assert src.info.ch_names == tuple(names)

@@ -101,3 +101,10 @@ def test_the_source_dialog_names_an_openbci_boards_channels(gui, qtbot):
     dlg.channels_edit.setText("C3,C4")
     dlg.accept()
     assert dlg.spec is None and "16 EEG channels" in dlg.error_label.text()
+
+    lsl = SourceDialog("lsl:obci_eeg1?channels=C3,Cz,C4", auto_refresh=False)
+    qtbot.addWidget(lsl)
+    assert lsl.lsl_name.text() == "obci_eeg1" and lsl.lsl_channels_edit.text() == "C3,Cz,C4"
+    assert lsl.current_spec() == "lsl:obci_eeg1?channels=C3,Cz,C4"
+    lsl.lsl_channels_edit.setText("")
+    assert lsl.current_spec() == "lsl:obci_eeg1"
