@@ -12,6 +12,9 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data-dir", default=None,
                    help="folder in MNE's eegbci layout (default: bci_app.config.eegmmidb_dir())")
     g.add_argument("--subjects", default="1-20", help="subject ids, e.g. '1-20' or '1,3,5-7'")
+    g.add_argument("--download", action="store_true",
+                   help="fetch the subjects' missing EDF files from PhysioNet first (about "
+                   "2.5 MB per run, 3 runs per subject) into --data-dir")
     g.add_argument("--tmin", type=float, default=DEFAULT_TMIN, help="window start after cue (s)")
     g.add_argument("--tmax", type=float, default=DEFAULT_TMAX, help="window end after cue (s)")
     g.add_argument("--train-span", type=float, default=None, metavar="TMAX",

@@ -137,6 +137,65 @@ def parse_subjects(spec: str | Sequence[int] | None) -> list[int]:
     return sorted(out)
 
 
+#: Where PhysioNet serves EEGMMIDB (MNE's default). A mirror with the same
+#: ``.../files/eegmmidb/1.0.0/`` layout: ``$BCI_APP_EEGMMIDB_URL`` or ``base_url=``.
+EEGMMIDB_URL = "https://physionet.org/files/eegmmidb/1.0.0/"
+EEGMMIDB_URL_ENV = "BCI_APP_EEGMMIDB_URL"
+
+
+def missing_eegmmidb(subjects: Sequence[int], path: str | Path,
+                     runs: Sequence[int] = MI_RUNS) -> list[tuple[int, int]]:
+    """(subject, run) pairs whose EDF file is not under ``path`` (MNE's eegbci layout)."""
+    base = Path(path) / "MNE-eegbci-data" / "files" / "eegmmidb" / "1.0.0"
+    return [(s, r) for s in subjects for r in runs
+            if not (base / f"S{s:03d}" / f"S{s:03d}R{r:02d}.edf").is_file()]
+
+
+def download_eegmmidb(subjects: Sequence[int], path: str | Path | None = None,
+                      runs: Sequence[int] = MI_RUNS, base_url: str | None = None) -> int:
+    """Fetch the missing EDF files of ``subjects`` from PhysioNet into ``path`` (MNE's eegbci
+    layout; default ``bci_app.config.eegmmidb_dir()``), checked against MNE's hashes. About
+    2.5 MB per run: 150 MB for the 20 subjects of the pretrained bundles. Returns the number
+    of files fetched (0 when all are there: no network is touched).
+
+    Raises
+    ------
+    DataFileError
+        When the download fails (no internet, server refused, hash mismatch), with the fix.
+    """
+    import os
+
+    from bci_app.config import eegmmidb_dir
+
+    path = Path(path) if path is not None else eegmmidb_dir()
+    base_url = base_url or os.environ.get(EEGMMIDB_URL_ENV) or EEGMMIDB_URL
+    todo = missing_eegmmidb(subjects, path, runs)
+    if not todo:
+        return 0
+    from mne.datasets import eegbci
+
+    logger.info("Downloading %d EEGMMIDB files (about %.0f MB) from %s into %s", len(todo),
+                2.5 * len(todo), base_url, path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        for subject in sorted({s for s, _ in todo}):
+            eegbci.load_data(subject, runs=[r for s, r in todo if s == subject], path=str(path),
+                             update_path=False, base_url=base_url, verbose="error")
+    except Exception as err:  # requests/pooch/OS errors: all mean "not downloaded"
+        raise DataFileError(
+            f"data_dir: could not download EEGMMIDB subjects {sorted({s for s, _ in todo})} "
+            f"from {base_url} into {path} ({type(err).__name__}: {err}). Fix: check the "
+            "internet connection and retry, or copy the EDF files there in MNE's eegbci "
+            "layout (MNE-eegbci-data/files/eegmmidb/1.0.0/S###/S###R##.edf) and set "
+            "BCI_APP_DATA_DIR to the folder above it."
+        ) from None
+    left = missing_eegmmidb(subjects, path, runs)
+    if left:
+        raise DataFileError(f"data_dir: the download left {len(left)} files missing under "
+                            f"{path}: {left[:5]}. Fix: retry.")
+    return len(todo)
+
+
 def load_raws(subject: int, path: str | Path, runs: Sequence[int] = MI_RUNS) -> list:
     """Raw EDF recordings of one subject (standardized 10-05 channel names), in run order.
 
@@ -152,8 +211,9 @@ def load_raws(subject: int, path: str | Path, runs: Sequence[int] = MI_RUNS) -> 
         raise DataFileError(
             f"data_dir: subject {subject} runs {missing} not found under {base}; expected MNE's "
             "eegbci layout (MNE-eegbci-data/files/eegmmidb/1.0.0/S###/S###R##.edf). Fix: pass "
-            "--data-dir pointing at that folder, or choose subjects that are present (S001-S020 "
-            "in shared/data/eegmmidb)."
+            "--data-dir pointing at that folder, choose subjects that are present (S001-S020 "
+            "in shared/data/eegmmidb), or add --download to fetch them from PhysioNet (about "
+            "2.5 MB per run)."
         )
     files = eegbci.load_data(subject, runs=list(runs), path=str(path), update_path=False,
                              verbose="error")

@@ -169,15 +169,17 @@ def pretraining_channels(ch_names) -> list[str]:
 
 def pretrain_argv(channels, out, subjects: str = "1-20", data_dir=None) -> list[str]:
     """``bci-app train`` arguments for a cross-subject CSP+LDA bundle (Euclidean alignment) on
-    ``channels``: what the channel check advises and the wizard runs."""
+    ``channels``: what the channel check advises and the wizard runs (missing EEGMMIDB files
+    are downloaded first)."""
     argv = ["train", "--subjects", subjects, "--channels", ",".join(channels),
-            "--model", "csp_lda", "--out", str(out)]
+            "--model", "csp_lda", "--download", "--out", str(out)]
     return argv + (["--data-dir", str(data_dir)] if data_dir is not None else [])
 
 
 def train_pretrained_for(ch_names, out, subjects: str = "1-20", data_dir=None) -> Path:
     """Train the bundle of :func:`pretrain_argv` for a source with ``ch_names`` (blocking:
-    about 15 s for 20 subjects on one core) and return its folder.
+    about 15 s for 20 subjects on one core, plus the download of missing EEGMMIDB files) and
+    return its folder.
 
     Raises
     ------
@@ -227,8 +229,10 @@ def check_pretrained_channels(pretrained, ch_names) -> None:
     if len(usable) >= 2:
         msg += ("Fix: train a pretrained bundle on the channels it has (PhysioNet EEGMMIDB, "
                 "under a minute for CSP+LDA): "
-                f"`bci-app {' '.join(pretrain_argv(usable, 'my_pretrained'))}` (add --data-dir "
-                "DIR for the EEGMMIDB folder), then calibrate with --pretrained my_pretrained "
+                f"`bci-app {' '.join(pretrain_argv(usable, 'my_pretrained'))}` (--download "
+                "fetches missing EEGMMIDB files from PhysioNet, about 150 MB for 20 subjects; "
+                "--data-dir DIR names the folder), then calibrate with --pretrained "
+                "my_pretrained "
                 "(in the wizard: Train a pretrained model for these channels).")
     else:
         msg += (f"Only {len(usable)} of them are 10-10 electrode names that the pretraining "

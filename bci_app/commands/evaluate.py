@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -129,6 +130,13 @@ def run(args: argparse.Namespace) -> int:
     span = None
     if bundle is None or args.train_span is not None:  # a crop-trained bundle may be evaluated
         span = check_train_span(args, settings, args.protocol)  # without spans (crop: no-op)
+    if args.download:
+        from decoders.data import download_eegmmidb
+
+        n = download_eegmmidb(all_subjects, args.data_dir)
+        if n:
+            print(f"downloaded {n} EEGMMIDB files", file=sys.stderr if args.json else sys.stdout,
+                  flush=True)
     t0 = time.perf_counter()
     data = load_data(all_subjects, args.data_dir, pre, tmin, tmax, progress=args.progress,
                      span_tmax=span)

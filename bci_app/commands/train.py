@@ -58,6 +58,12 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(args.out, "--out")
     torch.set_num_threads(max(1, args.threads))
     subjects = parse_subjects(args.subjects)
+    if args.download:
+        from decoders.data import download_eegmmidb
+
+        n = download_eegmmidb(subjects, args.data_dir)
+        if n:
+            print(f"downloaded {n} EEGMMIDB files", flush=True)
     t0 = time.perf_counter()
     data = load_data(subjects, args.data_dir, preprocessor_from_args(args), args.tmin,
                      args.tmax, progress=args.progress, span_tmax=span)

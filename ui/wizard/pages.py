@@ -88,8 +88,9 @@ class DevicePage(QtWidgets.QWizardPage):
         # shown when Connect refused the source for the pretrained model's channels
         self.train_btn = QtWidgets.QPushButton("Train a pretrained model for these channels")
         self.train_btn.setToolTip("Cross-subject CSP+LDA with alignment on the channels this "
-                                  "source has, from PhysioNet EEGMMIDB (about 15 s); then "
-                                  "connects again with it")
+                                  "source has, from PhysioNet EEGMMIDB (about 15 s, plus the "
+                                  "download of files not on this computer); then connects "
+                                  "again with it")
         self.train_btn.setVisible(False)
         self.train_btn.clicked.connect(self.train_for_channels)
         self.status = QtWidgets.QLabel("not connected")
@@ -131,7 +132,8 @@ class DevicePage(QtWidgets.QWizardPage):
 
         channels = pretraining_channels(self.ctrl.refused_channels or [])
         self.status.setText(f"training a pretrained model on {', '.join(channels)} (EEGMMIDB "
-                            f"subjects {self.ctrl.pretrain_subjects}) …")
+                            f"subjects {self.ctrl.pretrain_subjects}; files not on this computer "
+                            "are downloaded from PhysioNet first, 7.5 MB per subject) …")
         self.train_btn.setVisible(False)
         self.connect_btn.setEnabled(False)
         self._connecting = True
