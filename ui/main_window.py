@@ -716,7 +716,15 @@ class MainWindow(QtWidgets.QMainWindow):
             self.prediction_bridge.detach()
             self.controls.set_decoding(False)
             self.statusBar().clearMessage()
-            self.banner.show_message("error", f"Could not start decoding: {error}")
+            hint = ""
+            if error.startswith("StreamMismatchError: channels"):  # the CLI's --map is no help here
+                hint = (" The synthetic board streams generated signals on other channels: to "
+                        "see this model decode, replay a recording that has them (File → Choose "
+                        "source → File replay, e.g. an EEGMMIDB S001R04.edf)."
+                        if self.source_spec == "synthetic" else
+                        " Here: Tools → Calibration wizard (Ctrl+K) trains a decoder for this "
+                        "source's channels.")
+            self.banner.show_message("error", f"Could not start decoding: {error}{hint}")
             self._decoder_error = True
             self.prediction.reset("stopped — the decoder could not start (see the banner)")
             return

@@ -37,6 +37,17 @@ def test_record_needs_a_connected_source(make_window, tmp_path):
     assert win.recorder is None
 
 
+def test_a_device_without_the_models_channels_is_sent_to_the_wizard(make_window):
+    """The banner named only the CLI's --map; in the window, the calibration wizard trains a
+    decoder for the device's channels (a BrainFlow board with named electrodes here)."""
+    win = make_window("synthetic?channels=" + ",".join(f"E{i}" for i in range(16)))
+    wait_until(lambda: win.source is not None and win.source.connected, 15)
+    assert win.load_model(str(REPO_ROOT / "decoders" / "pretrained" / "mi_left_right_csp_lda_ea"))
+    win.controls.decode_btn.click()
+    wait_until(lambda: win.banner.kind == "error", 30)
+    assert "lacks 21" in win.banner.text and "Tools → Calibration wizard" in win.banner.text
+
+
 def test_decoder_error_banner_goes_after_a_successful_start(make_window, gui_bundle_path):
     win = make_window("synthetic")
     wait_until(lambda: win.source is not None and win.source.connected, 15)
@@ -45,6 +56,7 @@ def test_decoder_error_banner_goes_after_a_successful_start(make_window, gui_bun
     win.controls.decode_btn.click()
     wait_until(lambda: win.banner.kind == "error", 30)
     assert win.banner.text.startswith("Could not start decoding")
+    assert "File replay" in win.banner.text  # the demo board: replay a recording instead
     assert "Starting the decoder" not in win.statusBar().currentMessage()
     # a matching bundle: decoding starts, the old error goes, the status bar says so
     assert win.load_model(str(gui_bundle_path))
