@@ -546,8 +546,10 @@ def _read_xdf(path: Path, *, stream: str | None = None) -> FileRecording:
     if np.any(np.diff(times) < 0):
         raise DataFileError(
             f"Stream {name!r} in {str(path)!r} has timestamps that go backwards even after pyxdf's "
-            "clock-reset handling; the file's clock offsets are inconsistent. Re-record, or "
-            "repair the file's clock offsets."
+            "clock-reset handling (the device's clock was reset during the recording, or the "
+            "file's clock offsets are inconsistent), so it cannot be replayed on one time axis. "
+            f"Fix: `bci-app export {path} --to fif` keeps every sample and marks the jump as a "
+            "boundary; replay or analyse that FIF file."
         )
     n_ch = raw.shape[1]
     stream_is_eeg = str(_first(einfo, "type", "")).strip().lower() == "eeg"

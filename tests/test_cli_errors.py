@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 import pytest
 
 from bci_app.cli import build_parser, main
+from bci_app.errors import DataFileError
 from tests.helpers.processes import ROOT
 
 UNWRITABLE = "/proc/bci-app-test"  # not creatable, even for root
@@ -359,3 +361,30 @@ def test_build_model_checks_param_types():
     net = build_model("eegnet", n_chans=8, n_outputs=2, sfreq=160, window_s=2.0, F1=4, F2=None,
                       dropout=0, max_norm=True)
     assert net.hparams["F1"] == 4
+
+
+def test_a_recording_whose_clock_went_back_is_refused_with_a_fix_that_works(tmp_path, capsys):
+    """The error told the user to "repair the file's clock offsets", which no tool does; the
+    fix it names now (export to FIF: the jump becomes a boundary) works, and keeps every
+    sample and marker."""
+    from acquisition.files import read_file
+    from acquisition.xdf_writer import XDFWriter
+
+    path = tmp_path / "jump.xdf"
+    w = XDFWriter(path)
+    w.add_stream(1, _hdr("eeg", 4, 250, "float32"))
+    w.add_stream(2, _hdr("mk", 1, 0, "string", "Markers"))
+    for t0 in (100.0, 50.0):  # the device's clock was reset between the two chunks
+        ts = t0 + np.arange(250) / 250.0
+        w.write_samples(1, ts, np.zeros((250, 4), dtype=np.float32))
+        w.write_strings(2, [ts[10]], [[f"at{t0:g}"]])
+    w.close()
+    with pytest.raises(DataFileError, match="go backwards") as err:
+        read_file(path)
+    fix = re.search(r"`(bci-app export \S+ --to fif)`", str(err.value))
+    assert fix, str(err.value)
+    assert main(fix.group(1).split()[1:] + ["--out", str(tmp_path / "fif")]) == 0
+    fif = next((tmp_path / "fif").glob("*.fif"))
+    rec = read_file(fif)
+    assert rec.data.shape[0] == 500
+    assert sorted(m.label for m in rec.markers if m.label.startswith("at")) == ["at100", "at50"]
