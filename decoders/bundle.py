@@ -306,6 +306,7 @@ def _check_loaded(bundle: Bundle) -> None:
                           pre_cfg.get("channels") if isinstance(pre_cfg, dict) else None,
                           f"bundle {bundle.path}" if bundle.path else "bundle")
     bundle.preprocessor  # noqa: B018 - validates the preprocessing config
+    _check_config_fits_model(bundle)
     x = np.random.default_rng(0).standard_normal((2, n_ch, n_t)).astype(np.float32) * 1e-5
     p = np.asarray(bundle.decoder.predict_proba(x), dtype=float)
     if p.shape != (2, len(bundle.classes)) or not np.all(np.isfinite(p)) \
@@ -313,6 +314,27 @@ def _check_loaded(bundle: Bundle) -> None:
         raise BundleError(
             "bundle: the model does not give finite class probabilities on a test window "
             f"(shape {p.shape}, finite {bool(np.all(np.isfinite(p)))}); its weights are damaged"
+        )
+
+
+def _check_config_fits_model(bundle: Bundle) -> None:
+    """The config's signal facts (what the online worker and the calibration feed the model)
+    must be those the model was built with: a window of another rate or length, or class names
+    for other outputs, would run without error on covariance models and decode garbage."""
+    dec = bundle.decoder
+    facts = [("channels", len(bundle.channels), getattr(dec, "n_chans", None), "names"),
+             ("classes", len(bundle.classes), getattr(dec, "n_outputs", None), "names"),
+             ("sfreq", bundle.sfreq, getattr(dec, "sfreq", None), "Hz"),
+             ("window_s", bundle.window_s, getattr(dec, "window_s", None), "s")]
+    bad = [f"'{key}' gives {cfg:g} {unit} but the model was built for {built:g}"
+           for key, cfg, built, unit in facts
+           if built is not None and not np.isclose(float(cfg), float(built), rtol=0, atol=1e-9)]
+    if bad:
+        where = bundle.path / CONFIG_NAME if bundle.path else CONFIG_NAME
+        raise BundleError(
+            f"bundle: {where} does not fit its model: {'; '.join(bad)} (the model's own "
+            "values are under 'decoder' > 'params'). Fix: undo the edit of the config, or "
+            "retrain with `bci-app train` for other channels, classes, rate or window."
         )
 
 

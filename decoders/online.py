@@ -275,8 +275,9 @@ class DecoderWorker:
         self._bad: deque[tuple[int, int, str]] = deque()
         self._gaps_seen = len(self.source.gaps)
         self._recent_raw = np.zeros((0, len(self.bundle.channels)))  # for the flat-line check
-        # (out_start, out_stop, in_start, n_in, arrival time of the chunk's last input sample)
-        self._chunk_map: deque[tuple[int, int, int, int, float]] = deque(maxlen=256)
+        # (out_start, out_stop, in_start, last input row of each output, arrival time of the
+        # chunk's last input sample)
+        self._chunk_map: deque[tuple[int, int, int, np.ndarray, float]] = deque(maxlen=256)
         self.n_predictions = 0
         self.skipped = 0
         self.lost_samples = 0
@@ -396,21 +397,21 @@ class DecoderWorker:
             self.lost_samples += chunk.lost
             self._filter.reset()
             self._mark_unreliable(f"{chunk.lost} samples lost (decoder fell behind)")
-        if len(self.source.gaps) != self._gaps_seen:
-            self._gaps_seen = len(self.source.gaps)
-            self._mark_unreliable("gap in the signal")
+        self._mark_gaps(chunk)
         self._k = chunk.stop
         if chunk.n_samples == 0:
             return []
         data = chunk.data
-        finite = np.isfinite(data)
+        cols = getattr(self._filter, "_idx", slice(None))
+        # only the model's channels count: a NaN in a channel the model never reads (an aux or
+        # unused electrode) changes nothing it sees
+        finite = np.isfinite(data[:, cols])
         if not finite.all():
-            data = np.where(finite, data, 0.0)  # keep the IIR state finite
+            data = np.where(np.isfinite(data), data, 0.0)  # keep the IIR state finite
             rows = np.flatnonzero(~finite.all(axis=1))
             self._mark_unreliable("non-finite samples (NaN/inf) in the window",
                                   extra=self.n_times, rows=(int(rows[0]), int(rows[-1])))
         if self.rail_volts is not None:
-            cols = getattr(self._filter, "_idx", slice(None))
             railed = (np.abs(data[:, cols]) >= self.rail_volts).any(axis=1)
             if railed.any():
                 self._mark_unreliable(
@@ -419,12 +420,16 @@ class DecoderWorker:
                     rows=(int(np.flatnonzero(railed)[0]), int(np.flatnonzero(railed)[-1])))
         if self.flat_volts is not None:
             self._check_flat(data)
+        # where each output lands on this chunk's input rows (resampling: fractional rows),
+        # taken before process() moves the filter's state on
+        pos = self._filter.output_positions(chunk.n_samples)
         filtered = self._filter.process(data)
         n_out = filtered.shape[0]
         if n_out:
-            self._fbuf.write(filtered, self._output_times(chunk, n_out))
+            last_row = np.floor(pos).astype(int)  # last input row each output depends on
+            self._fbuf.write(filtered, self._output_times(chunk, pos, last_row))
             self._chunk_map.append((self._out_count, self._out_count + n_out,
-                                    chunk.stop - chunk.n_samples, chunk.n_samples,
+                                    chunk.stop - chunk.n_samples, last_row,
                                     self._arrival_of(chunk)))
             self._out_count += n_out
         reached = []
@@ -432,6 +437,22 @@ class DecoderWorker:
             reached.append(self._next_boundary)
             self._next_boundary += self.hop_samples
         return reached
+
+    def _mark_gaps(self, chunk) -> None:
+        """Mark unreliable the windows holding the first sample after each new source gap, found
+        in the chunk by the gap's start time: a chunk read by a worker that fell behind spans
+        several source chunks, and the acquisition thread registers a gap just before it writes
+        the samples after it (a gap that starts after this chunk waits for the next one)."""
+        gaps = self.source.gaps
+        if len(gaps) < self._gaps_seen:  # the source was reconnected: a new list
+            self._gaps_seen = 0
+        while self._gaps_seen < len(gaps):
+            start = gaps[self._gaps_seen].start
+            if chunk.n_samples == 0 or start > chunk.timestamps[-1]:
+                return  # its samples are not in this chunk yet
+            row = int(np.searchsorted(chunk.timestamps, start))
+            self._gaps_seen += 1
+            self._mark_unreliable("gap in the signal", rows=(row, row))
 
     def _check_flat(self, data: np.ndarray) -> None:
         """Mark windows unreliable while a model channel's raw signal is flat over 1 s (every
@@ -459,11 +480,11 @@ class DecoderWorker:
             "electrode off, or the device sends no signal", extra=self.n_times,
             rows=(first_end + first - (n - 1) - held, first_end + last - held))
 
-    def _output_times(self, chunk, n_out: int) -> np.ndarray:
-        if n_out == chunk.n_samples:
-            return chunk.timestamps
-        # resampled: spread the outputs over the chunk's time span at the output rate
-        return chunk.timestamps[-1] - (n_out - 1 - np.arange(n_out)) / self.bundle.sfreq
+    def _output_times(self, chunk, pos: np.ndarray, last_row: np.ndarray) -> np.ndarray:
+        """Time of each output sample: the input time at its (fractional, when resampling)
+        position on the chunk's rows, so it does not depend on how the source cut its chunks."""
+        frac = pos - last_row
+        return chunk.timestamps[last_row] + frac / self.source.info.sfreq
 
     def _mark_unreliable(self, reason: str, extra: int = 0,
                          rows: tuple[int, int] | None = None) -> None:
@@ -494,10 +515,9 @@ class DecoderWorker:
     def _input_stop(self, b: int) -> tuple[int, float]:
         """Input sample count one past the last input sample of the window ending at output
         sample ``b``, and that chunk's arrival time."""
-        for out_start, out_stop, in_start, n_in, t_arr in self._chunk_map:
+        for out_start, out_stop, in_start, last_row, t_arr in self._chunk_map:
             if out_start < b <= out_stop:
-                return min(in_start + n_in, in_start + int(math.ceil((b - out_start)
-                                                                      / self._ratio))), t_arr
+                return in_start + int(last_row[b - 1 - out_start]) + 1, t_arr
         return self._k, time.monotonic()
 
     def _predict_many(self, boundaries: list[int]) -> list[Prediction]:
@@ -711,14 +731,17 @@ def offline_window_predictions(
     hop_samples = max(1, int(round(hop * bundle.sfreq)))
     ends = np.arange(n_times, out.shape[0] + 1, hop_samples)
     if bundle.needs_alignment and bundle.alignment is None:
+        # as DecoderWorker: a window every 0.5 s from the first one; the fit happens at the
+        # boundary that brings the count to what ``alignment_seconds`` holds, and only later
+        # boundaries are predicted
         every = max(1, int(round(0.5 / (hop_samples / bundle.sfreq))))
+        needed = int(alignment_seconds * bundle.sfreq // (every * hop_samples)) + 1
         first = int(ends[0]) if len(ends) else n_times
-        grid = [e for e in ends if e - first <= alignment_seconds * bundle.sfreq
-                and ((e - first) // hop_samples) % every == 0]
-        fit_at = next((e for e in ends if e - first >= alignment_seconds * bundle.sfreq), None)
-        if fit_at is None:
+        grid = [e for e in ends if ((e - first) // hop_samples) % every == 0][:needed]
+        if len(grid) < needed:
             return np.zeros(0, int), np.zeros((0, len(bundle.classes)))
-        windows = np.stack([out[e - n_times:e].T for e in grid if e <= fit_at])
+        fit_at = grid[-1]
+        windows = np.stack([out[e - n_times:e].T for e in grid])
         bundle = dataclasses.replace(bundle, alignment=None).fit_alignment(windows)
         ends = ends[ends > fit_at]
     probs = []

@@ -170,6 +170,18 @@ class StreamingResampler:
         self._n_in = 0  # input samples consumed so far
         self._k = 0  # next output index
 
+    def positions(self, n_samples: int) -> np.ndarray:
+        """Where the outputs of the next chunk of ``n_samples`` lie on that chunk's input rows.
+
+        Returns shape (n_out,), float: output ``j`` of :meth:`process` is the signal at input
+        row ``positions[j]`` (fractional; ``floor`` of it is the last input row the output
+        depends on), so its time is the input time interpolated there. Changes no state.
+        """
+        n_in_total = self._n_in + int(n_samples)
+        k_end = (n_in_total * self.up + self.down - 1) // self.down
+        ks = np.arange(self._k, k_end)
+        return (ks * self.down - self._n_in * self.up) / self.up
+
     def process(self, chunk: np.ndarray) -> np.ndarray:
         """Resample one chunk, shape (n_samples, n_channels) -> (n_out, n_channels)."""
         chunk = np.asarray(chunk, dtype=float)
@@ -390,6 +402,18 @@ class StreamingFilter:
         self._zi: np.ndarray | None = None
         if self._resampler is not None:
             self._resampler.reset()
+
+    def output_positions(self, n_samples: int) -> np.ndarray:
+        """Input row (fractional) of each output the next chunk of ``n_samples`` will give.
+
+        Shape (n_out,): ``arange(n_samples)`` without resampling; with it, output ``j`` is the
+        signal at input row ``positions[j]`` of that chunk (its time is the input time
+        interpolated there, ``floor`` is the last input row it depends on). Changes no state;
+        call it before :meth:`process`.
+        """
+        if self._resampler is None:
+            return np.arange(int(n_samples), dtype=float)
+        return self._resampler.positions(n_samples)
 
     def process(self, chunk: np.ndarray) -> np.ndarray:
         """Process the next chunk.

@@ -119,11 +119,15 @@ def test_rate_mismatch_without_resampling_is_a_clear_error(ts_bundle):
 
 
 def test_nonfinite_samples_make_windows_unreliable_not_confident(ts_bundle, s002_run4):
+    from decoders.preprocessing import ChannelMapping
+
     rec = s002_run4
     data = rec.data.copy()
     bad = slice(3200, 3210)  # 20 s in
-    data[bad, 3] = np.nan
-    data[3205, 5] = np.inf
+    # in channels the model reads (NaN elsewhere changes nothing it sees: test_review10)
+    c0, c1 = ChannelMapping().indices(ts_bundle.channels[:2], list(rec.info.ch_names))
+    data[bad, c0] = np.nan
+    data[3205, c1] = np.inf
     broken = dataclasses.replace(rec, data=data)
     src, worker, preds = _replay_decode(broken, ts_bundle)
     unreliable = [p for p in preds if not p.reliable]
