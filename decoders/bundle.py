@@ -270,6 +270,12 @@ def load_bundle(path: str | Path) -> Bundle:
         raise
     except BciAppError as err:
         raise BundleError(f"bundle {path}: {err}") from None
+    except KeyError as err:  # a setting the config must hold is not there
+        raise BundleError(
+            f"bundle {path}: {CONFIG_NAME} lacks the key {err.args[0]!r} (removed by an edit, "
+            "or written by another program). Fix: restore it from a backup or retrain it with "
+            "`bci-app train`."
+        ) from None
     except Exception as err:  # noqa: BLE001 - anything else means a damaged bundle
         raise BundleError(
             f"bundle {path} is damaged or inconsistent ({type(err).__name__}: {err}). "

@@ -163,3 +163,17 @@ def test_nan_in_a_channel_the_model_does_not_read_changes_nothing(s003_run4, csp
                                np.stack([p.probabilities for p in clean]), atol=1e-12)
 
 
+
+
+@pytest.mark.parametrize("key", ["sfreq", "classes"])
+def test_a_bundle_config_missing_a_key_says_which_is_missing(tmp_path, key):
+    """It said "damaged or inconsistent (KeyError: 'sfreq')": now that the key is missing."""
+    src = Path(__file__).resolve().parents[2] / "decoders" / "pretrained" / \
+        "mi_left_right_csp_lda_ea"
+    dst = tmp_path / "bundle"
+    shutil.copytree(src, dst)
+    cfg = json.loads((dst / "config.json").read_text())
+    del cfg[key]
+    (dst / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(BundleError, match=f"config.json lacks the key '{key}'"):
+        load_bundle(dst)
