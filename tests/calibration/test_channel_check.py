@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PRETRAINED_CSP = ROOT / "decoders" / "pretrained" / "mi_left_right_csp_lda_ea"
 #: fixation, cue, imagery, rest min, rest max (s): the task window is 0.5-2.5 s after the cue,
 #: the pre-cue reference 1.5-0.5 s before it
-SHORT = (2.0, 0.5, 2.7, 0.3, 0.4)
+SHORT = (2.0, 0.5, 2.0, 0.2, 0.3)
 
 
 def test_a_source_without_the_bundles_channels_is_refused_before_any_cue(tmp_path):
