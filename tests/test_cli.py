@@ -38,6 +38,7 @@ def test_devices_lists_boards_and_lsl_scope():
     assert r.returncode == 0, r.stderr
     assert "SYNTHETIC_BOARD" in r.stdout and "CYTON_DAISY_BOARD" in r.stdout
     assert "LSL streams (scope: machine" in r.stdout
+    assert "?channels=" in r.stdout  # how to name a device's electrodes
 
 
 @pytest.mark.parametrize(

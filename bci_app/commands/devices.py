@@ -33,4 +33,7 @@ def run(args) -> int:
     for s in streams:
         print(f"  {s['name']!r:<30} type={s['type']:<10} {s['channels']:>3} ch @ {s['sfreq']:g} Hz"
               f"  source_id={s['source_id']} host={s['hostname']}")
+    print("Channel names: add ?channels=C3,Cz,... (the electrode of each channel, in order) to "
+          "any source, e.g. --source 'brainflow:cyton:/dev/ttyUSB0?channels=FC3,C3,CP3,Cz,FC4,"
+          "C4,CP4,Pz'; BrainFlow names a Cyton's channels Fp1, Fp2, C3, ... whatever the cap.")
     return 0
