@@ -108,3 +108,28 @@ def test_the_source_dialog_names_an_openbci_boards_channels(gui, qtbot):
     assert lsl.current_spec() == "lsl:obci_eeg1?channels=C3,Cz,C4"
     lsl.lsl_channels_edit.setText("")
     assert lsl.current_spec() == "lsl:obci_eeg1"
+
+
+def test_a_board_with_named_channels_is_lent_to_the_wizard(make_window, qtbot,
+                                                           synthetic_pretrained):
+    """The synthetic board by a spec with channel names ("synthetic?channels=...") is a BrainFlow
+    board like "brainflow:...": the window lets go of it for the wizard (only "brainflow:" specs
+    were, so the wizard's Connect failed with ANOTHER_BOARD_IS_CREATED) and takes it back."""
+    from tests.conftest import SYNTHETIC_CHANNELS
+    from tests.ui.fakes import wait_streaming
+
+    spec = "synthetic?channels=" + ",".join(SYNTHETIC_CHANNELS)
+    win = make_window(spec, connect_timeout=10.0)  # the wizard's timeout: the same board key
+    wait_streaming(qtbot, win)
+    win.open_calibration_wizard()
+    wiz, ctrl = win.wizard, win.wizard.controller
+    assert wiz.device.source.currentText() == spec and win.session is None
+    wiz.device.pretrained.setText(str(synthetic_pretrained))
+    wiz.device.connect_btn.click()
+    wait_until(lambda: wiz.device.connect_btn.isEnabled(), timeout=30)
+    assert ctrl.source is not None and ctrl.source.connected, wiz.device.status.text()
+    assert ctrl.source.info.ch_names == SYNTHETIC_CHANNELS
+    wiz.reject()
+    wait_until(lambda: win.source is not None and win.source.state.value == "streaming",
+               timeout=30)
+    assert win.source_spec == spec
