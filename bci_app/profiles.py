@@ -40,6 +40,8 @@ PROFILE_FORMAT = 1
 PROFILE_JSON = "profile.json"
 ALIGNMENT_NAME = "alignment.safetensors"
 PROFILES_DIR_ENV = "BCI_APP_PROFILES_DIR"
+#: Suffix of the folder that keeps a user's replaced profile (``<user>.previous``).
+PREVIOUS_SUFFIX = ".previous"
 
 __all__ = ["Profile", "check_profile_target", "list_profiles", "load_profile", "profiles_dir",
            "save_profile"]
@@ -56,6 +58,13 @@ def _check_user(user: str, option: str = "user") -> str:
         raise ConfigError(
             f"{option}: expected 1-64 letters, digits, '_', '.' or '-' (starting with a letter or "
             f"digit), got {user!r}. It names the profile folder."
+        )
+    if user.lower().endswith(PREVIOUS_SUFFIX):
+        # <user>.previous is where saving <user> again keeps the replaced profile
+        raise ConfigError(
+            f"{option}: {user!r} ends with {PREVIOUS_SUFFIX!r}, the name of the folder that keeps "
+            f"a replaced profile (saving {user[:-len(PREVIOUS_SUFFIX)]!r} would overwrite it). "
+            "Fix: pick another user id."
         )
     return user
 
@@ -115,16 +124,31 @@ def _save_alignment(ea, path: Path) -> None:
                "n_seen": np.array([ea.n_seen_], dtype=np.int64)}, str(path))
 
 
-def _load_alignment(path: Path):
+def _load_alignment(path: Path, n_chans: int):
+    """The user's alignment, or BundleError naming the file (unreadable, keys or shapes off)."""
     from safetensors.numpy import load_file
 
     from decoders.preprocessing import EuclideanAlignment
 
-    arrays = load_file(str(path))
-    ea = EuclideanAlignment()
-    ea.mean_cov_ = np.asarray(arrays["mean_cov"], dtype=np.float64)
-    ea.matrix_ = np.asarray(arrays["matrix"], dtype=np.float64)
-    ea.n_seen_ = int(arrays["n_seen"][0])
+    try:
+        arrays = load_file(str(path))
+        ea = EuclideanAlignment()
+        ea.mean_cov_ = np.asarray(arrays["mean_cov"], dtype=np.float64)
+        ea.matrix_ = np.asarray(arrays["matrix"], dtype=np.float64)
+        ea.n_seen_ = int(arrays["n_seen"][0])
+    except Exception as err:  # safetensors' own errors, a missing key, an empty array
+        raise BundleError(
+            f"profile: {path} is damaged ({type(err).__name__}: {err}). Fix: calibrate again, or "
+            "restore the previous profile (the <user>.previous folder beside it)."
+        ) from None
+    shape = (n_chans, n_chans)
+    if ea.mean_cov_.shape != shape or ea.matrix_.shape != shape \
+            or not np.all(np.isfinite(ea.matrix_)):
+        raise BundleError(
+            f"profile: {path} holds a {ea.matrix_.shape} alignment, the bundle has {n_chans} "
+            f"channels (expected finite matrices of shape {shape}). Fix: calibrate again, or "
+            "restore the previous profile (the <user>.previous folder beside it)."
+        )
     return ea
 
 
@@ -207,7 +231,7 @@ def _write_profile(result, user, root, folder, tmp, chosen, save_bundle, source,
     }
     (tmp / PROFILE_JSON).write_text(json.dumps(meta, indent=2, default=_json_default) + "\n")
     if folder.exists():
-        prev = root / f"{user}.previous"
+        prev = root / f"{user}{PREVIOUS_SUFFIX}"
         if prev.exists():
             shutil.rmtree(prev)
         folder.rename(prev)
@@ -244,18 +268,35 @@ def load_profile(path: str | os.PathLike, *, root: str | os.PathLike | None = No
                 f"{cand.parent}). Fix: pass the folder written by `bci-app calibrate` or the "
                 "calibration wizard."
             )
+    fix = ("Fix: calibrate again, or restore the previous profile (the <user>.previous folder "
+           "beside it).")
     try:
         meta = json.loads((p / PROFILE_JSON).read_text())
-    except json.JSONDecodeError as err:
-        raise BundleError(f"profile: {p / PROFILE_JSON} is not valid JSON ({err})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise BundleError(f"profile: {p / PROFILE_JSON} is not valid JSON ({err}). {fix}") \
+            from None
+    if not isinstance(meta, dict):
+        raise BundleError(f"profile: {p / PROFILE_JSON} holds a JSON {type(meta).__name__}, "
+                          f"expected an object. {fix}")
     if meta.get("format_version") != PROFILE_FORMAT:
         raise BundleError(f"profile: format_version {meta.get('format_version')} in {p}, this "
                           f"code reads {PROFILE_FORMAT}.")
+    chosen_name = meta.get("chosen", "adapted")
+    if chosen_name not in ("adapted", "baseline"):
+        raise BundleError(f"profile: 'chosen' in {p / PROFILE_JSON} is {chosen_name!r}, "
+                          f"expected 'adapted' or 'baseline'. {fix}")
     adapted = load_bundle(p / "bundle")
     if (p / ALIGNMENT_NAME).is_file():
-        adapted.alignment = _load_alignment(p / ALIGNMENT_NAME)
-    baseline = load_bundle(p / "baseline") if (p / "baseline").is_dir() else None
-    chosen = baseline if meta.get("chosen") == "baseline" and baseline is not None else adapted
+        adapted.alignment = _load_alignment(p / ALIGNMENT_NAME, len(adapted.channels))
+    elif adapted.needs_alignment:
+        # saved with every profile whose bundle aligns: without it the decoder would silently
+        # run unaligned (or re-estimate an alignment online), not the one that was scored
+        raise BundleError(f"profile: {p / ALIGNMENT_NAME} is missing (the user's Euclidean "
+                          f"alignment, which this profile's decoder needs). {fix}")
+    baseline = None
+    if (p / "baseline").exists() or chosen_name == "baseline":
+        baseline = load_bundle(p / "baseline")  # a BundleError naming it when missing/damaged
+    chosen = baseline if chosen_name == "baseline" else adapted
     return Profile(path=p, meta=meta, bundle=chosen, adapted=adapted, baseline=baseline)
 
 
@@ -266,7 +307,7 @@ def list_profiles(root: str | os.PathLike | None = None) -> list[dict[str, Any]]
     if root.is_dir():
         for d in sorted(root.iterdir()):
             f = d / PROFILE_JSON
-            if d.name.startswith(".") or d.name.endswith(".previous") or not f.is_file():
+            if d.name.startswith(".") or d.name.endswith(PREVIOUS_SUFFIX) or not f.is_file():
                 continue
             try:
                 meta = json.loads(f.read_text())

@@ -477,9 +477,11 @@ class ProtocolRunner:
         self.source = source
         can_cue = callable(getattr(source, "cue", None))
         self.clock = ("stream" if can_cue else "lsl") if clock == "auto" else clock
+        self._can_cue = can_cue
         if can_cue:
             protocol.add_cue_callback(self._forward_cue)
         self._sfreq = float(source.info.sfreq or 0.0)
+        self._t = -math.inf  # the latest time the protocol was advanced to
 
     def _forward_cue(self, protocol, cls: str, t: float, trial: int) -> None:
         self.source.cue(cls, at=t)
@@ -505,29 +507,49 @@ class ProtocolRunner:
         ts = buf.latest(1).timestamps
         return float(ts[-1]) + (1.0 / self._sfreq if self._sfreq > 0 else 0.0)
 
+    def _lookahead(self) -> float:
+        chunk = getattr(self.source, "chunk_samples", 1)
+        return chunk / self._sfreq if self._sfreq > 0 else 0.0
+
+    def _advance(self, t: float) -> ProtocolState:
+        self._t = max(self._t, t)
+        return self.protocol.advance(t)
+
+    def _control_time(self) -> float:
+        """Now for pause/resume/abort: never before a transition already performed (markers
+        stay in time order after a look-ahead step)."""
+        return max(self.now(), self._t)
+
     def start(self) -> None:
-        self.protocol.start(self.now())
+        t = self.now()
+        self._t = max(self._t, t)
+        self.protocol.start(t)
 
     def step(self) -> ProtocolState:
-        """Advance the protocol to now (manual mode: to the end of the next chunk, then pull it)."""
+        """Advance the protocol to now (manual mode: to the end of the next chunk, then pull it).
+
+        A simulated subject on its own stream clock gets a cue due within its next chunk before
+        it emits that chunk, so the trial is spliced at the cue's exact sample."""
         if self.manual:
-            chunk = getattr(self.source, "chunk_samples", 1)
-            lookahead = chunk / self._sfreq if self._sfreq > 0 else 0.0
             # the chunk about to be pulled covers [now, now + lookahead): a cue due in it is
             # handed to the source first and spliced at its exact sample
-            self.protocol.advance(self.now() + lookahead - 1e-9)
+            self._advance(self.now() + self._lookahead() - 1e-9)
             self.source.acquire()
             return self.protocol.state
-        return self.protocol.advance(self.now())
+        if self.clock == "stream" and self._can_cue:
+            # the source's thread emits [now, now + lookahead) next: a cue handed over after
+            # that chunk went out was spliced up to a chunk after its marker
+            return self._advance(self.now() + self._lookahead() - 1e-9)
+        return self._advance(self.now())
 
     def pause(self) -> None:
-        self.protocol.pause(self.now())
+        self.protocol.pause(self._control_time())
 
     def resume(self) -> None:
-        self.protocol.resume(self.now())
+        self.protocol.resume(self._control_time())
 
     def abort(self) -> None:
-        self.protocol.abort(self.now())
+        self.protocol.abort(self._control_time())
 
     def run(self, *, stop_event=None, tail: float = 0.5, timeout: float | None = None,
             on_step: Callable[[GrazProtocol], None] | None = None) -> ProtocolState:

@@ -105,14 +105,17 @@ def wilson_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[flo
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def chance_upper(n: int, n_classes: int, alpha: float = 0.05) -> float:
+def chance_upper(n: int, n_classes: int, alpha: float = 0.05, p: float | None = None) -> float:
     """Accuracy a random classifier exceeds with probability ``alpha`` on ``n`` trials
-    (Combrisson & Jerbi 2015): the significance threshold for small calibration sets."""
+    (Combrisson & Jerbi 2015): the significance threshold for small calibration sets.
+
+    ``p``: the chance accuracy (default ``1 / n_classes``, balanced classes); for unbalanced
+    trials pass the share of the most frequent class (:attr:`CVScore.majority`)."""
     from scipy.stats import binom
 
     if n <= 0:
         return float("nan")
-    return float(binom.ppf(1 - alpha, n, 1.0 / n_classes) / n)
+    return float(binom.ppf(1 - alpha, n, 1.0 / n_classes if p is None else p) / n)
 
 
 @dataclass
@@ -143,11 +146,25 @@ class CVScore:
 
     @property
     def chance(self) -> float:
+        """Nominal chance level, ``1 / n_classes`` (what balanced trials give)."""
         return 1.0 / self.n_classes
 
     @property
+    def majority(self) -> float:
+        """Share of the most frequent class of ``y_true``: the accuracy of always answering it.
+        Above :attr:`chance` when trials were dropped or discarded unevenly."""
+        if not self.n:
+            return float("nan")
+        return float(np.bincount(np.asarray(self.y_true, dtype=int),
+                                 minlength=self.n_classes).max()) / self.n
+
+    @property
     def chance_upper_95(self) -> float:
-        return chance_upper(self.n, self.n_classes)
+        """Accuracy a guesser exceeds with 5 % probability: binomial around the larger of
+        :attr:`chance` and :attr:`majority` (a decoder that learnt only the class imbalance of
+        unbalanced trials is not above chance)."""
+        p = self.chance if not self.n else max(self.chance, self.majority)
+        return chance_upper(self.n, self.n_classes, p=p)
 
     @property
     def confusion(self) -> np.ndarray:
@@ -161,13 +178,16 @@ class CVScore:
         lo, hi = self.ci95
         return {"model": self.name, "accuracy": round(self.accuracy, 4), "n_trials": self.n,
                 "ci95": [round(lo, 4), round(hi, 4)], "chance": round(self.chance, 4),
+                "majority_share": round(self.majority, 4),
                 "chance_upper_95": round(self.chance_upper_95, 4), "cv_folds": self.folds,
                 "confusion": self.confusion.tolist()}
 
     def text(self) -> str:
         lo, hi = self.ci95
+        majority = f" (majority class {self.majority:.0%})" if self.majority > self.chance \
+            else ""
         return (f"{self.name}: {self.accuracy:.1%} ({self.correct}/{self.n}, 95% CI "
-                f"{lo:.1%}-{hi:.1%}; chance {self.chance:.0%}, significant above "
+                f"{lo:.1%}-{hi:.1%}; chance {self.chance:.0%}{majority}, significant above "
                 f"{self.chance_upper_95:.1%})")
 
 
@@ -508,6 +528,13 @@ def calibrate(
         )
     if len(y) != len(X) or (len(y) and (y.min() < 0 or y.max() >= n_classes)):
         raise ConfigError(f"y: expected {len(X)} labels in 0..{n_classes - 1}, got {y!r}.")
+    if cross_validation and (isinstance(cv_folds, bool)
+                             or not isinstance(cv_folds, int | np.integer) or cv_folds < 2):
+        raise ConfigError(
+            f"cv_folds: expected an integer >= 2 (the folds of the cross-validated accuracy), got "
+            f"{cv_folds!r}. Fix: pass 2 or more (default 5; it is capped by the smallest class "
+            "count), or cross_validation=False to skip the accuracy estimate."
+        )
     counts = np.bincount(y, minlength=n_classes)
     if counts.min() < 2:
         raise ConfigError(f"y: every class needs at least 2 trials, got {dict(zip(classes, counts))}.")
