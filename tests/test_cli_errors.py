@@ -251,6 +251,13 @@ def test_calibrate_bad_user_refused_before_the_session(capsys):
     assert "--user: expected 1-64 letters" in err and "'../evil'" in err
 
 
+def test_calibrate_cv_folds_below_two_refused_before_the_session(capsys):
+    """calibrate() refused --cv-folds 1 only after the whole cued protocol had run."""
+    err = fails(capsys, "calibrate", "--source", "simulated:1", "--headless", "--pretrained",
+                "/nonexistent/bundle", "--cv-folds", "1")
+    assert "--cv-folds: expected 2 or more" in err
+
+
 # ------------------------------------------------------------------ 5. spell
 @pytest.mark.parametrize(("target", "bad"), [("room 42", "'2', '4'"), ("Hello, World!", "'!'")])
 def test_spell_target_outside_the_alphabet(capsys, target, bad):

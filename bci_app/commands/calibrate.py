@@ -425,6 +425,9 @@ def run(args) -> int:
         )
     if args.trials < 1:
         raise ConfigError(f"--trials: expected >= 1 trial per class, got {args.trials}.")
+    if args.cv_folds < 2:  # before the session: calibrate() refuses it after every trial
+        raise ConfigError(f"--cv-folds: expected 2 or more folds of the cross-validated "
+                          f"accuracy, got {args.cv_folds}. Fix: pass --cv-folds 5 (default).")
     from ..profiles import check_profile_target
 
     # before the session: a bad user id or profiles folder must not cost the calibration
