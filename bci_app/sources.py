@@ -29,17 +29,27 @@ SPEC_HELP = (
 
 
 def split_channel_option(spec: str) -> tuple[str, str | None]:
-    """``"brainflow:cyton:/dev/ttyUSB0?channels=C3,Cz"`` -> (``"brainflow:cyton:/dev/ttyUSB0"``,
-    ``"C3,Cz"``); a spec without ``?`` -> (spec, None). Any other option is a ConfigError."""
-    base, q, option = spec.partition("?")
-    if not q:
-        return spec, None
+    """``"brainflow:cyton:COM3?channels=C3,Cz"`` -> (``"brainflow:cyton:COM3"``, ``"C3,Cz"``);
+    a spec without the option -> (spec, None).
+
+    Only a last ``?channels=...`` is an option: an LSL name or a file path may hold a ``?``. A
+    BrainFlow spec (``synthetic``, ``brainflow:...``) has no ``?`` of its own, so any other
+    option there is a ConfigError naming the one there is."""
+    base, q, option = spec.rpartition("?")
     key, eq, value = option.partition("=")
-    if key.strip().lower() != "channels" or not eq:
+    if q and eq and key.strip().lower() == "channels":
+        return base.strip(), value
+    if q and source_kind(spec) in ("synthetic", "brainflow"):
         raise ConfigError(f"source option {option!r} of {spec!r}: the one option is "
                           "channels=NAME,NAME,... (the electrode of each EEG channel in board "
                           "order), e.g. brainflow:cyton:/dev/ttyUSB0?channels=C3,Cz,C4,...")
-    return base.strip(), value
+    return spec, None
+
+
+def source_kind(spec: str) -> str:
+    """``"brainflow"``, ``"synthetic"``, ``"lsl"``, ``"file"``, ``"simulated"``, ... of a spec
+    (lower case, with or without ``?channels=``)."""
+    return spec.strip().partition(":")[0].partition("?")[0].lower()
 
 
 def make_source(spec: str, **kwargs: Any) -> Source:
@@ -59,29 +69,22 @@ def make_source(spec: str, **kwargs: Any) -> Source:
     """
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError(f"--source must be one of: {SPEC_HELP}; got {spec!r}.")
-    spec = spec.strip()
+    spec, names = split_channel_option(spec.strip())
+    if names is not None:
+        kwargs["channel_names"] = names
     kind, _, rest = spec.partition(":")
     kind = kind.lower()
-    if kind.partition("?")[0] in ("synthetic", "brainflow"):
+    if kind == "synthetic" and not rest:
         from acquisition.brainflow_source import BrainFlowSource
 
-        base, names = split_channel_option(spec)
-        if names is not None:
-            kwargs["channel_names"] = names
-        kind, _, rest = base.partition(":")
-        if kind.lower() == "synthetic" and not rest:
-            return BrainFlowSource("synthetic", **kwargs)
+        return BrainFlowSource("synthetic", **kwargs)
+    if kind == "brainflow":
+        from acquisition.brainflow_source import BrainFlowSource
+
         board, _, port = rest.partition(":")
-        if kind.lower() != "brainflow" or not board:
+        if not board:
             raise ConfigError(f"brainflow source needs a board, e.g. brainflow:cyton:/dev/ttyUSB0; got {spec!r}.")
         return BrainFlowSource(board, serial_port=port, **kwargs)
-    if kind in ("lsl", "file"):  # a name or path may hold a "?": only ?channels= is taken
-        base, q, option = spec.rpartition("?")
-        if q and option.strip().lower().startswith("channels="):
-            kwargs["channel_names"] = option.partition("=")[2]
-            spec = base.strip()
-            kind, _, rest = spec.partition(":")
-            kind = kind.lower()
     if kind == "lsl":
         from acquisition.lsl_source import LSLSource
 

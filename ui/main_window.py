@@ -287,8 +287,9 @@ class MainWindow(QtWidgets.QMainWindow):
         ANOTHER_BOARD_IS_CREATED. The window lets go of it while the wizard runs (the wizard's
         connect waits for the release) and connects it again when the wizard closes. Not while
         recording: the recording is the user's; the wizard then says the board is in use."""
-        board = spec.lower().partition("?")[0].partition(":")[0] in ("brainflow", "synthetic")
-        if not board or self.session is None or \
+        from bci_app.sources import source_kind
+
+        if source_kind(spec) not in ("brainflow", "synthetic") or self.session is None or \
                 self.recorder is not None:
             return False
         self._close_session()

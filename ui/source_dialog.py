@@ -35,30 +35,38 @@ def spec_for(kind: str, *, board: str = "", port: str = "", stream: str = "", pa
             raise ValueError("Choose an OpenBCI board (Cyton, Cyton + Daisy or Ganglion).")
         if not port.strip():
             raise ValueError("Choose or type the serial port of the OpenBCI dongle (e.g. /dev/ttyUSB0, COM3).")
-        spec = f"brainflow:{board}:{port.strip()}"
-        names = [n.strip() for n in channels.replace(";", ",").split(",") if n.strip()]
-        if names:
-            n = dict(OPENBCI_CHANNELS).get(board)
-            if n is not None and len(names) != n:
-                raise ValueError(f"Channel names: the {board} board has {n} EEG channels; "
-                                 f"{len(names)} names were given. Name each channel in board "
-                                 "order, or leave the field empty.")
-            if len(set(names)) != len(names):
-                raise ValueError("Channel names: every name must be different.")
-            spec += "?channels=" + ",".join(names)
-        return spec
+        names = _channel_names(channels)
+        n = dict(OPENBCI_CHANNELS).get(board)
+        if names and n is not None and len(names) != n:
+            raise ValueError(f"Channel names: the {board} board has {n} EEG channels; "
+                             f"{len(names)} names were given. Name each channel in board "
+                             "order, or leave the field empty.")
+        return f"brainflow:{board}:{port.strip()}" + _channel_option(names)
     if kind == "lsl":
         if not stream.strip():
             raise ValueError("Select an LSL stream (press Refresh to look again) or type its name.")
-        names = [n.strip() for n in channels.replace(";", ",").split(",") if n.strip()]
-        if len(set(names)) != len(names):
-            raise ValueError("Channel names: every name must be different.")
-        return f"lsl:{stream.strip()}" + (f"?channels={','.join(names)}" if names else "")
+        return f"lsl:{stream.strip()}" + _channel_option(_channel_names(channels))
     if kind == "file":
         if not path.strip():
             raise ValueError("Choose a recording to replay.")
         return f"file:{path.strip()}"
     raise ValueError(f"Unknown source kind {kind!r}; use synthetic, openbci, lsl or file.")
+
+
+def _channel_names(text: str) -> tuple[str, ...]:
+    """The Channel names field as names (empty: none); ValueError with the source's message."""
+    from acquisition.stream_info import check_channel_names
+
+    if not text.strip():
+        return ()
+    try:
+        return check_channel_names(text.replace(";", ","))
+    except ValueError as err:  # (ConfigError)
+        raise ValueError(f"Channel names: {str(err).removeprefix('channels: ')}") from None
+
+
+def _channel_option(names: tuple[str, ...]) -> str:
+    return "?channels=" + ",".join(names) if names else ""
 
 
 class SourceDialog(QtWidgets.QDialog):
@@ -168,22 +176,23 @@ class SourceDialog(QtWidgets.QDialog):
 
     # ------------------------------------------------------------------ helpers
     def _select_current(self, spec: str) -> None:
-        kind, _, rest = (spec or "synthetic").partition(":")
+        from bci_app.sources import split_channel_option
+
+        try:
+            spec, names = split_channel_option(spec or "synthetic")
+        except ValueError:  # (ConfigError) another option: shown as typed, refused on connect
+            names = None
+        kind, _, rest = spec.partition(":")
         if kind == "brainflow":
-            rest, _, option = rest.partition("?")
             board, _, port = rest.partition(":")
             i = self.board_combo.findData(board)
             if i >= 0:
                 self.board_combo.setCurrentIndex(i)
             self.port_combo.setEditText(port)
-            key, _, names = option.partition("=")
-            self.channels_edit.setText(names if key.strip().lower() == "channels" else "")
+            self.channels_edit.setText(names or "")
             self.tabs.setCurrentIndex(1)
         elif kind == "lsl":
-            name, q, option = rest.rpartition("?")
-            if q and option.lower().startswith("channels="):
-                rest = name
-                self.lsl_channels_edit.setText(option.partition("=")[2])
+            self.lsl_channels_edit.setText(names or "")
             self.lsl_name.setText(rest)
             self.tabs.setCurrentIndex(2)
         elif kind == "file":

@@ -90,7 +90,7 @@ def test_the_source_dialog_names_an_openbci_boards_channels(gui, qtbot):
     assert spec_for("openbci", board="cyton", port="COM3") == "brainflow:cyton:COM3"
     with pytest.raises(ValueError, match="has 8 EEG channels; 3 names"):
         spec_for("openbci", board="cyton", port="COM3", channels="C3,Cz,C4")
-    with pytest.raises(ValueError, match="must be different"):
+    with pytest.raises(ValueError, match="Channel names: expected distinct.*C3 repeated"):
         spec_for("openbci", board="ganglion", port="COM3", channels="C3,C3,Cz,C4")
     spec = "brainflow:cyton-daisy:/dev/ttyUSB0?channels=" + ",".join(f"E{i}" for i in range(16))
     dlg = SourceDialog(spec, auto_refresh=False)
