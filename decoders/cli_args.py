@@ -14,7 +14,7 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--subjects", default="1-20", help="subject ids, e.g. '1-20' or '1,3,5-7'")
     g.add_argument("--download", action="store_true",
                    help="fetch the subjects' missing EDF files from PhysioNet first (about "
-                   "2.5 MB per run, 3 runs per subject) into --data-dir")
+                   "2.6 MB per run, 3 runs per subject) into --data-dir")
     g.add_argument("--tmin", type=float, default=DEFAULT_TMIN, help="window start after cue (s)")
     g.add_argument("--tmax", type=float, default=DEFAULT_TMAX, help="window end after cue (s)")
     g.add_argument("--train-span", type=float, default=None, metavar="TMAX",
@@ -28,6 +28,20 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-car", action="store_true", help="no common average reference")
     g.add_argument("--channels", default="all",
                    help="'all' (64), 'motor21' (FC/C/CP rows) or a comma list of names")
+
+
+def download_if_asked(args, subjects, out=None) -> None:
+    """``--download``: fetch the subjects' missing EEGMMIDB files, saying how many on ``out``
+    (default stdout)."""
+    if not getattr(args, "download", False):
+        return
+    import sys
+
+    from .data import download_eegmmidb
+
+    n = download_eegmmidb(subjects, args.data_dir)
+    if n:
+        print(f"downloaded {n} EEGMMIDB files", file=out or sys.stdout, flush=True)
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:

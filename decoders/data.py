@@ -137,6 +137,17 @@ def parse_subjects(spec: str | Sequence[int] | None) -> list[int]:
     return sorted(out)
 
 
+#: The 64 channels of PhysioNet EEGMMIDB after ``mne.datasets.eegbci.standardize`` (10-10 names):
+#: what :func:`load_raws` gives, and what a bundle for another montage can be trained on.
+EEGMMIDB_CHANNELS = (
+    "FC5", "FC3", "FC1", "FCz", "FC2", "FC4", "FC6", "C5", "C3", "C1", "Cz", "C2", "C4", "C6",
+    "CP5", "CP3", "CP1", "CPz", "CP2", "CP4", "CP6", "Fp1", "Fpz", "Fp2", "AF7", "AF3", "AFz",
+    "AF4", "AF8", "F7", "F5", "F3", "F1", "Fz", "F2", "F4", "F6", "F8", "FT7", "FT8", "T7", "T8",
+    "T9", "T10", "TP7", "TP8", "P7", "P5", "P3", "P1", "Pz", "P2", "P4", "P6", "P8", "PO7", "PO3",
+    "POz", "PO4", "PO8", "O1", "Oz", "O2", "Iz",
+)
+
+
 #: Where PhysioNet serves EEGMMIDB (MNE's default). A mirror with the same
 #: ``.../files/eegmmidb/1.0.0/`` layout: ``$BCI_APP_EEGMMIDB_URL`` or ``base_url=``.
 EEGMMIDB_URL = "https://physionet.org/files/eegmmidb/1.0.0/"
@@ -154,8 +165,8 @@ def missing_eegmmidb(subjects: Sequence[int], path: str | Path,
 def download_eegmmidb(subjects: Sequence[int], path: str | Path | None = None,
                       runs: Sequence[int] = MI_RUNS, base_url: str | None = None) -> int:
     """Fetch the missing EDF files of ``subjects`` from PhysioNet into ``path`` (MNE's eegbci
-    layout; default ``bci_app.config.eegmmidb_dir()``), checked against MNE's hashes. About
-    2.5 MB per run: 150 MB for the 20 subjects of the pretrained bundles. Returns the number
+    layout; default ``bci_app.config.eegmmidb_dir()``), checked against MNE's hashes. 2.6 MB
+    per imagery run: 154 MB for runs 4, 8, 12 of the 20 subjects of the pretrained bundles. Returns the number
     of files fetched (0 when all are there: no network is touched).
 
     Raises
@@ -175,7 +186,7 @@ def download_eegmmidb(subjects: Sequence[int], path: str | Path | None = None,
     from mne.datasets import eegbci
 
     logger.info("Downloading %d EEGMMIDB files (about %.0f MB) from %s into %s", len(todo),
-                2.5 * len(todo), base_url, path)
+                2.6 * len(todo), base_url, path)
     try:
         path.mkdir(parents=True, exist_ok=True)
         for subject in sorted({s for s, _ in todo}):
@@ -206,14 +217,14 @@ def load_raws(subject: int, path: str | Path, runs: Sequence[int] = MI_RUNS) -> 
 
     path = Path(path)
     base = path / "MNE-eegbci-data" / "files" / "eegmmidb" / "1.0.0" / f"S{subject:03d}"
-    missing = [r for r in runs if not (base / f"S{subject:03d}R{r:02d}.edf").is_file()]
+    missing = [r for _, r in missing_eegmmidb([subject], path, runs)]
     if missing:
         raise DataFileError(
             f"data_dir: subject {subject} runs {missing} not found under {base}; expected MNE's "
             "eegbci layout (MNE-eegbci-data/files/eegmmidb/1.0.0/S###/S###R##.edf). Fix: pass "
             "--data-dir pointing at that folder, choose subjects that are present (S001-S020 "
-            "in shared/data/eegmmidb), or add --download to fetch them from PhysioNet (about "
-            "2.5 MB per run)."
+            "in shared/data/eegmmidb), or add --download to fetch them from PhysioNet (2.6 MB "
+            "per run)."
         )
     files = eegbci.load_data(subject, runs=list(runs), path=str(path), update_path=False,
                              verbose="error")

@@ -147,20 +147,10 @@ def window_of(bundle) -> tuple[float, float]:
     return tmin, float(w.get("tmax", tmin + bundle.window_s))
 
 
-#: The 64 channels of PhysioNet EEGMMIDB after ``mne.datasets.eegbci.standardize`` (10-10 names):
-#: what a pretrained bundle for another montage can be trained on.
-EEGMMIDB_CHANNELS = (
-    "FC5", "FC3", "FC1", "FCz", "FC2", "FC4", "FC6", "C5", "C3", "C1", "Cz", "C2", "C4", "C6",
-    "CP5", "CP3", "CP1", "CPz", "CP2", "CP4", "CP6", "Fp1", "Fpz", "Fp2", "AF7", "AF3", "AFz",
-    "AF4", "AF8", "F7", "F5", "F3", "F1", "Fz", "F2", "F4", "F6", "F8", "FT7", "FT8", "T7", "T8",
-    "T9", "T10", "TP7", "TP8", "P7", "P5", "P3", "P1", "Pz", "P2", "P4", "P6", "P8", "PO7", "PO3",
-    "POz", "PO4", "PO8", "O1", "Oz", "O2", "Iz",
-)
-
-
 def pretraining_channels(ch_names) -> list[str]:
     """The source's channels that EEGMMIDB also has (10-10 names, EDF/case spellings matched),
     in EEGMMIDB's order: what a pretrained bundle for this source can be trained on."""
+    from decoders.data import EEGMMIDB_CHANNELS
     from decoders.preprocessing import _normalize_label
 
     have = {_normalize_label(c) for c in ch_names}
@@ -230,7 +220,7 @@ def check_pretrained_channels(pretrained, ch_names) -> None:
         msg += ("Fix: train a pretrained bundle on the channels it has (PhysioNet EEGMMIDB, "
                 "under a minute for CSP+LDA): "
                 f"`bci-app {' '.join(pretrain_argv(usable, 'my_pretrained'))}` (--download "
-                "fetches missing EEGMMIDB files from PhysioNet, about 150 MB for 20 subjects; "
+                "fetches missing EEGMMIDB files from PhysioNet, 154 MB for 20 subjects; "
                 "--data-dir DIR names the folder), then calibrate with --pretrained "
                 "my_pretrained "
                 "(in the wizard: Train a pretrained model for these channels).")

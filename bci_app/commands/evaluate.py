@@ -130,13 +130,9 @@ def run(args: argparse.Namespace) -> int:
     span = None
     if bundle is None or args.train_span is not None:  # a crop-trained bundle may be evaluated
         span = check_train_span(args, settings, args.protocol)  # without spans (crop: no-op)
-    if args.download:
-        from decoders.data import download_eegmmidb
+    from decoders.cli_args import download_if_asked
 
-        n = download_eegmmidb(all_subjects, args.data_dir)
-        if n:
-            print(f"downloaded {n} EEGMMIDB files", file=sys.stderr if args.json else sys.stdout,
-                  flush=True)
+    download_if_asked(args, all_subjects, sys.stderr if args.json else None)  # JSON: stdout
     t0 = time.perf_counter()
     data = load_data(all_subjects, args.data_dir, pre, tmin, tmax, progress=args.progress,
                      span_tmax=span)

@@ -34,7 +34,12 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from bci_app.errors import ConfigError
-    from decoders.cli_args import check_train_span, preprocessor_from_args, settings_from_args
+    from decoders.cli_args import (
+        check_train_span,
+        download_if_asked,
+        preprocessor_from_args,
+        settings_from_args,
+    )
     from decoders.data import parse_subjects
     from decoders.registry import get_entry, list_models
     from decoders.training import load_data, train_cross_subject
@@ -58,12 +63,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(args.out, "--out")
     torch.set_num_threads(max(1, args.threads))
     subjects = parse_subjects(args.subjects)
-    if args.download:
-        from decoders.data import download_eegmmidb
-
-        n = download_eegmmidb(subjects, args.data_dir)
-        if n:
-            print(f"downloaded {n} EEGMMIDB files", flush=True)
+    download_if_asked(args, subjects, sys.stderr if args.json else None)  # JSON: stdout
     t0 = time.perf_counter()
     data = load_data(subjects, args.data_dir, preprocessor_from_args(args), args.tmin,
                      args.tmax, progress=args.progress, span_tmax=span)

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from bci_app.commands.calibrate import EEGMMIDB_CHANNELS, run_calibration
+from bci_app.commands.calibrate import run_calibration
 from bci_app.errors import StreamMismatchError
 from bci_app.sources import make_source
 from decoders.bundle import load_bundle
+from decoders.data import EEGMMIDB_CHANNELS
 from tests.conftest import SYNTHETIC_CHANNELS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,6 +9,7 @@ hashes, exactly as from physionet.org.
 from __future__ import annotations
 
 import functools
+import json
 import http.server
 import threading
 
@@ -70,10 +71,12 @@ def test_train_download_fetches_then_trains(mirror, tmp_path, monkeypatch, capsy
     monkeypatch.setenv(EEGMMIDB_URL_ENV, url)
     dest = tmp_path / "eegmmidb"
     rc = main(["train", "--subjects", "1-2", "--channels", "C3,Cz,C4", "--model", "csp_lda",
-               "--download", "--data-dir", str(dest), "--out", str(tmp_path / "bundle")])
+               "--download", "--data-dir", str(dest), "--out", str(tmp_path / "bundle"),
+               "--json"])
     assert rc == 0
-    out = capsys.readouterr().out
-    assert "downloaded 6 EEGMMIDB files" in out and "saved" in out
+    out, err = capsys.readouterr()
+    assert "downloaded 6 EEGMMIDB files" in err  # not in the JSON on stdout
+    assert json.loads(out)["subjects"] == [1, 2]
     assert missing_eegmmidb([1, 2], dest) == []
     assert (tmp_path / "bundle" / "config.json").is_file()
     assert main(["train", "--subjects", "3", "--channels", "C3,Cz,C4", "--model", "csp_lda",

@@ -171,15 +171,14 @@ class CalibrationController(QtCore.QObject):
     @property
     def pretrained_path(self) -> str:
         """Folder of the pretrained bundle the wizard starts from ("" for one given in memory)."""
-        arg = self.pretrained_arg
-        if self.pretrained is not None:
-            return str(self.pretrained.path or "")
+        arg = self.pretrained if self.pretrained is not None else self.pretrained_arg
         if arg is None:
             from bci_app.commands.calibrate import default_pretrained
 
             return str(default_pretrained())
-        return str(getattr(arg, "path", None) or "") if not isinstance(arg, (str, Path)) \
-            else str(arg)
+        if isinstance(arg, (str, Path)):
+            return str(arg)
+        return str(arg.path or "")  # a Bundle
 
     def open_source(self, spec: str, speed: str = "1", montage: str = "standard_1005",
                     pretrained=None) -> None:

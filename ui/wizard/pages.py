@@ -133,7 +133,7 @@ class DevicePage(QtWidgets.QWizardPage):
         channels = pretraining_channels(self.ctrl.refused_channels or [])
         self.status.setText(f"training a pretrained model on {', '.join(channels)} (EEGMMIDB "
                             f"subjects {self.ctrl.pretrain_subjects}; files not on this computer "
-                            "are downloaded from PhysioNet first, 7.5 MB per subject) …")
+                            "are downloaded from PhysioNet first, 7.8 MB per subject) …")
         self.train_btn.setVisible(False)
         self.connect_btn.setEnabled(False)
         self._connecting = True
