@@ -19,6 +19,8 @@ OPENBCI_BOARDS = (("Cyton (8 ch)", "cyton"), ("Cyton + Daisy (16 ch)", "cyton-da
                   ("Ganglion (4 ch)", "ganglion"))
 #: EEG channels of each OpenBCI board (what the channel names must count).
 OPENBCI_CHANNELS = (("cyton", 8), ("cyton-daisy", 16), ("ganglion", 4))
+#: EEG channels of BrainFlow's synthetic board.
+SYNTHETIC_CHANNELS = 16
 FILE_FILTER = ("Recordings (*.xdf *.fif *.fif.gz *.edf *.bdf *.vhdr *.txt *.csv);;All files (*)")
 
 
@@ -26,10 +28,15 @@ def spec_for(kind: str, *, board: str = "", port: str = "", stream: str = "", pa
              channels: str = "") -> str:
     """The ``make_source`` spec of a choice; raises ValueError naming what is missing.
 
-    ``channels``: the electrode of each EEG channel of an OpenBCI board, comma-separated in
-    board order ("" keeps BrainFlow's names)."""
+    ``channels``: the electrode of each EEG channel, comma-separated in board (stream, file)
+    order ("" keeps the source's own names)."""
     if kind == "synthetic":
-        return "synthetic"
+        names = _channel_names(channels)
+        if names and len(names) != SYNTHETIC_CHANNELS:
+            raise ValueError(f"Channel names: the synthetic board has {SYNTHETIC_CHANNELS} EEG "
+                             f"channels; {len(names)} names were given. Name each channel in "
+                             "board order, or leave the field empty.")
+        return "synthetic" + _channel_option(names)
     if kind == "openbci":
         if not board:
             raise ValueError("Choose an OpenBCI board (Cyton, Cyton + Daisy or Ganglion).")
@@ -49,7 +56,7 @@ def spec_for(kind: str, *, board: str = "", port: str = "", stream: str = "", pa
     if kind == "file":
         if not path.strip():
             raise ValueError("Choose a recording to replay.")
-        return f"file:{path.strip()}"
+        return f"file:{path.strip()}" + _channel_option(_channel_names(channels))
     raise ValueError(f"Unknown source kind {kind!r}; use synthetic, openbci, lsl or file.")
 
 
@@ -89,6 +96,13 @@ class SourceDialog(QtWidgets.QDialog):
         v = QtWidgets.QVBoxLayout(w)
         v.addWidget(QtWidgets.QLabel(
             "BrainFlow's synthetic board: 16 EEG channels at 250 Hz, no hardware needed."))
+        self.synthetic_channels_edit = QtWidgets.QLineEdit()
+        self.synthetic_channels_edit.setPlaceholderText(
+            "optional channel names, 16 in board order (e.g. to rehearse a montage)")
+        self.synthetic_channels_edit.setToolTip(
+            "The name of each of the board's 16 channels, comma-separated; replaces BrainFlow's "
+            "names (Fp1, Fp2, …), so a model or the calibration finds its montage.")
+        v.addWidget(self.synthetic_channels_edit)
         v.addStretch(1)
         self.tabs.addTab(w, "Synthetic")
 
@@ -140,12 +154,22 @@ class SourceDialog(QtWidgets.QDialog):
 
         # file
         w = QtWidgets.QWidget()
-        row = QtWidgets.QHBoxLayout(w)
+        v = QtWidgets.QVBoxLayout(w)
+        row = QtWidgets.QHBoxLayout()
         self.file_edit = QtWidgets.QLineEdit()
         self.file_edit.setPlaceholderText("recording to replay (XDF, FIF, EDF, BDF, BrainVision, OpenBCI, BrainFlow CSV)")
         self.file_browse = QtWidgets.QPushButton("Browse…")
         row.addWidget(self.file_edit, 1)
         row.addWidget(self.file_browse)
+        v.addLayout(row)
+        self.file_channels_edit = QtWidgets.QLineEdit()
+        self.file_channels_edit.setPlaceholderText(
+            "optional channel names, in file order (for a file without electrode labels)")
+        self.file_channels_edit.setToolTip(
+            "The electrode on each EEG channel of the file, comma-separated; replaces the "
+            "file's own names (an OpenBCI GUI file calls them EXG Channel 0, 1, …).")
+        v.addWidget(self.file_channels_edit)
+        v.addStretch(1)
         self.tabs.addTab(w, "File replay")
 
         self.error_label = QtWidgets.QLabel("")
@@ -167,8 +191,7 @@ class SourceDialog(QtWidgets.QDialog):
         self.refresh_ports()
         self._select_current(current)
         self.tabs.currentChanged.connect(self._on_tab)
-        for edit in (self.lsl_name, self.file_edit, self.channels_edit,
-                     self.lsl_channels_edit):  # an edit answers the error: clear it
+        for edit in (self.lsl_name, self.file_edit, *self._channel_edits().values()):  # an edit answers the error: clear it
             edit.textEdited.connect(lambda _t: self.error_label.setText(""))
         self.port_combo.editTextChanged.connect(lambda _t: self.error_label.setText(""))
         if auto_refresh and self.tabs.currentIndex() == 2:
@@ -196,10 +219,18 @@ class SourceDialog(QtWidgets.QDialog):
             self.lsl_name.setText(rest)
             self.tabs.setCurrentIndex(2)
         elif kind == "file":
+            self.file_channels_edit.setText(names or "")
             self.file_edit.setText(rest)
             self.tabs.setCurrentIndex(3)
         else:
+            if kind == "synthetic":
+                self.synthetic_channels_edit.setText(names or "")
             self.tabs.setCurrentIndex(0)
+
+    def _channel_edits(self) -> dict[str, QtWidgets.QLineEdit]:
+        """Each tab's Channel names field, by source kind."""
+        return {"synthetic": self.synthetic_channels_edit, "openbci": self.channels_edit,
+                "lsl": self.lsl_channels_edit, "file": self.file_channels_edit}
 
     def _on_tab(self, index: int) -> None:
         self.error_label.setText("")  # it was about the other tab's fields
@@ -251,11 +282,9 @@ class SourceDialog(QtWidgets.QDialog):
     def current_spec(self) -> str:
         """The spec of what the dialog shows now (ValueError if incomplete)."""
         kind = ("synthetic", "openbci", "lsl", "file")[self.tabs.currentIndex()]
-        channels = {"openbci": self.channels_edit, "lsl": self.lsl_channels_edit}.get(kind)
         return spec_for(kind, board=self.board_combo.currentData() or "",
                         port=self.port_combo.currentText(), stream=self.lsl_name.text(),
-                        path=self.file_edit.text(),
-                        channels=channels.text() if channels is not None else "")
+                        path=self.file_edit.text(), channels=self._channel_edits()[kind].text())
 
     def accept(self) -> None:
         try:

@@ -110,6 +110,36 @@ def test_the_source_dialog_names_an_openbci_boards_channels(gui, qtbot):
     assert lsl.current_spec() == "lsl:obci_eeg1"
 
 
+def test_the_source_dialog_keeps_channel_names_on_every_tab(gui, qtbot):
+    """Re-opening the dialog on "synthetic?channels=..." (the spec the calibration advice uses)
+    or "file:...?channels=..." and pressing OK keeps the names: the synthetic and file tabs had
+    no Channel names field, so OK silently turned the spec back into plain "synthetic"."""
+    import pytest
+
+    from tests.conftest import SYNTHETIC_CHANNELS
+    from ui.source_dialog import SourceDialog, spec_for
+
+    spec = "synthetic?channels=" + ",".join(SYNTHETIC_CHANNELS)
+    dlg = SourceDialog(spec, auto_refresh=False)
+    qtbot.addWidget(dlg)
+    assert dlg.tabs.currentIndex() == 0
+    dlg.accept()
+    assert dlg.spec == spec
+    with pytest.raises(ValueError, match="synthetic board has 16 EEG channels; 3 names"):
+        spec_for("synthetic", channels="C3,Cz,C4")
+    assert spec_for("synthetic") == "synthetic"
+
+    replay = "file:/data/OpenBCI-RAW.txt?channels=C3,Cz,C4,FC3,FC4,CP3,CP4,Pz"
+    dlg = SourceDialog(replay, auto_refresh=False)
+    qtbot.addWidget(dlg)
+    assert dlg.tabs.currentIndex() == 3 and dlg.file_edit.text() == "/data/OpenBCI-RAW.txt"
+    dlg.accept()
+    assert dlg.spec == replay
+    dlg.file_channels_edit.setText("C3,C3")
+    dlg.accept()
+    assert "C3 repeated" in dlg.error_label.text()
+
+
 def test_a_board_with_named_channels_is_lent_to_the_wizard(make_window, qtbot,
                                                            synthetic_pretrained):
     """The synthetic board by a spec with channel names ("synthetic?channels=...") is a BrainFlow
