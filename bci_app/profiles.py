@@ -152,6 +152,33 @@ def _load_alignment(path: Path, n_chans: int):
     return ea
 
 
+def _finish_interrupted_save(root: Path, user: str) -> bool:
+    """Complete a save of ``user``'s profile that stopped between its two renames.
+
+    :func:`save_profile` writes the new profile into ``.<user>.tmp`` (``profile.json`` last),
+    renames ``<user>`` to ``<user>.previous``, then ``.<user>.tmp`` to ``<user>``. A crash or power
+    cut between the renames leaves no ``<user>`` but a complete ``.<user>.tmp``: it is renamed into
+    place here (True). An incomplete one (no readable ``profile.json``) is left alone (False).
+    """
+    folder, tmp = root / user, root / f".{user}.tmp"
+    if folder.exists() or not (tmp / PROFILE_JSON).is_file():
+        return False
+    try:
+        meta = json.loads((tmp / PROFILE_JSON).read_text())
+    except (OSError, ValueError):  # cut while writing profile.json: the save never finished
+        return False
+    if not isinstance(meta, dict) or meta.get("user") != user:
+        return False
+    try:
+        tmp.rename(folder)
+    except OSError as err:
+        logger.warning("profile %s: could not finish the interrupted save (%s)", folder, err)
+        return False
+    logger.warning("profile %s: finished a save that was interrupted between its renames "
+                   "(the profile before it is %s%s)", folder, user, PREVIOUS_SUFFIX)
+    return True
+
+
 def save_profile(
     result,
     user: str,
@@ -182,9 +209,12 @@ def save_profile(
     root = Path(root) if root is not None else profiles_dir()
     folder = root / user
     tmp = root / f".{user}.tmp"
-    if folder.exists() and not overwrite:
-        raise ConfigError(f"profile {folder} exists; pass overwrite=True or another user id.")
     try:
+        # an earlier save cut between its renames left the new profile in tmp: put it in place
+        # first, so this save keeps it as <user>.previous instead of deleting it with tmp
+        _finish_interrupted_save(root, user)
+        if folder.exists() and not overwrite:
+            raise ConfigError(f"profile {folder} exists; pass overwrite=True or another user id.")
         return _write_profile(result, user, root, folder, tmp, chosen, save_bundle, source,
                               stream, montage, protocol, recording, extra)
     except OSError as err:
@@ -260,13 +290,24 @@ def load_profile(path: str | os.PathLike, *, root: str | os.PathLike | None = No
     p = Path(path)
     if not (p / PROFILE_JSON).is_file():
         cand = (Path(root) if root is not None else profiles_dir()) / str(path)
-        if (cand / PROFILE_JSON).is_file():
+        for folder in (p, cand):  # a save cut between its two renames: finish it first
+            if folder.name and not folder.name.startswith(".") and folder.parent.is_dir():
+                _finish_interrupted_save(folder.parent, folder.name)
+        if (p / PROFILE_JSON).is_file():
+            pass
+        elif (cand / PROFILE_JSON).is_file():
             p = cand
         else:
+            prev = next((f.with_name(f.name + PREVIOUS_SUFFIX) for f in (p, cand) if f.name
+                         and (f.with_name(f.name + PREVIOUS_SUFFIX) / PROFILE_JSON).is_file()),
+                        None)
             raise BundleError(
                 f"profile: no {PROFILE_JSON} in {p} (nor a user {str(path)!r} in "
                 f"{cand.parent}). Fix: pass the folder written by `bci-app calibrate` or the "
-                "calibration wizard."
+                "calibration wizard"
+                + (f"; the user's previous profile is {prev} (load it, or rename it to "
+                   f"{prev.name.removesuffix(PREVIOUS_SUFFIX)} to use it again)." if prev
+                   else ".")
             )
     fix = ("Fix: calibrate again, or restore the previous profile (the <user>.previous folder "
            "beside it).")
@@ -305,6 +346,10 @@ def list_profiles(root: str | os.PathLike | None = None) -> list[dict[str, Any]]
     root = Path(root) if root is not None else profiles_dir()
     out = []
     if root.is_dir():
+        for d in list(root.iterdir()):  # a save cut between its renames: finish it
+            m = re.fullmatch(r"\.(.+)\.tmp", d.name)
+            if m and d.is_dir():
+                _finish_interrupted_save(root, m.group(1))
         for d in sorted(root.iterdir()):
             f = d / PROFILE_JSON
             if d.name.startswith(".") or d.name.endswith(PREVIOUS_SUFFIX) or not f.is_file():

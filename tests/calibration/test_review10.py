@@ -147,6 +147,63 @@ def test_user_id_cannot_take_the_previous_profile_folder(s7_result, tmp_path):
     assert [m["user"] for m in list_profiles(tmp_path)] == ["alice"]
 
 
+def test_a_save_cut_between_its_renames_is_finished_not_lost(s7_result, tmp_path, monkeypatch):
+    """save_profile renames <user> to <user>.previous, then .<user>.tmp to <user>. A crash
+    between the two left no <user>: load_profile('alice') failed, list_profiles showed nobody,
+    and the next save deleted .alice.tmp, the complete new profile, with it."""
+    from pathlib import Path
+
+    _saved(s7_result, tmp_path)  # alice: adapted
+    real_rename = Path.rename
+
+    def power_cut(self, target):
+        if self.name == ".alice.tmp":
+            raise KeyboardInterrupt("power cut")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", power_cut)
+    with pytest.raises(KeyboardInterrupt):
+        _saved(s7_result, tmp_path, chosen="baseline")
+    monkeypatch.setattr(Path, "rename", real_rename)
+    assert not (tmp_path / "alice").exists() and (tmp_path / ".alice.tmp").is_dir()
+
+    assert [m["user"] for m in list_profiles(tmp_path)] == ["alice"]  # finished by the listing
+    assert not (tmp_path / ".alice.tmp").exists()
+    assert load_profile("alice", root=tmp_path).meta["chosen"] == "baseline"
+    assert load_profile(tmp_path / "alice.previous").meta["chosen"] == "adapted"
+
+    # cut again; this time the next load finishes it (by folder path), and a later save keeps
+    # the finished profile as alice.previous
+    monkeypatch.setattr(Path, "rename", power_cut)
+    with pytest.raises(KeyboardInterrupt):
+        _saved(s7_result, tmp_path, chosen="adapted")
+    monkeypatch.setattr(Path, "rename", real_rename)
+    assert load_profile(tmp_path / "alice").meta["chosen"] == "adapted"
+    monkeypatch.setattr(Path, "rename", power_cut)
+    with pytest.raises(KeyboardInterrupt):
+        _saved(s7_result, tmp_path, chosen="baseline")
+    monkeypatch.setattr(Path, "rename", real_rename)
+    _saved(s7_result, tmp_path, chosen="adapted")  # finishes the cut save first, then replaces
+    assert load_profile(tmp_path / "alice.previous").meta["chosen"] == "baseline"
+    assert load_profile(tmp_path / "alice").meta["chosen"] == "adapted"
+
+
+def test_an_unfinished_tmp_profile_is_not_taken_and_the_error_names_previous(s7_result,
+                                                                           tmp_path):
+    """A save cut before its profile.json was complete must not be put in place; the error for
+    the missing profile then points to <user>.previous."""
+    first = _saved(s7_result, tmp_path)
+    first.rename(tmp_path / "alice.previous")
+    tmp = tmp_path / ".alice.tmp"
+    tmp.mkdir()
+    (tmp / "profile.json").write_text('{"format_version": 1, "user": "al')  # cut mid-write
+    with pytest.raises(BundleError, match=r"previous profile is .*alice\.previous.*rename it "
+                                          r"to alice"):
+        load_profile("alice", root=tmp_path)
+    assert tmp.is_dir() and not (tmp_path / "alice").exists()
+    assert list_profiles(tmp_path) == []
+
+
 # ------------------------------------------------------------------------------- runner timing
 def test_real_time_simulated_subject_is_cued_at_the_markers_sample(eegmmidb_path):
     """With its acquisition thread, the simulated subject got each cue after it had emitted the
