@@ -197,11 +197,14 @@ class CalibrationEpochs:
     """Cued trials of one calibration run, preprocessed like the bundle's training data.
 
     X : (n_trials, n_chans, n_times) task windows ``[tmin, tmax)`` after each cue;
-    X_ref : (n_trials, n_chans, n_ref) pre-cue windows (fixation) for ERD/ERS, or None;
+    X_ref : (n_trials, n_chans, n_ref) pre-cue windows (fixation) for ERD/ERS, or None; the
+    rows of trials whose pre-cue window is not in the data (before the stream started, or
+    across a gap) are NaN: the trial itself is kept, its task window is clean.
     y : (n_trials,) class indices into ``classes``; onsets : (n_trials,) cue times.
     dropped : cues of a known class that gave no trial, by reason: ``"outside"`` (the window
-    does not fit in the data), ``"no_reference"`` (the pre-cue window does not) and ``"gap"``
-    (the task or pre-cue window spans a gap in the timestamps: samples are missing there).
+    does not fit in the data), ``"gap"`` (the task window spans a gap in the timestamps:
+    samples are missing there) and ``"clock"`` (the stream's clock went back, and the window's
+    time occurs twice in it). ``no_reference``: trials kept without a pre-cue window.
     """
 
     X: np.ndarray
@@ -215,7 +218,8 @@ class CalibrationEpochs:
     X_ref: np.ndarray | None = None
     ref_window: tuple[float, float] | None = None
     dropped: dict[str, int] = field(
-        default_factory=lambda: {"outside": 0, "no_reference": 0, "gap": 0})
+        default_factory=lambda: {"outside": 0, "gap": 0, "clock": 0})
+    no_reference: int = 0
 
     def __len__(self) -> int:
         return len(self.y)
@@ -233,8 +237,37 @@ _GAP_TOL_PERIODS = 1.5
 _GAP_REL_TOL = 0.01
 
 
+def _increasing_pieces(times: np.ndarray) -> list[tuple[int, int]]:
+    """``(lo, hi)`` index ranges of ``times`` between backward jumps (clock resets)."""
+    back = np.flatnonzero(np.diff(times) < 0) + 1
+    edges = np.r_[0, back, len(times)]
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def _locate_in_pieces(times: np.ndarray, pieces: list[tuple[int, int]], sfreq_in: float,
+                      sfreq_out: float, n_total: int, n_out: int, start: float
+                      ) -> tuple[str, int]:
+    """:func:`_locate_window` on a stream whose clock may have gone back.
+
+    With one increasing piece this is :func:`_locate_window`. Otherwise the piece whose time
+    span holds ``start`` is searched; a start that two pieces hold (the clock went back over
+    it) is ``"clock"``: which samples the cue meant cannot be told. A window that runs from one
+    piece into the next is a ``"gap"`` (its timestamps do not advance evenly).
+    """
+    if len(pieces) == 1:
+        return _locate_window(times, sfreq_in, sfreq_out, n_total, n_out, start)
+    tol = 1.0 / sfreq_in
+    hits = [(lo, hi) for lo, hi in pieces if times[lo] - tol <= start <= times[hi - 1] + tol]
+    if len(hits) > 1:
+        return "clock", 0
+    if not hits:
+        return ("outside" if start < times.min() or start > times.max() else "gap"), 0
+    return _locate_window(times, sfreq_in, sfreq_out, n_total, n_out, start, *hits[0])
+
+
 def _locate_window(times: np.ndarray, sfreq_in: float, sfreq_out: float, n_total: int,
-                   n_out: int, start: float) -> tuple[str, int]:
+                   n_out: int, start: float, lo: int = 0, hi: int | None = None
+                   ) -> tuple[str, int]:
     """Where the window of ``n_out`` output samples starting at time ``start`` lies.
 
     ``times`` are the *input* samples' timestamps, ``n_total`` the filter's output length;
@@ -247,11 +280,12 @@ def _locate_window(times: np.ndarray, sfreq_in: float, sfreq_out: float, n_total
 
     Returns ``(status, a)``: status ``"ok"``, ``"outside"`` (not within the data) or ``"gap"``
     (timestamps jump inside the window or the start falls in a hole); ``a`` the first output
-    sample.
+    sample. ``lo:hi``: the increasing stretch of ``times`` to search (default: all of it).
     """
     n_in = len(times)
+    hi = n_in if hi is None else hi
     # last sample at or before start (the first one when start precedes the data)
-    i_lo = max(int(np.searchsorted(times, start, side="right")) - 1, 0)
+    i_lo = lo + max(int(np.searchsorted(times[lo:hi], start, side="right")) - 1, 0)
     frac = (start - times[i_lo]) * sfreq_in  # in input periods; in [0, 1) without a gap
     r = sfreq_in / sfreq_out
     a = int(round((i_lo + frac) / r))
@@ -287,7 +321,8 @@ def epochs_from_stream(
     Parameters
     ----------
     data : (n_samples, n_channels) volts; times : (n_samples,) LSL clock (the source's buffer or
-        a recording read back), increasing. ``cues``: ``(onset, class)`` pairs on the same
+        a recording read back), increasing except where the clock went back (a device restart; see
+    ``dropped["clock"]``). ``cues``: ``(onset, class)`` pairs on the same
         clock, e.g. :func:`bci_app.protocol.completed_trials`. ``sfreq``: the stream's nominal
         rate.
 
@@ -295,9 +330,11 @@ def epochs_from_stream(
     first one), so a gap earlier in the stream (samples missing, timestamps jumping, as after a
     reconnection) or a device whose real rate differs from the nominal one does not shift the
     windows. A cue whose window does not fit in the data is dropped (logged); one whose task
-    or pre-cue window spans a gap is dropped with a warning (the filter ran across the hole, so
-    the window is not the signal the user produced). The counts are in the result's
-    ``dropped``.
+    window spans a gap is dropped with a warning (the filter ran across the hole, so the window
+    is not the signal the user produced). The counts are in the result's ``dropped``. A trial
+    whose task window is clean but whose pre-cue window is not in the data (the stream started
+    less than ``-ref_window[0]`` s before the first cue, or a gap) is kept, with a NaN reference
+    (counted in ``no_reference``): the reference only serves the ERD/ERS maps.
     """
     classes = list(classes)
     data = np.asarray(data)
@@ -305,17 +342,32 @@ def epochs_from_stream(
     if data.ndim != 2 or len(times) != len(data):
         raise ConfigError(f"data: expected (n_samples, n_channels) with one time per sample, got "
                           f"{data.shape} and {times.shape}.")
+    if len(times) and not np.all(np.isfinite(times)):
+        i = int(np.flatnonzero(~np.isfinite(times))[0])
+        raise ConfigError(f"times: timestamp {i} of {len(times)} is {times[i]}; every sample "
+                          "needs a finite time on the cues' clock. Fix: pass the source's (or "
+                          "the recording's) timestamps as they are.")
+    pieces = _increasing_pieces(times)
+    if len(pieces) > 1:
+        logger.warning("the stream's clock went back %d time(s) (device restart or clock reset): "
+                       "cues whose window time occurs twice are dropped", len(pieces) - 1)
     filt = preprocessor.streaming(sfreq, list(ch_names), mapping)
     out = filt.process(data)
     sf = filt.sfreq_out
     n_win = int(round((tmax - tmin) * sf))
     n_ref = int(round((ref_window[1] - ref_window[0]) * sf)) if ref_window is not None else 0
     X, y, on, R = [], [], [], []
-    dropped = {"outside": 0, "no_reference": 0, "gap": 0}
+    dropped = {"outside": 0, "gap": 0, "clock": 0}
+    no_reference = 0
     for t, cls in cues:
         if cls not in classes:
             continue
-        status, a = _locate_window(times, float(sfreq), sf, len(out), n_win, t + tmin)
+        status, a = _locate_in_pieces(times, pieces, float(sfreq), sf, len(out), n_win, t + tmin)
+        if status == "clock":
+            logger.info("cue %s at %.2f: the stream's clock went back over the trial window, "
+                        "dropped", cls, t)
+            dropped["clock"] += 1
+            continue
         if status == "outside":
             logger.info("cue %s at %.2f: window outside the data, dropped", cls, t)
             dropped["outside"] += 1
@@ -326,36 +378,37 @@ def epochs_from_stream(
             dropped["gap"] += 1
             continue
         if ref_window is not None:
-            rstatus, ra = _locate_window(times, float(sfreq), sf, len(out), n_ref,
-                                         t + ref_window[0])
-            if rstatus == "outside":
-                logger.info("cue %s at %.2f: no pre-cue reference, dropped", cls, t)
-                dropped["no_reference"] += 1
-                continue
-            if rstatus == "gap":
-                logger.info("cue %s at %.2f: the pre-cue window [%.2f, %.2f) s spans a gap in "
-                            "the stream (samples missing), dropped", cls, t, ref_window[0],
-                            ref_window[1])
-                dropped["gap"] += 1
-                continue
-            R.append(out[ra:ra + n_ref].T)
+            rstatus, ra = _locate_in_pieces(times, pieces, float(sfreq), sf, len(out), n_ref,
+                                            t + ref_window[0])
+            if rstatus == "ok":
+                R.append(out[ra:ra + n_ref].T)
+            else:  # the trial is clean; only its ERD/ERS reference is missing
+                logger.info("cue %s at %.2f: the pre-cue window [%.2f, %.2f) s is %s; trial "
+                            "kept without a reference", cls, t, ref_window[0], ref_window[1],
+                            {"outside": "not in the data", "gap": "across a gap",
+                             "clock": "where the clock went back"}[rstatus])
+                no_reference += 1
+                R.append(np.full((out.shape[1], n_ref), np.nan))
         X.append(out[a:a + n_win].T)
         y.append(classes.index(cls))
         on.append(t)
     if dropped["gap"]:
-        logger.warning("%d of %d cued trials dropped: their task or pre-cue windows span gaps "
-                       "in the stream (samples missing there)", dropped["gap"],
+        logger.warning("%d of %d cued trials dropped: their task windows span gaps in the "
+                       "stream (samples missing there)", dropped["gap"],
                        len(X) + sum(dropped.values()))
+    if dropped["clock"]:
+        logger.warning("%d of %d cued trials dropped: the stream's clock went back over their "
+                       "windows", dropped["clock"], len(X) + sum(dropped.values()))
     if not X:
         raise ConfigError(
             "cues: no complete trial in the data; was the protocol run at all? "
-            f"(dropped: {dropped['outside']} outside the data, {dropped['no_reference']} "
-            f"without a pre-cue reference, {dropped['gap']} across a gap)")
+            f"(dropped: {dropped['outside']} outside the data, {dropped['gap']} across a gap, "
+            f"{dropped['clock']} where the clock went back)")
     return CalibrationEpochs(
         np.asarray(X, dtype=np.float32), np.asarray(y, dtype=np.int64), np.asarray(on),
         classes, list(filt.ch_names_out), sf, tmin, tmax,
         np.asarray(R, dtype=np.float32) if ref_window is not None else None, ref_window,
-        dropped,
+        dropped, no_reference,
     )
 
 
@@ -364,17 +417,20 @@ def band_power_maps(X: np.ndarray, y: np.ndarray, X_ref: np.ndarray | None, n_cl
     """ERD/ERS per class and channel, shape (n_classes, n_chans), in %.
 
     Band power = mean square of the (already band-passed) signal. With ``X_ref`` (pre-cue
-    windows of the same trials): ``100 * (mean_task / mean_ref - 1)`` per class; without it, each
-    class relative to the mean over all trials.
+    windows of the same trials): ``100 * (mean_task / mean_ref - 1)`` per class, over the trials
+    that have a reference (NaN rows: none); without it, each class relative to the mean over all
+    trials. A class without any usable trial is NaN.
     """
     P = np.mean(np.asarray(X, dtype=float) ** 2, axis=2)  # (n, ch)
+    has = np.ones(len(P), bool)
     if X_ref is not None and len(X_ref):
         Pr = np.mean(np.asarray(X_ref, dtype=float) ** 2, axis=2)
+        has = np.all(np.isfinite(Pr), axis=1)
     else:
         Pr = np.broadcast_to(P.mean(axis=0), P.shape)
     out = np.full((n_classes, P.shape[1]), np.nan)
     for c in range(n_classes):
-        m = y == c
+        m = (y == c) & has
         if m.any():
             out[c] = 100.0 * (P[m].mean(axis=0) / np.maximum(Pr[m].mean(axis=0), 1e-30) - 1.0)
     return out

@@ -476,6 +476,9 @@ def run(args) -> int:
     if dropped.get("gap"):
         print(f"note: {dropped['gap']} cued trial(s) dropped because their window spans a gap "
               "in the signal (lost samples); the scores above leave them out.")
+    if dropped.get("clock"):
+        print(f"note: {dropped['clock']} cued trial(s) dropped because the source's clock went "
+              "back over their window (a device restart?); the scores above leave them out.")
     summary = {"profile": str(run_.profile), "recording": str(run_.recording or ""),
                "chosen": run_.chosen, "n_trials": res.n_trials, "dropped_trials": dropped,
                "scores": {k: v.to_dict() for k, v in res.scores.items()},

@@ -79,7 +79,7 @@ def test_gap_free_stream_cut_as_before(s1_run4, pre_name):
     np.testing.assert_array_equal(ep.onsets, on)
     np.testing.assert_array_equal(ep.X, X)
     np.testing.assert_array_equal(ep.X_ref, R)
-    assert ep.dropped == {"outside": 0, "no_reference": 0, "gap": 0}
+    assert ep.dropped == {"outside": 0, "gap": 0, "clock": 0} and ep.no_reference == 0
 
 
 @pytest.mark.parametrize("pre_name", list(PREPROCESSORS))
@@ -120,10 +120,16 @@ def test_windows_spanning_a_gap_are_dropped_and_counted(s1_run4, caplog):
     with caplog.at_level(logging.WARNING, logger="decoders.calibration"):
         ep = epochs_from_stream(rec.data[~drop], times[~drop], rec.info.ch_names, sf, cues,
                                 CLASSES, pre)
-    assert len(ep) == 12
-    assert not np.isin(np.round(ep.onsets - T0, 1), [62.3, 70.6, 78.9]).any()
-    assert ep.dropped == {"outside": 0, "no_reference": 0, "gap": 3} and ep.n_dropped_gap == 3
-    assert any("3 of 15 cued trials dropped" in r.getMessage() and r.levelno == logging.WARNING
+    # the 70.6 s cue's task window is clean: kept, only its ERD/ERS reference is missing
+    assert len(ep) == 13
+    on = np.round(ep.onsets - T0, 1)
+    assert not np.isin(on, [62.3, 78.9]).any()
+    j = int(np.flatnonzero(on == 70.6)[0])
+    assert np.isnan(ep.X_ref[j]).all() and np.isfinite(np.delete(ep.X_ref, j, axis=0)).all()
+    assert np.isfinite(ep.X).all()
+    assert ep.dropped == {"outside": 0, "gap": 2, "clock": 0} and ep.n_dropped_gap == 2
+    assert ep.no_reference == 1
+    assert any("2 of 15 cued trials dropped" in r.getMessage() and r.levelno == logging.WARNING
                for r in caplog.records)
 
 
@@ -153,3 +159,68 @@ def test_cue_times_must_match_a_stream(s1_run4):
     with pytest.raises(ConfigError, match="no complete trial.*1 outside the data"):
         epochs_from_stream(rec.data, times, rec.info.ch_names, rec.sfreq, cues, CLASSES,
                            PREPROCESSORS["160Hz"])
+
+
+def test_first_trial_with_a_short_fixation_is_kept(s1_run4):
+    """The stream starts 1.0 s before the first cue (a short fixation): the pre-cue window
+    [-1.5, -0.5) s is not in the data. The trial was dropped although its task window is
+    clean; it is kept, with a NaN reference that the ERD/ERS maps skip."""
+    from decoders.calibration import band_power_maps
+
+    rec, times, k, labels = s1_run4
+    sf = rec.sfreq
+    cues = [(float(times[i]), c) for i, c in zip(k, labels)]
+    start = k[0] - int(1.0 * sf)
+    ep = epochs_from_stream(rec.data[start:], times[start:], rec.info.ch_names, sf, cues,
+                            CLASSES, PREPROCESSORS["160Hz"])
+    assert len(ep) == 15 and ep.no_reference == 1 and sum(ep.dropped.values()) == 0
+    assert np.isnan(ep.X_ref[0]).all() and np.isfinite(ep.X_ref[1:]).all()
+    bp = band_power_maps(ep.X, ep.y, ep.X_ref, 2)
+    assert np.isfinite(bp).all()
+    np.testing.assert_allclose(bp, band_power_maps(ep.X[1:], ep.y[1:], ep.X_ref[1:], 2))
+
+
+def test_clock_going_back_drops_only_the_trials_it_makes_ambiguous(s1_run4, caplog):
+    """At 40 s the device restarts and its timestamps go back by 10 s (a clock reset the
+    source reports as a backward jump). searchsorted on such times silently cut the two trials
+    whose window time occurs twice from the wrong samples (and reported nothing dropped); they
+    are now dropped as "clock", and the others are cut where their time occurs once."""
+    rec, times, k, labels = s1_run4
+    sf = rec.sfreq
+    cues = [(float(times[i]), c) for i, c in zip(k, labels)]
+    pre = PREPROCESSORS["160Hz"]
+    ref = epochs_from_stream(rec.data, times, rec.info.ch_names, sf, cues, CLASSES, pre)
+    i_reset = int(40 * sf)
+    reset = times.copy()
+    reset[i_reset:] -= 10.0  # samples after 40 s claim times from 30 s on
+    # the cues as the stream's clock gives them: the same samples, the new times
+    cues_reset = [(float(reset[i]), c) for i, c in zip(k, labels)]
+    with caplog.at_level(logging.WARNING, logger="decoders.calibration"):
+        ep = epochs_from_stream(rec.data, reset, rec.info.ch_names, sf, cues_reset, CLASSES,
+                                pre)
+    onsets = np.array([t for t, _ in cues]) - T0  # 4.2, 12.5, ..., 37.4, 45.7, 54.0, ...
+    clock = np.where(onsets < 40, onsets, onsets - 10)  # the cues' times on the reset clock
+    # the stretches hold times [0, 40) and [30, 110): a task window starting in [30, 40)
+    # occurs twice (37.4 s and 45.7 s, now 35.7 s); its samples cannot be told
+    twice = (clock + 0.5 >= 30) & (clock + 0.5 < 40)
+    assert np.allclose(onsets[twice], [37.4, 45.7])
+    assert ep.dropped == {"outside": 0, "gap": 0, "clock": 2} and len(ep) == 13
+    # kept: a reference window in [30, 40) (the 54.0 s cue: 42.5-43.5 s, no) has no reference
+    assert ep.no_reference == int(np.sum(~twice & (clock - 1.5 >= 30) & (clock - 1.5 < 40)))
+    rms = float(np.sqrt(np.mean(ref.X ** 2)))
+    for t, c in zip(onsets[~twice], clock[~twice]):  # the filter saw the same samples
+        j_ref = int(np.flatnonzero(np.isclose(ref.onsets - T0, t))[0])
+        j = int(np.flatnonzero(np.isclose(ep.onsets - T0, c))[0])
+        np.testing.assert_allclose(ep.X[j], ref.X[j_ref], atol=1e-6 * rms)
+    assert any("clock went back" in r.getMessage() for r in caplog.records)
+
+
+def test_non_finite_timestamps_are_named(s1_run4):
+    from bci_app.errors import ConfigError
+
+    rec, times, k, labels = s1_run4
+    bad = times.copy()
+    bad[100] = np.nan
+    with pytest.raises(ConfigError, match=r"times: timestamp 100 of .* is nan.*Fix"):
+        epochs_from_stream(rec.data, bad, rec.info.ch_names, rec.sfreq,
+                           [(float(times[k[0]]), "left")], CLASSES, PREPROCESSORS["160Hz"])

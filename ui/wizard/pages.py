@@ -578,6 +578,10 @@ class ResultsPage(QtWidgets.QWizardPage):
         if gap:
             lines.append(f"<span style='color:#c07000'>Note: {gap} cued trial(s) left out: "
                          "their window spans a gap in the signal (lost samples).</span>")
+        clock = self.ctrl.epochs.dropped.get("clock", 0) if self.ctrl.epochs else 0
+        if clock:
+            lines.append(f"<span style='color:#c07000'>Note: {clock} cued trial(s) left out: "
+                         "the device's clock went back over their window (a restart?).</span>")
         self.scores.setText("<br>".join(lines))
         best = res.best
         (self.use_adapted if best == "adapted" else self.use_baseline).setChecked(True)
