@@ -182,6 +182,10 @@ class DecoderWorker:
         self.n_times = bundle.n_times
         self.hop_samples = max(1, int(round(hop * bundle.sfreq)))
         self.hop = self.hop_samples / bundle.sfreq
+        if abs(self.hop - hop) > 1e-9:
+            logger.info("hop %g s is %g samples at the model's %g Hz: predicting every %d "
+                        "samples (%.4g s)", hop, hop * bundle.sfreq, bundle.sfreq,
+                        self.hop_samples, self.hop)
         self.classes = tuple(bundle.classes)
         self._fbuf = RingBuffer(self.n_times + 32 * self.hop_samples + 64, len(bundle.channels))
         # input samples per piece so that one piece never overwrites an unread window

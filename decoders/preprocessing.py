@@ -147,8 +147,12 @@ class StreamingResampler:
         ratio = Fraction(float(sfreq_out) / float(sfreq_in)).limit_denominator(1000)
         if ratio <= 0 or abs(float(ratio) * sfreq_in - sfreq_out) > 1e-6 * sfreq_out:
             raise ConfigError(
-                f"sfreq_out: expected a rate whose ratio to {sfreq_in} Hz is a simple fraction, "
-                f"got {sfreq_out}. Fix: pick a rate such as {sfreq_in / 2:g} or 128 Hz."
+                f"resampling: cannot resample {sfreq_in:g} Hz (the signal) to {sfreq_out:g} Hz "
+                "(the model's rate) in real time: their ratio is not a fraction with a "
+                "denominator of at most 1000. Fix: if the device's nominal rate is off (a "
+                "stream declaring e.g. 250.01 Hz), declare its true nominal rate (250 Hz); "
+                "otherwise train the model at a rate such as "
+                f"{sfreq_in / 2:g} Hz (bci-app train --sfreq)."
             )
         self.up, self.down = ratio.numerator, ratio.denominator
         self.sfreq_in, self.sfreq_out = float(sfreq_in), float(sfreq_out)

@@ -75,6 +75,12 @@ def test_bad_config_is_a_clear_error():
     with pytest.raises(ConfigError, match="unknown keys"):
         Preprocessor.from_dict({"lfreq": 1})
     assert Preprocessor.from_dict(Preprocessor(sfreq=80).to_dict()) == Preprocessor(sfreq=80)
+    # a stream declaring an odd rate: the error names both rates and the fix on the device side
+    # (it said "sfreq_out: ... got 160.0. Fix: pick a rate such as 125.15 or 128 Hz")
+    with pytest.raises(ConfigError, match=r"250\.01 Hz \(the signal\) to 160 Hz \(the model's "
+                                          r"rate\).*declare its true nominal rate"):
+        Preprocessor(sfreq=160).streaming(250.01, ["a"])
+    assert Preprocessor(sfreq=160).streaming(250.0, ["a"]).sfreq_out == 160.0
 
 
 def test_alignment_makes_mean_covariance_identity(eegmmidb_path):
