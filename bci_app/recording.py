@@ -678,8 +678,12 @@ def load_recording(
     rows = _marker_rows(streams, s, marker_streams)
     if rows:
         on = _onsets(np.array([r[0] for r in rows]), ts, sfreq, bounds)
-        omitted = 0
-        for o, (_, label, dur) in zip(on, rows):
+        omitted, in_gap = 0, []
+        for o, (t, label, dur) in zip(on, rows):
+            if o < -1e8 / sfreq and ts[0] <= t <= ts.max():  # in a jump left as a boundary
+                if label != GAP_ANNOTATION:  # a gap marker: the boundary marks that gap
+                    in_gap.append(label)
+                continue
             if o < -0.5 / sfreq or o > duration:
                 omitted += 1
                 continue
@@ -690,6 +694,18 @@ def load_recording(
         if omitted:
             logger.info(
                 "%s: %d marker(s) outside the signal's time span left out", path.name, omitted
+            )
+        if in_gap:
+            shown = ", ".join(repr(x) for x in in_gap[:5]) + (", ..." if len(in_gap) > 5 else "")
+            longest = max((float(b) for b in np.diff(ts)), default=0.0)
+            fix = (f"export with --max-fill {int(np.ceil(longest)) + 1} (or load_recording(..., "
+                   f"max_fill={int(np.ceil(longest)) + 1})) to fill the gaps with zeros marked "
+                   "BAD_ACQ_SKIP and keep every marker at its time"
+                   if fill_gaps else "load with fill_gaps=True to keep them at their time")
+            logger.warning(
+                "%s: %d marker(s) fall inside gaps of the signal that were not filled (longer "
+                "than %g s, or a clock reset) and are not annotated: %s. The XDF keeps them. "
+                "Fix: %s.", path.name, len(in_gap), max_fill, shown, fix
             )
     if onsets:
         raw.set_annotations(
@@ -720,6 +736,7 @@ def export_recording(
     session: str | None = None,
     run: int | None = None,
     overwrite: bool = False,
+    max_fill: float = 60.0,
 ) -> Path:
     """Convert an XDF recording to FIF, EDF or a BIDS dataset.
 
@@ -736,6 +753,10 @@ def export_recording(
         Output folder (default: the recording's folder; for BIDS ``<folder>/bids``).
     subject, task, session, run
         BIDS entities; subject defaults to the recording's subject id, task to ``bci``.
+    max_fill : float
+        Longest gap (seconds) filled with zeros annotated ``BAD_ACQ_SKIP`` (see
+        :func:`load_recording`); markers inside a longer gap are not annotated (a warning names
+        them).
 
     Returns
     -------
@@ -778,7 +799,7 @@ def export_recording(
         )
         fname = Path(bids_path.copy().update(suffix="eeg", extension=".vhdr").fpath)
     _refuse_existing(fname, overwrite, bids=to == "bids")
-    raw = load_recording(path, stream)
+    raw = load_recording(path, stream, max_fill=max_fill)
     if to == "edf":
         _check_finite_for_edf(raw, path)
     try:

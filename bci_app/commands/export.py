@@ -30,6 +30,10 @@ def register(sub) -> None:
     p.add_argument("--session", default=None, help="BIDS session label")
     p.add_argument("--run", type=int, default=None, help="BIDS run number")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--max-fill", type=float, default=60.0, metavar="SECONDS",
+                   help="fill gaps up to this long with zeros marked BAD_ACQ_SKIP, so every "
+                   "marker keeps its time (default 60; markers inside a longer gap are left out "
+                   "with a warning)")
     p.set_defaults(func=run)
 
 
@@ -46,6 +50,7 @@ def run(args) -> int:
         session=args.session,
         run=args.run,
         overwrite=args.overwrite,
+        max_fill=args.max_fill,
     )
     print(f"exported {args.recording} -> {out}", flush=True)
     return 0

@@ -295,3 +295,52 @@ def test_cli_record_replay_keeps_every_sample_and_marker(tmp_path, eegmmidb_path
     assert list(raw.annotations.description) == list(orig.annotations.description)
     np.testing.assert_allclose(raw.annotations.onset, orig.annotations.onset, atol=1e-6)
     np.testing.assert_allclose(raw.annotations.duration, orig.annotations.duration, atol=1e-6)
+
+
+def test_a_marker_inside_an_unfilled_gap_is_named_and_max_fill_keeps_it(tmp_path, caplog):
+    """A cue that falls inside a gap longer than max_fill was left out of the export with an
+    INFO line calling it "outside the signal's time span"; the warning now names it and the
+    fix, and `export --max-fill` fills the gap so the cue keeps its time."""
+    import logging
+
+    import mne
+
+    from .fakes import FakeSource
+
+    path = tmp_path / "cue_in_gap.xdf"
+    src = FakeSource(buffer_seconds=30.0).connect(timeout=2.0)
+    try:
+        with Recorder(path, session_meta={"subject": "g2"}, poll_interval=0.05) as rec:
+            rec.add_source(src)
+            wait_for(lambda: src.buffer.counter > 60, 2, "samples")
+            t_cue = float(src.buffer.latest(1).timestamps[0]) + 0.6
+            src.drop(500)  # 2 s never arrive; the cue is sent during them
+            src.markers.add(t_cue, "cue/left", 1.0)
+            wait_for(lambda: len(src.gaps) == 1 and src.buffer.counter > 800, 6, "gap + data")
+    finally:
+        src.disconnect()
+    gap = src.gaps[0]
+    assert gap.start < t_cue < gap.start + gap.duration
+
+    with caplog.at_level(logging.WARNING, logger="bci_app.recording"):
+        raw = load_recording(path, max_fill=1.0)
+    assert "cue/left" not in raw.annotations.description
+    assert "BAD boundary" in raw.annotations.description
+    msgs = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("1 marker(s) fall inside gaps" in m and "'cue/left'" in m
+               and "--max-fill 3" in m for m in msgs), msgs
+    assert not any("BAD_gap'" in m for m in msgs)  # the boundary marks the gap itself
+
+    full = load_recording(path)  # default max_fill 60 s: filled, the cue at its time
+    i = list(full.annotations.description).index("cue/left")
+    ts_first = next(s for s in pyxdf.load_xdf(str(path))[0]
+                    if s["info"]["name"][0] == "fake-eeg")["time_stamps"][0]
+    assert full.annotations.onset[i] == pytest.approx(t_cue - ts_first, abs=1 / 250)
+
+    out = tmp_path / "out"
+    assert main(["export", str(path), "--to", "fif", "--out", str(out), "--max-fill", "1"]) == 0
+    cut = mne.io.read_raw_fif(out / "cue_in_gap_raw.fif", verbose="error")
+    assert "cue/left" not in cut.annotations.description
+    assert main(["export", str(path), "--to", "fif", "--out", str(out), "--overwrite"]) == 0
+    kept = mne.io.read_raw_fif(out / "cue_in_gap_raw.fif", verbose="error")
+    assert "cue/left" in kept.annotations.description
