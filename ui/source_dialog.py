@@ -102,6 +102,7 @@ class SourceDialog(QtWidgets.QDialog):
         self.synthetic_channels_edit.setToolTip(
             "The name of each of the board's 16 channels, comma-separated; replaces BrainFlow's "
             "names (Fp1, Fp2, …), so a model or the calibration finds its montage.")
+        v.addWidget(QtWidgets.QLabel("Channel names (optional):"))
         v.addWidget(self.synthetic_channels_edit)
         v.addStretch(1)
         self.tabs.addTab(w, "Synthetic")
@@ -168,6 +169,7 @@ class SourceDialog(QtWidgets.QDialog):
         self.file_channels_edit.setToolTip(
             "The electrode on each EEG channel of the file, comma-separated; replaces the "
             "file's own names (an OpenBCI GUI file calls them EXG Channel 0, 1, …).")
+        v.addWidget(QtWidgets.QLabel("Channel names (optional):"))
         v.addWidget(self.file_channels_edit)
         v.addStretch(1)
         self.tabs.addTab(w, "File replay")
