@@ -20,7 +20,7 @@ import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 import numpy as np
@@ -388,26 +388,39 @@ class Source(ABC):
         return data[keep], ts[keep]
 
     def _check_continuity(self, ts: np.ndarray) -> None:
-        """Detect gaps (jumps forward) and backward jumps in the timestamps of a new chunk."""
+        """Detect gaps (jumps forward) and backward jumps in the timestamps of a new chunk:
+        between the previous chunk and this one, and between samples inside this chunk (a
+        transport may deliver the samples before and after a hole in one chunk, e.g. an LSL
+        sender pushing chunks, or a pull that comes late)."""
         sfreq = self.info.sfreq if self.info else 0.0
-        if self._last_ts is None or sfreq <= 0:
-            self._pending_gap_reason = None
-            return
-        period = 1.0 / sfreq
-        dt = ts[0] - self._last_ts
         reason = self._pending_gap_reason
         self._pending_gap_reason = None
+        if sfreq <= 0:
+            return
+        period = 1.0 / sfreq
+        if self._last_ts is not None:
+            self._check_step(self._last_ts, float(ts[0]), reason, sfreq)
+        if len(ts) > 1:
+            steps = np.diff(ts)
+            jumps = (steps > max(2.5 * period, 0.004)) | (steps < -0.5 * period)
+            for i in np.flatnonzero(jumps):
+                self._check_step(float(ts[i]), float(ts[i + 1]), None, sfreq)
+
+    def _check_step(self, before: float, after: float, reason: str | None, sfreq: float) -> None:
+        """Register what lies between two consecutive samples stamped ``before`` and ``after``."""
+        period = 1.0 / sfreq
+        dt = after - before
         if dt < -0.5 * period:
             self.backward_jumps += 1
             logger.warning("%s: timestamps jumped back by %.4f s", self.display_name, -dt)
-            self.markers.add(ts[0], "bci_app/clock_jump", 0.0, "source", jump=float(dt))
+            self.markers.add(after, "bci_app/clock_jump", 0.0, "source", jump=float(dt))
             return
         if reason is None and self.registers_own_gaps:
             return
         threshold = max(2.5 * period, 0.004) if reason is None else 1.5 * period
         if dt > threshold:
             missing = max(0, int(round(dt * sfreq)) - 1)
-            self.register_gap(self._last_ts + period, dt - period, missing, reason or "dropped")
+            self.register_gap(before + period, dt - period, missing, reason or "dropped")
 
     def register_gap(self, start: float, duration: float, samples_missing: int, reason: str) -> Gap:
         """Record a gap, count its samples and put a gap marker in :attr:`markers`."""
@@ -478,8 +491,14 @@ class Source(ABC):
 
     def _try_reconnect(self) -> None:
         try:
-            info = with_channel_names(self._reopen(self.reconnect_timeout), self.channel_names)
+            device = self._reopen(self.reconnect_timeout)
+            info = with_channel_names(device, self.channel_names)
             self.info.check_compatible(info)
+            named = self.info.metadata.get("device_ch_names")
+            if self.channel_names is not None and named is not None:
+                # the user's names hide the device's own: a device back with other channels
+                # (of the same count) is refused as it is without names
+                replace(self.info, ch_names=tuple(named)).check_compatible(device)
         except (StreamMismatchError, ConfigError) as err:  # back with another layout: refuse it
             self.last_error = str(err)
             logger.error("%s", err)
@@ -504,14 +523,18 @@ class Source(ABC):
         """Monotonic time at which sample ``seq`` was written to the buffer.
 
         Looked up in the record of the last 4096 writes; ``None`` if not (or no longer) known.
+        Any thread: the record is copied first (the acquisition thread appends to it, and
+        iterating over the deque itself while it does raises "deque mutated during iteration").
         """
+        arrivals = list(self._arrivals)  # one C-level copy: atomic under the GIL
+        start = self._arrivals_start  # read after the copy: updated before each append
         found = None
-        for t, counter_after in reversed(self._arrivals):
+        for t, counter_after in reversed(arrivals):
             if counter_after <= seq:
                 return found
             found = t
         # seq is in the oldest write on record only if that write started at or before it
-        return found if seq >= self._arrivals_start else None
+        return found if seq >= start else None
 
     def effective_rate(self, seconds: float = 2.0) -> float:
         """Samples received per second of wall time over the last ``seconds`` (0 if unknown).

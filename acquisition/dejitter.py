@@ -68,6 +68,10 @@ class OnlineDejitter:
         self._prior = self.sfreq ** 3 / 12.0
         self.breaks = 0
         self._last_out: float | None = None
+        # the jitter estimate belongs to the stream, not to a stretch: it is kept at a break (a
+        # restart at the prior made the break rule blind, for seconds, to the next short gap)
+        self._var_sum = self.jitter_prior ** 2 * self.sfreq  # prior: 1 s of samples
+        self._var_w = self.sfreq
         self._start(None)
 
     # ------------------------------------------------------------------ state
@@ -75,8 +79,6 @@ class OnlineDejitter:
         self._t_ref = t_ref
         self._k = 0  # samples so far in this stretch
         self._sums = np.zeros(5)  # sum of w, w k, w k^2, w t, w k t (t relative to t_ref)
-        self._var_sum = self.jitter_prior ** 2 * self.sfreq  # prior: 1 s of samples
-        self._var_w = self.sfreq
 
     @property
     def jitter(self) -> float:

@@ -19,6 +19,7 @@ from bci_app.errors import ConfigError, SourceError, StreamNotFoundError
 
 from .base import Source, SourceLostError
 from .dejitter import OnlineDejitter
+from .files import _number_label
 from .lsl_env import import_pylsl, lsl_scope
 from .markers import MarkerLog
 from .stream_info import StreamInfo
@@ -332,7 +333,8 @@ class LSLMarkerInlet:
         """Move available markers into the log; returns how many."""
         samples, ts = self._inlet.pull_chunk(timeout=0.0)
         for sample, t in zip(samples, ts):
-            label = sample[0] if len(sample) == 1 else ",".join(str(v) for v in sample)
+            # numbers as read_file labels them from a recording of this stream: 4.0 -> "4"
+            label = ",".join(str(v) if isinstance(v, str) else _number_label(v) for v in sample)
             self.marker_log.add(t, str(label), 0.0, f"lsl:{self.stream_name}")
         self.count += len(ts)
         return len(ts)

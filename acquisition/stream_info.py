@@ -85,6 +85,14 @@ class StreamInfo:
                 f"channels changed from {self.n_channels} ({', '.join(self.ch_names[:4])}...) "
                 f"to {other.n_channels} ({', '.join(other.ch_names[:4])}...)"
             )
+        elif other.ch_types != self.ch_types or other.units != self.units:
+            # the same names with another type or unit: the samples would change scale (an LSL
+            # channel that is no longer EEG is no longer converted from microvolts to volts)
+            changed = [f"{n}: {t} in {u} -> {t2} in {u2}" for n, t, u, t2, u2 in zip(
+                self.ch_names, self.ch_types, self.units, other.ch_types, other.units)
+                if (t, u) != (t2, u2)]
+            problems.append(f"channel types or units changed ({'; '.join(changed[:4])}"
+                            f"{'...' if len(changed) > 4 else ''})")
         if abs(other.sfreq - self.sfreq) > 1e-6 * max(1.0, self.sfreq):
             problems.append(f"sampling rate changed from {self.sfreq:g} Hz to {other.sfreq:g} Hz")
         if problems:
