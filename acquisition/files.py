@@ -175,6 +175,11 @@ def read_file(
         raise DataFileError(
             f"{str(path)!r} is a directory, not an EEG file; pass a file inside it."
         )
+    if not os.access(path, os.R_OK):
+        raise DataFileError(
+            f"EEG file {str(path)!r} cannot be read: permission denied. Fix: give your user read "
+            "access (e.g. chmod u+r), or copy the file somewhere you can read it."
+        )
     size = path.stat().st_size
     if size == 0:
         raise DataFileError(

@@ -230,3 +230,23 @@ def test_a_short_gap_soon_after_another_is_a_gap_not_smeared(stream_name):
     assert np.abs(got.timestamps - (t0 + idx / FS)).max() < 1e-3
     assert [g.samples_missing for g in src.gaps] == [125, 15]
     assert src.gaps[1].start == pytest.approx(t0 + (b + 125) / FS, abs=1e-3)
+
+
+def test_an_unreadable_file_is_a_data_file_error(tmp_path, data_dir):
+    """A file without read permission raised a bare PermissionError (a traceback in the CLI)."""
+    import os
+    import shutil
+
+    import pytest
+
+    from acquisition.files import read_file
+    from bci_app.errors import DataFileError
+
+    if os.geteuid() == 0:
+        pytest.skip("root reads files without read permission")
+    src = next((data_dir / "eegmmidb").rglob("S001R04.edf"))
+    path = tmp_path / "locked.edf"
+    shutil.copy(src, path)
+    path.chmod(0)
+    with pytest.raises(DataFileError, match="permission denied. Fix: give your user read"):
+        read_file(path)
