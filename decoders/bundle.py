@@ -222,6 +222,9 @@ def save_bundle(decoder: Decoder, path: str | Path, meta: dict[str, Any],
         "versions": _versions(),
     }
     arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    # a model.onnx left by an earlier bundle in this folder is another model's graph: it goes,
+    # whether or not this one is exported (a failed export must not leave the old one either)
+    (path / ONNX_NAME).unlink(missing_ok=True)
     save_file(arrays, str(path / WEIGHTS_NAME))
     (path / CONFIG_NAME).write_text(json.dumps(config, indent=2, default=_json_default) + "\n")
     if export_onnx:

@@ -103,17 +103,21 @@ def check_train_span(args, settings, protocol: str | None = None) -> float | Non
     return span
 
 
+#: (DeepDecoder parameter, argparse attribute) of the options only deep models use.
+_DEEP_OPTIONS = (("max_epochs", "epochs"), ("patience", "patience"), ("batch_size", "batch_size"),
+                 ("lr", "lr"), ("finetune_epochs", "finetune_epochs"),
+                 ("finetune_lr", "finetune_lr"), ("finetune_layers", "finetune_layers"),
+                 ("augment", "augment"), ("n_ensemble", "ensemble"))
+
+
 def settings_from_args(args, model: str):
     from .registry import get_entry
     from .training import TrainSettings, parse_model_params
 
     params: dict = {}
-    if get_entry(model).kind == "torch":
-        for key, attr in (("max_epochs", "epochs"), ("patience", "patience"),
-                          ("batch_size", "batch_size"), ("lr", "lr"),
-                          ("finetune_epochs", "finetune_epochs"), ("finetune_lr", "finetune_lr"),
-                          ("finetune_layers", "finetune_layers"), ("augment", "augment"),
-                          ("n_ensemble", "ensemble")):
+    entry = get_entry(model)
+    if entry.kind == "torch":
+        for key, attr in _DEEP_OPTIONS:
             if getattr(args, attr, None) is not None:
                 params[key] = getattr(args, attr)
         params["verbose"] = bool(getattr(args, "progress", False))
@@ -121,6 +125,19 @@ def settings_from_args(args, model: str):
         if mp:
             params["model_params"] = mp
     else:
+        from bci_app.errors import ConfigError
+
+        given = [f"--{attr.replace('_', '-')}" for _, attr in _DEEP_OPTIONS
+                 if getattr(args, attr, None) is not None]
+        if given:  # they would be silently ignored: a baseline has no epochs, batches, nets
+            raise ConfigError(
+                f"{', '.join(given)}: only used by deep models; {model!r} is a scikit-learn "
+                "baseline, which has no epochs, batches, augmentation or fine-tuning "
+                "settings. Fix: drop them, or pick a deep model (e.g. --model eegnet; see "
+                "--list-models).")
         params.update(parse_model_params(args.model_param))
+        check = getattr(entry.obj, "check_params", None)
+        if check is not None:  # a mistyped --model-param, named before any data is loaded
+            check(params)
     return TrainSettings(model=model, decoder_params=params, align=not args.no_align,
                          seed=args.seed)

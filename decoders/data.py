@@ -123,15 +123,17 @@ def parse_subjects(spec: str | Sequence[int] | None) -> list[int]:
         if not part:
             continue
         try:
-            if "-" in part:
-                a, b = part.split("-", 1)
-                out.update(range(int(a), int(b) + 1))
-            else:
-                out.add(int(part))
+            a, b = (int(v) for v in part.split("-", 1)) if "-" in part else (int(part),) * 2
         except ValueError:
             raise ConfigError(
                 f"subjects: expected numbers and ranges like '1-20' or '1,3,5-7', got {spec!r}"
             ) from None
+        if min(a, b) < 1:  # a range through negative ids would be dropped silently
+            raise ConfigError(f"subjects: expected subject ids >= 1, got {spec!r}")
+        if b < a:  # range() would silently give no subject for it
+            raise ConfigError(f"subjects: the range {part!r} in {spec!r} runs backwards; fix: "
+                              f"write it as '{b}-{a}'")
+        out.update(range(a, b + 1))
     if not out or min(out) < 1:
         raise ConfigError(f"subjects: expected subject ids >= 1, got {spec!r}")
     return sorted(out)

@@ -512,6 +512,9 @@ def make_decoder(name: str, n_chans: int, n_outputs: int, sfreq: float, window_s
     entry = get_entry(name)
     if entry.kind == "torch":
         return DeepDecoder(name, n_chans, n_outputs, sfreq, window_s, **params)
+    check = getattr(entry.obj, "check_params", None)
+    if check is not None:  # an unknown keyword is a ConfigError naming it, not a TypeError
+        check(params, dry_run=False)
     return entry.obj(n_chans=n_chans, n_outputs=n_outputs, sfreq=sfreq, window_s=window_s,
                      **params)
 

@@ -49,7 +49,10 @@ class TrainSettings:
         def make() -> Decoder:
             params = dict(self.decoder_params)
             if get_entry(self.model).kind == "torch":
-                params.setdefault("seed", self.seed)
+                # the settings' seed wins over a "seed" in decoder_params (a bundle's own
+                # parameters carry the seed it was trained with): it is the one recorded
+                # and the one --seed sets
+                params["seed"] = self.seed
             return make_decoder(self.model, data.X.shape[1], len(data.classes), data.sfreq,
                                 data.window_s, **params)
 

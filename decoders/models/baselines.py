@@ -107,6 +107,36 @@ class _LinearHeadDecoder(Decoder):
     def _hparams(self) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    @classmethod
+    def hparam_names(cls) -> list[str]:
+        """Hyper-parameters the constructor takes besides the signal parameters."""
+        import inspect
+
+        return [n for n in inspect.signature(cls.__init__).parameters
+                if n not in ("self", "n_chans", "n_outputs", "sfreq", "window_s")]
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any], dry_run: bool = True) -> None:
+        """ConfigError for a hyper-parameter the baseline does not take or, with ``dry_run``,
+        a value its libraries reject (checked by a fit on a few random trials), so a command
+        line names a mistyped ``--model-param`` before it loads any data."""
+        from bci_app.errors import ConfigError
+
+        known = cls.hparam_names()
+        unknown = [k for k in params if k not in known]
+        if unknown:
+            raise ConfigError(f"model_params: {cls.name} does not take {unknown}; fix: use only "
+                              f"{known}")
+        if not dry_run:
+            return
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((16, 8, 64))
+        try:
+            cls(8, 2, 64.0, 1.0, **params).fit(X, np.arange(16) % 2)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"model_params: {cls.name} rejected {params} ({err}); fix: use "
+                              f"valid values for {known}") from None
+
     def get_state(self):
         """(JSON config, arrays): classifier and feature arrays, plus the training features
         (``train_features``, float64 (n_trials, n_features)) and labels (``train_y``, int64)
