@@ -258,6 +258,21 @@ def test_calibrate_cv_folds_below_two_refused_before_the_session(capsys):
     assert "--cv-folds: expected 2 or more" in err
 
 
+@pytest.mark.parametrize(("extra", "named"), [
+    (["--tmin", "0.0"], "--tmin"),
+    (["--channels", "C3,Cz,C4", "--epochs", "3"], "--epochs, --channels"),
+    (["--no-align"], "--no-align"),
+    (["--model-param", "F1=4"], "--model-param"),
+])
+def test_evaluate_bundle_refuses_options_the_bundle_fixes(capsys, extra, named):
+    """With --bundle, the window, preprocessing and hyper-parameter options were silently
+    ignored: `evaluate --bundle B --tmin 0` ran on the bundle's window and said nothing."""
+    bundle = ROOT / "decoders" / "pretrained" / "mi_left_right_csp_lda_ea"
+    err = fails(capsys, "evaluate", "--bundle", str(bundle), "--protocol", "calibration",
+                "--subjects", "21", "--no-report", *extra)
+    assert f"{named}: the --bundle fixes its model" in err and "Fix: drop them" in err
+
+
 # ------------------------------------------------------------------ 5. spell
 @pytest.mark.parametrize(("target", "bad"), [("room 42", "'2', '4'"), ("Hello, World!", "'!'")])
 def test_spell_target_outside_the_alphabet(capsys, target, bad):

@@ -43,7 +43,28 @@ def register(subparsers) -> None:
                    help="where to write report.md and PNGs (default: "
                    "./bci-eval-<protocol>-<model>-<time>)")
     p.add_argument("--no-report", action="store_true", help="write no report files")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, bundle_fixed_defaults={d: p.get_default(d) for d in BUNDLE_FIXED})
+
+
+#: Options a --bundle fixes (its model, hyper-parameters, preprocessing, window, alignment):
+#: given with --bundle they would be silently ignored.
+BUNDLE_FIXED = ("model_param", "epochs", "patience", "batch_size", "lr", "finetune_epochs",
+                "finetune_lr", "finetune_layers", "augment", "ensemble", "no_align", "tmin",
+                "tmax", "l_freq", "h_freq", "sfreq", "no_car", "channels")
+
+
+def _check_bundle_options(args: argparse.Namespace) -> None:
+    """ConfigError naming the options given with --bundle that the bundle fixes."""
+    from bci_app.errors import ConfigError
+
+    defaults = getattr(args, "bundle_fixed_defaults", None) or {}
+    given = [f"--{d.replace('_', '-')}" for d in BUNDLE_FIXED
+             if d in defaults and getattr(args, d, None) != defaults[d]]
+    if given:
+        raise ConfigError(
+            f"{', '.join(given)}: the --bundle fixes its model, hyper-parameters, "
+            "preprocessing, window and alignment, so these would be ignored. Fix: drop them, "
+            "or evaluate with --model NAME and these options instead of --bundle.")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -114,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--pretrain-subjects with --protocol within: pretrains a fresh "
                           "--model, not a --bundle; fix: use --model, or --protocol calibration "
                           "to fine-tune the bundle")
+    if bundle is not None:
+        _check_bundle_options(args)
     if bundle is not None and args.protocol == "calibration":
         trained_on = set(bundle.config["training"].get("subjects", []))
         overlap = sorted(trained_on & set(subjects))
