@@ -5,8 +5,10 @@
 
 After fitting, inference needs only plain arrays (CSP filters, LDA coef; tangent-space reference,
 LR coef), which is what bundles store (safetensors, no pickle). ``partial_fit`` refits the
-classifier on the training features plus the new calibration trials, weighted up; the training
-features and labels are saved in the bundle too (``train_features``, ``train_y``), so a loaded
+classifier on the training features plus the new calibration trials: weighted up
+(``calib_weight``) for ``ts_lr``; ``csp_lda``'s LDA takes no sample weights, so there every
+trial counts once (``calib_weight`` has no effect; the RESULTS figures were measured so). The
+training features and labels are saved in the bundle too (``train_features``, ``train_y``), so a loaded
 decoder adapts exactly as the one in memory. A bundle written before they were saved still
 loads, with a warning: its ``partial_fit`` refits on the calibration trials alone.
 """
