@@ -79,6 +79,18 @@ def preprocessor_from_args(args):
 
     chans = CHANNEL_SETS[args.channels] if args.channels in CHANNEL_SETS else \
         [c.strip() for c in args.channels.split(",") if c.strip()]
+    if chans is not None:  # named before loading, in the terms of this command (not live --map)
+        from bci_app.errors import ConfigError
+
+        from .data import EEGMMIDB_CHANNELS
+
+        known = {c.lower() for c in EEGMMIDB_CHANNELS}
+        unknown = [c for c in chans if c.rstrip(".").lower() not in known]
+        if unknown:
+            raise ConfigError(
+                f"--channels: {', '.join(unknown)} not among EEGMMIDB's 64 channels "
+                f"({', '.join(EEGMMIDB_CHANNELS)}). Fix: pick from these, or use 'all' or "
+                "'motor21'.")
     return Preprocessor(channels=chans, car=not args.no_car, l_freq=args.l_freq, h_freq=args.h_freq,
                         filter_order=DEFAULT_PREPROCESSING.filter_order,
                         sfreq=args.sfreq or None)

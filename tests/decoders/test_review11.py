@@ -132,3 +132,13 @@ def test_backwards_subject_range_is_an_error(spec, message):
         parse_subjects(spec)
     assert message in str(info.value)
     assert parse_subjects(" 2 - 4 ,9") == [2, 3, 4, 9]
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_an_unknown_channel_is_named_in_the_commands_terms(capsys, tmp_path, command):
+    """--channels C3,Cz,XX9 failed after loading with 'the source lacks 1: XX9 ... Fix: map
+    each to a source channel (bci-app live --map ...)', advice for another command."""
+    err = _fails(capsys, command, "--model", "csp_lda", "--subjects", "1", "--data-dir",
+                 str(tmp_path / "nothing-here"), "--channels", "C3,Cz,XX9",
+                 *(["--out", str(tmp_path / "b")] if command == "train" else ["--no-report"]))
+    assert "--channels: XX9 not among EEGMMIDB's 64 channels" in err and "live --map" not in err
