@@ -426,6 +426,8 @@ class DeepDecoder(Decoder):
         dec.val_loss_ = info.get("val_loss", float("nan"))
         dec.val_accuracy_ = info.get("val_accuracy", float("nan"))
         dec.best_epoch_ = info.get("best_epoch", 0)
+        if info.get("n_train") is not None:
+            dec.n_train_ = int(info["n_train"])
         dec._n_fits = 1
         dec.fitted_ = True
         return dec

@@ -55,6 +55,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--onnx: only torch models export to ONNX; {model!r} is a "
                           "scikit-learn model. Fix: drop --onnx, or train a torch model (e.g. "
                           f"--model eegnet; see --list-models).")
+    if args.onnx and getattr(get_entry(model).obj, "onnx_exportable", True) is False:
+        raise ConfigError(f"--onnx: {model!r} uses operators ONNX does not have (symmetric "
+                          "eigen-decomposition), so it cannot be exported. Fix: drop --onnx (the "
+                          "online worker runs it in PyTorch), or train another model (e.g. "
+                          "--model eegnet; see --list-models).")
     settings = settings_from_args(args, model)
     check_model_params(model, settings)
     span = check_train_span(args, settings)
