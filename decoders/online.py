@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from acquisition.base import Source
-from acquisition.ring_buffer import RingBuffer
+from acquisition.ring_buffer import Chunk, RingBuffer
 from bci_app.errors import ConfigError
 
 from .bundle import Bundle
@@ -396,15 +396,36 @@ class DecoderWorker:
         return out
 
     def _consume(self, chunk) -> list[int]:
-        """Filter one chunk into the window buffer; return the hop boundaries it completed."""
+        """Filter one chunk into the window buffer; return the hop boundaries it completed.
+
+        At a sample loss or a source gap the filter restarts (steady state on the first sample
+        after it, as at the start of a stream: a DC drift over the hole does not ring) and the
+        windows holding that sample, or starting less than the filter's settling time after it,
+        are marked unreliable. A chunk holding gaps is filtered piece by piece."""
+        settle = self._filter.settle_samples
         if chunk.lost:
             self.lost_samples += chunk.lost
             self._filter.reset()
-            self._mark_unreliable(f"{chunk.lost} samples lost (decoder fell behind)")
-        self._mark_gaps(chunk)
+            self._mark_unreliable(f"{chunk.lost} samples lost (decoder fell behind)",
+                                  extra=settle)
+        cuts = self._gap_rows(chunk)
         self._k = chunk.stop
         if chunk.n_samples == 0:
             return []
+        reached: list[int] = []
+        bounds = sorted(set(cuts) | {0, chunk.n_samples})
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            if a in cuts:
+                self._filter.reset()
+                self._mark_unreliable("gap in the signal", extra=settle, rows=(0, 0))
+            piece = chunk if (a, b) == (0, chunk.n_samples) else Chunk(
+                chunk.data[a:b], chunk.timestamps[a:b], chunk.start + a, chunk.start + b)
+            reached.extend(self._filter_piece(piece))
+        return reached
+
+    def _filter_piece(self, chunk) -> list[int]:
+        """Filter consecutive samples (no gap inside) into the window buffer; return the hop
+        boundaries they completed."""
         data = chunk.data
         cols = getattr(self._filter, "_idx", slice(None))
         # only the model's channels count: a NaN in a channel the model never reads (an aux or
@@ -442,21 +463,31 @@ class DecoderWorker:
             self._next_boundary += self.hop_samples
         return reached
 
-    def _mark_gaps(self, chunk) -> None:
-        """Mark unreliable the windows holding the first sample after each new source gap, found
-        in the chunk by the gap's start time: a chunk read by a worker that fell behind spans
-        several source chunks, and the acquisition thread registers a gap just before it writes
-        the samples after it (a gap that starts after this chunk waits for the next one)."""
+    def _gap_rows(self, chunk) -> list[int]:
+        """Rows of ``chunk`` holding the first sample after each new source gap, found by the
+        gap's start time: a chunk read by a worker that fell behind spans several source chunks,
+        and the acquisition thread registers a gap just before it writes the samples after it
+        (a gap whose first sample is not in this chunk yet waits for the next one). The row is
+        where the timestamps cross the gap's start, so a clock that went back later in the
+        chunk does not hide it."""
         gaps = self.source.gaps
         if len(gaps) < self._gaps_seen:  # the source was reconnected: a new list
             self._gaps_seen = 0
-        while self._gaps_seen < len(gaps):
+        rows: list[int] = []
+        ts = chunk.timestamps
+        while self._gaps_seen < len(gaps) and chunk.n_samples:
             start = gaps[self._gaps_seen].start
-            if chunk.n_samples == 0 or start > chunk.timestamps[-1]:
-                return  # its samples are not in this chunk yet
-            row = int(np.searchsorted(chunk.timestamps, start))
+            if ts[0] >= start and not rows:
+                row = 0  # between the previous chunk and this one
+            else:
+                cross = np.flatnonzero((ts[:-1] < start) & (ts[1:] >= start))
+                cross = cross[cross + 1 > (rows[-1] if rows else -1)]
+                if not len(cross):
+                    break  # its samples are not in this chunk yet
+                row = int(cross[0]) + 1
+            rows.append(row)
             self._gaps_seen += 1
-            self._mark_unreliable("gap in the signal", rows=(row, row))
+        return rows
 
     def _check_flat(self, data: np.ndarray) -> None:
         """Mark windows unreliable while a model channel's raw signal is flat over 1 s (every

@@ -397,9 +397,28 @@ class StreamingFilter:
             if abs(self.sfreq_out - self.sfreq_in) > 1e-9
             else None
         )
+        self._settle: int | None = None
         if self._resampler is not None and config.h_freq is None:
             logger.info("Resampling without a low-pass: relying on the resampler's anti-alias FIR")
         self.reset()
+
+    @property
+    def settle_samples(self) -> int:
+        """Output samples the chain needs to forget what came before a restart: the band-pass
+        (and notch) impulse response's length up to where all but 1e-4 of its energy has passed
+        (0.36 s for 8-30 Hz order 4; longer for lower high-pass edges), plus the resampler's
+        FIR span. Windows starting sooner after a gap carry its transient."""
+        if self._settle is None:
+            n = 0
+            if self._sos is not None:
+                h = signal.sosfilt(self._sos, np.r_[1.0, np.zeros(int(120 * self.sfreq_in))])
+                tail = np.cumsum((h * h)[::-1])[::-1]
+                n = int(np.argmax(tail < 1e-4 * tail[0])) or len(h)
+            seconds = n / self.sfreq_in
+            if self._resampler is not None:
+                seconds += 2 * self._resampler.delay_s
+            self._settle = int(math.ceil(seconds * self.sfreq_out))
+        return self._settle
 
     def reset(self) -> None:
         """Forget all state (a new recording or a gap in the stream)."""
