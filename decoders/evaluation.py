@@ -44,7 +44,7 @@ import numpy as np
 from bci_app.errors import ConfigError
 
 from .data import EpochsData
-from .estimators import Decoder
+from .estimators import Decoder, stratified_split
 from .preprocessing import EuclideanAlignment
 
 logger = logging.getLogger(__name__)
@@ -172,13 +172,24 @@ def _span_crops(X_span: np.ndarray, y: np.ndarray, n_times: int,
 
 
 def _training_span(data: EpochsData, dec: Decoder, fit_idx: np.ndarray, ea):
-    """(X, y) the decoder trains on when ``train_span``: see the module docstring."""
+    """``(X, y, X_val, y_val)`` the decoder trains on when ``train_span``: see the module
+    docstring. A decoder with early stopping and without ``crop`` gets its validation split
+    here, by trial, before the spans are cut into crops: overlapping crops of one trial on
+    both sides of it would make early stopping judge on near-copies of training windows. The
+    validation trials are given as the windows the evaluation tests on (``None``: the decoder
+    carves its own split, or has none)."""
     Xs = data.X_span[fit_idx]
     if ea is not None:
         Xs = ea.transform(Xs)
+    y = data.y[fit_idx]
     if "crop" in getattr(dec, "augment", ()):
-        return Xs, data.y[fit_idx]
-    return _span_crops(Xs, data.y[fit_idx], data.X.shape[2], max(1, int(round(0.25 * data.sfreq))))
+        return Xs, y, None, None
+    n_times, step = data.X.shape[2], max(1, int(round(0.25 * data.sfreq)))
+    val_fraction = getattr(dec, "val_fraction", 0.0) if dec.kind == "torch" else 0.0
+    if val_fraction > 0:
+        tr, va = stratified_split(y, val_fraction, dec.seed)
+        return (*_span_crops(Xs[tr], y[tr], n_times, step), Xs[va][..., :n_times], y[va])
+    return (*_span_crops(Xs, y, n_times, step), None, None)
 
 
 def evaluate_within(data: EpochsData, factory: DecoderFactory, n_folds: int = 5, seed: int = 0,
@@ -228,9 +239,10 @@ def evaluate_within(data: EpochsData, factory: DecoderFactory, n_folds: int = 5,
             dec.partial_fit(Xf, yf)
         else:
             dec = factory()
+            Xv = yv = None
             if train_span:
-                Xf, yf = _training_span(data, dec, fit_idx, ea)
-            dec.fit(Xf, yf)
+                Xf, yf, Xv, yv = _training_span(data, dec, fit_idx, ea)
+            dec.fit(Xf, yf, Xv, yv)
         folds.append(FoldResult(s, k, np.concatenate([src_idx, fit_idx]), test_idx,
                                 data.y[test_idx], dec.predict_proba(Xt)))
     settings = dict(n_folds=n_folds, seed=seed, align=align, subjects=subjects)
