@@ -315,11 +315,13 @@ def test_training_span_is_aligned_with_the_training_windows_reference():
     fit_idx = np.arange(0, len(data), 2)
     ea = EuclideanAlignment().fit(data.X[fit_idx])
     n = data.X.shape[2]
-    Xs, ys = _training_span(data, CropSpy(), fit_idx, ea)
+    Xs, ys, Xv, _ = _training_span(data, CropSpy(), fit_idx, ea)
+    assert Xv is None  # crop decoders carve their own split, by trial
     assert Xs.shape[2] == data.X_span.shape[2]  # crop decoders get the whole span
     np.testing.assert_allclose(Xs[..., :n], ea.transform(data.X[fit_idx]), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(Xs, ea.transform(data.X_span[fit_idx]), rtol=1e-5, atol=1e-5)
-    Xc, yc = _training_span(data, SpyDecoder(), fit_idx, ea)  # others: 0.25 s-step crops
+    Xc, yc, Xv, _ = _training_span(data, SpyDecoder(), fit_idx, ea)  # others: 0.25 s crops
+    assert Xv is None  # no early stopping: no split
     step = int(round(0.25 * data.sfreq))
     n_off = len(range(0, data.X_span.shape[2] - n + 1, step))
     assert Xc.shape == (len(fit_idx) * n_off, data.X.shape[1], n)
