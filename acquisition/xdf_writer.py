@@ -574,6 +574,8 @@ class _ScanStream:
     count: int = 0
     offsets: list[tuple[float, float]] = field(default_factory=list)
     has_footer: bool = False
+    footer_span: tuple[int, int] | None = None  # bytes of its StreamFooter chunk
+    damaged: bool = False  # a chunk of it was dropped: its footer's counts are stale
 
 
 @dataclass
@@ -586,14 +588,29 @@ class XDFScan:
     n_chunks: int
     problem: str
     streams: dict[int, _ScanStream]
+    #: ``(start, end, problem)`` of malformed chunks *inside* the file: the chunk's length was
+    #: intact and well-formed chunks follow it, so only that chunk is bad (a flipped byte, a
+    #: garbled XML). A repair drops just these; the chunks after them are kept.
+    skipped: list[tuple[int, int, str]] = field(default_factory=list)
 
     @property
     def torn_bytes(self) -> int:
         return self.size - self.valid_end
 
     @property
+    def skipped_bytes(self) -> int:
+        return sum(b - a for a, b, _ in self.skipped)
+
+    @property
+    def cut_bytes(self) -> int:
+        """Bytes a repair removes: the malformed chunks inside the file and the torn tail."""
+        return self.skipped_bytes + self.torn_bytes
+
+    @property
     def missing_footers(self) -> list[int]:
-        return [sid for sid, s in self.streams.items() if not s.has_footer]
+        """Streams a repair writes a footer for: those without one, and those a dropped chunk
+        belonged to (their footer's sample count is rewritten)."""
+        return [sid for sid, s in self.streams.items() if not s.has_footer or s.damaged]
 
 
 class _Torn(Exception):
@@ -671,7 +688,9 @@ def scan_xdf(path: str | os.PathLike) -> XDFScan:
     """Walk the chunks of an XDF file and find where the valid part ends.
 
     Every chunk is checked completely (length, tag, stream id, sample layout, XML). The scan
-    stops at the first chunk that is cut off or malformed; what follows is treated as torn.
+    stops at the first chunk that is cut off, or malformed with no well-formed chunk after it;
+    what follows is treated as torn. A malformed chunk whose length is intact and that a
+    well-formed chunk follows is listed in ``skipped`` and the scan goes on after it.
 
     Raises
     ------
@@ -695,6 +714,19 @@ def scan_xdf(path: str | os.PathLike) -> XDFScan:
                 pass
 
 
+def _framed(buf: memoryview, pos: int, size: int) -> bool:
+    """Whether a chunk that fits in the file, with a tag XDF knows (not a second file header),
+    starts at ``pos``."""
+    try:
+        length, p = _read_varlen(buf, pos, size)
+    except _Torn:
+        return False
+    if length < 2 or p + length > size:
+        return False
+    return struct.unpack_from("<H", buf, p)[0] in (
+        TAG_STREAM_HEADER, TAG_SAMPLES, TAG_CLOCK_OFFSET, TAG_BOUNDARY, TAG_STREAM_FOOTER)
+
+
 def _scan(path: Path, raw, size: int) -> XDFScan:
     if raw[:4] != MAGIC:
         raise DataFileError(
@@ -706,8 +738,12 @@ def _scan(path: Path, raw, size: int) -> XDFScan:
     streams: dict[int, _ScanStream] = {}
     n_chunks = 0
     problem = ""
+    skipped: list[tuple[int, int, str]] = []
     while pos < size:
         start = pos
+        end = -1
+        sid = None
+        saved = {k: (st.last_ts, st.first, st.count) for k, st in streams.items()}
         try:
             length, p = _read_varlen(buf, pos, size)
             if length < 2:
@@ -750,12 +786,23 @@ def _scan(path: Path, raw, size: int) -> XDFScan:
                 else:
                     ET.fromstring(bytes(buf[p:end]))
                     streams[sid].has_footer = True
+                    streams[sid].footer_span = (start, end)
             elif tag == TAG_BOUNDARY:
                 if bytes(buf[p:end]) != BOUNDARY_SIGNATURE:
                     raise _Torn("boundary chunk with a wrong signature")
             else:
                 raise _Torn(f"unknown chunk tag {tag}")
         except (_Torn, ET.ParseError, ValueError, TypeError, struct.error) as err:
+            for k, (last_ts, first, count) in saved.items():  # undo a half-read chunk
+                st = streams[k]
+                st.last_ts, st.first, st.count = last_ts, first, count
+            if n_chunks and start < end < size and _framed(buf, end, size):
+                # the chunk's length is intact and a chunk follows: only this one is bad
+                skipped.append((start, end, f"at byte {start}: {err}"))
+                if sid in streams:
+                    streams[sid].damaged = True
+                pos = end
+                continue
             problem = f"at byte {start}: {err}"
             pos = start
             break
@@ -766,7 +813,7 @@ def _scan(path: Path, raw, size: int) -> XDFScan:
             f"{path} holds no complete XDF file header ({problem or 'file too short'}); "
             "there is nothing to recover."
         )
-    return XDFScan(path, size, pos, n_chunks, problem, streams)
+    return XDFScan(path, size, pos, n_chunks, problem, streams, skipped)
 
 
 def same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:
@@ -790,9 +837,11 @@ def _refuse_existing_target(target: Path, path: Path) -> None:
 def repair_xdf(path: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
     """Make a recording cut short by a crash, a kill or a power cut loadable.
 
-    Cuts a torn or garbled tail (everything from the first incomplete/malformed chunk on) and
-    appends a Boundary and the StreamFooters of every stream that has none. A complete file is
-    left unchanged. ``pyxdf.load_xdf`` reads the result.
+    Cuts a torn or garbled tail (everything from the first incomplete/malformed chunk on that
+    no well-formed chunk follows), drops a malformed chunk inside the file whose length is
+    intact (keeping every chunk after it; :attr:`XDFScan.skipped`), and appends a Boundary and
+    the StreamFooters of every stream that has none. A complete file is left unchanged.
+    ``pyxdf.load_xdf`` reads the result.
 
     Parameters
     ----------
@@ -815,6 +864,9 @@ def repair_xdf(path: str | os.PathLike, out: str | os.PathLike | None = None) ->
     target = path if in_place else Path(out)
     if not in_place:
         _refuse_existing_target(target, path)
+    for a, b, problem in scan.skipped:
+        logger.warning("%s: dropping a malformed %d-byte chunk %s (the chunks after it are "
+                       "kept)", path, b - a, problem)
     if scan.torn_bytes:
         logger.warning("%s: cutting %d torn bytes %s", path, scan.torn_bytes, scan.problem)
     tail = b""
@@ -823,9 +875,13 @@ def repair_xdf(path: str | os.PathLike, out: str | os.PathLike | None = None) ->
         tail = encode_boundary() + b"".join(
             encode_footer(sid, s.first, s.last_ts if s.count else None, s.count, s.offsets)
             for sid, s in scan.streams.items()
-            if not s.has_footer
+            if sid in missing
         )
-    if in_place and not scan.torn_bytes and not tail:
+    # byte ranges left out: the malformed chunks, and the stale footers of damaged streams
+    drop = sorted([(a, b) for a, b, _ in scan.skipped]
+                  + [s.footer_span for s in scan.streams.values()
+                     if s.damaged and s.footer_span is not None])
+    if in_place and not scan.cut_bytes and not tail:
         return target
     # Write the whole repaired file beside the target and move it into place: a crash, a kill
     # or a full disk mid-repair leaves the original (and an in-place target) as it was.
@@ -835,15 +891,23 @@ def repair_xdf(path: str | os.PathLike, out: str | os.PathLike | None = None) ->
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as dst, open(path, "rb") as src:
-            remaining = scan.valid_end
-            while remaining > 0:
-                block = src.read(min(remaining, 1 << 22))
-                if not block:
-                    break
-                dst.write(block)
-                remaining -= len(block)
-            if remaining:
-                raise DataFileError(f"{path} shrank while being repaired; nothing was changed.")
+            kept, at = [], 0  # byte ranges to copy: all but ``drop`` and the torn tail
+            for a, b in drop:
+                kept.append((at, a))
+                at = b
+            kept.append((at, scan.valid_end))
+            for a, b in kept:
+                src.seek(a)
+                remaining = b - a
+                while remaining > 0:
+                    block = src.read(min(remaining, 1 << 22))
+                    if not block:
+                        break
+                    dst.write(block)
+                    remaining -= len(block)
+                if remaining:
+                    raise DataFileError(f"{path} shrank while being repaired; nothing was "
+                                        "changed.")
             dst.write(tail)
             dst.flush()
             os.fsync(dst.fileno())
@@ -855,9 +919,12 @@ def repair_xdf(path: str | os.PathLike, out: str | os.PathLike | None = None) ->
         tmp.unlink(missing_ok=True)
         raise
     logger.info(
-        "Repaired %s: kept %d bytes, cut %d, added %d footers",
+        "Repaired %s: kept %d bytes, cut %d (%d malformed chunks inside, a %d-byte tail), "
+        "added %d footers",
         target,
-        scan.valid_end,
+        scan.valid_end - scan.skipped_bytes,
+        scan.cut_bytes,
+        len(scan.skipped),
         scan.torn_bytes,
         len(missing),
     )

@@ -9,8 +9,9 @@ def register(sub) -> None:
         help="repair an XDF recording interrupted by a crash (cut a torn chunk, add footers)",
         description=(
             "Walk the file's chunks, cut everything from the first incomplete or garbled chunk "
-            "on (a write torn by a kill or power cut), and append the stream footers that a "
-            "crashed recorder never wrote. A complete file is left unchanged."
+            "on (a write torn by a kill or power cut), drop a garbled chunk inside the file "
+            "whose length is intact (the chunks after it are kept), and append the stream "
+            "footers that a crashed recorder never wrote. A complete file is left unchanged."
         ),
     )
     p.add_argument("recording", metavar="REC.xdf", help="the XDF file")
@@ -53,10 +54,13 @@ def run(args) -> int:
             + ("" if s.has_footer else " (no footer)"),
             flush=True,
         )
+    for a, b, problem in scan.skipped:
+        print(f"  malformed chunk inside the file: {b - a} bytes ({problem}); the chunks "
+              "after it are intact", flush=True)
     if scan.torn_bytes:
         print(f"  torn tail: {scan.torn_bytes} bytes ({scan.problem})", flush=True)
     missing = [names[sid] for sid in scan.missing_footers]
-    if not scan.torn_bytes and not missing:
+    if not scan.cut_bytes and not missing:
         print("file is complete; nothing to repair", flush=True)
         if args.out:
             import shutil
@@ -72,7 +76,7 @@ def run(args) -> int:
         return 0
     if args.check:
         print(
-            f"a repair would cut {scan.torn_bytes} bytes and add {len(missing)} footers", flush=True
+            f"a repair would cut {scan.cut_bytes} bytes and add {len(missing)} footers", flush=True
         )
         return 1
     try:
@@ -84,7 +88,7 @@ def run(args) -> int:
             "recording is unchanged. Fix: pass --out PATH in a writable folder."
         ) from None
     print(
-        f"repaired -> {out}: cut {scan.torn_bytes} bytes, added footers for {len(missing)} streams",
+        f"repaired -> {out}: cut {scan.cut_bytes} bytes, added footers for {len(missing)} streams",
         flush=True,
     )
     return 0
