@@ -49,6 +49,13 @@ class SourceLostError(SourceError):
     """Raised by a transport's ``_pull`` when it knows the device is gone."""
 
 
+def gap_threshold(sfreq: float) -> float:
+    """Seconds between two consecutive timestamps above which samples are missing: 2.5 sample
+    periods (dejittered timestamps step by one period), at least 4 ms (the LSL clock's jitter
+    at kHz rates). The sources, the export and calibration all cut gaps by this rule."""
+    return max(2.5 / float(sfreq), 0.004)
+
+
 @dataclass(frozen=True)
 class Gap:
     """A stretch of time with no samples.
@@ -402,7 +409,7 @@ class Source(ABC):
             self._check_step(self._last_ts, float(ts[0]), reason, sfreq)
         if len(ts) > 1:
             steps = np.diff(ts)
-            jumps = (steps > max(2.5 * period, 0.004)) | (steps < -0.5 * period)
+            jumps = (steps > gap_threshold(sfreq)) | (steps < -0.5 * period)
             for i in np.flatnonzero(jumps):
                 self._check_step(float(ts[i]), float(ts[i + 1]), None, sfreq)
 
@@ -417,7 +424,7 @@ class Source(ABC):
             return
         if reason is None and self.registers_own_gaps:
             return
-        threshold = max(2.5 * period, 0.004) if reason is None else 1.5 * period
+        threshold = gap_threshold(sfreq) if reason is None else 1.5 * period
         if dt > threshold:
             missing = max(0, int(round(dt * sfreq)) - 1)
             self.register_gap(before + period, dt - period, missing, reason or "dropped")

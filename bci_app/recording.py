@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from acquisition.base import gap_threshold
 from acquisition.xdf_writer import xdf_value as _first
 
 from .errors import ConfigError, DataFileError, RecordingError
@@ -478,7 +479,7 @@ def _fill_gaps(data: np.ndarray, ts: np.ndarray, sfreq: float, max_fill: float):
     """
     period = 1.0 / sfreq
     dt = np.diff(ts)
-    breaks = np.flatnonzero((dt > max(2.5 * period, 0.004)) | (dt < -0.5 * period))
+    breaks = np.flatnonzero((dt > gap_threshold(sfreq)) | (dt < -0.5 * period))
     if breaks.size == 0:
         return data, ts, [], []
     pieces_d, pieces_t, skips, bounds = [], [], [], []
@@ -616,6 +617,14 @@ def load_recording(
         raise DataFileError(f"Recording {path} not found; expected an existing .xdf file.")
     if path.suffix.lower() == ".xdf":
         scan = scan_xdf(path)
+        if scan.skipped:
+            a, b, problem = scan.skipped[0]
+            raise DataFileError(
+                f"Recording {path} holds {len(scan.skipped)} malformed chunk(s) inside it (the "
+                f"first {problem}, {b - a} bytes); the chunks around them are intact. Run "
+                f"`bci-app repair {path}` to drop just those chunks and keep everything else, "
+                "then load it again."
+            )
         if scan.torn_bytes:
             raise DataFileError(
                 f"Recording {path} ends in a cut-off chunk ({scan.problem}; {scan.torn_bytes} of "

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from acquisition.base import gap_threshold
 from bci_app.errors import BciAppError, ConfigError
 
 from .bundle import Bundle
@@ -202,8 +203,8 @@ class CalibrationEpochs:
     across a gap) are NaN: the trial itself is kept, its task window is clean.
     y : (n_trials,) class indices into ``classes``; onsets : (n_trials,) cue times.
     dropped : cues of a known class that gave no trial, by reason: ``"outside"`` (the window
-    does not fit in the data), ``"gap"`` (the task window spans a gap in the timestamps:
-    samples are missing there) and ``"clock"`` (the stream's clock went back, and the window's
+    does not fit in the data), ``"gap"`` (the task window spans a gap in the timestamps,
+    samples missing there, or starts before the filter settled after one) and ``"clock"`` (the stream's clock went back, and the window's
     time occurs twice in it). ``no_reference``: trials kept without a pre-cue window.
     """
 
@@ -330,8 +331,10 @@ def epochs_from_stream(
     first one), so a gap earlier in the stream (samples missing, timestamps jumping, as after a
     reconnection) or a device whose real rate differs from the nominal one does not shift the
     windows. A cue whose window does not fit in the data is dropped (logged); one whose task
-    window spans a gap is dropped with a warning (the filter ran across the hole, so the window
-    is not the signal the user produced). The counts are in the result's ``dropped``. A trial
+    window spans a gap, or starts within the filter's settling time after one, is dropped with
+    a warning: as in the online worker, the band-pass restarts at each gap (timestamps stepping
+    by more than :func:`acquisition.base.gap_threshold`), and until it has settled the window is
+    not the signal the user produced. The counts are in the result's ``dropped``. A trial
     whose task window is clean but whose pre-cue window is not in the data (the stream started
     less than ``-ref_window[0]`` s before the first cue, or a gap) is kept, with a NaN reference
     (counted in ``no_reference``): the reference only serves the ERD/ERS maps.
@@ -352,8 +355,25 @@ def epochs_from_stream(
         logger.warning("the stream's clock went back %d time(s) (device restart or clock reset): "
                        "cues whose window time occurs twice are dropped", len(pieces) - 1)
     filt = preprocessor.streaming(sfreq, list(ch_names), mapping)
-    out = filt.process(data)
+    # as the online worker: the band-pass restarts at each gap (samples missing) and windows
+    # starting before it settled after one are not the signal the user produced
+    steps = np.diff(times)
+    gaps = np.flatnonzero(steps > gap_threshold(sfreq)) + 1  # first input row after each gap
+    parts = []
+    for a, b in zip(np.r_[0, gaps], np.r_[gaps, len(data)]):
+        if a:
+            filt.restart()
+        parts.append(filt.process(data[a:b]))
+    out = np.concatenate(parts) if parts else filt.process(data)
     sf = filt.sfreq_out
+    # output index of the first output after each gap (output k depends on input k * r)
+    ratio = float(sfreq) / sf
+    gap_out = np.ceil(gaps / ratio - 1e-9).astype(int)
+    settle = filt.settle_samples
+
+    def settling(start: int) -> bool:
+        return bool(np.any((start >= gap_out) & (start < gap_out + settle)))
+
     n_win = int(round((tmax - tmin) * sf))
     n_ref = int(round((ref_window[1] - ref_window[0]) * sf)) if ref_window is not None else 0
     X, y, on, R = [], [], [], []
@@ -372,14 +392,17 @@ def epochs_from_stream(
             logger.info("cue %s at %.2f: window outside the data, dropped", cls, t)
             dropped["outside"] += 1
             continue
-        if status == "gap":
-            logger.info("cue %s at %.2f: the trial window [%.2f, %.2f) s spans a gap in the "
-                        "stream (samples missing), dropped", cls, t, tmin, tmax)
+        if status == "gap" or settling(a):
+            logger.info("cue %s at %.2f: the trial window [%.2f, %.2f) s %s, dropped", cls, t,
+                        tmin, tmax, "spans a gap in the stream (samples missing)"
+                        if status == "gap" else "starts before the filter settled after a gap")
             dropped["gap"] += 1
             continue
         if ref_window is not None:
             rstatus, ra = _locate_in_pieces(times, pieces, float(sfreq), sf, len(out), n_ref,
                                             t + ref_window[0])
+            if rstatus == "ok" and settling(ra):
+                rstatus = "gap"
             if rstatus == "ok":
                 R.append(out[ra:ra + n_ref].T)
             else:  # the trial is clean; only its ERD/ERS reference is missing
@@ -394,7 +417,7 @@ def epochs_from_stream(
         on.append(t)
     if dropped["gap"]:
         logger.warning("%d of %d cued trials dropped: their task windows span gaps in the "
-                       "stream (samples missing there)", dropped["gap"],
+                       "stream (samples missing there) or start right after one", dropped["gap"],
                        len(X) + sum(dropped.values()))
     if dropped["clock"]:
         logger.warning("%d of %d cued trials dropped: the stream's clock went back over their "

@@ -398,10 +398,12 @@ class DecoderWorker:
     def _consume(self, chunk) -> list[int]:
         """Filter one chunk into the window buffer; return the hop boundaries it completed.
 
-        At a sample loss or a source gap the filter restarts (steady state on the first sample
-        after it, as at the start of a stream: a DC drift over the hole does not ring) and the
-        windows holding that sample, or starting less than the filter's settling time after it,
-        are marked unreliable. A chunk holding gaps is filtered piece by piece."""
+        At a sample loss (full reset) or a source gap (``StreamingFilter.restart``) the band-pass
+        starts again from the steady state of the first sample after it, as at the start of a
+        stream, so a DC drift over the hole does not ring; the windows holding that sample, or
+        starting less than the filter's settling time after it, are marked unreliable. A chunk
+        holding gaps is filtered piece by piece. ``epochs_from_stream`` (calibration) does the
+        same at the same gaps."""
         settle = self._filter.settle_samples
         if chunk.lost:
             self.lost_samples += chunk.lost
@@ -416,7 +418,7 @@ class DecoderWorker:
         bounds = sorted(set(cuts) | {0, chunk.n_samples})
         for a, b in zip(bounds[:-1], bounds[1:]):
             if a in cuts:
-                self._filter.reset()
+                self._filter.restart()
                 self._mark_unreliable("gap in the signal", extra=settle, rows=(0, 0))
             piece = chunk if (a, b) == (0, chunk.n_samples) else Chunk(
                 chunk.data[a:b], chunk.timestamps[a:b], chunk.start + a, chunk.start + b)

@@ -420,8 +420,15 @@ class StreamingFilter:
             self._settle = int(math.ceil(seconds * self.sfreq_out))
         return self._settle
 
+    def restart(self) -> None:
+        """Restart the band-pass at a gap in the stream: its state is set again to the steady
+        state of the next sample, as at the start, so the jump over the hole does not ring. The
+        resampler goes on (its output grid stays on the input sample count; its short FIR
+        memory is inside :attr:`settle_samples`)."""
+        self._zi = None
+
     def reset(self) -> None:
-        """Forget all state (a new recording or a gap in the stream)."""
+        """Forget all state (a new recording)."""
         self._zi: np.ndarray | None = None
         if self._resampler is not None:
             self._resampler.reset()
