@@ -94,3 +94,34 @@ def test_two_gaps_inside_one_read_each_restart_the_filter(s003_run4, ts_bundle):
     X = np.stack([post[p.seq - rows[1] - n:p.seq - rows[1]].T for p in settled])
     np.testing.assert_allclose(np.stack([p.probabilities for p in settled]),
                                ts_bundle.decoder.predict_proba(X.astype(np.float32)), atol=1e-6)
+
+
+def test_a_gap_in_a_resampled_stream_restarts_the_band_pass_only(s003_run4,
+                                                                 ts_bundle_resampling):
+    """250 Hz into a 160 Hz bundle: at the gap the band-pass restarts and the resampler goes on
+    (its output grid stays on the sample count), so every window the worker predicts is the
+    one ``StreamingFilter`` gives with ``restart()`` at the gap, whatever the chunking."""
+    bundle = ts_bundle_resampling
+    data = mne.filter.resample(s003_run4.data.T, up=250.0 / 160.0, axis=-1).T
+    gap_row = 6000
+    times = np.arange(len(data)) / 250.0
+    times[gap_row:] += 1.5
+    info = dataclasses.replace(s003_run4.info, sfreq=250.0)
+    rec = dataclasses.replace(s003_run4, data=data, times=times, info=info)
+    filt = bundle.streaming_filter(250.0, list(info.ch_names))
+    out = np.concatenate([filt.process(data[:gap_row]), (filt.restart(),
+                                                          filt.process(data[gap_row:]))[1]])
+    n, hop = bundle.n_times, 16
+    ends = np.arange(n, len(out) + 1, hop)
+    expected = bundle.decoder.predict_proba(
+        np.stack([out[e - n:e].T for e in ends]).astype(np.float32))
+    settle = filt.settle_samples
+    gap_out = int(np.ceil(gap_row * 160.0 / 250.0))
+    for chunk in (16, 37):
+        src, _, preds = _replay(rec, bundle, chunk)
+        assert len(src.gaps) == 1 and len(preds) == len(ends)
+        np.testing.assert_allclose(np.stack([p.probabilities for p in preds]), expected,
+                                   atol=1e-6, err_msg=f"chunk {chunk}")
+        unreliable = ends[[not p.reliable for p in preds]]
+        # the windows holding the gap's first output or starting before the filter settled
+        assert set(unreliable) == set(ends[(ends > gap_out) & (ends - n < gap_out + settle)])
