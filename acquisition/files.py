@@ -41,7 +41,7 @@ import numpy as np
 from bci_app.errors import ConfigError, DataFileError
 
 from .markers import Marker
-from .stream_info import StreamInfo
+from .stream_info import VOLT_SCALE, StreamInfo, mne_channel_type
 from .xdf_writer import xdf_value as _first
 
 logger = logging.getLogger(__name__)
@@ -57,26 +57,6 @@ SUPPORTED_EXTENSIONS: dict[str, str] = {
     ".txt": "openbci",
     ".csv": "brainflow",
     ".mat": "openvibe-mat",
-}
-
-#: Scale factors from a unit string (lower case) to volts.
-_VOLT_SCALE: dict[str, float] = {
-    "v": 1.0, "volt": 1.0, "volts": 1.0,
-    "mv": 1e-3, "millivolt": 1e-3, "millivolts": 1e-3,
-    "uv": 1e-6, "µv": 1e-6, "μv": 1e-6, "microvolt": 1e-6, "microvolts": 1e-6,
-    "nv": 1e-9, "nanovolt": 1e-9, "nanovolts": 1e-9,
-}
-
-#: MNE channel types accepted as they are when a file names them.
-_MNE_TYPES = {
-    "eeg", "eog", "emg", "ecg", "misc", "stim", "resp", "bio", "gsr", "temperature", "seeg",
-    "ecog", "dbs", "syst", "fnirs_cw_amplitude",
-}
-#: Other channel type names seen in files, mapped to MNE types.
-_TYPE_ALIASES = {
-    "trg": "stim", "trigger": "stim", "marker": "stim", "markers": "stim", "event": "stim",
-    "aux": "misc", "accel": "misc", "acc": "misc", "accelerometer": "misc", "counter": "misc",
-    "exg": "eeg", "ref": "eeg",
 }
 
 
@@ -466,15 +446,6 @@ def _xdf_channels(info: dict) -> list[dict]:
     return list(lst) if isinstance(lst, list) else []
 
 
-def _mne_type(t: str | None, default: str) -> str:
-    if not t:
-        return default
-    t = str(t).strip().lower()
-    if t in _MNE_TYPES:
-        return t
-    return _TYPE_ALIASES.get(t, "misc")
-
-
 def _looks_like_counter(col: np.ndarray) -> bool:
     """True for an OpenBCI-style packet counter: integers 0-255 rising by a constant step."""
     if col.shape[0] < 100:
@@ -534,12 +505,12 @@ def _read_xdf(path: Path, *, stream: str | None = None) -> FileRecording:
     else:
         cands = [
             s for s in streams
-            if str(_first(s["info"], "type", "")).strip().lower() == "eeg" and n_samples(s) > 0
+            if mne_channel_type(_first(s["info"], "type", "")) == "eeg" and n_samples(s) > 0
         ]
         if not cands:
             raise DataFileError(
-                f"XDF file {str(path)!r} has no non-empty stream of type 'EEG'; it has {found}. "
-                "Pass stream=<name> to read another stream as EEG (bci-app: --stream NAME)."
+                f"XDF file {str(path)!r} has no non-empty stream of type 'EEG' (or 'ExG'); "
+                f"it has {found}. Pass stream=<name> to read another stream as EEG (bci-app: --stream NAME)."
             )
     eeg = max(cands, key=n_samples)
     einfo = eeg["info"]
@@ -557,7 +528,7 @@ def _read_xdf(path: Path, *, stream: str | None = None) -> FileRecording:
             "boundary; replay or analyse that FIF file."
         )
     n_ch = raw.shape[1]
-    stream_is_eeg = str(_first(einfo, "type", "")).strip().lower() == "eeg"
+    stream_is_eeg = mne_channel_type(_first(einfo, "type", "")) == "eeg"  # EEG, ExG
     chans = _xdf_channels(einfo)
     if len(chans) != n_ch:
         if chans:
@@ -572,7 +543,7 @@ def _read_xdf(path: Path, *, stream: str | None = None) -> FileRecording:
     k_exg = 0
     for j, ch in enumerate(chans):
         label = _first(ch, "label")
-        ctype = _mne_type(_first(ch, "type"), "eeg" if stream_is_eeg else "misc")
+        ctype = mne_channel_type(_first(ch, "type"), "eeg" if stream_is_eeg else "misc")
         unit = _first(ch, "unit")
         if not ch and stream_is_eeg and _looks_like_counter(raw[:, j]):
             ch_names.append("counter")
@@ -586,8 +557,8 @@ def _read_xdf(path: Path, *, stream: str | None = None) -> FileRecording:
             unit = "microvolts"  # the LSL/XDF convention for biosignals
             assumed.append(str(label))
         key = str(unit).strip().lower() if unit is not None else ""
-        if key in _VOLT_SCALE:
-            scale[j] = _VOLT_SCALE[key]
+        if key in VOLT_SCALE:
+            scale[j] = VOLT_SCALE[key]
             units.append("V")
         else:
             units.append(str(unit) if unit else "n/a")

@@ -22,19 +22,9 @@ from .dejitter import OnlineDejitter
 from .files import _number_label
 from .lsl_env import import_pylsl, lsl_scope
 from .markers import MarkerLog
-from .stream_info import StreamInfo
+from .stream_info import VOLT_SCALE, StreamInfo, mne_channel_type
 
 logger = logging.getLogger(__name__)
-
-#: LSL unit strings meaning microvolts / millivolts / volts (lower-cased).
-_UNIT_SCALE = {
-    "microvolts": 1e-6, "microvolt": 1e-6, "uv": 1e-6, "µv": 1e-6, "μv": 1e-6,
-    "millivolts": 1e-3, "millivolt": 1e-3, "mv": 1e-3,
-    "volts": 1.0, "volt": 1.0, "v": 1.0,
-    "nanovolts": 1e-9, "nanovolt": 1e-9, "nv": 1e-9,
-}
-_TYPE_MAP = {"eeg": "eeg", "eog": "eog", "emg": "emg", "ecg": "ecg", "misc": "misc",
-             "stim": "stim", "trigger": "stim", "aux": "misc", "accel": "misc", "acc": "misc"}
 
 
 def _lost_error() -> type[Exception]:
@@ -201,12 +191,11 @@ class LSLSource(Source):
         for i in range(n):
             if ch.empty():
                 labels.append(f"Ch{i + 1}")
-                types.append(_TYPE_MAP.get(stream_type, "misc"))
+                types.append(mne_channel_type(stream_type))
                 units.append("")
                 continue
             labels.append(ch.child_value("label") or f"Ch{i + 1}")
-            t = (ch.child_value("type") or stream_type).strip().lower()
-            types.append(_TYPE_MAP.get(t, "misc"))
+            types.append(mne_channel_type(ch.child_value("type") or stream_type))
             units.append((ch.child_value("unit") or "").strip())
             ch = ch.next_sibling()
         # de-duplicate labels (some devices send identical labels)
@@ -227,8 +216,8 @@ class LSLSource(Source):
                     factor = 1.0
                 elif self.units == "uV":
                     factor = 1e-6
-                elif u.lower() in _UNIT_SCALE:
-                    factor = _UNIT_SCALE[u.lower()]
+                elif u.lower() in VOLT_SCALE:
+                    factor = VOLT_SCALE[u.lower()]
                 else:
                     factor, assumed = 1e-6, True
                     if u:

@@ -8,6 +8,40 @@ from typing import Any
 
 from bci_app.errors import ConfigError, StreamMismatchError
 
+#: Voltage units (lower case) and their factor to volts.
+VOLT_SCALE: dict[str, float] = {
+    "v": 1.0, "volt": 1.0, "volts": 1.0,
+    "mv": 1e-3, "millivolt": 1e-3, "millivolts": 1e-3,
+    "uv": 1e-6, "µv": 1e-6, "μv": 1e-6, "microvolt": 1e-6, "microvolts": 1e-6,
+    "nv": 1e-9, "nanovolt": 1e-9, "nanovolts": 1e-9,
+}
+#: MNE channel types accepted as they are when a stream or file names them.
+MNE_TYPES = frozenset({
+    "eeg", "eog", "emg", "ecg", "misc", "stim", "resp", "bio", "ref_meg", "seeg", "ecog", "dbs",
+    "fnirs_cw_amplitude", "gsr", "temperature", "syst", "chpi",
+})
+#: Other channel type names seen in LSL streams and files (XDF, LabRecorder, OpenBCI), mapped
+#: to MNE types. ``ExG`` is the LSL convention for a biosignal amplifier's channels.
+TYPE_ALIASES: dict[str, str] = {
+    "exg": "eeg", "ref": "eeg",
+    "trg": "stim", "trigger": "stim", "marker": "stim", "markers": "stim", "event": "stim",
+    "aux": "misc", "accel": "misc", "acc": "misc", "accelerometer": "misc", "gyro": "misc",
+    "counter": "misc",
+}
+
+
+def mne_channel_type(name: Any, default: str = "misc") -> str:
+    """The MNE channel type for a type name given by a stream or file (``default`` when it
+    gives none; ``"misc"`` for a name MNE and :data:`TYPE_ALIASES` do not know). The live
+    sources, the file readers and ``load_recording`` all map types with this, so a stream is
+    typed (and scaled to volts) the same live and read back."""
+    if not name:
+        return default
+    key = str(name).strip().lower()
+    if key in MNE_TYPES:
+        return key
+    return TYPE_ALIASES.get(key, "misc")
+
 
 @dataclass(frozen=True)
 class StreamInfo:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from acquisition.base import gap_threshold
+from acquisition.stream_info import VOLT_SCALE, mne_channel_type
 from acquisition.xdf_writer import xdf_value as _first
 
 from .errors import ConfigError, DataFileError, RecordingError
@@ -40,52 +41,6 @@ EXPORT_FORMATS = ("fif", "edf", "bids")
 #: XDF type of the string stream with predicted labels (not annotated by load_recording).
 PREDICTION_LABELS_TYPE = "PredictionLabels"
 
-_VOLT_SCALE = {
-    "v": 1.0,
-    "volt": 1.0,
-    "volts": 1.0,
-    "mv": 1e-3,
-    "millivolt": 1e-3,
-    "millivolts": 1e-3,
-    "uv": 1e-6,
-    "µv": 1e-6,
-    "μv": 1e-6,
-    "microvolt": 1e-6,
-    "microvolts": 1e-6,
-    "nv": 1e-9,
-    "nanovolt": 1e-9,
-    "nanovolts": 1e-9,
-}
-_MNE_TYPES = {
-    "eeg",
-    "eog",
-    "emg",
-    "ecg",
-    "misc",
-    "stim",
-    "resp",
-    "bio",
-    "ref_meg",
-    "seeg",
-    "ecog",
-    "dbs",
-    "fnirs_cw_amplitude",
-    "gsr",
-    "temperature",
-    "syst",
-    "chpi",
-}
-_TYPE_ALIASES = {
-    "exg": "eeg",
-    "trigger": "stim",
-    "trg": "stim",
-    "markers": "stim",
-    "aux": "misc",
-    "accel": "misc",
-    "acc": "misc",
-    "counter": "misc",
-    "gyro": "misc",
-}
 _BIOSIGNAL = {"eeg", "eog", "emg", "ecg", "seeg", "ecog"}
 
 
@@ -317,15 +272,6 @@ def _describe(s: dict) -> str:
     return f"{_stream_name(s)!r} (type {_stream_type(s)!r}, {_n(s)} samples)"
 
 
-def _mne_type(t: Any, default: str) -> str:
-    if not t:
-        return default
-    t = str(t).strip().lower()
-    if t in _MNE_TYPES:
-        return t
-    return _TYPE_ALIASES.get(t, "misc")
-
-
 def read_session_meta(path: str | os.PathLike) -> dict:
     """The session metadata a bci_app recording stores in its file header ({} for others)."""
     return _read_file_header(Path(path))
@@ -401,7 +347,7 @@ def _pick_stream(streams: list[dict], stream, path: Path) -> dict:
                 f"file has {found}). Pick a non-empty numeric stream."
             )
         return cands[0]
-    eeg = [s for s in numeric if _stream_type(s).strip().lower() == "eeg"]
+    eeg = [s for s in numeric if mne_channel_type(_stream_type(s)) == "eeg"]  # EEG, ExG
     if eeg:
         return max(eeg, key=_n)
     regular = [s for s in numeric if float(_first(s["info"], "nominal_srate", 0) or 0) > 0]
@@ -424,11 +370,11 @@ def _channels(s: dict, n_ch: int, path: Path) -> tuple[list[str], list[str], np.
             d = json.loads(si)
             names, types, units = list(d["ch_names"]), list(d["ch_types"]), list(d["units"])
             if len(names) == n_ch:
-                scale = np.array([_VOLT_SCALE.get(u.strip().lower(), 1.0) for u in units])
-                return names, [_mne_type(t, "misc") for t in types], scale
+                scale = np.array([VOLT_SCALE.get(u.strip().lower(), 1.0) for u in units])
+                return names, [mne_channel_type(t, "misc") for t in types], scale
         except (ValueError, KeyError, TypeError):
             logger.warning("%s: unreadable bci_app stream_info; using the channel list", path.name)
-    is_eeg = _stream_type(s).strip().lower() == "eeg"
+    is_eeg = mne_channel_type(_stream_type(s)) == "eeg"
     chans = _first(_first(s["info"], "desc"), "channels")
     lst = chans.get("channel") if isinstance(chans, dict) else None
     lst = list(lst) if isinstance(lst, list) else []
@@ -445,12 +391,12 @@ def _channels(s: dict, n_ch: int, path: Path) -> tuple[list[str], list[str], np.
     names, types, scale, assumed = [], [], np.ones(n_ch), 0
     for j, ch in enumerate(lst):
         label = _first(ch, "label") or (f"EEG{j + 1:03d}" if is_eeg else f"ch{j + 1}")
-        ctype = _mne_type(_first(ch, "type"), "eeg" if is_eeg else "misc")
+        ctype = mne_channel_type(_first(ch, "type"), "eeg" if is_eeg else "misc")
         unit = _first(ch, "unit")
         if unit is None and ctype in _BIOSIGNAL:
             unit = "microvolts"  # the LSL/XDF convention for biosignals
             assumed += 1
-        scale[j] = _VOLT_SCALE.get(str(unit or "").strip().lower(), 1.0)
+        scale[j] = VOLT_SCALE.get(str(unit or "").strip().lower(), 1.0)
         names.append(str(label))
         types.append(ctype)
     if assumed:

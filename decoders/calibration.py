@@ -204,8 +204,8 @@ class CalibrationEpochs:
     y : (n_trials,) class indices into ``classes``; onsets : (n_trials,) cue times.
     dropped : cues of a known class that gave no trial, by reason: ``"outside"`` (the window
     does not fit in the data), ``"gap"`` (the task window spans a gap in the timestamps,
-    samples missing there, or starts before the filter settled after one) and ``"clock"`` (the stream's clock went back, and the window's
-    time occurs twice in it). ``no_reference``: trials kept without a pre-cue window.
+    samples missing there, or starts before the filter settled after one) and ``"clock"``
+    (the stream's clock went back, and the window's time occurs twice in it). ``no_reference``: trials kept without a pre-cue window.
     """
 
     X: np.ndarray

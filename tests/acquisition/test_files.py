@@ -420,8 +420,9 @@ def test_truncated_xdf(data_dir, tmp_path, keep):
 
 
 def test_xdf_without_eeg_stream(data_dir):
-    with pytest.raises(DataFileError, match=r"no non-empty stream of type 'EEG'; it has .*'ctrl' "
-                                            r"\(type 'control', 1 samples\).*stream=<name>"):
+    with pytest.raises(DataFileError,
+                       match=r"no non-empty stream of type 'EEG' \(or 'ExG'\); it has .*'ctrl' "
+                             r"\(type 'control', 1 samples\).*stream=<name>"):
         read_file(data_dir / "xdf-example-files/empty_streams.xdf")
 
 

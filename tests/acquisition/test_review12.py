@@ -1,0 +1,74 @@
+"""Acquisition review 12: an ``ExG`` stream (the LSL type of many biosignal amplifiers) is EEG
+in volts, live and read back alike.
+
+The live LSL source mapped channel types with its own table, which lacked ``ExG``, ``Ref``,
+``Marker`` ...: an ``ExG`` stream came in as MISC and was not converted from microvolts (values
+10^6 too large for a decoder trained in volts), while the file reader mapped ``ExG`` to EEG.
+``read_file`` and ``load_recording`` also picked and typed a stream as EEG only for type
+``EEG``. One mapping (``acquisition.stream_info.mne_channel_type``) now serves all of them.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from acquisition.files import read_file
+from acquisition.lsl_env import import_pylsl
+from acquisition.lsl_source import LSLSource
+from acquisition.xdf_writer import XDFWriter
+from bci_app.recording import load_recording
+from tests.helpers.processes import wait_until
+
+FS = 250.0
+N = 100
+
+
+def _info(pylsl, name, per_channel):
+    info = pylsl.StreamInfo(name, "ExG", 3, FS, pylsl.cf_double64, name)
+    if per_channel:
+        chans = info.desc().append_child("channels")
+        for label, typ in (("C3", "ExG"), ("C4", "ExG"), ("TRG", "Trigger")):
+            c = chans.append_child("channel")
+            c.append_child_value("label", label)
+            c.append_child_value("unit", "microvolts")
+            c.append_child_value("type", typ)
+    return info
+
+
+@pytest.mark.parametrize(("per_channel", "types"), [
+    (True, ("eeg", "eeg", "stim")),  # channels typed ExG / Trigger
+    (False, ("eeg", "eeg", "eeg")),  # only the stream says ExG
+])
+def test_an_exg_stream_is_eeg_in_volts_live_and_read_back(stream_name, tmp_path, per_channel,
+                                                          types):
+    pylsl = import_pylsl()
+    info = _info(pylsl, stream_name, per_channel)
+    values = np.tile([5.0, -5.0, 1.0], (N, 1))
+    stamps = pylsl.local_clock() + np.arange(N) / FS
+    outlet = pylsl.StreamOutlet(info)
+    src = LSLSource(stream_name)
+    src.connect(timeout=10, acquisition=False)
+    try:
+        outlet.push_chunk(values.tolist(), list(stamps))
+        wait_until(lambda: (src.acquire(), src.n_samples)[1] >= N, 10, what="samples")
+        live = src.buffer.since(0)
+        assert src.info.ch_types == types
+        assert src.info.units[:2] == ("V", "V")
+        np.testing.assert_allclose(live.data[:, :2], values[:, :2] * 1e-6)
+    finally:
+        src.disconnect()
+        del outlet
+    # the same stream in an XDF file (what LabRecorder would write) is read the same way
+    path = tmp_path / "exg.xdf"
+    with XDFWriter(path) as w:
+        w.add_stream(1, ET.fromstring(info.as_xml()))
+        w.write_samples(1, stamps, values)
+    rec = read_file(path)
+    assert rec.info.ch_types == types
+    np.testing.assert_allclose(rec.data[:, :2], values[:, :2] * 1e-6)
+    raw = load_recording(path)
+    assert raw.get_channel_types() == list(types)
+    np.testing.assert_allclose(raw.get_data()[:2].T, values[:, :2] * 1e-6)
