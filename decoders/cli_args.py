@@ -65,7 +65,10 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ensemble", type=int, default=None, metavar="N",
                    help="deep models: train N nets from different seeds and average their "
                    "class probabilities (default 1)")
-    g.add_argument("--no-align", action="store_true", help="no Euclidean alignment")
+    g.add_argument("--no-align", action="store_true",
+                   help="no Euclidean alignment (it is on by default for train, loso, "
+                   "calibration and within with --pretrain-subjects; plain within-subject "
+                   "evaluation never aligns: one subject, one reference)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     g.add_argument("--list-models", action="store_true", help="print model names and exit")
