@@ -41,7 +41,7 @@ import numpy as np
 from bci_app.errors import ConfigError, DataFileError
 
 from .markers import Marker
-from .stream_info import VOLT_SCALE, StreamInfo, mne_channel_type
+from .stream_info import VOLT_SCALE, StreamInfo, mne_channel_type, unique_channel_names
 from .xdf_writer import xdf_value as _first
 
 logger = logging.getLogger(__name__)
@@ -230,26 +230,13 @@ def _make_info(
     return StreamInfo(
         name=name or path.stem,
         source_kind="replay",
-        ch_names=tuple(_unique_names(ch_names)),
+        ch_names=tuple(unique_channel_names(ch_names)),
         ch_types=tuple(ch_types),
         units=tuple(units),
         sfreq=float(sfreq),
         source_id=f"file:{path.resolve()}",
         metadata={"path": str(path.resolve()), "format": fmt, **metadata},
     )
-
-
-def _unique_names(names: Sequence[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for n in names:
-        n = str(n).strip() or "ch"
-        if n in seen:
-            seen[n] += 1
-            n = f"{n}-{seen[n]}"
-        seen.setdefault(n, 0)
-        out.append(n)
-    return out
 
 
 def _number_label(value: float) -> str:

@@ -22,7 +22,7 @@ from .dejitter import OnlineDejitter
 from .files import _number_label
 from .lsl_env import import_pylsl, lsl_scope
 from .markers import MarkerLog
-from .stream_info import VOLT_SCALE, StreamInfo, mne_channel_type
+from .stream_info import VOLT_SCALE, StreamInfo, mne_channel_type, unique_channel_names
 
 logger = logging.getLogger(__name__)
 
@@ -198,14 +198,7 @@ class LSLSource(Source):
             types.append(mne_channel_type(ch.child_value("type") or stream_type))
             units.append((ch.child_value("unit") or "").strip())
             ch = ch.next_sibling()
-        # de-duplicate labels (some devices send identical labels)
-        seen: dict[str, int] = {}
-        for i, lab in enumerate(labels):
-            if lab in seen:
-                seen[lab] += 1
-                labels[i] = f"{lab}-{seen[lab]}"
-            else:
-                seen[lab] = 0
+        labels = unique_channel_names(labels)  # some devices send identical labels
         scale = np.ones(n)
         out_units = []
         assumed = False

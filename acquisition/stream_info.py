@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
 from typing import Any
 
 from bci_app.errors import ConfigError, StreamMismatchError
@@ -28,6 +29,26 @@ TYPE_ALIASES: dict[str, str] = {
     "aux": "misc", "accel": "misc", "acc": "misc", "accelerometer": "misc", "gyro": "misc",
     "counter": "misc",
 }
+
+
+def unique_channel_names(names: Sequence[Any]) -> list[str]:
+    """Channel labels made unique as MNE needs them (some devices send identical labels):
+    stripped, an empty one becomes ``"ch"``, and a repeat gets ``-1``, ``-2`` ... skipping any
+    label the stream already has (``C3, C3, C3-1`` gives ``C3, C3-2, C3-1``). The live
+    sources, the file readers and ``load_recording`` all name channels with this."""
+    given = [str(n).strip() or "ch" for n in names]
+    reserved, used, count = set(given), set(), {}
+    out = []
+    for name in given:
+        if name in used:
+            k = count.get(name, 0)
+            while f"{name}-{k + 1}" in used or f"{name}-{k + 1}" in reserved:
+                k += 1
+            count[name] = k + 1
+            name = f"{name}-{k + 1}"
+        used.add(name)
+        out.append(name)
+    return out
 
 
 def mne_channel_type(name: Any, default: str = "misc") -> str:

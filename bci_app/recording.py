@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from acquisition.base import gap_threshold
-from acquisition.stream_info import VOLT_SCALE, mne_channel_type
+from acquisition.stream_info import VOLT_SCALE, mne_channel_type, unique_channel_names
 from acquisition.xdf_writer import xdf_value as _first
 
 from .errors import ConfigError, DataFileError, RecordingError
@@ -406,14 +406,7 @@ def _channels(s: dict, n_ch: int, path: Path) -> tuple[list[str], list[str], np.
             assumed,
             _stream_name(s),
         )
-    seen: dict[str, int] = {}
-    for i, nm in enumerate(names):  # MNE needs unique names
-        if nm in seen:
-            seen[nm] += 1
-            names[i] = f"{nm}-{seen[nm]}"
-        else:
-            seen[nm] = 0
-    return names, types, scale
+    return unique_channel_names(names), types, scale  # MNE needs unique names
 
 
 def _fill_gaps(data: np.ndarray, ts: np.ndarray, sfreq: float, max_fill: float):

@@ -6,6 +6,10 @@ The live LSL source mapped channel types with its own table, which lacked ``ExG`
 10^6 too large for a decoder trained in volts), while the file reader mapped ``ExG`` to EEG.
 ``read_file`` and ``load_recording`` also picked and typed a stream as EEG only for type
 ``EEG``. One mapping (``acquisition.stream_info.mne_channel_type``) now serves all of them.
+
+Repeated channel labels were made unique by three copies of one loop, which gave ``C3, C3-1,
+C3-1`` for ``C3, C3, C3-1`` (MNE refuses the file; the decoder's channel mapping is ambiguous).
+``unique_channel_names`` now serves the three.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import pytest
 from acquisition.files import read_file
 from acquisition.lsl_env import import_pylsl
 from acquisition.lsl_source import LSLSource
+from acquisition.stream_info import unique_channel_names
 from acquisition.xdf_writer import XDFWriter
 from bci_app.recording import load_recording
 from tests.helpers.processes import wait_until
@@ -72,3 +77,39 @@ def test_an_exg_stream_is_eeg_in_volts_live_and_read_back(stream_name, tmp_path,
     raw = load_recording(path)
     assert raw.get_channel_types() == list(types)
     np.testing.assert_allclose(raw.get_data()[:2].T, values[:, :2] * 1e-6)
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    (["C3", "C3", "C3-1"], ["C3", "C3-2", "C3-1"]),
+    (["C3", "C3", "C3"], ["C3", "C3-1", "C3-2"]),
+    (["A-1", "A", "A"], ["A-1", "A", "A-2"]),
+    ([" Fz ", "", ""], ["Fz", "ch", "ch-1"]),
+])
+def test_unique_channel_names(given, expected):
+    assert unique_channel_names(given) == expected
+
+
+def test_repeated_labels_are_unique_live_and_read_back(stream_name, tmp_path):
+    pylsl = import_pylsl()
+    info = pylsl.StreamInfo(stream_name, "EEG", 3, FS, pylsl.cf_double64, stream_name)
+    chans = info.desc().append_child("channels")
+    for label in ("C3", "C3", "C3-1"):
+        c = chans.append_child("channel")
+        c.append_child_value("label", label)
+        c.append_child_value("unit", "microvolts")
+        c.append_child_value("type", "EEG")
+    outlet = pylsl.StreamOutlet(info)
+    src = LSLSource(stream_name)
+    src.connect(timeout=10, acquisition=False)
+    try:
+        assert src.info.ch_names == ("C3", "C3-2", "C3-1")
+    finally:
+        src.disconnect()
+        del outlet
+    path = tmp_path / "dup.xdf"
+    stamps = 100.0 + np.arange(N) / FS
+    with XDFWriter(path) as w:
+        w.add_stream(1, ET.fromstring(info.as_xml()))
+        w.write_samples(1, stamps, np.zeros((N, 3)))
+    assert read_file(path).info.ch_names == ("C3", "C3-2", "C3-1")
+    assert load_recording(path).ch_names == ["C3", "C3-2", "C3-1"]
