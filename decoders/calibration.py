@@ -227,7 +227,8 @@ class CalibrationEpochs:
 
     @property
     def n_dropped_gap(self) -> int:
-        """Trials dropped because their task or pre-cue window spans a gap."""
+        """Trials dropped because their task window spans a gap or starts before the filter
+        settled after one."""
         return int(self.dropped.get("gap", 0))
 
 

@@ -475,7 +475,8 @@ def run(args) -> int:
     dropped = {k: v for k, v in run_.epochs.dropped.items() if v}
     if dropped.get("gap"):
         print(f"note: {dropped['gap']} cued trial(s) dropped because their window spans a gap "
-              "in the signal (lost samples); the scores above leave them out.")
+              "in the signal (lost samples) or starts before the filter settled after one; the "
+              "scores above leave them out.")
     if dropped.get("clock"):
         print(f"note: {dropped['clock']} cued trial(s) dropped because the source's clock went "
               "back over their window (a device restart?); the scores above leave them out.")

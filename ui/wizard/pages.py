@@ -577,7 +577,8 @@ class ResultsPage(QtWidgets.QWizardPage):
         gap = getattr(self.ctrl.epochs, "n_dropped_gap", 0) if self.ctrl.epochs else 0
         if gap:
             lines.append(f"<span style='color:#c07000'>Note: {gap} cued trial(s) left out: "
-                         "their window spans a gap in the signal (lost samples).</span>")
+                         "their window spans a gap in the signal (lost samples) or starts "
+                         "right after one.</span>")
         clock = self.ctrl.epochs.dropped.get("clock", 0) if self.ctrl.epochs else 0
         if clock:
             lines.append(f"<span style='color:#c07000'>Note: {clock} cued trial(s) left out: "
