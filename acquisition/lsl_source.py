@@ -80,14 +80,20 @@ def list_lsl_streams(timeout: float = 1.0) -> list[dict]:
     return out
 
 
-def _resolve(pylsl, pred: str, timeout: float):
+def _resolve(pylsl, pred: str, timeout: float, list_visible: bool = True):
+    """The first stream matching ``pred`` within ``timeout``, else StreamNotFoundError, naming
+    the visible streams when ``list_visible`` (that listing takes 1 s more: a reconnection
+    attempt, which retries every ``reconnect_timeout``, skips it)."""
     found = _continuous_resolve(pylsl, pred, timeout, stop_at_first=True)
     if not found:
-        visible = list_lsl_streams(1.0)
-        names = ", ".join(f"{s['name']!r} ({s['type']})" for s in visible) or "none"
+        if list_visible:
+            visible = list_lsl_streams(1.0)
+            names = ", ".join(f"{s['name']!r} ({s['type']})" for s in visible) or "none"
+            names = f" Visible streams: {names}."
+        else:
+            names = ""
         raise StreamNotFoundError(
-            f"No LSL stream matching {pred} was found within {timeout:g} s. Visible streams: "
-            f"{names}. Check that the device software is streaming, the name is spelled right, "
+            f"No LSL stream matching {pred} was found within {timeout:g} s.{names} Check that the device software is streaming, the name is spelled right, "
             f"and both sides use the same LSL scope (bci_app uses '{lsl_scope()}'; "
             "pass --lsl-scope lan to see other computers)."
         )
@@ -140,9 +146,13 @@ class LSLSource(Source):
         self._dejitter: OnlineDejitter | None = None
         self.clock_offsets: list[tuple[float, float]] = []
 
-    def _open(self, timeout: float) -> StreamInfo:
+    def _reopen(self, timeout: float) -> StreamInfo:
+        self._close()
+        return self._open(timeout, list_visible=False)
+
+    def _open(self, timeout: float, list_visible: bool = True) -> StreamInfo:
         pylsl = self._pylsl = import_pylsl()
-        found = _resolve(pylsl, self.predicate, timeout)
+        found = _resolve(pylsl, self.predicate, timeout, list_visible)
         if found.nominal_srate() <= 0:
             raise SourceError(
                 f"LSL stream {found.name()!r} has an irregular rate; it is a marker or event "

@@ -10,10 +10,15 @@ The live LSL source mapped channel types with its own table, which lacked ``ExG`
 Repeated channel labels were made unique by three copies of one loop, which gave ``C3, C3-1,
 C3-1`` for ``C3, C3, C3-1`` (MNE refuses the file; the decoder's channel mapping is ambiguous).
 ``unique_channel_names`` now serves the three.
+
+Each failed reconnection attempt of the LSL source listed the visible streams for 1 s, only to
+word its error: with the default 0.5 s attempts, a device that came back waited up to twice as
+long to be picked up.
 """
 
 from __future__ import annotations
 
+import time
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -24,6 +29,7 @@ from acquisition.lsl_env import import_pylsl
 from acquisition.lsl_source import LSLSource
 from acquisition.stream_info import unique_channel_names
 from acquisition.xdf_writer import XDFWriter
+from bci_app.errors import StreamNotFoundError
 from bci_app.recording import load_recording
 from tests.helpers.processes import wait_until
 
@@ -113,3 +119,24 @@ def test_repeated_labels_are_unique_live_and_read_back(stream_name, tmp_path):
         w.write_samples(1, stamps, np.zeros((N, 3)))
     assert read_file(path).info.ch_names == ("C3", "C3-2", "C3-1")
     assert load_recording(path).ch_names == ["C3", "C3-2", "C3-1"]
+
+
+def test_a_reconnection_attempt_does_not_spend_a_second_listing_streams(stream_name):
+    pylsl = import_pylsl()
+    outlet = pylsl.StreamOutlet(_info(pylsl, stream_name, True))
+    src = LSLSource(stream_name)
+    src.connect(timeout=10, acquisition=False)
+    try:
+        del outlet  # the device goes away
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        with pytest.raises(StreamNotFoundError, match="within 0.3 s") as err:
+            src._reopen(0.3)  # what the acquisition thread calls, every reconnect_timeout
+        elapsed = time.monotonic() - t0
+        assert "Visible streams" not in str(err.value)
+        assert elapsed < 1.0  # the listing alone took 1 s
+    finally:
+        src.disconnect()
+    # a first connection still names what is visible
+    with pytest.raises(StreamNotFoundError, match="Visible streams"):
+        LSLSource(stream_name + "-absent").connect(timeout=0.2)
