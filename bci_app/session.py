@@ -70,6 +70,7 @@ class Session:
         self.components: list[Component] = list(components or [])
         self.user_markers: MarkerLog = source.markers
         self._t_start: float | None = None
+        self._t_stop: float | None = None  # elapsed stops at stop(): the summary's mean rate
         self._status_hooks: list[Callable[[], dict]] = []
         self._start_last: set[int] = set()
         self.recorder = None  # the session recording, when one is attached (bci-app live)
@@ -80,6 +81,7 @@ class Session:
         if not self.source.connected:
             self.source.connect(timeout=timeout)
         self._t_start = time.monotonic()  # samples are counted from the connection on
+        self._t_stop = None
         started = []
         last = [c for c in self.components if id(c) in self._start_last]
         try:
@@ -98,6 +100,8 @@ class Session:
         # The source first: its buffer stays readable, so the recorder and decoders drain every
         # sample that arrived before they stop.
         self.source.disconnect()
+        if self._t_start is not None and self._t_stop is None:
+            self._t_stop = time.monotonic()  # no sample arrives after this
         for comp in reversed(self.components):
             _safe_stop(comp)
         logger.info("Session stopped")
@@ -145,7 +149,8 @@ class Session:
             except Exception:
                 logger.exception("status hook failed")
         return SessionStatus(
-            elapsed=0.0 if self._t_start is None else time.monotonic() - self._t_start,
+            elapsed=(0.0 if self._t_start is None
+                     else (self._t_stop or time.monotonic()) - self._t_start),
             state=src.state,
             samples=src.n_samples,
             rate=src.effective_rate(),

@@ -187,11 +187,11 @@ class DecoderWorker:
                         "samples (%.4g s)", hop, hop * bundle.sfreq, bundle.sfreq,
                         self.hop_samples, self.hop)
         self.classes = tuple(bundle.classes)
-        self._fbuf = RingBuffer(self.n_times + 32 * self.hop_samples + 64, len(bundle.channels))
+        self._fbuf_capacity = self.n_times + 32 * self.hop_samples + 64
         # input samples per piece so that one piece never overwrites an unread window
         ratio = info.sfreq / bundle.sfreq
         self._ratio = bundle.sfreq / info.sfreq  # output samples per input sample
-        self._piece = max(1, int((self._fbuf.capacity - self.n_times - 2) * ratio) - 2)
+        self._piece = max(1, int((self._fbuf_capacity - self.n_times - 2) * ratio) - 2)
         self.ema = EMASmoother(smoothing) if smoothing is not None else None
         self.kalman = DiscriminativeKalmanFilter() if kalman and len(self.classes) == 2 else None
         self.commander = commander
@@ -273,6 +273,9 @@ class DecoderWorker:
     # ------------------------------------------------------------------ state
     def _reset_variables(self) -> None:
         self._k = self.source.buffer.counter  # start with what arrives from now on
+        # filtered signal, indexed by output sample count (a new one: after a restart, windows
+        # are cut from what arrives from now on, never from what was filtered before the stop)
+        self._fbuf = RingBuffer(self._fbuf_capacity, len(self.bundle.channels))
         self._out_count = 0
         self._next_boundary = self.n_times
         # windows ending at output sample b with lo < b <= hi are unreliable: (lo, hi, reason)
@@ -289,6 +292,14 @@ class DecoderWorker:
         self.unreliable = 0
         self.last_error = ""
         self._filter.reset()
+        # a (re)start decodes from a fresh window on: no smoothing, control or dwell carries over
+        # the stop (a dwell begun before it would otherwise complete on the first window after)
+        if self.ema is not None:
+            self.ema.reset()
+        if self.kalman is not None:
+            self.kalman.reset()
+        if self.commander is not None:
+            self.commander.interrupt()
 
     @property
     def aligning(self) -> bool:
@@ -371,7 +382,8 @@ class DecoderWorker:
         ----------
         catch_up : bool
             True: decode every boundary reached (offline-equivalent replay). False: decode only
-            the newest boundary and count the others as skipped (real time).
+            the newest boundary and count the others as skipped (real time). Either way, while
+            the user's alignment is being fitted every boundary gives it its window.
 
         Returns
         -------
@@ -383,6 +395,12 @@ class DecoderWorker:
         while True:
             target = self.source.buffer.counter
             reached = self._consume(self.source.buffer.since(self._k, max_samples=self._piece))
+            if not catch_up:
+                # windows for the user's alignment cost no inference: all of them take part, as
+                # in catch-up mode (newest-only took one every few reads: the fit came late, on
+                # other windows); the boundaries after the fit are decoded in real time
+                while reached and self.aligning:
+                    self._predict_many([reached.pop(0)])
             if reached:
                 if catch_up:
                     out.extend(self._predict_many(reached))
@@ -551,10 +569,14 @@ class DecoderWorker:
 
     def _input_stop(self, b: int) -> tuple[int, float]:
         """Input sample count one past the last input sample of the window ending at output
-        sample ``b``, and that chunk's arrival time."""
+        sample ``b``, and the time that sample was written to the source buffer."""
         for out_start, out_stop, in_start, last_row, t_arr in self._chunk_map:
             if out_start < b <= out_stop:
-                return in_start + int(last_row[b - 1 - out_start]) + 1, t_arr
+                in_stop = in_start + int(last_row[b - 1 - out_start]) + 1
+                # the arrival of the window's own last sample: a worker that fell behind reads
+                # several source writes at once, and the chunk's last one came later
+                t_own = self.source.arrival_time(in_stop - 1)
+                return in_stop, t_own if t_own is not None else t_arr
         return self._k, time.monotonic()
 
     def _predict_many(self, boundaries: list[int]) -> list[Prediction]:

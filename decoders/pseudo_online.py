@@ -83,6 +83,12 @@ class PseudoOnlineReport:
     minutes: float = 0.0
     command_accuracy: float = float("nan")
     extra: dict = field(default_factory=dict)
+    #: cued trials, scored or not (``n_trials`` counts those with a reliable window to decide)
+    n_cued: int = -1
+
+    def __post_init__(self) -> None:
+        if self.n_cued < 0:
+            self.n_cued = self.n_trials
 
     @property
     def chance(self) -> float:
@@ -94,7 +100,8 @@ class PseudoOnlineReport:
 
     def to_dict(self) -> dict:
         return {
-            "n_trials": self.n_trials, "n_classes": self.n_classes, "chance": self.chance,
+            "n_trials": self.n_trials, "n_cued": self.n_cued,
+            "n_classes": self.n_classes, "chance": self.chance,
             "trial_accuracy": self.trial_accuracy, "decision": self.decision,
             "trial_period_s": [self.trial_start, self.trial_end], "window_s": self.window_s,
             "accuracy_over_time": {f"{t:.2f}": (None if np.isnan(a) else float(a))
@@ -108,8 +115,12 @@ class PseudoOnlineReport:
         }
 
     def text(self) -> str:
+        unscored = self.n_cued - self.n_trials
         lines = [
-            f"trials: {self.n_trials}  classes: {self.n_classes} (chance {self.chance:.0%})",
+            f"trials: {self.n_trials}"
+            + (f" of {self.n_cued} cued ({unscored} without a reliable window to decide: "
+               "before the first prediction, or the signal was unreliable)" if unscored else "")
+            + f"  classes: {self.n_classes} (chance {self.chance:.0%})",
             f"per-trial accuracy ({self.decision} over windows inside "
             f"[cue+{self.trial_start:g}, cue+{self.trial_end:g}] s): {self.trial_accuracy:.1%}",
             f"Wolpaw ITR: {self.itr_bits_per_min:.2f} bits/min "
@@ -151,13 +162,15 @@ def score_trials(
     window_s : float
         Window length; a window counts for a trial when all of it lies inside
         ``[onset + trial_start, onset + trial_end]``. If no window fits (window longer than the
-        period), the window ending closest to ``onset + trial_end`` decides.
+        period), the window ending closest to ``onset + trial_end`` decides. A trial whose
+        deciding windows are all unreliable is not scored (``n_trials`` < ``n_cued``): no
+        window from outside its period stands in for them.
     decision : "mean" | "majority"
         Mean probability over the trial's windows, or majority vote of their labels.
     time_axis : ndarray
         Offsets after cue onset (s) at which accuracy-over-time is sampled (nearest window end).
     reliable : ndarray of bool, optional
-        Windows marked unreliable are ignored.
+        Windows marked unreliable are ignored (they decide nothing).
     commands : sequence of (time, label)
         Discrete commands issued during the session, for command rate and accuracy.
     """
@@ -165,9 +178,13 @@ def score_trials(
         raise ConfigError(f"decision must be 'mean' or 'majority', got {decision!r}.")
     ends = np.asarray(window_ends, dtype=float)
     P = np.asarray(probabilities, dtype=float)
-    if reliable is not None:
-        keep = np.asarray(reliable, bool)
-        ends, P = ends[keep], P[keep]
+    # which windows decide a trial is chosen among all of them, then the unreliable ones drop
+    # out: otherwise a trial whose windows were all unreliable took the nearest reliable one,
+    # up to 1 s after its period (rest EEG)
+    ends_all = ends
+    keep = np.ones(len(ends), bool) if reliable is None else np.asarray(reliable, bool)
+    ends, P = ends[keep], P[keep]
+    kept_index = np.cumsum(keep) - 1  # index among the reliable windows
     n_classes = P.shape[1] if P.ndim == 2 and P.size else max(2, len(classes))
     if time_axis is None:
         time_axis = np.round(np.arange(0.0, trial_end + 2.0001, 0.5), 3)
@@ -176,10 +193,11 @@ def score_trials(
     over_time = np.full((len(trials), len(time_axis)), np.nan)
     for i, tr in enumerate(trials):
         lo, hi = tr.onset + trial_start + window_s, tr.onset + trial_end
-        sel = np.nonzero((ends >= lo - 1e-9) & (ends <= hi + 1e-9))[0]
-        if sel.size == 0 and ends.size:
-            j = int(np.argmin(np.abs(ends - hi)))
-            sel = np.array([j]) if abs(ends[j] - hi) < 1.0 else sel
+        sel = np.nonzero((ends_all >= lo - 1e-9) & (ends_all <= hi + 1e-9))[0]
+        if sel.size == 0 and ends_all.size:
+            j = int(np.argmin(np.abs(ends_all - hi)))
+            sel = np.array([j]) if abs(ends_all[j] - hi) < 1.0 else sel
+        sel = kept_index[sel[keep[sel]]]
         if sel.size == 0:
             continue
         if decision == "mean":
@@ -216,6 +234,7 @@ def score_trials(
         itr_bits_per_min=wolpaw_itr(acc, n_classes, spt) if correct.size else 0.0,
         commands=len(commands), minutes=minutes,
         command_accuracy=float(np.mean(cmd_correct)) if cmd_correct else float("nan"),
+        n_cued=len(trials),
     )
 
 

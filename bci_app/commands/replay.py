@@ -46,6 +46,16 @@ def _parse_trial(text: str) -> tuple[float, float]:
     return a, b
 
 
+def _parse_speed(speed) -> str | float:
+    if speed == "max":
+        return speed
+    try:
+        return float(speed)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--speed expects a number (1 = real time, 20 = twenty times faster) "
+                          f"or 'max', got {speed!r}; e.g. --speed 1.") from None
+
+
 def training_overlap(path: str, bundle) -> str | None:
     """A warning when ``path`` is an EEGMMIDB file (``SxxxRyy.edf``) of a subject the bundle
     was trained on (its ``training`` config names the dataset and subjects), else None: an
@@ -73,7 +83,7 @@ def replay_file(path: str, bundle, *, speed="max", hop=0.1, smoothing=0.5, thres
 
     # a copy: the worker fits the user's alignment (if the bundle needs one) on this file only
     bundle = dataclasses.replace(bundle)
-    sp = speed if speed == "max" else float(speed)
+    sp = _parse_speed(speed)
     manual = sp == "max" or (isinstance(sp, float) and math.isinf(sp))
     # at max speed, one acquire() delivers one chunk: 1 s chunks let the worker batch windows
     src = ReplaySource(path, speed=sp, chunk_samples=None if not manual else 512)
@@ -121,7 +131,8 @@ def run(args) -> int:
         "realtime_factor": signal_s / wall if wall > 0 else None,
         "predictions": st["predictions"], "skipped_windows": st["skipped"],
         "unreliable_windows": st["unreliable"],
-        "aligned_on_first_windows": bool(bundle.needs_alignment),
+        # a profile brings the user's alignment: then no window is spent fitting one
+        "aligned_on_first_windows": bool(bundle.needs_alignment and bundle.alignment is None),
     }
     overlap = training_overlap(args.file, bundle)
     if overlap:
