@@ -166,8 +166,9 @@ class DecoderWorker:
     ) -> None:
         if source.info is None or source.buffer is None:
             raise RuntimeError("DecoderWorker needs a connected source; call source.connect() first.")
-        if hop <= 0:
-            raise ConfigError(f"hop must be > 0 seconds, got {hop}.")
+        if not (math.isfinite(hop) and hop > 0):  # NaN passed "hop <= 0" to int(round(nan))
+            raise ConfigError(f"hop must be a finite number of seconds > 0, got {hop}; e.g. "
+                              "--hop 0.1.")
         self.source = source
         if bundle.needs_alignment and bundle.alignment is None:
             # the alignment this worker fits belongs to this source's user: fit it on a copy,

@@ -280,3 +280,12 @@ def test_session_elapsed_stops_with_the_session(s003_run4):
     assert first.samples >= 160
     assert again.elapsed == first.elapsed
     assert first.samples / first.elapsed == pytest.approx(160.0, rel=0.25)
+
+
+def test_replay_hop_nan_is_a_clear_error(eegmmidb_path):
+    """``--hop nan`` passed the ``hop <= 0`` check and ended in a traceback from int(nan)."""
+    path = mne.datasets.eegbci.load_data(7, [4], path=str(eegmmidb_path), update_path=False)[0]
+    r = _cli("replay", str(path), "--model", str(CSP_EA), "--hop", "nan")
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert "hop must be a finite number of seconds > 0, got nan" in r.stderr
