@@ -303,6 +303,11 @@ class DecoderWorker:
             self.commander.interrupt()
 
     @property
+    def caught_up(self) -> bool:
+        """True when every sample written to the source's buffer so far has been consumed."""
+        return self._k >= self.source.buffer.counter
+
+    @property
     def aligning(self) -> bool:
         """True while the worker collects windows to fit the user's alignment."""
         return self.bundle.needs_alignment and self.bundle.alignment is None

@@ -289,3 +289,17 @@ def test_replay_hop_nan_is_a_clear_error(eegmmidb_path):
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
     assert "hop must be a finite number of seconds > 0, got nan" in r.stderr
+
+
+def test_a_real_time_replay_predicts_up_to_the_end_of_the_file(eegmmidb_path, ts_bundle):
+    """``replay --speed 40``: the worker runs on its own thread; the command now waits until it
+    has consumed every sample before stopping it (a fixed 0.2 s wait could cut the last
+    predictions when the worker was slower). Covers the real-time path; the race itself is not
+    forced here."""
+    from bci_app.commands.replay import replay_file
+
+    path = mne.datasets.eegbci.load_data(3, [4], path=str(eegmmidb_path), update_path=False)[0]
+    src, worker, preds, _ = replay_file(path, ts_bundle, speed=40)
+    assert worker.caught_up and len(preds) > 100
+    end = float(src.buffer.since(src.buffer.counter - 1).timestamps[-1])
+    assert end - preds[-1].window_end < 0.5  # the last windows of the file were decoded
