@@ -240,4 +240,8 @@ class DecoderComponent:
         if st["predictions"]:
             out["latency"] = f"p50 {st['latency_p50'] * 1e3:.1f}/p99 {st['latency_p99'] * 1e3:.1f} ms"
             out["skipped"] = st["skipped"]
+        if st["unreliable"]:
+            out["unreliable"] = st["unreliable"]
+        if st["errors"]:  # the model failed on windows: say so, not only the last label
+            out["errors"] = f"{st['errors']} (last: {self.worker.last_error[:80]})"
         return out

@@ -303,3 +303,29 @@ def test_a_real_time_replay_predicts_up_to_the_end_of_the_file(eegmmidb_path, ts
     assert worker.caught_up and len(preds) > 100
     end = float(src.buffer.since(src.buffer.counter - 1).timestamps[-1])
     assert end - preds[-1].window_end < 0.5  # the last windows of the file were decoded
+
+
+def test_the_status_line_shows_unreliable_windows_and_decoder_errors(s003_run4, ts_bundle):
+    """The headless ``live`` status line showed only the last label: a session whose windows
+    were all unreliable (electrodes off) or whose model failed on every window looked fine."""
+    from bci_app.session import DecoderComponent, Session
+
+    rec = _cut(s003_run4, 160 * 8)
+    flat = rec.data.copy()
+    flat[:, :] = 1e-6  # every channel flat: electrodes off
+    session = Session(ReplaySource(dataclasses.replace(rec, data=flat), speed=8.0))
+    comp = DecoderComponent(session, ts_bundle, hop=0.1, smoothing=None, kalman=False)
+    session.components.append(comp)
+    session.add_status_hook(comp.status)  # as ``bci-app live --headless`` does
+    session.start(timeout=5)
+    try:
+        deadline = time.monotonic() + 15
+        while comp.worker.unreliable < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        st = comp.status()
+        assert st["unreliable"] >= 5 and "errors" not in st
+        assert "  unreliable " in session.status().line()
+        comp.worker.errors, comp.worker.last_error = 3, "RuntimeError: model failed"
+        assert comp.status()["errors"] == "3 (last: RuntimeError: model failed)"
+    finally:
+        session.stop()
