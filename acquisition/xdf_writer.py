@@ -194,6 +194,10 @@ class _StreamState:
     count: int = 0
     offsets: list[tuple[float, float]] = field(default_factory=list)
     footer_written: bool = False
+    #: What is on disk, set after each successful write: None while the StreamHeader is not,
+    #: then (count, first, last, number of offsets) of the samples and offsets that are. A
+    #: footer written after a failed write describes only these.
+    on_disk: tuple[int, float | None, float | None, int] | None = None
 
 
 class XDFWriter:
@@ -403,6 +407,8 @@ class XDFWriter:
         except OSError as err:
             self._fail(err, len(buf))
         self._committed += len(buf)
+        for st in self._streams.values():
+            st.on_disk = (st.count, st.first, st.last, len(st.offsets))
         if fsync:
             self._fsync()
         return len(buf)
@@ -501,7 +507,7 @@ class XDFWriter:
             logger.exception("Could not truncate %s back to %d bytes", self.path, self._committed)
         # The cut freed the torn batch: try to end the file properly with the footers.
         try:
-            tail = self._footer_bytes()
+            tail = self._footer_bytes(on_disk=True)
             if self.byte_quota is None or self._committed + len(tail) <= self.byte_quota:
                 written = os.write(self._fd, tail)
                 if written != len(tail):  # a partial write at the size limit: undo it
@@ -526,11 +532,19 @@ class XDFWriter:
         )
         raise self._failed from err
 
-    def _footer_bytes(self) -> bytes:
+    def _footer_bytes(self, on_disk: bool = False) -> bytes:
+        """Boundary + the footers of the streams without one. ``on_disk``: after a failed
+        write, describe only what reached the file (a stream whose header was lost gets no
+        footer, which no reader could place; counts leave out the lost samples)."""
         parts = [encode_boundary()]
         for st in self._streams.values():
-            if not st.footer_written:
+            if st.footer_written:
+                continue
+            if not on_disk:
                 parts.append(encode_footer(st.stream_id, st.first, st.last, st.count, st.offsets))
+            elif st.on_disk is not None:
+                count, first, last, n_off = st.on_disk
+                parts.append(encode_footer(st.stream_id, first, last, count, st.offsets[:n_off]))
         return b"".join(parts)
 
     def close(self, footers: bool = True) -> None:
@@ -540,9 +554,10 @@ class XDFWriter:
         try:
             if footers:
                 self._append(self._footer_bytes())
+            self.flush(fsync=True)  # on failure, _fail writes the footers of what is on disk
+            if footers:
                 for st in self._streams.values():
                     st.footer_written = True
-            self.flush(fsync=True)
         finally:
             self._close_fd()
 
@@ -690,7 +705,10 @@ def scan_xdf(path: str | os.PathLike) -> XDFScan:
     Every chunk is checked completely (length, tag, stream id, sample layout, XML). The scan
     stops at the first chunk that is cut off, or malformed with no well-formed chunk after it;
     what follows is treated as torn. A malformed chunk whose length is intact and that a
-    well-formed chunk follows is listed in ``skipped`` and the scan goes on after it.
+    well-formed chunk follows is listed in ``skipped`` and the scan goes on after it; a
+    malformed chunk whose length is garbled (no chunk starts where it says it ends) is listed
+    in ``skipped`` with every byte up to the next Boundary chunk, and the scan goes on there
+    (every stream is then marked ``damaged``: its footer is rewritten).
 
     Raises
     ------
@@ -725,6 +743,28 @@ def _framed(buf: memoryview, pos: int, size: int) -> bool:
         return False
     return struct.unpack_from("<H", buf, p)[0] in (
         TAG_STREAM_HEADER, TAG_SAMPLES, TAG_CLOCK_OFFSET, TAG_BOUNDARY, TAG_STREAM_FOOTER)
+
+
+def _next_boundary(raw, buf: memoryview, pos: int, size: int) -> int:
+    """Start of the first whole Boundary chunk at or after ``pos`` that well-formed chunks (or
+    the end of the file) follow, else -1."""
+    lo = pos
+    while True:
+        at = raw.find(BOUNDARY_SIGNATURE, pos)
+        if at < 0:
+            return -1
+        for start in (at - 4, at - 7, at - 11):  # 1-, 4- or 8-byte length field
+            if start >= lo:
+                try:
+                    length, p = _read_varlen(buf, start, size)
+                except _Torn:
+                    continue
+                end = at + len(BOUNDARY_SIGNATURE)
+                if (length == 2 + len(BOUNDARY_SIGNATURE) and p + 2 == at
+                        and struct.unpack_from("<H", buf, p)[0] == TAG_BOUNDARY
+                        and (end == size or _framed(buf, end, size))):
+                    return start
+        pos = at + 1
 
 
 def _scan(path: Path, raw, size: int) -> XDFScan:
@@ -803,6 +843,17 @@ def _scan(path: Path, raw, size: int) -> XDFScan:
                     streams[sid].damaged = True
                 pos = end
                 continue
+            nxt = _next_boundary(raw, buf, start + 1, size) if n_chunks else -1
+            if nxt > 0:
+                # the chunk's length itself is garbled (no chunk where it says it ends): drop
+                # the bytes up to the next Boundary chunk, which XDF writes for exactly this
+                # resynchronisation, and go on there; streams may have lost samples in between
+                skipped.append((start, nxt, f"at byte {start}: {err}; bytes up to the next "
+                                f"boundary chunk at byte {nxt} dropped"))
+                for st in streams.values():
+                    st.damaged = True
+                pos = nxt
+                continue
             problem = f"at byte {start}: {err}"
             pos = start
             break
@@ -839,7 +890,8 @@ def repair_xdf(path: str | os.PathLike, out: str | os.PathLike | None = None) ->
 
     Cuts a torn or garbled tail (everything from the first incomplete/malformed chunk on that
     no well-formed chunk follows), drops a malformed chunk inside the file whose length is
-    intact (keeping every chunk after it; :attr:`XDFScan.skipped`), and appends a Boundary and
+    intact (keeping every chunk after it; :attr:`XDFScan.skipped`) or, when its length is
+    garbled too, the bytes up to the next Boundary chunk, and appends a Boundary and
     the StreamFooters of every stream that has none. A complete file is left unchanged.
     ``pyxdf.load_xdf`` reads the result.
 

@@ -750,13 +750,20 @@ def export_recording(
     raw = load_recording(path, stream, max_fill=max_fill)
     if to == "edf":
         _check_finite_for_edf(raw, path)
+    if to in ("fif", "edf"):
+        _check_labels(raw, to, path)
+    # a failed FIF/EDF write deletes its half-written file (a rerun would refuse it); never
+    # a file that was there before, nor one that appeared meanwhile (FileExistsError)
+    clean_up = to != "bids" and not fname.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
         if to == "fif":
             raw.save(fname, fmt="double", overwrite=overwrite, verbose="error")
+            clean_up = False
             return fname
         if to == "edf":
             mne.export.export_raw(fname, raw, fmt="edf", overwrite=overwrite, verbose="error")
+            clean_up = False
             return fname
         line = meta.get("line_freq")
         if line:
@@ -770,6 +777,7 @@ def export_recording(
             verbose="error",
         )
     except FileExistsError as err:
+        clean_up = False
         raise ConfigError(
             f"export: {err}; pass --overwrite to replace it, or --out DIR (BIDS: another --run "
             "or --session)."
@@ -779,6 +787,9 @@ def export_recording(
             f"export: cannot write {fname} ({err.strerror or err}); fix: free disk space or "
             "pass --out DIR on another disk."
         ) from None
+    finally:
+        if clean_up:
+            Path(fname).unlink(missing_ok=True)
     return Path(bids_path.fpath)
 
 
@@ -798,6 +809,26 @@ def _check_finite_for_edf(raw, path: Path) -> None:
         f"export --to edf: {path} has {int(counts.sum())} non-finite samples (NaN or inf) in "
         f"channel(s) {chans}{more}; EDF can store only finite numbers. Fix: export --to fif or "
         "--to bids, which keep them as they were recorded."
+    )
+
+
+def _check_labels(raw, to: str, path: Path) -> None:
+    """FIF stores channel names in ASCII and EDF labels in at most 16 ASCII characters (MNE
+    fails with a bare UnicodeEncodeError / RuntimeError, FIF after half the file is written):
+    name the channels that do not fit and the formats that keep them."""
+    edf = to == "edf"
+    bad = [n for n in raw.ch_names if not n.isascii() or (edf and len(n) > 16)]
+    if not bad:
+        return
+    shown = ", ".join(repr(n) for n in bad[:8]) + (" ..." if len(bad) > 8 else "")
+    need = "ASCII labels of at most 16 characters" if edf else "ASCII channel names"
+    fif = " (--to fif too when they are ASCII)" if edf else ""
+    raise DataFileError(
+        f"export --to {to}: {path} has {len(bad)} channel label(s) that {to.upper()} cannot "
+        f"hold: {shown}; {to.upper()} needs {need}. Fix: export --to bids, which keeps the "
+        f"labels (BrainVision stores them in UTF-8){fif}, or rename the channels in Python: "
+        "raw = bci_app.recording.load_recording(path); raw.rename_channels({...}); then save "
+        "or export that raw. Nothing was written."
     )
 
 

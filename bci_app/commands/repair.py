@@ -10,7 +10,8 @@ def register(sub) -> None:
         description=(
             "Walk the file's chunks, cut everything from the first incomplete or garbled chunk "
             "on (a write torn by a kill or power cut), drop a garbled chunk inside the file "
-            "whose length is intact (the chunks after it are kept), and append the stream "
+            "whose length is intact (the chunks after it are kept; a garbled length drops the "
+            "bytes up to the next boundary chunk only), and append the stream "
             "footers that a crashed recorder never wrote. A complete file is left unchanged."
         ),
     )
