@@ -77,7 +77,8 @@ def run(args) -> int:
         return 0
     if args.check:
         print(
-            f"a repair would cut {scan.cut_bytes} bytes and add {len(missing)} footers", flush=True
+            f"a repair would cut {scan.cut_bytes} bytes and write {len(missing)} footers "
+            "(added, or rewritten for a stream that lost a chunk)", flush=True
         )
         return 1
     try:
@@ -89,7 +90,7 @@ def run(args) -> int:
             "recording is unchanged. Fix: pass --out PATH in a writable folder."
         ) from None
     print(
-        f"repaired -> {out}: cut {scan.cut_bytes} bytes, added footers for {len(missing)} streams",
+        f"repaired -> {out}: cut {scan.cut_bytes} bytes, wrote footers for {len(missing)} streams",
         flush=True,
     )
     return 0
