@@ -6,35 +6,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-from pathlib import Path
 
 import mne
 import numpy as np
 import pytest
 
-from acquisition.files import read_file
 from acquisition.replay import ReplaySource
 from bci_app.errors import BundleError
 from decoders.bundle import load_bundle
 from decoders.online import DecoderWorker, offline_window_predictions
 
-PRETRAINED = Path(__file__).resolve().parents[2] / "decoders" / "pretrained"
-CSP_EA = PRETRAINED / "mi_left_right_csp_lda_ea"  # 21 motor channels, 80 Hz, 2 s, needs EA
-
-
-@pytest.fixture(scope="module")
-def s003_run4(eegmmidb_path):
-    path = mne.datasets.eegbci.load_data(3, [4], path=str(eegmmidb_path), update_path=False)[0]
-    return read_file(path)
-
-
-@pytest.fixture(scope="module")
-def csp_ea():
-    return load_bundle(CSP_EA)
-
-
-def _cut(rec, n):
-    return dataclasses.replace(rec, data=rec.data[:n], times=rec.times[:n], markers=[])
+from .conftest import CSP_EA, PRETRAINED
+from .conftest import cut as _cut
 
 
 def _replay(rec, bundle, *, chunk=16, acquires_per_step=1, hop=0.1):
@@ -168,8 +151,7 @@ def test_nan_in_a_channel_the_model_does_not_read_changes_nothing(s003_run4, csp
 @pytest.mark.parametrize("key", ["sfreq", "classes"])
 def test_a_bundle_config_missing_a_key_says_which_is_missing(tmp_path, key):
     """It said "damaged or inconsistent (KeyError: 'sfreq')": now that the key is missing."""
-    src = Path(__file__).resolve().parents[2] / "decoders" / "pretrained" / \
-        "mi_left_right_csp_lda_ea"
+    src = CSP_EA
     dst = tmp_path / "bundle"
     shutil.copytree(src, dst)
     cfg = json.loads((dst / "config.json").read_text())

@@ -23,7 +23,7 @@ from decoders.online import DecoderWorker
 
 
 @pytest.fixture(scope="module")
-def s003_run4(eegmmidb_path):
+def s003_head(eegmmidb_path):
     path = mne.datasets.eegbci.load_data(3, [4], path=str(eegmmidb_path), update_path=False)[0]
     rec = read_file(path)
     n = 8000
@@ -52,9 +52,9 @@ def _holed(rec, rows, hole_s):
 
 @pytest.mark.parametrize(("chunk", "per_step"), [(16, 1), (16, 8), (37, 1)])
 def test_after_a_gap_the_filter_restarts_and_settling_windows_are_unreliable(
-        s003_run4, ts_bundle, chunk, per_step):
+        s003_head, ts_bundle, chunk, per_step):
     gap_row = 4000  # first sample after a 2 s hole; a multiple of the 16-sample hop
-    rec = _holed(s003_run4, [gap_row], [2.0])
+    rec = _holed(s003_head, [gap_row], [2.0])
     src, worker, preds = _replay(rec, ts_bundle, chunk, per_step)
     assert len(src.gaps) == 1
     n = ts_bundle.n_times  # 160 Hz bundle: output samples are input samples
@@ -77,10 +77,10 @@ def test_after_a_gap_the_filter_restarts_and_settling_windows_are_unreliable(
     assert all(p.reliable for p in preds if p.seq <= gap_row)
 
 
-def test_two_gaps_inside_one_read_each_restart_the_filter(s003_run4, ts_bundle):
+def test_two_gaps_inside_one_read_each_restart_the_filter(s003_head, ts_bundle):
     """A worker that fell behind reads 128 samples at once; both holes in that read count."""
     rows = [4000, 4064]
-    rec = _holed(s003_run4, rows, [0.5, 0.25])
+    rec = _holed(s003_head, rows, [0.5, 0.25])
     src, worker, preds = _replay(rec, ts_bundle, 16, acquires_per_step=8)
     assert len(src.gaps) == 2
     n, settle = ts_bundle.n_times, worker._filter.settle_samples
@@ -96,18 +96,18 @@ def test_two_gaps_inside_one_read_each_restart_the_filter(s003_run4, ts_bundle):
                                ts_bundle.decoder.predict_proba(X.astype(np.float32)), atol=1e-6)
 
 
-def test_a_gap_in_a_resampled_stream_restarts_the_band_pass_only(s003_run4,
+def test_a_gap_in_a_resampled_stream_restarts_the_band_pass_only(s003_head,
                                                                  ts_bundle_resampling):
     """250 Hz into a 160 Hz bundle: at the gap the band-pass restarts and the resampler goes on
     (its output grid stays on the sample count), so every window the worker predicts is the
     one ``StreamingFilter`` gives with ``restart()`` at the gap, whatever the chunking."""
     bundle = ts_bundle_resampling
-    data = mne.filter.resample(s003_run4.data.T, up=250.0 / 160.0, axis=-1).T
+    data = mne.filter.resample(s003_head.data.T, up=250.0 / 160.0, axis=-1).T
     gap_row = 6000
     times = np.arange(len(data)) / 250.0
     times[gap_row:] += 1.5
-    info = dataclasses.replace(s003_run4.info, sfreq=250.0)
-    rec = dataclasses.replace(s003_run4, data=data, times=times, info=info)
+    info = dataclasses.replace(s003_head.info, sfreq=250.0)
+    rec = dataclasses.replace(s003_head, data=data, times=times, info=info)
     filt = bundle.streaming_filter(250.0, list(info.ch_names))
     out = np.concatenate([filt.process(data[:gap_row]), (filt.restart(),
                                                           filt.process(data[gap_row:]))[1]])

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from pathlib import Path
 
 import mne
 import numpy as np
@@ -15,27 +14,11 @@ import pytest
 
 from acquisition.files import read_file
 from acquisition.replay import ReplaySource
-from decoders.bundle import load_bundle
 from decoders.online import DecoderWorker
 from decoders.smoothing import DwellCommander
 
-PRETRAINED = Path(__file__).resolve().parents[2] / "decoders" / "pretrained"
-CSP_EA = PRETRAINED / "mi_left_right_csp_lda_ea"  # 21 motor channels, 80 Hz, 2 s, needs EA
-
-
-@pytest.fixture(scope="module")
-def s003_run4(eegmmidb_path):
-    path = mne.datasets.eegbci.load_data(3, [4], path=str(eegmmidb_path), update_path=False)[0]
-    return read_file(path)
-
-
-@pytest.fixture(scope="module")
-def csp_ea():
-    return load_bundle(CSP_EA)
-
-
-def _cut(rec, n):
-    return dataclasses.replace(rec, data=rec.data[:n], times=rec.times[:n], markers=[])
+from .conftest import CSP_EA
+from .conftest import cut as _cut
 
 
 def _source(rec, chunk):
