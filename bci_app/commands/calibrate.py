@@ -68,8 +68,12 @@ def register(sub) -> None:
     p.add_argument("--no-record", action="store_true", help="do not write a recording")
     p.add_argument("--stimulus", default=None, metavar="NAME",
                    help="send cue markers on an LSL marker stream with this name")
-    p.add_argument("--finetune-epochs", type=int, default=30)
-    p.add_argument("--cv-folds", type=int, default=5)
+    p.add_argument("--finetune-epochs", type=int, default=30,
+                   help="epochs of fine-tuning a deep pretrained model on the user's trials "
+                   "(default 30; 0 = Euclidean alignment only)")
+    p.add_argument("--cv-folds", type=int, default=5,
+                   help="stratified folds of the cross-validated accuracy that picks the "
+                   "profile's decoder (default 5; capped by the trials per class)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: the model is small, and with other "
                         "processes on the CPU two OpenMP threads measured 3-30x slower)")

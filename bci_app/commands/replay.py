@@ -50,10 +50,19 @@ def _parse_speed(speed) -> str | float:
     if speed == "max":
         return speed
     try:
-        return float(speed)
+        value = float(speed)
     except (TypeError, ValueError):
-        raise ConfigError(f"--speed expects a number (1 = real time, 20 = twenty times faster) "
-                          f"or 'max', got {speed!r}; e.g. --speed 1.") from None
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"--speed expects a number > 0 (1 = real time, 20 = twenty times "
+                          f"faster) or 'max', got {speed!r}; e.g. --speed 1.")
+    return value
+
+
+def _check_hop(hop: float) -> None:
+    if not (math.isfinite(hop) and hop > 0):  # the worker checks too; this is before loading
+        raise ConfigError(f"hop must be a finite number of seconds > 0, got {hop}; e.g. "
+                          "--hop 0.1.")
 
 
 def training_overlap(path: str, bundle) -> str | None:
@@ -121,8 +130,11 @@ def run(args) -> int:
 
     from ..profiles import load_model
 
-    bundle = load_model(args.model)
+    # the options first: a typo is named before the model and the file are loaded
+    _parse_speed(args.speed)
+    _check_hop(args.hop)
     start, end = _parse_trial(args.trial)
+    bundle = load_model(args.model)
     cue_map = parse_cue_map(args.cue, bundle.classes)
     src, worker, preds, wall = replay_file(args.file, bundle, speed=args.speed, hop=args.hop,
                                            smoothing=args.smoothing, threshold=args.threshold,

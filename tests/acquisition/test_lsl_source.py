@@ -16,25 +16,25 @@ from tests.helpers.processes import start_outlet, stop_process, wait_until
 
 
 def test_receives_every_sample_once_in_order_64ch_1khz(stream_name):
-    proc = start_outlet(stream_name, channels=64, rate=1000, duration=10)
+    proc = start_outlet(stream_name, channels=64, rate=1000, duration=5)
     try:
         src = LSLSource(stream_name, buffer_seconds=20)
         with src.connect(timeout=10):
             assert src.info.n_channels == 64 and src.info.sfreq == 1000
             assert src.info.ch_names[0] == "counter" and src.info.ch_names[1] == "EEG001"
-            wait_until(lambda: src.n_samples >= 10_000, 30, what="10 000 samples")
+            wait_until(lambda: src.n_samples >= 5_000, 30, what="5 000 samples")
             time.sleep(0.2)  # anything extra (duplicates) would arrive now
             chunk = src.buffer.since(0)
         counter = chunk.data[:, 0]
         assert chunk.lost == 0
-        assert src.n_samples == 10_000
-        np.testing.assert_array_equal(counter, np.arange(10_000))
+        assert src.n_samples == 5_000
+        np.testing.assert_array_equal(counter, np.arange(5_000))
         assert np.all(np.diff(chunk.timestamps) > 0)
         assert src.gaps == [] and src.samples_missing == 0
         # EEG channels announced in microvolts arrive in volts (the outlet sends 10 uV sines)
         assert 0.9e-5 < np.abs(chunk.data[:, 1:]).max() <= 1.0e-5 + 1e-9
         span = chunk.timestamps[-1] - chunk.timestamps[0]
-        assert span == pytest.approx(9.999, abs=0.05)
+        assert span == pytest.approx(4.999, abs=0.05)
     finally:
         stop_process(proc)
 

@@ -18,9 +18,10 @@ def _cli(*args, env=None, timeout=300):
 
 def test_calibrated_profile_replays_with_its_alignment(tmp_path, data_dir):
     env = {**os.environ, "BCI_APP_RECORDINGS_DIR": str(tmp_path / "rec")}
+    # this test checks the profile, not its figures: 2 folds and 5 epochs keep it short
     r = _cli("calibrate", "--source", "simulated:2", "--trials", "6", "--headless", "--speed",
              "max", "--user", "p2", "--profiles-dir", str(tmp_path / "profiles"), "--quiet",
-             env=env)
+             "--cv-folds", "2", "--finetune-epochs", "5", env=env)
     assert r.returncode == 0, r.stderr
     # the shipped bundle saw S001-S020: the run says its figures are optimistic
     assert "note: the pretrained bundle was trained on simulated subject(s) [2]" in r.stdout

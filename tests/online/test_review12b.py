@@ -233,14 +233,18 @@ def test_replay_of_a_profile_does_not_claim_it_aligned_on_the_first_windows(
     assert json.loads(r.stdout)["aligned_on_first_windows"] is True
 
 
-def test_replay_speed_that_is_not_a_number_is_a_clear_error(eegmmidb_path):
+@pytest.mark.parametrize("speed", ["fast", "0", "-2", "nan"])
+def test_replay_speed_that_is_not_a_number_is_a_clear_error(eegmmidb_path, capsys, speed):
     """``--speed fast``: a one-line error naming the option and what it takes, exit status 2
-    (the old code ended in a ValueError traceback)."""
+    (the old code ended in a ValueError traceback). It is named before the model and the file
+    are loaded (a missing model is not what the user hears about)."""
+    from bci_app.cli import main
+
     path = mne.datasets.eegbci.load_data(7, [4], path=str(eegmmidb_path), update_path=False)[0]
-    r = _cli("replay", str(path), "--model", str(CSP_EA), "--speed", "fast")
-    assert r.returncode == 2
-    assert "Traceback" not in r.stderr
-    assert "--speed expects a number" in r.stderr and "'max'" in r.stderr and "'fast'" in r.stderr
+    for model in (str(CSP_EA), "/nonexistent/model"):
+        assert main(["replay", str(path), "--model", model, "--speed", speed]) == 2
+        err = capsys.readouterr().err
+        assert "--speed expects a number > 0" in err and "'max'" in err and repr(speed) in err
 
 
 def test_session_elapsed_stops_with_the_session(s003_run4):
@@ -265,13 +269,17 @@ def test_session_elapsed_stops_with_the_session(s003_run4):
     assert first.samples / first.elapsed == pytest.approx(160.0, rel=0.25)
 
 
-def test_replay_hop_nan_is_a_clear_error(eegmmidb_path):
-    """``--hop nan`` passed the ``hop <= 0`` check and ended in a traceback from int(nan)."""
+@pytest.mark.parametrize("hop", ["nan", "0", "-0.1", "inf"])
+def test_replay_hop_nan_is_a_clear_error(eegmmidb_path, capsys, hop):
+    """``--hop nan`` passed the ``hop <= 0`` check and ended in a traceback from int(nan). It
+    is named before the model and the file are loaded."""
+    from bci_app.cli import main
+
     path = mne.datasets.eegbci.load_data(7, [4], path=str(eegmmidb_path), update_path=False)[0]
-    r = _cli("replay", str(path), "--model", str(CSP_EA), "--hop", "nan")
-    assert r.returncode == 2
-    assert "Traceback" not in r.stderr
-    assert "hop must be a finite number of seconds > 0, got nan" in r.stderr
+    for model in (str(CSP_EA), "/nonexistent/model"):
+        assert main(["replay", str(path), "--model", model, "--hop", hop]) == 2
+        err = capsys.readouterr().err
+        assert f"hop must be a finite number of seconds > 0, got {float(hop)}" in err
 
 
 def test_a_real_time_replay_predicts_up_to_the_end_of_the_file(eegmmidb_path, ts_bundle):

@@ -57,6 +57,9 @@ def test_decoder_panel_resets_when_decoding_stops_or_the_source_changes(make_win
 def test_decoder_panel_explains_the_alignment_phase(make_window, data_dir):
     win = make_window("file:" + str(data_dir / EDF))
     _connected(win)
+    c = win.controls
+    c.speed_combo.setCurrentIndex(c.speed_combo.findData(4.0))  # its 10 s of EEG in 2.5 s
+    wait_until(lambda: win.source.speed == 4.0, 5)
     assert win.load_model(str(EA_BUNDLE))
     win.controls.decode_btn.click()
     wait_until(lambda: win.decoder is not None, 60)
