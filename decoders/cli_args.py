@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from bci_app.argtypes import number
+
 from .training import DEFAULT_PREPROCESSING, DEFAULT_TMAX, DEFAULT_TMIN
 
 
@@ -15,15 +17,15 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--download", action="store_true",
                    help="fetch the subjects' missing EDF files from PhysioNet first (about "
                    "2.6 MB per run, 3 runs per subject) into --data-dir")
-    g.add_argument("--tmin", type=float, default=DEFAULT_TMIN, help="window start after cue (s)")
-    g.add_argument("--tmax", type=float, default=DEFAULT_TMAX, help="window end after cue (s)")
-    g.add_argument("--train-span", type=float, default=None, metavar="TMAX",
+    g.add_argument("--tmin", type=number, default=DEFAULT_TMIN, help="window start after cue (s)")
+    g.add_argument("--tmax", type=number, default=DEFAULT_TMAX, help="window end after cue (s)")
+    g.add_argument("--train-span", type=number, default=None, metavar="TMAX",
                    help="deep models with --augment ...,crop: train on random window-long crops "
                    "of each training trial's span [tmin, TMAX) s (EEGMMIDB imagery lasts 4.1 s); "
                    "tests and the bundle keep the --tmin/--tmax window (train; evaluate within)")
-    g.add_argument("--l-freq", type=float, default=DEFAULT_PREPROCESSING.l_freq)
-    g.add_argument("--h-freq", type=float, default=DEFAULT_PREPROCESSING.h_freq)
-    g.add_argument("--sfreq", type=float, default=DEFAULT_PREPROCESSING.sfreq,
+    g.add_argument("--l-freq", type=number, default=DEFAULT_PREPROCESSING.l_freq)
+    g.add_argument("--h-freq", type=number, default=DEFAULT_PREPROCESSING.h_freq)
+    g.add_argument("--sfreq", type=number, default=DEFAULT_PREPROCESSING.sfreq,
                    help="resample to this rate (Hz; 0 keeps 160 Hz)")
     g.add_argument("--no-car", action="store_true", help="no common average reference")
     g.add_argument("--channels", default="all",
@@ -53,9 +55,9 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--epochs", type=int, default=None, help="max training epochs (deep models)")
     g.add_argument("--patience", type=int, default=None, help="early-stopping patience")
     g.add_argument("--batch-size", type=int, default=None)
-    g.add_argument("--lr", type=float, default=None)
+    g.add_argument("--lr", type=number, default=None)
     g.add_argument("--finetune-epochs", type=int, default=None)
-    g.add_argument("--finetune-lr", type=float, default=None)
+    g.add_argument("--finetune-lr", type=number, default=None)
     g.add_argument("--finetune-layers", choices=["all", "head"], default=None,
                    help="calibration fine-tuning: every layer (BatchNorm frozen) or the output "
                    "layer only")

@@ -410,3 +410,45 @@ def test_a_recording_whose_clock_went_back_is_refused_with_a_fix_that_works(tmp_
     rec = read_file(fif)
     assert rec.data.shape[0] == 500
     assert sorted(m.label for m in rec.markers if m.label.startswith("at")) == ["at100", "at50"]
+
+
+@pytest.mark.parametrize("args", [
+    ("live", "--headless", "--duration", "nan"),  # streamed until killed
+    ("record", "--source", "synthetic", "--duration", "NaN"),
+    ("spell", "--headless", "--threshold", "nan"),  # a threshold no command ever crosses
+    ("replay", "x.edf", "--model", "m", "--smoothing", "nan"),
+    ("train", "--model", "csp_lda", "--tmin", "nan"),
+    ("export", "x.xdf", "--to", "fif", "--max-fill", "nan"),
+    ("stream", "x.xdf", "--duration", "nan"),
+])
+def test_nan_is_refused_by_every_number_option(capsys, args):
+    """``type=float`` took ``nan``, and NaN passes every ``x <= 0`` check: ``live --headless
+    --duration nan`` streamed until it was killed. argparse now names the option."""
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {args[-2]}: expected a number, got {args[-1]!r} (not a number)" in err
+    parser = build_parser()  # every float option in the CLI goes through the same type
+    floats = [(name, a.option_strings) for name, sub in _subparsers(parser)
+              for a in sub._actions if a.type is float]
+    assert floats == []
+
+
+def _subparsers(parser):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            yield from action.choices.items()
+
+
+def test_live_hop_is_checked_before_the_source_connects(tmp_path, capsys):
+    """``live --hop nan --record F``: the source connected, then the decoder refused the hop,
+    and the command said "recorded F" of a file never written. Now the hop is named first."""
+    path = tmp_path / "rec.xdf"
+    err = fails(capsys, "live", "--headless", "--source", "synthetic", "--hop", "-1",
+                "--model", "decoders/pretrained/mi_left_right_csp_lda_ea", "--record", str(path))
+    assert "hop must be a finite number of seconds > 0, got -1.0" in err
+    assert not path.exists()
+    assert "streaming from" not in capsys.readouterr().out

@@ -35,6 +35,7 @@ def test_a_model_that_does_not_fit_the_source_leaves_no_recording(tmp_path):
                 timeout=60)
     assert r.returncode == 2 and "FC5" in r.stderr  # the synthetic board has no FC5
     assert not path.exists()
+    assert "recorded" not in r.stdout  # it said "recorded <path>" of a file never written
 
 
 def test_sigterm_finishes_the_recording(tmp_path):

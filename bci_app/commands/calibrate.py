@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..argtypes import number
 from ..errors import ConfigError
 from ..sources import SPEC_HELP
 
@@ -55,7 +56,7 @@ def register(sub) -> None:
     p.add_argument("--speed", default="1", help="simulated subject speed: 1 (real time), N or max")
     p.add_argument("--runs", default="4,8,12", help="EEGMMIDB runs of a simulated subject")
     p.add_argument("--data-dir", default=None, help="EEGMMIDB folder (MNE eegbci layout)")
-    p.add_argument("--compliance", type=float, default=1.0,
+    p.add_argument("--compliance", type=number, default=1.0,
                    help="simulated subject: probability of following the cue (0 = ignores it)")
     p.add_argument("--pretrained", default=None, metavar="BUNDLE",
                    help="pretrained bundle folder (default: the first in decoders/pretrained/)")
@@ -77,7 +78,7 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: the model is small, and with other "
                         "processes on the CPU two OpenMP threads measured 3-30x slower)")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the device")
+    p.add_argument("--timeout", type=number, default=10.0, help="seconds to wait for the device")
     p.add_argument("--quiet", action="store_true", help="do not print every cue")
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
     p.set_defaults(func=run)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from ..argtypes import number
+
 
 def register(sub) -> None:
     p = sub.add_parser("devices", help="list BrainFlow boards, serial ports and visible LSL streams")
-    p.add_argument("--timeout", type=float, default=1.0, help="seconds to look for LSL streams")
+    p.add_argument("--timeout", type=number, default=1.0, help="seconds to look for LSL streams")
     p.add_argument("--all-boards", action="store_true", help="list every BrainFlow board id")
     p.set_defaults(func=run)
 

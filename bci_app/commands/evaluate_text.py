@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..argtypes import number
+
 logger = logging.getLogger(__name__)
 
 
@@ -41,8 +43,8 @@ def register(subparsers) -> None:
                    help="held-out subjects (synthetic: EEGMMIDB ids; ZuCo: 1-based index in "
                    "load order; default: the last third)")
     g.add_argument("--reps", type=int, default=2, help="synthetic: trials per sentence/subject")
-    g.add_argument("--sfreq", type=float, default=80.0, help="model input rate (Hz)")
-    g.add_argument("--window", type=float, default=2.0, help="window length (s)")
+    g.add_argument("--sfreq", type=number, default=80.0, help="model input rate (Hz)")
+    g.add_argument("--window", type=number, default=2.0, help="window length (s)")
     g.add_argument("--data-dir", default=None, help="EEGMMIDB folder (default: config)")
     g = p.add_argument_group("model, training and evaluation")
     g.add_argument("--d-model", type=int, default=64)
@@ -54,7 +56,7 @@ def register(subparsers) -> None:
                    "sentences as distractors")
     g.add_argument("--conditions", default="eeg,noise,shuffled,text_prior",
                    help="comma list; 'eeg' and at least one baseline are required")
-    g.add_argument("--alpha", type=float, default=0.01)
+    g.add_argument("--alpha", type=number, default=0.01)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",

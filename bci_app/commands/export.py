@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..argtypes import number
 from ..recording import EXPORT_FORMATS
 
 
@@ -30,7 +31,7 @@ def register(sub) -> None:
     p.add_argument("--session", default=None, help="BIDS session label")
     p.add_argument("--run", type=int, default=None, help="BIDS run number")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.add_argument("--max-fill", type=float, default=60.0, metavar="SECONDS",
+    p.add_argument("--max-fill", type=number, default=60.0, metavar="SECONDS",
                    help="fill gaps up to this long with zeros marked BAD_ACQ_SKIP, so every "
                    "marker keeps its time (default 60; markers inside a longer gap are left out "
                    "with a warning)")

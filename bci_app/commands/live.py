@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from pathlib import Path
 
+from ..argtypes import check_hop, number
 from ..sources import SPEC_HELP
 
 logger = logging.getLogger(__name__)
@@ -19,9 +21,9 @@ def register(sub) -> None:
     )
     p.add_argument("--source", default="synthetic", help=f"where EEG comes from: {SPEC_HELP}")
     p.add_argument("--headless", action="store_true", help="no GUI: print status lines")
-    p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the device")
-    p.add_argument("--speed", type=float, default=1.0, help="replay speed for file: sources")
+    p.add_argument("--duration", type=number, default=None, help="stop after S seconds")
+    p.add_argument("--timeout", type=number, default=10.0, help="seconds to wait for the device")
+    p.add_argument("--speed", type=number, default=1.0, help="replay speed for file: sources")
     p.add_argument("--stream", default=None, metavar="NAME",
                    help="file: sources (XDF): the stream to replay as EEG")
     p.add_argument("--record", nargs="?", const="", default=None, metavar="PATH",
@@ -31,7 +33,7 @@ def register(sub) -> None:
                    help="also read an LSL marker stream with this name")
     p.add_argument("--model", default=None, metavar="BUNDLE",
                    help="decode with this model bundle or user profile (prints predictions)")
-    p.add_argument("--hop", type=float, default=0.1, help="seconds between predictions")
+    p.add_argument("--hop", type=number, default=0.1, help="seconds between predictions")
     p.add_argument("--map", action="append", metavar="MODEL_CH=SOURCE_CH", default=None,
                    help="explicit channel mapping when the source names channels differently")
     p.add_argument("--publish", default=None, metavar="NAME",
@@ -154,6 +156,8 @@ def run(args) -> int:
         return launch_gui(args)
     if args.duration is not None and args.duration <= 0:
         raise ConfigError(f"--duration must be > 0 seconds, got {args.duration}.")
+    if args.model:
+        check_hop(args.hop)  # before the source is connected
     session = build_session(args)
     stop = threading.Event()
 
@@ -177,7 +181,7 @@ def run(args) -> int:
         session.stop()
         signal.signal(signal.SIGTERM, old)
         rec = getattr(session, "recorder", None)
-        if rec is not None:
+        if rec is not None and Path(rec.path).is_file():  # none when the session failed to start
             print(f"recorded {rec.path}", flush=True)
     st = session.status()
     print(

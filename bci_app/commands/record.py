@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 
+from ..argtypes import number
 from ..sources import SPEC_HELP
 
 logger = logging.getLogger(__name__)
@@ -29,10 +30,10 @@ def register(sub) -> None:
         metavar="PATH",
         help="XDF file to create (default: recordings/<subject>_<UTC time>.xdf)",
     )
-    p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    p.add_argument("--duration", type=number, default=None, help="stop after S seconds")
     p.add_argument("--subject", default="anonymous", help="subject id stored in the recording")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the device")
-    p.add_argument("--speed", type=float, default=1.0, help="replay speed for file: sources")
+    p.add_argument("--timeout", type=number, default=10.0, help="seconds to wait for the device")
+    p.add_argument("--speed", type=number, default=1.0, help="replay speed for file: sources")
     p.add_argument("--stream", default=None, metavar="NAME",
                    help="file: sources (XDF): the stream to replay as EEG")
     p.add_argument(

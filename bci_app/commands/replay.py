@@ -8,6 +8,7 @@ import json
 import math
 import time
 
+from ..argtypes import check_hop, number
 from ..errors import ConfigError
 
 
@@ -22,16 +23,16 @@ def register(sub) -> None:
     p.add_argument("file", help="recording (EDF/BDF/FIF/BrainVision/XDF/OpenBCI txt/BrainFlow CSV)")
     p.add_argument("--model", required=True, help="model bundle folder or user profile folder")
     p.add_argument("--speed", default="max", help="replay speed: 1 (real time), N, or max")
-    p.add_argument("--hop", type=float, default=0.1, help="seconds between predictions")
+    p.add_argument("--hop", type=number, default=0.1, help="seconds between predictions")
     p.add_argument("--cue", action="append", metavar="MARKER=CLASS",
                    help="map a marker label to a class (default: class names; T1/T2 for left/right)")
     p.add_argument("--trial", default="0.5:4.0", metavar="START:END",
                    help="imagery period after the cue, in seconds (default 0.5:4.0)")
     p.add_argument("--decision", choices=["mean", "majority"], default="mean",
                    help="per-trial decision over the windows in the imagery period")
-    p.add_argument("--threshold", type=float, default=0.7, help="command threshold (smoothed)")
-    p.add_argument("--dwell", type=float, default=0.5, help="seconds above threshold for a command")
-    p.add_argument("--smoothing", type=float, default=0.5, help="EMA time constant (s)")
+    p.add_argument("--threshold", type=number, default=0.7, help="command threshold (smoothed)")
+    p.add_argument("--dwell", type=number, default=0.5, help="seconds above threshold for a command")
+    p.add_argument("--smoothing", type=number, default=0.5, help="EMA time constant (s)")
     p.add_argument("--json", action="store_true", help="print machine-readable results")
     p.set_defaults(func=run)
 
@@ -57,12 +58,6 @@ def _parse_speed(speed) -> str | float:
         raise ConfigError(f"--speed expects a number > 0 (1 = real time, 20 = twenty times "
                           f"faster) or 'max', got {speed!r}; e.g. --speed 1.")
     return value
-
-
-def _check_hop(hop: float) -> None:
-    if not (math.isfinite(hop) and hop > 0):  # the worker checks too; this is before loading
-        raise ConfigError(f"hop must be a finite number of seconds > 0, got {hop}; e.g. "
-                          "--hop 0.1.")
 
 
 def training_overlap(path: str, bundle) -> str | None:
@@ -132,7 +127,7 @@ def run(args) -> int:
 
     # the options first: a typo is named before the model and the file are loaded
     _parse_speed(args.speed)
-    _check_hop(args.hop)
+    check_hop(args.hop)
     start, end = _parse_trial(args.trial)
     bundle = load_model(args.model)
     cue_map = parse_cue_map(args.cue, bundle.classes)

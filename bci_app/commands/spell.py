@@ -24,6 +24,7 @@ import math
 import os
 import time
 
+from ..argtypes import number
 from ..errors import ConfigError
 from ..sources import SPEC_HELP
 
@@ -48,32 +49,32 @@ def register(sub) -> None:
                    help="no EEG: simulated commands at this accuracy (0.5-1), or 'profile'")
     p.add_argument("--scheme", choices=["posterior", "huffman", "scan"], default="posterior",
                    help="selection scheme (default posterior: robust below ~95%% accuracy)")
-    p.add_argument("--accuracy", type=float, default=None,
+    p.add_argument("--accuracy", type=number, default=None,
                    help="command accuracy the posterior scheme assumes (default: the profile's "
                         "cross-validated accuracy or the --simulate accuracy, at most 0.9; "
                         "else 0.8)")
-    p.add_argument("--confidence", type=float, default=0.9,
+    p.add_argument("--confidence", type=number, default=0.9,
                    help="posterior scheme: probability at which a symbol is selected")
     p.add_argument("--commands", default=None, metavar="CLASS=CMD,...",
                    help="class -> command, e.g. left=0,right=1,feet=undo (default: the "
                         "bundle's classes in order)")
-    p.add_argument("--threshold", type=float, default=0.7, help="smoothed probability")
-    p.add_argument("--dwell", type=float, default=1.0, help="seconds above threshold")
-    p.add_argument("--refractory", type=float, default=1.5, help="seconds after a command")
-    p.add_argument("--smoothing", type=float, default=0.5, help="EMA time constant (s)")
-    p.add_argument("--hop", type=float, default=0.1, help="seconds between predictions")
+    p.add_argument("--threshold", type=number, default=0.7, help="smoothed probability")
+    p.add_argument("--dwell", type=number, default=1.0, help="seconds above threshold")
+    p.add_argument("--refractory", type=number, default=1.5, help="seconds after a command")
+    p.add_argument("--smoothing", type=number, default=0.5, help="EMA time constant (s)")
+    p.add_argument("--hop", type=number, default=0.1, help="seconds between predictions")
     p.add_argument("--lang", default="en", help="wordfreq language code")
     p.add_argument("--vocab", default=None, metavar="FILE",
                    help="the user's own words (one per line, or any text)")
     p.add_argument("--no-lm", action="store_true", help="uniform layout, no completions")
     p.add_argument("--completions", type=int, default=3, help="word completions offered")
-    p.add_argument("--seconds-per-command", type=float, default=4.0,
+    p.add_argument("--seconds-per-command", type=number, default=4.0,
                    help="--simulate: time per command for chars/min and ITR")
     p.add_argument("--max-commands", type=int, default=1000)
-    p.add_argument("--duration", type=float, default=None, help="live: stop after S seconds")
+    p.add_argument("--duration", type=number, default=None, help="live: stop after S seconds")
     p.add_argument("--runs", default="4,8,12", help="EEGMMIDB runs of a simulated subject")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the device")
+    p.add_argument("--timeout", type=number, default=10.0, help="seconds to wait for the device")
     p.add_argument("--quiet", action="store_true", help="only the summary")
     p.set_defaults(func=run)
 

@@ -16,6 +16,7 @@ import logging
 import math
 import time
 
+from bci_app.argtypes import number
 from bci_app.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -53,11 +54,11 @@ def register(subparsers) -> None:
     p.add_argument("--stream", default=None, help="XDF: name of the stream to publish as EEG")
     p.add_argument("--board-id", type=int, default=-1, help="BrainFlow CSV: board id (default -1)")
     p.add_argument(
-        "--wait-consumers", type=float, default=0.0, metavar="SECONDS",
+        "--wait-consumers", type=number, default=0.0, metavar="SECONDS",
         help="wait up to SECONDS for an EEG and a marker inlet before streaming (default: don't)",
     )
     p.add_argument(
-        "--duration", type=float, default=0.0, metavar="SECONDS",
+        "--duration", type=number, default=0.0, metavar="SECONDS",
         help="stop after SECONDS of wall time (default: end of file, or never with --loop)",
     )
     p.set_defaults(func=run)
