@@ -452,3 +452,13 @@ def test_live_hop_is_checked_before_the_source_connects(tmp_path, capsys):
     assert "hop must be a finite number of seconds > 0, got -1.0" in err
     assert not path.exists()
     assert "streaming from" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--duration", "0"), "--duration must be > 0 seconds, got 0.0"),  # ended at once
+    (("--hop", "-0.1"), "hop must be a finite number of seconds > 0, got -0.1"),
+])
+def test_spell_duration_and_hop_are_checked_before_anything_is_loaded(capsys, args, message):
+    err = fails(capsys, "spell", "--source", "synthetic", "--model", "/nonexistent/model",
+                "--headless", *args)
+    assert message in err

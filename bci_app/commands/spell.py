@@ -24,7 +24,7 @@ import math
 import os
 import time
 
-from ..argtypes import number
+from ..argtypes import check_hop, number
 from ..errors import ConfigError
 from ..sources import SPEC_HELP
 
@@ -221,6 +221,10 @@ def run(args) -> int:
 
     if args.target is not None:
         args.target = args.target.lower()
+    if args.duration is not None and args.duration <= 0:
+        raise ConfigError(f"--duration must be > 0 seconds, got {args.duration}; leave it out "
+                          "to spell until Ctrl-C.")
+    check_hop(args.hop)
     if args.vocab and not os.path.isfile(args.vocab):
         _read_vocab(args.vocab)  # the clear error, before any model is loaded
     if args.simulate is not None:
