@@ -312,10 +312,13 @@ def load_profile(path: str | os.PathLike, *, root: str | os.PathLike | None = No
     fix = ("Fix: calibrate again, or restore the previous profile (the <user>.previous folder "
            "beside it).")
     try:
-        meta = json.loads((p / PROFILE_JSON).read_text())
+        meta = json.loads((p / PROFILE_JSON).read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise BundleError(f"profile: {p / PROFILE_JSON} is not valid JSON ({err}). {fix}") \
             from None
+    except OSError as err:
+        raise BundleError(f"profile: cannot read {p / PROFILE_JSON} ({err.strerror or err}). "
+                          "Fix: check the file's permissions.") from None
     if not isinstance(meta, dict):
         raise BundleError(f"profile: {p / PROFILE_JSON} holds a JSON {type(meta).__name__}, "
                           f"expected an object. {fix}")
@@ -355,13 +358,16 @@ def list_profiles(root: str | os.PathLike | None = None) -> list[dict[str, Any]]
             if d.name.startswith(".") or d.name.endswith(PREVIOUS_SUFFIX) or not f.is_file():
                 continue
             try:
-                meta = json.loads(f.read_text())
-            except json.JSONDecodeError:
-                logger.warning("profile %s: unreadable profile.json, skipped", d)
+                meta = json.loads(f.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as err:  # unreadable, not UTF-8, not JSON
+                logger.warning("profile %s: unreadable profile.json (%s), skipped", d, err)
+                continue
+            if not isinstance(meta, dict):
+                logger.warning("profile %s: profile.json holds no JSON object, skipped", d)
                 continue
             meta["path"] = str(d)
             out.append(meta)
-    return sorted(out, key=lambda m: m.get("created", ""), reverse=True)
+    return sorted(out, key=lambda m: str(m.get("created", "")), reverse=True)
 
 
 def load_model(path: str | os.PathLike):
