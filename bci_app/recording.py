@@ -673,6 +673,25 @@ def _bids_label(value: str, what: str) -> str:
     return label
 
 
+_FILE_SUFFIXES = {".fif": "fif", ".edf": "edf", ".vhdr": "bids", ".bdf": None, ".set": None}
+
+
+def _output_file(out: Path, to: str) -> Path | None:
+    """``out`` when it names an output file rather than a folder (a FIF/EDF suffix and not an
+    existing folder); ConfigError when that file's format is not ``to``; else None."""
+    out = Path(out).expanduser()
+    suffix = out.suffix.lower()
+    if suffix not in _FILE_SUFFIXES or out.is_dir():
+        return None
+    if _FILE_SUFFIXES[suffix] == to and to != "bids":
+        return out
+    if to == "bids":
+        raise ConfigError(f"--out: {out} names a {suffix} file; --to bids writes a BIDS folder "
+                          f"tree. Fix: pass a folder, e.g. --out {out.with_suffix('')}_bids.")
+    raise ConfigError(f"--out: {out} names a {suffix} file, but --to {to} writes "
+                      f"{to.upper()}. Fix: --out {out.with_suffix('.' + to)}, or a folder.")
+
+
 def export_recording(
     path: str | os.PathLike,
     to: str,
@@ -698,7 +717,8 @@ def export_recording(
         ``out_dir`` (BrainVision data, ``events.tsv`` from the annotations, sidecars, via
         mne-bids).
     out_dir : path-like | None
-        Output folder (default: the recording's folder; for BIDS ``<folder>/bids``).
+        Output folder (default: the recording's folder; for BIDS ``<folder>/bids``). For
+        ``fif``/``edf`` it may also name the output file itself (``s01_raw.fif``, ``s01.edf``).
     subject, task, session, run
         BIDS entities; subject defaults to the recording's subject id, task to ``bci``.
     max_fill : float
@@ -726,9 +746,15 @@ def export_recording(
         if out_dir is not None
         else (path.parent / "bids" if to == "bids" else path.parent)
     )
+    # --out naming the file itself (s01_raw.fif, s01.edf): written as named, not made a folder
+    target = _output_file(out, to) if out_dir is not None else None
+    if target is not None:
+        out = target.parent
     # every check before the (possibly long) load: the output folder, an existing target
     check_output_dir(out, "--out")
-    if to == "fif":
+    if target is not None:
+        fname = target
+    elif to == "fif":
         fname = out / f"{path.stem}_raw.fif"
     elif to == "edf":
         fname = out / f"{path.stem}.edf"

@@ -22,8 +22,9 @@ def register(sub) -> None:
     p.add_argument(
         "--out",
         default=None,
-        metavar="DIR",
-        help="output folder (default: beside the recording; BIDS: <folder>/bids)",
+        metavar="DIR_OR_FILE",
+        help="output folder (default: beside the recording; BIDS: <folder>/bids), or for fif/"
+        "edf the file itself (e.g. s01_raw.fif, s01.edf)",
     )
     p.add_argument("--stream", default=None, help="signal stream name (default: the EEG stream)")
     p.add_argument("--subject", default=None, help="BIDS subject (default: the recording's)")
