@@ -144,6 +144,13 @@ class StreamingResampler:
     def __init__(
         self, sfreq_in: float, sfreq_out: float, n_channels: int, half_len_factor: int = 5
     ) -> None:
+        if not (math.isfinite(sfreq_in) and sfreq_in > 0 and math.isfinite(sfreq_out)
+                and sfreq_out > 0):
+            raise ConfigError(
+                f"resampling: rates must be finite and > 0 Hz, got {sfreq_in:g} Hz (the signal) "
+                f"and {sfreq_out:g} Hz (the model's rate). Fix: a positive --sfreq (e.g. 80), "
+                "or 0 to keep the signal's rate."
+            )
         ratio = Fraction(float(sfreq_out) / float(sfreq_in)).limit_denominator(1000)
         if ratio <= 0 or abs(float(ratio) * sfreq_in - sfreq_out) > 1e-6 * sfreq_out:
             raise ConfigError(
