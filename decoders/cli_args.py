@@ -138,6 +138,12 @@ def settings_from_args(args, model: str):
             if getattr(args, attr, None) is not None:
                 params[key] = getattr(args, attr)
         params["verbose"] = bool(getattr(args, "progress", False))
+        from .estimators import _check_optimisation
+
+        # --lr 0, --batch-size 0, --epochs 0: named before any data is loaded
+        _check_optimisation(**{k: v for k, v in params.items()
+                               if k in ("lr", "finetune_lr", "batch_size", "max_epochs",
+                                        "patience", "finetune_epochs")})
         mp = parse_model_params(args.model_param)
         if mp:
             params["model_params"] = mp

@@ -110,6 +110,37 @@ class Decoder:
         raise NotImplementedError  # pragma: no cover
 
 
+#: option of ``bci-app train/evaluate`` for each optimisation setting, for the messages
+_OPTION = {"lr": "--lr", "finetune_lr": "--finetune-lr", "weight_decay": "weight_decay",
+           "batch_size": "--batch-size", "max_epochs": "--epochs", "patience": "--patience",
+           "finetune_epochs": "--finetune-epochs", "val_fraction": "val_fraction"}
+
+
+def _check_optimisation(**values) -> None:
+    """ConfigError naming the setting (and its CLI option) that cannot train a network: a
+    learning rate that is not > 0 (torch's bare ValueError), a batch size < 1 (a bare
+    ``range()`` error), no epochs or a patience < 1 (an untrained or one-epoch net reported as
+    if trained)."""
+    import math
+
+    rules = {"lr": (lambda v: math.isfinite(v) and v > 0, "a finite number > 0, e.g. 1e-3"),
+             "finetune_lr": (lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
+             "weight_decay": (lambda v: math.isfinite(v) and v >= 0, "a number >= 0"),
+             "batch_size": (lambda v: int(v) == v and v >= 1, "an integer >= 1, e.g. 64"),
+             "max_epochs": (lambda v: int(v) == v and v >= 1, "an integer >= 1"),
+             "patience": (lambda v: int(v) == v and v >= 1, "an integer >= 1"),
+             "finetune_epochs": (lambda v: int(v) == v and v >= 0, "an integer >= 0"),
+             "val_fraction": (lambda v: 0 <= v < 1, "a fraction in [0, 1)")}
+    for name, value in values.items():
+        ok, what = rules[name]
+        try:
+            good = ok(float(value))
+        except (TypeError, ValueError, OverflowError):
+            good = False
+        if not good:
+            raise ConfigError(f"{name} ({_OPTION[name]}): expected {what}, got {value!r}.")
+
+
 class DeepDecoder(Decoder):
     """A registered torch model trained with Adam, early stopping and a fixed seed.
 
@@ -167,6 +198,9 @@ class DeepDecoder(Decoder):
                  finetune_layers: str = "all", augment: str = "", n_ensemble: int = 1,
                  seed: int = 0, verbose: bool = False, device: str = "cpu") -> None:
         super().__init__(n_chans, n_outputs, sfreq, window_s)
+        _check_optimisation(lr=lr, finetune_lr=finetune_lr, weight_decay=weight_decay,
+                            batch_size=batch_size, max_epochs=max_epochs, patience=patience,
+                            finetune_epochs=finetune_epochs, val_fraction=val_fraction)
         self.model = model
         self.model_params = dict(model_params or {})
         self.lr, self.weight_decay = lr, weight_decay
