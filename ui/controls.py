@@ -40,6 +40,28 @@ def scrollable(widget: QtWidgets.QWidget) -> QtWidgets.QScrollArea:
     return area
 
 
+class _JumpToClickStyle(QtWidgets.QProxyStyle):
+    """A left click on the seek slider's groove puts the handle there (and the release seeks),
+    as in media players; the default moved it one page step (1 %) towards the click."""
+
+    def styleHint(self, hint, option=None, widget=None, returnData=None):  # noqa: N802
+        if hint == QtWidgets.QStyle.StyleHint.SH_Slider_AbsoluteSetButtons:
+            return int(QtCore.Qt.MouseButton.LeftButton.value)
+        return super().styleHint(hint, option, widget, returnData)
+
+
+#: Slider actions of the keyboard (arrows, Page Up/Down, Home/End) and of clicks on the groove
+#: that are not a drag: each is a seek (a drag seeks on release).
+_SEEK_ACTIONS = (
+    QtWidgets.QAbstractSlider.SliderAction.SliderSingleStepAdd,
+    QtWidgets.QAbstractSlider.SliderAction.SliderSingleStepSub,
+    QtWidgets.QAbstractSlider.SliderAction.SliderPageStepAdd,
+    QtWidgets.QAbstractSlider.SliderAction.SliderPageStepSub,
+    QtWidgets.QAbstractSlider.SliderAction.SliderToMinimum,
+    QtWidgets.QAbstractSlider.SliderAction.SliderToMaximum,
+)
+
+
 class SessionControls(QtWidgets.QWidget):
     """Signals
     -------
@@ -136,6 +158,10 @@ class SessionControls(QtWidgets.QWidget):
         self.speed_combo.setCurrentIndex(SPEEDS.index(1.0))
         self.seek_slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.seek_slider.setRange(0, 1000)
+        # (no base style passed: QProxyStyle would take ownership of the application's style)
+        self._seek_style = _JumpToClickStyle()
+        self._seek_style.setParent(self.seek_slider)  # deleted with it
+        self.seek_slider.setStyle(self._seek_style)
         self.position_label = QtWidgets.QLabel("0:00:00 / 0:00:00")
         g.addWidget(self.play_btn, 0, 0)
         g.addWidget(self.speed_combo, 0, 1)
@@ -155,6 +181,9 @@ class SessionControls(QtWidgets.QWidget):
         self.marker_edit.returnPressed.connect(self.request_marker)
         self.play_btn.toggled.connect(self._on_play)
         self.seek_slider.sliderReleased.connect(self._on_seek)
+        # the keyboard and page clicks moved the handle without seeking: the 4 Hz read-out put
+        # it back a moment later, as if the replay refused to jump
+        self.seek_slider.actionTriggered.connect(self._on_slider_action)
         self.speed_combo.currentIndexChanged.connect(
             lambda i: self.speedChanged.emit(float(self.speed_combo.itemData(i))))
 
@@ -186,6 +215,15 @@ class SessionControls(QtWidgets.QWidget):
     def _on_seek(self) -> None:
         if self._duration > 0:
             self.seekRequested.emit(self.seek_slider.value() / 1000.0 * self._duration)
+
+    def _on_slider_action(self, action: int) -> None:
+        """A step of the seek slider that is not a drag (keys, a click on the groove): seek to
+        where it puts the handle (``sliderPosition``: the value is set after this signal)."""
+        if self.seek_slider.isSliderDown() or self._duration <= 0:
+            return
+        if action not in [int(getattr(a, "value", a)) for a in _SEEK_ACTIONS]:
+            return
+        self.seekRequested.emit(self.seek_slider.sliderPosition() / 1000.0 * self._duration)
 
     # ------------------------------------------------------------------ state from the window
     def set_source_text(self, text: str, tooltip: str = "") -> None:

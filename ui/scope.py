@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import math
 import time
 from dataclasses import dataclass
 
@@ -559,6 +560,9 @@ class ScopeWidget(QtWidgets.QWidget):
 
         self._info = None
         self._buffer = None
+        #: Channel names of the stream that ``hidden``, ``bad`` and ``channel_scale`` refer to
+        #: (they hold indices: another stream's channel 3 is another electrode).
+        self._channels_for: tuple[str, ...] | None = None
         self._order: list[int] = []
         self._unit_scale = np.ones(0)
         self._check_flags = np.zeros(0, bool)
@@ -815,7 +819,14 @@ class ScopeWidget(QtWidgets.QWidget):
         idx = {n: i for i, n in enumerate(self._info.ch_names)}
         self.hidden = {idx[n] for n in state.get("hidden", []) if n in idx}
         self.bad = {idx[n] for n in state.get("bad", []) if n in idx}
-        self.channel_scale = {idx[n]: float(s) for n, s in dict(state.get("scales", {})).items() if n in idx}
+        self.channel_scale = {}
+        for n, s in dict(state.get("scales", {}) or {}).items():
+            try:
+                s = float(s)
+            except (TypeError, ValueError):  # an edited settings file: that scale is ignored
+                continue
+            if n in idx and math.isfinite(s) and s > 0:
+                self.channel_scale[idx[n]] = s
         self._changed(layout=True)
 
     # ------------------------------------------------------------------ control slots
@@ -864,6 +875,13 @@ class ScopeWidget(QtWidgets.QWidget):
         n = self._info.n_channels
         self._unit_scale = np.array([1e6 if u == "V" else 1.0 for u in self._info.units])
         self._check_flags = np.array([u == "V" for u in self._info.units], bool)
+        names = tuple(self._info.ch_names)
+        if self._channels_for is not None and names != self._channels_for:
+            # another stream (the user chose another source): the channels hidden, marked bad
+            # or scaled were the previous stream's; by index they named other electrodes here
+            # (the new stream's own set-up is restored by the window from the settings)
+            self.hidden, self.bad, self.channel_scale = set(), set(), {}
+        self._channels_for = names
         self.hidden = {i for i in self.hidden if i < n}
         self.bad = {i for i in self.bad if i < n}
         self.channel_scale = {i: s for i, s in self.channel_scale.items() if i < n}

@@ -101,6 +101,13 @@ class CalibrationController(QtCore.QObject):
         self._pace_t0 = time.monotonic()
         self._pace_n0 = 0
         self.sim_factor = math.inf  # manual sources: signal per wall second (inf: budget-bound)
+        #: Seconds of signal the source's ring buffer holds (the signal check, the feedback
+        #: runs). The cued run is copied out of it as it arrives (:meth:`_collect_calibration`):
+        #: the trial count is chosen after the source connects, and a run longer than the
+        #: buffer (more than ~55 trials per class at 900 s) lost its first trials.
+        self.buffer_seconds = 900.0
+        self._calib_chunks: list[tuple[np.ndarray, np.ndarray]] = []
+        self._kc = 0  # next sample of the cued run to copy out of the buffer
         self.pump_budget_s = 0.012
         #: torch threads for training (1: small model; 2 OpenMP threads on a busy 2-core machine
         #: measured 3-30x slower, see bench/RESULTS.md)
@@ -207,7 +214,7 @@ class CalibrationController(QtCore.QObject):
         self.load_pretrained()  # first: the pages need it once the source shows as connected
         sp = parse_speed(speed)
         # at max speed 0.1 s of signal per pull keeps the pump cheap
-        src = make_calibration_source(spec, speed=sp, buffer_seconds=900.0,
+        src = make_calibration_source(spec, speed=sp, buffer_seconds=self.buffer_seconds,
                                       chunk_samples=16 if math.isinf(sp) else None)
         manual = math.isinf(sp) and callable(getattr(src, "cue", None))
         src.connect(timeout=10.0, acquisition=not manual)
@@ -296,12 +303,16 @@ class CalibrationController(QtCore.QObject):
                     if not self.manual or self.protocol.finished or self.hold or \
                             time.monotonic() > t_end:
                         break
+                if self.mode == "acquisition":
+                    self._collect_calibration()
                 if self.protocol.finished:
                     self.mode = "tail" if self.mode == "acquisition" else "tail-feedback"
             elif self.mode in ("tail", "tail-feedback"):
                 end = self.protocol.ended_at + 0.5
                 while self.manual and self._data_end() < end and time.monotonic() < t_end:
                     self.source.acquire()
+                if self.mode == "tail":
+                    self._collect_calibration()
                 self._feedback_step()
                 if self._data_end() >= end:
                     if self.mode == "tail":
@@ -351,7 +362,8 @@ class CalibrationController(QtCore.QObject):
         self.calib_data, self.calib_cues = None, []
         self._hook_protocol()
         self.runner = ProtocolRunner(self.protocol, self.source)
-        self._k0 = self.source.buffer.counter
+        self._k0 = self._kc = self.source.buffer.counter
+        self._calib_chunks = []
         self._m0 = self.source.markers.counter
         self.mode = "acquisition"
         self.runner.start()
@@ -388,6 +400,7 @@ class CalibrationController(QtCore.QObject):
             self.mode = "idle"
             self._stop_recorder()
         self.calib_data, self.calib_cues = None, []
+        self._calib_chunks = []
         self.acquisition_settings = None
 
     def _stop_recorder(self) -> None:
@@ -397,15 +410,27 @@ class CalibrationController(QtCore.QObject):
                 self.session.components.remove(self.recorder)
             self.recorder = None
 
+    def _collect_calibration(self) -> None:
+        """Copy the cued run's new samples out of the ring buffer (GUI thread, every pump): the
+        run is kept whole however long it is, not only its last ``buffer_seconds``."""
+        buf = self.source.buffer
+        chunk = buf.since(self._kc)
+        if chunk.lost:
+            logger.warning("calibration: %d samples no longer in the buffer", chunk.lost)
+        if chunk.n_samples:
+            self._calib_chunks.append((chunk.data, chunk.timestamps))
+        self._kc = chunk.stop
+
     def _finish_acquisition(self) -> None:
         from bci_app.protocol import completed_trials
 
         self.mode = "idle"
-        chunk = self.source.buffer.since(max(self._k0, self.source.buffer.counter
-                                             - self.source.buffer.capacity))
-        if chunk.lost:
-            logger.warning("calibration: %d samples no longer in the buffer", chunk.lost)
-        self.calib_data = (chunk.data, chunk.timestamps)
+        self._collect_calibration()
+        chunks, self._calib_chunks = self._calib_chunks, []
+        n_ch = self.source.info.n_channels
+        self.calib_data = (
+            np.concatenate([d for d, _ in chunks]) if chunks else np.zeros((0, n_ch)),
+            np.concatenate([t for _, t in chunks]) if chunks else np.zeros(0))
         self.calib_cues = completed_trials(self.source.markers.since(self._m0),
                                            self.protocol.classes)
         self._stop_recorder()

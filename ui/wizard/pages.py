@@ -7,6 +7,7 @@ import html
 import logging
 import math
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -374,6 +375,7 @@ class AcquisitionPage(QtWidgets.QWizardPage):
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.info.setText("not started")
+        self.start_btn.setText("Start")
         self.start_btn.setEnabled(True)
         self.pause_btn.setEnabled(False)
         self.pause_btn.setText("Pause")
@@ -400,6 +402,7 @@ class AcquisitionPage(QtWidgets.QWizardPage):
             return
         self.active = True
         self.progress.setRange(0, self.ctrl.protocol.n_trials)
+        self.start_btn.setText("Start")
         self.start_btn.setEnabled(False)
         self.pause_btn.setEnabled(True)
         self.pause_btn.setText("Pause")
@@ -462,10 +465,28 @@ class AcquisitionPage(QtWidgets.QWizardPage):
         self.abort_btn.setEnabled(False)
         if self.full_btn.isChecked():
             self.full_btn.setChecked(False)
+        if not self.enough_trials():
+            # an early abort: training needs MIN_TRIALS of each class. Without a way to record
+            # again the page was a dead end (Start stayed disabled, Next too, and Back + Next
+            # kept the unusable run)
+            short = [c for c, n in counts.items() if n < self.MIN_TRIALS]
+            self.info.setText(
+                self.info.text() + f" — too few to train: at least {self.MIN_TRIALS} trials of "
+                f"each class are needed ({', '.join(short)} has fewer). Press Start again to "
+                "record a new run" + (" (this run's file is kept)." if self.ctrl.recording_path
+                                      else "."))
+            self.start_btn.setText("Start again")
+            self.start_btn.setEnabled(True)
         self.completeChanged.emit()
 
+    #: Trials of each class a run needs before training can start.
+    MIN_TRIALS = 2
+
+    def enough_trials(self) -> bool:
+        return min(self.ctrl.counts().values(), default=0) >= self.MIN_TRIALS
+
     def isComplete(self) -> bool:  # noqa: N802
-        return bool(self.finished) and min(self.ctrl.counts().values(), default=0) >= 2
+        return bool(self.finished) and self.enough_trials()
 
 
 class TrainingPage(QtWidgets.QWizardPage):
@@ -559,6 +580,31 @@ class ResultsPage(QtWidgets.QWizardPage):
         lay.addLayout(row)
         lay.addWidget(self.saved)
         self.save_btn.clicked.connect(self.save)
+        #: ``confirm(title, question) -> bool``: asks the user (a modal question box); tests
+        #: replace it to answer without a dialog.
+        self.confirm = self._ask
+
+    def _ask(self, title: str, question: str) -> bool:
+        box = QtWidgets.QMessageBox.question(
+            self, title, question,
+            QtWidgets.QMessageBox.StandardButton.Yes | QtWidgets.QMessageBox.StandardButton.No,
+            QtWidgets.QMessageBox.StandardButton.No)
+        return box == QtWidgets.QMessageBox.StandardButton.Yes
+
+    def existing_profile(self, user: str) -> Path | None:
+        """The folder of ``user``'s profile when one exists that this wizard did not save
+        (another calibration, maybe another person's under the default "anonymous")."""
+        from bci_app.profiles import PROFILE_JSON, profiles_dir
+
+        root = Path(self.ctrl.profiles_root) if self.ctrl.profiles_root is not None \
+            else profiles_dir()
+        folder = root / user
+        if not (folder / PROFILE_JSON).is_file():
+            return None
+        mine = self.ctrl.profile_path
+        if mine is not None and Path(mine).resolve() == folder.resolve():
+            return None  # saved by this wizard a moment ago (e.g. the other decoder chosen)
+        return folder
 
     def initializePage(self) -> None:  # noqa: N802
         res = self.ctrl.result
@@ -604,13 +650,50 @@ class ResultsPage(QtWidgets.QWizardPage):
             self.topo.setText(f"(no topomap: {err})")
 
     def save(self) -> None:
+        import json
+
+        from bci_app.profiles import PREVIOUS_SUFFIX, PROFILE_JSON
+
         chosen = "adapted" if self.use_adapted.isChecked() else "baseline"
+        user = self.user.text().strip() or "anonymous"
+        old = None
         try:
-            path = self.ctrl.save(self.user.text().strip() or "anonymous", chosen)
+            old = self.existing_profile(user)
+        except Exception:  # (an invalid user id: save() below names it)
+            logger.debug("could not look for an existing profile", exc_info=True)
+        if old is not None:
+            # saving replaced it without a word: the replaced one became <user>.previous and
+            # the <user>.previous before it was deleted
+            try:
+                meta = json.loads((old / PROFILE_JSON).read_text())
+            except (OSError, ValueError):
+                meta = {}
+            what = ", ".join(str(x) for x in (
+                f"created {meta['created']}" if meta.get("created") else "",
+                f"{meta['n_trials']} trials" if meta.get("n_trials") else "") if x)
+            prev = old.with_name(old.name + PREVIOUS_SUFFIX)
+            if not self.confirm(
+                    "Replace the profile?",
+                    f"A profile named '{user}' already exists in {old.parent}"
+                    + (f" ({what})" if what else "") + ".\n\n"
+                    f"Replace it with this calibration? The replaced profile is kept as "
+                    f"{prev.name}" + (f" (the {prev.name} there now is deleted)"
+                                      if prev.exists() else "")
+                    + ".\n\nTo keep both, answer No and type another user name."):
+                self.saved.setText(
+                    f"<span style='color:#d23c3c'>not saved: a profile named "
+                    f"{html.escape(user)} already exists in {html.escape(str(old.parent))}; "
+                    "type another user name, or press Save again to replace it</span>")
+                return
+        try:
+            path = self.ctrl.save(user, chosen)
         except Exception as err:
-            self.saved.setText(f"<span style='color:#d23c3c'>not saved: {err}</span>")
+            self.saved.setText("<span style='color:#d23c3c'>not saved: "
+                               f"{html.escape(str(err), quote=False)}</span>")
             return
-        self.saved.setText(f"saved profile {path} (uses the {chosen} decoder)")
+        note = f"; the profile it replaced is kept as {path.name}{PREVIOUS_SUFFIX}" \
+            if old is not None else ""
+        self.saved.setText(f"saved profile {path} (uses the {chosen} decoder){note}")
         self.completeChanged.emit()
 
     def isComplete(self) -> bool:  # noqa: N802
