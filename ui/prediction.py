@@ -247,8 +247,12 @@ class PredictionPanel(QtWidgets.QWidget):
     # ------------------------------------------------------------------ model
     def set_model(self, name: str | None, classes: tuple[str, ...] | list[str] | None = None,
                   *, text_decoder: bool = False) -> None:
-        """Show a loaded model (or ``None``: the "no model loaded" state)."""
+        """Show a loaded model (or ``None``: the "no model loaded" state).
+
+        The decoded text of the previous model is cleared: it is not this model's output."""
         self.model_name = name
+        self.text_box.clear()
+        self._last_text = None
         self.text_decoder = bool(text_decoder)
         self.no_model.setVisible(name is None)
         self.model_label.setText("" if name is None else f"Model: <b>{name}</b>")

@@ -7,6 +7,7 @@ for 64 channels × 2 s × 1 kHz that is a few milliseconds, four times a second.
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 import numpy as np
@@ -80,6 +81,10 @@ class SpectrumWidget(QtWidgets.QWidget):
 
     Has its own 4 Hz timer (:meth:`start`); tests call :meth:`refresh` directly.
     """
+
+    #: Smallest upper frequency (Hz) of the PSD plot a stored state may set: above the
+    #: coarsest Welch resolution :meth:`refresh` uses (2 Hz, half-second segments).
+    MIN_MAX_FREQ = 5.0
 
     def __init__(self, parent: QtWidgets.QWidget | None = None, *, interval_ms: int = 250) -> None:
         super().__init__(parent)
@@ -159,10 +164,21 @@ class SpectrumWidget(QtWidgets.QWidget):
         return {"max_freq": self.max_freq}
 
     def restore(self, state: dict) -> None:
+        """Apply a stored :meth:`state` (the settings file: edited by hand, values may be
+        strings). An invalid ``max_freq`` (not a number, not finite, below
+        :attr:`MIN_MAX_FREQ`) is ignored and the current value kept."""
+        stored = state.get("max_freq") if isinstance(state, dict) else None
+        if stored is None:
+            return
         try:
-            self.max_freq = float(state.get("max_freq", self.max_freq))
+            value = math.nan if isinstance(stored, bool) else float(stored)
         except (TypeError, ValueError):
-            pass
+            value = math.nan
+        if not (math.isfinite(value) and value >= self.MIN_MAX_FREQ):
+            logger.warning("spectrum: stored max_freq %r ignored (expected a number of Hz >= "
+                           "%g); keeping %g Hz", stored, self.MIN_MAX_FREQ, self.max_freq)
+            return
+        self.max_freq = value
 
     def refresh(self) -> None:
         """Recompute from the newest ``seconds`` of raw samples and redraw."""
@@ -180,6 +196,8 @@ class SpectrumWidget(QtWidgets.QWidget):
         data = chunk.data[:, picks] * 1e6  # V -> µV (EEG channels are in volts)
         freqs, psd = welch_psd(data, info.sfreq)
         keep = freqs <= min(self.max_freq, info.sfreq / 2)
+        if np.count_nonzero(keep) < 2:  # nothing above 0 Hz to draw (a tiny max_freq)
+            return
         self.freqs, self.psd = freqs[keep], psd[:, keep]
         names, bp = band_powers(freqs, psd)
         total = bp.sum(axis=1, keepdims=True)

@@ -225,3 +225,23 @@ def test_a_cued_run_longer_than_the_buffer_keeps_its_first_trials(make_wizard):
     w.next()  # training on every trial
     wait_until(w.training.isComplete, 60)
     assert c.epochs.X.shape[0] == 6 and sum(c.epochs.dropped.values()) == 0
+
+
+def test_a_run_recorded_again_without_recording_names_no_file(make_wizard):
+    """Start again with "record" unchecked: the controller kept the first run's file as this
+    run's ``recording_path``, which the page and the profile's provenance then named."""
+    w = make_wizard(trials_per_class=3)
+    c, page = w.controller, w.acquisition
+    _to_cued_recording(w)
+    page.start_btn.click()
+    wait_until(lambda: c.protocol.n_done >= 1, 30)
+    page.abort_btn.click()
+    wait_until(lambda: bool(page.finished), 20)
+    assert c.recording_path is not None and c.recording_path.is_file()
+    w.back()  # the instructions page holds the "record" box
+    w.instructions.record.setChecked(False)
+    w.next()
+    page.start_btn.click()
+    wait_until(page.isComplete, 60)
+    assert c.recording_path is None
+    assert "kept" not in page.info.text()

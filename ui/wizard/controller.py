@@ -339,6 +339,8 @@ class CalibrationController(QtCore.QObject):
 
         if self.session is None:
             self.session = Session(self.source)
+        if not record:  # an unrecorded run: the profile must not name an earlier run's file
+            self.recording_path = None
         if record and self.recorder is None:
             from bci_app.recording import attach_recorder
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import logging
 import math
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -25,6 +26,16 @@ MONTAGES = ("standard_1005", "standard_1020", "biosemi64", "biosemi32", "easycap
 def _fmt_time(s: float) -> str:
     s = max(0, int(round(s)))
     return f"{s // 60}:{s % 60:02d}"
+
+
+#: Training errors that mean too few usable trials (too few recorded, or dropped when the trials
+#: were cut: outside the data, across a gap): recording again is the fix.
+_TOO_FEW_TRIALS = re.compile(r"at least \d+ trials|no complete trial", re.IGNORECASE)
+
+
+def too_few_trials(error: str) -> bool:
+    """True when a training error is about too few (or dropped) trials."""
+    return bool(_TOO_FEW_TRIALS.search(error or ""))
 
 
 def training_data_note(source_spec: str, pretrained) -> str | None:
@@ -341,6 +352,7 @@ class AcquisitionPage(QtWidgets.QWizardPage):
         ctrl.protocolState.connect(self._on_state)
         ctrl.cue.connect(self._on_cue)
         ctrl.acquisitionFinished.connect(self._finished)
+        ctrl.trained.connect(self._training_ended)
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(250)
         self.timer.timeout.connect(self._update_progress)
@@ -390,7 +402,6 @@ class AcquisitionPage(QtWidgets.QWizardPage):
     def start(self) -> None:
         wiz = self.wizard()
         ins = wiz.instructions
-        self.finished = ""
         try:
             self.ctrl.start_acquisition(self.ctrl.pretrained.classes, ins.trials.value(),
                                         user=wiz.device.user.text().strip() or "anonymous",
@@ -399,8 +410,11 @@ class AcquisitionPage(QtWidgets.QWizardPage):
             logger.exception("could not start the cued recording")
             self.info.setText(f"<span style='color:#d23c3c'>could not start: "
                               f"{html.escape(str(err))}</span>")
-            return
+            return  # a finished run (if any) is still the controller's: keep it
         self.active = True
+        if self.finished:  # "Start again": the earlier run is replaced, Next waits for this one
+            self.finished = ""
+            self.completeChanged.emit()
         self.progress.setRange(0, self.ctrl.protocol.n_trials)
         self.start_btn.setText("Start")
         self.start_btn.setEnabled(False)
@@ -479,6 +493,20 @@ class AcquisitionPage(QtWidgets.QWizardPage):
             self.start_btn.setEnabled(True)
         self.completeChanged.emit()
 
+    def _training_ended(self, _result, error: str) -> None:
+        """Training on this page's finished run failed: offer to record a new run (Back from
+        the training page lands here; without this the only way on was the same failing
+        training again)."""
+        if not error or error == "cancelled" or not self.finished or self.active:
+            return
+        self.start_btn.setText("Start again")
+        self.start_btn.setEnabled(True)
+        if "Start again" not in self.info.text():
+            self.info.setText(
+                self.info.text() + " — training on this run failed. Press Start again to record "
+                "a new run" + (" (this run's file is kept)." if self.ctrl.recording_path
+                               else "."))
+
     #: Trials of each class a run needs before training can start.
     MIN_TRIALS = 2
 
@@ -530,7 +558,10 @@ class TrainingPage(QtWidgets.QWizardPage):
 
     def _trained(self, result, error: str) -> None:
         if error:
-            self.msg.setText(f"<span style='color:#d23c3c'>training failed: {error}</span>")
+            hint = ("<br>Too few usable trials: go Back to the cued recording and press Start "
+                    "again to record a new run." if too_few_trials(error) else "")
+            self.msg.setText(f"<span style='color:#d23c3c'>training failed: "
+                             f"{html.escape(error, quote=False)}</span>{hint}")
         else:
             self.bar.setValue(1000)
             self.msg.setText(f"done in {result.seconds.get('total', 0):.1f} s")
