@@ -17,6 +17,7 @@ Threads
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import math
@@ -27,6 +28,7 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from .controls import SessionControls, scrollable, short_spec
+from .dialogs import ask_yes_no
 from .prediction import PredictionPanel
 from .qt_bridge import BackgroundCall, PredictionBridge, SourceStateBridge
 from .scope import ChannelPanel, ScopeWidget
@@ -127,7 +129,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._replay_start_at: float | None = None  # "replay again" from this position (s)
         #: ``confirm(title, question) -> bool``: asks the user (a modal question box); tests
         #: replace it to answer without a dialog.
-        self.confirm = self._ask
+        self.confirm = functools.partial(ask_yes_no, self)
 
         # ------------------------------------------------------------ widgets
         central = QtWidgets.QWidget()
@@ -1087,13 +1089,6 @@ class MainWindow(QtWidgets.QMainWindow):
             want = max(want, min(need, int(self.BOTTOM_MAX_SHARE * h)))
         if max(d.height() for d in docks) < want:
             self.resizeDocks([docks[0]], [want], QtCore.Qt.Orientation.Vertical)
-
-    def _ask(self, title: str, question: str) -> bool:
-        box = QtWidgets.QMessageBox.question(
-            self, title, question,
-            QtWidgets.QMessageBox.StandardButton.Yes | QtWidgets.QMessageBox.StandardButton.No,
-            QtWidgets.QMessageBox.StandardButton.No)
-        return box == QtWidgets.QMessageBox.StandardButton.Yes
 
     def closeEvent(self, ev) -> None:  # noqa: N802
         wiz = self.wizard

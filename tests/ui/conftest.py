@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PRETRAINED_CSP = ROOT / "decoders" / "pretrained" / "mi_left_right_csp_lda_ea"
 
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
@@ -74,3 +78,39 @@ def gui_bundle_path(tmp_path_factory):
                             "preprocessing": pre.to_dict(),
                             "training": {"subjects": [1], "protocol": "gui test"}})
     return path
+
+
+@pytest.fixture
+def make_wizard(gui, qtbot, tmp_path):
+    """CalibrationWizards on ``simulated:2`` at max speed, shut down after the test (their
+    training threads joined, so no test leaves one behind)."""
+    from ui.wizard import CalibrationWizard
+
+    made = []
+
+    def factory(pretrained=PRETRAINED_CSP, trials_per_class: int = 3, finetune_epochs: int = 1):
+        wiz = CalibrationWizard(source_spec="simulated:2", pretrained=str(pretrained),
+                                speed="max", user="nav", trials_per_class=trials_per_class,
+                                finetune_epochs=finetune_epochs,
+                                profiles_root=tmp_path / "profiles", record_dir=tmp_path / "rec")
+        qtbot.addWidget(wiz)
+        wiz.show()
+        made.append(wiz)
+        return wiz
+
+    yield factory
+    for wiz in made:
+        wiz.close()
+        assert wiz.controller.wait_training(30.0), "a training thread outlived its wizard"
+
+
+def to_cued_recording(w) -> None:
+    """From the first page to the cued recording (source connected)."""
+    from tests.ui.fakes import wait_until
+
+    w.device.connect_source()
+    wait_until(lambda: w.device.isComplete() and w.device.connect_btn.isEnabled(), 60)
+    w.next()  # signal check
+    w.next()  # instructions
+    w.next()  # cued recording
+    assert w.currentPage() is w.acquisition

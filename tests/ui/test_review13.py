@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
-
-import pytest
 
 from tests.ui.fakes import process_events_for, wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import to_cued_recording as _to_cued_recording
+
 EDF = "eegmmidb/MNE-eegbci-data/files/eegmmidb/1.0.0/S001/S001R04.edf"
-PRETRAINED_CSP = ROOT / "decoders" / "pretrained" / "mi_left_right_csp_lda_ea"
 
 
 def _connected_to(win, kind: str, timeout: float = 20.0) -> None:
@@ -101,40 +98,8 @@ def test_clicks_and_keys_on_the_seek_slider_seek_the_replay(make_window, data_di
 
 
 # --------------------------------------------------------------------------- 3: wizard
-@pytest.fixture
-def make_wizard(gui, qtbot, tmp_path):
-    from ui.wizard import CalibrationWizard
-
-    made = []
-
-    def factory(trials_per_class: int = 3):
-        wiz = CalibrationWizard(source_spec="simulated:2", pretrained=str(PRETRAINED_CSP),
-                                speed="max", user="nav", trials_per_class=trials_per_class,
-                                finetune_epochs=1, profiles_root=tmp_path / "profiles",
-                                record_dir=tmp_path / "rec")
-        qtbot.addWidget(wiz)
-        wiz.show()
-        made.append(wiz)
-        return wiz
-
-    yield factory
-    for wiz in made:
-        wiz.close()
-        assert wiz.controller.wait_training(30.0), "a training thread outlived its wizard"
-
-
-def _to_cued_recording(w) -> None:
-    w.device.connect_source()
-    wait_until(lambda: w.device.isComplete() and w.device.connect_btn.isEnabled(), 60)
-    w.next()  # signal check
-    w.next()  # instructions
-    w.next()  # cued recording
-    assert w.currentPage() is w.acquisition
-
-
-def test_a_run_aborted_too_early_can_be_recorded_again(make_wizard):
-    """Abort after one trial: Next stayed disabled (too few trials), Start too, and Back + Next
-    kept the unusable run: the only way on was to change the trial count."""
+def _aborted_after_one_trial(make_wizard):
+    """A wizard whose cued run (3 trials per class) was aborted after its first trial."""
     w = make_wizard(trials_per_class=3)
     c, page = w.controller, w.acquisition
     _to_cued_recording(w)
@@ -142,6 +107,13 @@ def test_a_run_aborted_too_early_can_be_recorded_again(make_wizard):
     wait_until(lambda: c.protocol.n_done >= 1, 30)
     page.abort_btn.click()
     wait_until(lambda: bool(page.finished), 20)
+    return w, c, page
+
+
+def test_a_run_aborted_too_early_can_be_recorded_again(make_wizard):
+    """Abort after one trial: Next stayed disabled (too few trials), Start too, and Back + Next
+    kept the unusable run: the only way on was to change the trial count."""
+    w, c, page = _aborted_after_one_trial(make_wizard)
     assert not page.isComplete()
     assert page.start_btn.isEnabled(), "an early abort left no way to record again"
     assert "at least 2 trials of each class" in page.info.text()
@@ -230,13 +202,7 @@ def test_a_cued_run_longer_than_the_buffer_keeps_its_first_trials(make_wizard):
 def test_a_run_recorded_again_without_recording_names_no_file(make_wizard):
     """Start again with "record" unchecked: the controller kept the first run's file as this
     run's ``recording_path``, which the page and the profile's provenance then named."""
-    w = make_wizard(trials_per_class=3)
-    c, page = w.controller, w.acquisition
-    _to_cued_recording(w)
-    page.start_btn.click()
-    wait_until(lambda: c.protocol.n_done >= 1, 30)
-    page.abort_btn.click()
-    wait_until(lambda: bool(page.finished), 20)
+    w, c, page = _aborted_after_one_trial(make_wizard)
     assert c.recording_path is not None and c.recording_path.is_file()
     w.back()  # the instructions page holds the "record" box
     w.instructions.record.setChecked(False)

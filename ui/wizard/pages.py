@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import math
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from ui.dialogs import ask_yes_no
 from ui.prediction import FeedbackView, class_directions
 from ui.qt_bridge import BackgroundCall
 
@@ -613,14 +615,7 @@ class ResultsPage(QtWidgets.QWizardPage):
         self.save_btn.clicked.connect(self.save)
         #: ``confirm(title, question) -> bool``: asks the user (a modal question box); tests
         #: replace it to answer without a dialog.
-        self.confirm = self._ask
-
-    def _ask(self, title: str, question: str) -> bool:
-        box = QtWidgets.QMessageBox.question(
-            self, title, question,
-            QtWidgets.QMessageBox.StandardButton.Yes | QtWidgets.QMessageBox.StandardButton.No,
-            QtWidgets.QMessageBox.StandardButton.No)
-        return box == QtWidgets.QMessageBox.StandardButton.Yes
+        self.confirm = functools.partial(ask_yes_no, self)
 
     def existing_profile(self, user: str) -> Path | None:
         """The folder of ``user``'s profile when one exists that this wizard did not save
