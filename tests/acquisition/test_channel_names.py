@@ -101,7 +101,7 @@ def test_an_lsl_stream_without_labels_takes_the_names_from_the_spec(stream_name,
         assert src.info.metadata["device_ch_names"] == list(unnamed)
         t0 = pylsl.local_clock()
         outlet.push_chunk([[float(k) for k in range(8)]] * 20, list(t0 + np.arange(20) / 250))
-        wait_until(lambda: src.acquire() or src.n_samples >= 20, 5, what="20 samples")
+        wait_until(lambda: src.acquire() >= 0 and src.n_samples >= 20, 5, what="20 samples")
         assert src.buffer.since(0).n_samples == 20
     finally:
         src.disconnect()

@@ -178,7 +178,7 @@ def test_integer_and_float_streams_arrive_as_their_values(stream_name, fmt):
         t0 = pylsl.local_clock()
         values = np.c_[np.arange(50), -np.arange(50)]
         out.push_chunk(values.astype(np.float64).tolist(), list(t0 + np.arange(50) / 250.0))
-        wait_until(lambda: src.acquire() or src.n_samples >= 50, 5, what="50 samples")
+        wait_until(lambda: src.acquire() >= 0 and src.n_samples >= 50, 5, what="50 samples")
         got = src.buffer.since(0)
         np.testing.assert_allclose(got.data * 1e6, values, atol=1e-6)  # microvolts -> volts
     finally:
@@ -192,7 +192,7 @@ def test_nanovolt_channels_are_scaled_to_volts(stream_name):
     src.connect(timeout=10, acquisition=False)
     try:
         out.push_chunk([[50_000.0, -50_000.0]] * 10, list(pylsl.local_clock() + np.arange(10) / 250))
-        wait_until(lambda: src.acquire() or src.n_samples >= 10, 5, what="10 samples")
+        wait_until(lambda: src.acquire() >= 0 and src.n_samples >= 10, 5, what="10 samples")
         np.testing.assert_allclose(src.buffer.since(0).data, [[50e-6, -50e-6]] * 10)
         assert src.info.metadata["units_assumed"] is False
     finally:
