@@ -6,7 +6,8 @@ import argparse
 
 from bci_app.argtypes import number
 
-from .training import DEFAULT_PREPROCESSING, DEFAULT_TMAX, DEFAULT_TMIN
+from . import defaults
+from .defaults import DEFAULT_TMAX, DEFAULT_TMIN
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -23,9 +24,9 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
                    help="deep models with --augment ...,crop: train on random window-long crops "
                    "of each training trial's span [tmin, TMAX) s (EEGMMIDB imagery lasts 4.1 s); "
                    "tests and the bundle keep the --tmin/--tmax window (train; evaluate within)")
-    g.add_argument("--l-freq", type=number, default=DEFAULT_PREPROCESSING.l_freq)
-    g.add_argument("--h-freq", type=number, default=DEFAULT_PREPROCESSING.h_freq)
-    g.add_argument("--sfreq", type=number, default=DEFAULT_PREPROCESSING.sfreq,
+    g.add_argument("--l-freq", type=number, default=defaults.L_FREQ)
+    g.add_argument("--h-freq", type=number, default=defaults.H_FREQ)
+    g.add_argument("--sfreq", type=number, default=defaults.SFREQ,
                    help="resample to this rate (Hz; 0 keeps 160 Hz)")
     g.add_argument("--no-car", action="store_true", help="no common average reference")
     g.add_argument("--channels", default="all",
@@ -80,9 +81,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 def preprocessor_from_args(args):
     from .preprocessing import Preprocessor
 
-    from .training import CHANNEL_SETS
-
-    chans = CHANNEL_SETS[args.channels] if args.channels in CHANNEL_SETS else \
+    sets = defaults.CHANNEL_SETS
+    chans = sets[args.channels] if args.channels in sets else \
         [c.strip() for c in args.channels.split(",") if c.strip()]
     if chans is not None:  # named before loading, in the terms of this command (not live --map)
         from bci_app.errors import ConfigError
@@ -97,7 +97,7 @@ def preprocessor_from_args(args):
                 f"({', '.join(EEGMMIDB_CHANNELS)}). Fix: pick from these, or use 'all' or "
                 "'motor21'.")
     return Preprocessor(channels=chans, car=not args.no_car, l_freq=args.l_freq, h_freq=args.h_freq,
-                        filter_order=DEFAULT_PREPROCESSING.filter_order,
+                        filter_order=defaults.FILTER_ORDER,
                         sfreq=args.sfreq or None)
 
 

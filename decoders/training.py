@@ -17,23 +17,20 @@ import numpy as np
 
 from bci_app.errors import ConfigError
 
+from . import defaults as _defaults
 from .data import EpochsData, load_eegmmidb
+from .defaults import CHANNEL_SETS, DEFAULT_TMAX, DEFAULT_TMIN, MOTOR21  # noqa: F401 (re-exported)
 from .estimators import Decoder, _parse_augment, make_decoder
 from .preprocessing import EuclideanAlignment, Preprocessor
 from .registry import get_entry
 
 logger = logging.getLogger(__name__)
 
-#: The 21 sensorimotor channels of EEGMMIDB (FC, C, CP rows; standardized 10-05 names).
-MOTOR21 = ["FC5", "FC3", "FC1", "FCz", "FC2", "FC4", "FC6", "C5", "C3", "C1", "Cz", "C2", "C4",
-           "C6", "CP5", "CP3", "CP1", "CPz", "CP2", "CP4", "CP6"]
-#: Named channel sets accepted by ``--channels``.
-CHANNEL_SETS = {"all": None, "motor21": MOTOR21}
-
-#: Defaults used by the CLI, the benchmarks and the pretrained bundle.
-DEFAULT_PREPROCESSING = Preprocessor(car=True, l_freq=8.0, h_freq=30.0, filter_order=4,
-                                     sfreq=80.0)
-DEFAULT_TMIN, DEFAULT_TMAX = 0.5, 2.5
+#: Defaults used by the CLI, the benchmarks and the pretrained bundle (values in
+#: :mod:`decoders.defaults`, which the parser reads without importing scipy).
+DEFAULT_PREPROCESSING = Preprocessor(car=_defaults.CAR, l_freq=_defaults.L_FREQ,
+                                     h_freq=_defaults.H_FREQ,
+                                     filter_order=_defaults.FILTER_ORDER, sfreq=_defaults.SFREQ)
 
 
 @dataclass
