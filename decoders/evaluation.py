@@ -120,10 +120,9 @@ class EvaluationResult:
 
     def chance_upper_95(self) -> float:
         """Accuracy a random classifier exceeds with 5 % probability on the pooled test trials."""
-        from scipy.stats import binom
+        from .stats import chance_upper
 
-        n = len(self.y_true)
-        return float(binom.ppf(0.95, n, self.chance) / n) if n else float("nan")
+        return chance_upper(len(self.y_true), len(self.classes))
 
     def to_dict(self) -> dict[str, Any]:
         return {

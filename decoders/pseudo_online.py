@@ -18,6 +18,8 @@ import numpy as np
 
 from bci_app.errors import ConfigError
 
+from .stats import chance_upper, wilson_interval
+
 
 def wolpaw_itr(accuracy: float, n_classes: int, seconds_per_selection: float) -> float:
     """Wolpaw et al. (2000) information transfer rate in bits per minute.
@@ -85,6 +87,8 @@ class PseudoOnlineReport:
     extra: dict = field(default_factory=dict)
     #: cued trials, scored or not (``n_trials`` counts those with a reliable window to decide)
     n_cued: int = -1
+    #: share of the most frequent class among the scored trials (NaN when none was scored)
+    majority: float = float("nan")
 
     def __post_init__(self) -> None:
         if self.n_cued < 0:
@@ -95,6 +99,19 @@ class PseudoOnlineReport:
         return 1.0 / self.n_classes
 
     @property
+    def chance_upper_95(self) -> float:
+        """Trial accuracy a guesser exceeds with 5 % probability on these trials: binomial
+        around the larger of :attr:`chance` and :attr:`majority` (always answering the more
+        frequent class of unbalanced trials is not above chance)."""
+        p = self.chance if math.isnan(self.majority) else max(self.chance, self.majority)
+        return chance_upper(self.n_trials, self.n_classes, p=p)
+
+    @property
+    def ci95(self) -> tuple[float, float]:
+        """Wilson 95 % interval of the trial accuracy."""
+        return wilson_interval(int(self.correct.sum()), self.n_trials)
+
+    @property
     def commands_per_min(self) -> float:
         return self.commands / self.minutes if self.minutes > 0 else 0.0
 
@@ -102,7 +119,11 @@ class PseudoOnlineReport:
         return {
             "n_trials": self.n_trials, "n_cued": self.n_cued,
             "n_classes": self.n_classes, "chance": self.chance,
-            "trial_accuracy": self.trial_accuracy, "decision": self.decision,
+            "majority": None if math.isnan(self.majority) else self.majority,
+            "chance_upper_95": None if not self.n_trials else self.chance_upper_95,
+            "trial_accuracy": self.trial_accuracy,
+            "ci95": None if not self.n_trials else list(self.ci95),
+            "decision": self.decision,
             "trial_period_s": [self.trial_start, self.trial_end], "window_s": self.window_s,
             "accuracy_over_time": {f"{t:.2f}": (None if np.isnan(a) else float(a))
                                    for t, a in zip(self.time_axis, self.accuracy_over_time)},
@@ -120,9 +141,13 @@ class PseudoOnlineReport:
             f"trials: {self.n_trials}"
             + (f" of {self.n_cued} cued ({unscored} without a reliable window to decide: "
                "before the first prediction, or the signal was unreliable)" if unscored else "")
-            + f"  classes: {self.n_classes} (chance {self.chance:.0%})",
+            + f"  classes: {self.n_classes} (chance {self.chance:.0%}"
+            + (f", majority class {self.majority:.0%}" if self.majority > self.chance else "")
+            + (f"; above {self.chance_upper_95:.1%} is significant on {self.n_trials} trials, "
+               "p < 0.05" if self.n_trials else "") + ")",
             f"per-trial accuracy ({self.decision} over windows inside "
-            f"[cue+{self.trial_start:g}, cue+{self.trial_end:g}] s): {self.trial_accuracy:.1%}",
+            f"[cue+{self.trial_start:g}, cue+{self.trial_end:g}] s): {self.trial_accuracy:.1%}"
+            + (" (95 % CI {:.1%}-{:.1%})".format(*self.ci95) if self.n_trials else ""),
             f"Wolpaw ITR: {self.itr_bits_per_min:.2f} bits/min "
             f"({self.seconds_per_trial:.1f} s per trial)",
             f"commands: {self.commands} ({self.commands_per_min:.1f}/min), "
@@ -189,7 +214,7 @@ def score_trials(
     if time_axis is None:
         time_axis = np.round(np.arange(0.0, trial_end + 2.0001, 0.5), 3)
     tol = 0.26  # seconds: accuracy-over-time takes the window ending nearest each offset
-    correct = []
+    correct, scored_labels = [], []
     over_time = np.full((len(trials), len(time_axis)), np.nan)
     for i, tr in enumerate(trials):
         lo, hi = tr.onset + trial_start + window_s, tr.onset + trial_end
@@ -206,6 +231,7 @@ def score_trials(
             votes = np.bincount(np.argmax(P[sel], axis=1), minlength=n_classes)
             pred = int(np.argmax(votes))
         correct.append(pred == tr.label)
+        scored_labels.append(tr.label)
         for k, off in enumerate(time_axis):
             t = tr.onset + off
             j = int(np.searchsorted(ends, t))
@@ -235,6 +261,8 @@ def score_trials(
         commands=len(commands), minutes=minutes,
         command_accuracy=float(np.mean(cmd_correct)) if cmd_correct else float("nan"),
         n_cued=len(trials),
+        majority=(float(np.bincount(scored_labels).max() / len(scored_labels))
+                  if scored_labels else float("nan")),
     )
 
 

@@ -52,6 +52,39 @@ def test_score_trials_mean_and_majority():
         score_trials(ends, P, trials, window_s=2.0, decision="vote")
 
 
+def test_replay_report_names_the_binomial_chance_threshold():
+    """20 trials at chance 50 %: more than 14 correct (70 %) has P = 0.021 under guessing, 14 has
+    P = 0.058, so 70 % is the threshold. With 15 of 20 trials of one class, always answering it
+    gets 75 %: the threshold moves to 18/20 = 90 %."""
+    onsets = np.arange(20) * 10.0
+    ends = np.arange(0, 205, 0.5)
+    balanced = [Trial(t, i % 2, "T1" if i % 2 == 0 else "T2") for i, t in enumerate(onsets)]
+    P = np.tile([0.3, 0.7], (len(ends), 1))  # always "right"
+    r = score_trials(ends, P, balanced, window_s=2.0)
+    assert r.trial_accuracy == 0.5 and r.majority == 0.5
+    assert r.chance_upper_95 == pytest.approx(0.70)
+    lo, hi = r.ci95
+    assert lo < 0.5 < hi and hi - lo > 0.3  # 20 trials: a wide interval
+    text = r.text()
+    assert "above 70.0% is significant on 20 trials" in text and "95 % CI" in text
+    assert "majority class" not in text
+
+    unbalanced = [Trial(t, 1 if i < 15 else 0, "T2" if i < 15 else "T1")
+                  for i, t in enumerate(onsets)]
+    r = score_trials(ends, P, unbalanced, window_s=2.0)
+    assert r.trial_accuracy == 0.75 and r.majority == 0.75
+    assert r.chance_upper_95 == pytest.approx(0.90)
+    assert "majority class 75%" in r.text() and "above 90.0% is significant" in r.text()
+    d = r.to_dict()
+    assert d["chance_upper_95"] == pytest.approx(0.90) and d["majority"] == 0.75
+    assert d["ci95"][0] < 0.75 < d["ci95"][1]
+    json.dumps(d)
+
+    none = score_trials(np.array([]), np.zeros((0, 2)), balanced, window_s=2.0)
+    assert none.n_trials == 0 and none.to_dict()["chance_upper_95"] is None
+    assert "significant" not in none.text()
+
+
 def test_cue_map_defaults_and_errors():
     assert parse_cue_map(None, ["left", "right"])["T1"] == "left"
     assert parse_cue_map(["769=left", "770=right"], ["left", "right"]) == {"769": "left",
@@ -137,6 +170,7 @@ def test_replay_cli_json(ts_bundle, eegmmidb_path):
     out = json.loads(r.stdout)
     assert out["n_trials"] == 15 and out["chance"] == 0.5
     assert 0.0 <= out["trial_accuracy"] <= 1.0
+    assert out["chance_upper_95"] > 0.6 and out["ci95"][0] <= out["trial_accuracy"] <= out["ci95"][1]
     assert out["signal_seconds"] == pytest.approx(125.0, abs=1.0)
     assert out["realtime_factor"] > 5
     assert out["skipped_windows"] == 0
