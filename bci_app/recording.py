@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -664,12 +665,18 @@ def load_recording(
 
 # ---------------------------------------------------------------------------- export
 def _bids_label(value: str, what: str) -> str:
-    label = re.sub(r"[^A-Za-z0-9]", "", str(value))
+    """A BIDS entity label (ASCII letters and digits) from ``value``: accents are taken off
+    (``"Ünï 01"`` → ``"Uni01"``), other characters dropped, and a changed label is logged."""
+    ascii_text = unicodedata.normalize("NFKD", str(value)).encode("ascii", "ignore").decode()
+    label = re.sub(r"[^A-Za-z0-9]", "", ascii_text)
     if not label:
         raise ConfigError(
-            f"BIDS {what} label {value!r} has no letters or digits; pass --{what} with an "
-            "alphanumeric label, e.g. --subject 01."
+            f"BIDS {what} label {value!r} has no letters or digits (BIDS labels are ASCII "
+            f"letters and digits); pass --{what} with an alphanumeric label, e.g. --subject 01."
         )
+    if label != str(value):
+        logger.warning("BIDS %s label %r is written as %r (BIDS labels are ASCII letters and "
+                       "digits); pass --%s to choose it.", what, value, label, what)
     return label
 
 

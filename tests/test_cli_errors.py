@@ -301,6 +301,22 @@ def test_export_bids_twice_refused_then_overwrite(tmp_path, capsys):
     assert "run-2" in capsys.readouterr().out
 
 
+def test_export_bids_subject_with_accents_keeps_its_letters(tmp_path, capsys, caplog):
+    """A subject "Ünï 01" became ``sub-n01``: every non-ASCII letter was dropped. The accents
+    are now taken off (``sub-Uni01``) and the changed label is named, with the option to pick
+    it; a label with no ASCII equivalent at all is refused with the fix."""
+    rec = write_xdf(tmp_path / "rec.xdf")
+    out = tmp_path / "bids"
+    with caplog.at_level("WARNING", logger="bci_app.recording"):
+        assert main(["export", str(rec), "--to", "bids", "--out", str(out),
+                     "--subject", "Ünï 01"]) == 0
+    assert (out / "sub-Uni01").is_dir() and not (out / "sub-n01").exists()
+    assert "'Ünï 01' is written as 'Uni01'" in caplog.text and "--subject" in caplog.text
+    err = fails(capsys, "export", str(rec), "--to", "bids", "--out", str(tmp_path / "b"),
+                "--subject", "Ωμέγα")
+    assert "'Ωμέγα' has no letters or digits" in err and "--subject 01" in err
+
+
 def test_export_bids_run_must_be_positive(tmp_path, capsys):
     rec = write_xdf(tmp_path / "rec.xdf")
     err = fails(capsys, "export", str(rec), "--to", "bids", "--out", str(tmp_path / "b"),
