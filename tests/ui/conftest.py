@@ -23,6 +23,20 @@ def temp_settings(tmp_path, monkeypatch):
     return path
 
 
+@pytest.fixture(autouse=True)
+def no_modal_question(monkeypatch):
+    """A modal question box waits offscreen for a click that never comes: the test hung. It
+    fails instead; tests answer through the widget's ``confirm`` attribute (the main window,
+    the calibration wizard, its Results page)."""
+    from PySide6 import QtWidgets
+
+    def refuse(parent, title, text, *args, **kwargs):
+        raise AssertionError(f"a modal question box was opened in a test ({title!r}: {text!r}); "
+                             "answer through the widget's `confirm` attribute instead")
+
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question", staticmethod(refuse))
+
+
 @pytest.fixture
 def gui(qapp):
     """The QApplication configured like the app (pyqtgraph options)."""
@@ -83,7 +97,11 @@ def gui_bundle_path(tmp_path_factory):
 @pytest.fixture
 def make_wizard(gui, qtbot, tmp_path):
     """CalibrationWizards on ``simulated:2`` at max speed, shut down after the test (their
-    training threads joined, so no test leaves one behind)."""
+    training threads joined, so no test leaves one behind).
+
+    Closing a wizard while a run or a training is going asks first: these wizards answer Yes
+    (``confirm``), as a user ending the calibration would, so that tests and the teardown can
+    close them at any point; a test about the question sets its own ``confirm``."""
     from ui.wizard import CalibrationWizard
 
     made = []
@@ -93,6 +111,7 @@ def make_wizard(gui, qtbot, tmp_path):
                                 speed="max", user="nav", trials_per_class=trials_per_class,
                                 finetune_epochs=finetune_epochs,
                                 profiles_root=tmp_path / "profiles", record_dir=tmp_path / "rec")
+        wiz.confirm = lambda title, question: True
         qtbot.addWidget(wiz)
         wiz.show()
         made.append(wiz)
@@ -100,6 +119,7 @@ def make_wizard(gui, qtbot, tmp_path):
 
     yield factory
     for wiz in made:
+        wiz.confirm = lambda title, question: True  # (a test may have left a No)
         wiz.close()
         assert wiz.controller.wait_training(30.0), "a training thread outlived its wizard"
 

@@ -96,18 +96,19 @@ class CalibrationController(QtCore.QObject):
         self.feedback_preds: list = []
         self.feedback_hits: list[bool] = []
         self.feedback_runs = 0
-        self._fb_k0 = 0
+        #: (data (n_samples, n_channels), timestamps (n_samples,)) of the last feedback run
+        #: (what :meth:`coadapt` refines the model with); None before one ends
+        self.feedback_data: tuple[np.ndarray, np.ndarray] | None = None
         self._k0 = 0
         self._pace_t0 = time.monotonic()
         self._pace_n0 = 0
         self.sim_factor = math.inf  # manual sources: signal per wall second (inf: budget-bound)
-        #: Seconds of signal the source's ring buffer holds (the signal check, the feedback
-        #: runs). The cued run is copied out of it as it arrives (:meth:`_collect_calibration`):
-        #: the trial count is chosen after the source connects, and a run longer than the
+        #: Seconds of signal the source's ring buffer holds (the signal check, the decoder).
+        #: The cued and feedback runs are copied out of it as they arrive (:class:`_RunCopy`):
+        #: their trial counts are chosen after the source connects, and a run longer than the
         #: buffer (more than ~55 trials per class at 900 s) lost its first trials.
         self.buffer_seconds = 900.0
-        self._calib_chunks: list[tuple[np.ndarray, np.ndarray]] = []
-        self._kc = 0  # next sample of the cued run to copy out of the buffer
+        self._run: _RunCopy | None = None  # the cued or feedback run being copied out
         self.pump_budget_s = 0.012
         #: torch threads for training (1: small model; 2 OpenMP threads on a busy 2-core machine
         #: measured 3-30x slower, see bench/RESULTS.md)
@@ -255,6 +256,7 @@ class CalibrationController(QtCore.QObject):
             # the protocol runner drives (and holds) that source: kept, it held the source's
             # 900 s ring buffer (75 MB for 64 channels at 160 Hz) as long as the wizard lived
             self.runner = None
+            self._run = None  # (a run cut short: its samples so far)
             if session is not None:
                 self.recorder = None  # a session component: stopped (file closed) with it
         if session is not None:
@@ -300,19 +302,19 @@ class CalibrationController(QtCore.QObject):
                 while True:
                     self.runner.step()
                     self._feedback_step()
+                    # chunk by chunk: at max speed one pump can make more signal than a small
+                    # buffer holds (25-35 s of it in 12 ms, measured), and the run lost samples
+                    self._collect_run()
                     if not self.manual or self.protocol.finished or self.hold or \
                             time.monotonic() > t_end:
                         break
-                if self.mode == "acquisition":
-                    self._collect_calibration()
                 if self.protocol.finished:
                     self.mode = "tail" if self.mode == "acquisition" else "tail-feedback"
             elif self.mode in ("tail", "tail-feedback"):
                 end = self.protocol.ended_at + 0.5
                 while self.manual and self._data_end() < end and time.monotonic() < t_end:
                     self.source.acquire()
-                if self.mode == "tail":
-                    self._collect_calibration()
+                self._collect_run()
                 self._feedback_step()
                 if self._data_end() >= end:
                     if self.mode == "tail":
@@ -364,8 +366,8 @@ class CalibrationController(QtCore.QObject):
         self.calib_data, self.calib_cues = None, []
         self._hook_protocol()
         self.runner = ProtocolRunner(self.protocol, self.source)
-        self._k0 = self._kc = self.source.buffer.counter
-        self._calib_chunks = []
+        self._k0 = self.source.buffer.counter
+        self._run = _RunCopy("calibration", self._k0)
         self._m0 = self.source.markers.counter
         self.mode = "acquisition"
         self.runner.start()
@@ -402,7 +404,7 @@ class CalibrationController(QtCore.QObject):
             self.mode = "idle"
             self._stop_recorder()
         self.calib_data, self.calib_cues = None, []
-        self._calib_chunks = []
+        self._run = None
         self.acquisition_settings = None
 
     def _stop_recorder(self) -> None:
@@ -412,27 +414,25 @@ class CalibrationController(QtCore.QObject):
                 self.session.components.remove(self.recorder)
             self.recorder = None
 
-    def _collect_calibration(self) -> None:
-        """Copy the cued run's new samples out of the ring buffer (GUI thread, every pump): the
-        run is kept whole however long it is, not only its last ``buffer_seconds``."""
-        buf = self.source.buffer
-        chunk = buf.since(self._kc)
-        if chunk.lost:
-            logger.warning("calibration: %d samples no longer in the buffer", chunk.lost)
-        if chunk.n_samples:
-            self._calib_chunks.append((chunk.data, chunk.timestamps))
-        self._kc = chunk.stop
+    def _collect_run(self) -> None:
+        """Copy the running cued or feedback run's new samples out of the ring buffer (GUI
+        thread, every pump)."""
+        if self._run is not None:
+            self._run.collect(self.source.buffer)
+
+    def _take_run(self) -> tuple[np.ndarray, np.ndarray]:
+        """The run that just ended, whole: ``(data (n_samples, n_channels), timestamps
+        (n_samples,))``; no run is copied out any more."""
+        self._collect_run()
+        run, self._run = self._run, None
+        n_ch = self.source.info.n_channels
+        return run.take(n_ch) if run is not None else (np.zeros((0, n_ch)), np.zeros(0))
 
     def _finish_acquisition(self) -> None:
         from bci_app.protocol import completed_trials
 
         self.mode = "idle"
-        self._collect_calibration()
-        chunks, self._calib_chunks = self._calib_chunks, []
-        n_ch = self.source.info.n_channels
-        self.calib_data = (
-            np.concatenate([d for d, _ in chunks]) if chunks else np.zeros((0, n_ch)),
-            np.concatenate([t for _, t in chunks]) if chunks else np.zeros(0))
+        self.calib_data = self._take_run()
         self.calib_cues = completed_trials(self.source.markers.since(self._m0),
                                            self.protocol.classes)
         self._stop_recorder()
@@ -458,6 +458,17 @@ class CalibrationController(QtCore.QObject):
             self._pending_train = args
             return
         self._start_job("calibration-training", self._train_job, args)
+
+    @property
+    def running_job(self) -> str | None:
+        """The job a shutdown now would lose: ``"calibration-training"``, ``"coadapt"``, or
+        None (none, or only a cancelled one still ending on its thread)."""
+        if self._pending_train is not None:  # starts once the cancelled job has ended
+            return "calibration-training"
+        job = self._job
+        if job is None or job.ended or job.cancel.is_set():
+            return None
+        return job.name
 
     @property
     def training_running(self) -> bool:
@@ -608,7 +619,8 @@ class CalibrationController(QtCore.QObject):
         self._hook_protocol()
         self.protocol.add_state_callback(self._feedback_state)
         self.runner = ProtocolRunner(self.protocol, self.source)
-        self._fb_k0 = self.source.buffer.counter
+        self.feedback_data = None
+        self._run = _RunCopy("feedback run", self.source.buffer.counter)
         self._fb_m0 = self.source.markers.counter
         self.mode = "feedback"
         self.runner.start()
@@ -659,6 +671,7 @@ class CalibrationController(QtCore.QObject):
 
     def _finish_feedback(self) -> None:
         self._decide_pending(flush=True)
+        self.feedback_data = self._take_run()
         self.mode = "idle"
         self.feedback_runs += 1
         self._stop_worker()
@@ -674,13 +687,14 @@ class CalibrationController(QtCore.QObject):
             worker.stop()
 
     def coadapt(self, finetune_epochs: int = 30, seed: int = 0) -> None:
-        """Refine the user's model with the feedback run's trials (known targets) on a thread."""
+        """Refine the user's model with the last feedback run's trials (known targets) on a
+        thread: the whole run (:attr:`feedback_data`), however long it was."""
         from bci_app.protocol import completed_trials
 
-        chunk = self.source.buffer.since(max(self._fb_k0, self.source.buffer.counter
-                                             - self.source.buffer.capacity))
+        if self.feedback_data is None:
+            raise RuntimeError("no feedback run has ended yet: run one before the update")
         cues = completed_trials(self.source.markers.since(self._fb_m0), self.protocol.classes)
-        data, ts = chunk.data, chunk.timestamps
+        data, ts = self.feedback_data
 
         def job(job):
             from decoders.calibration import CalibrationCancelled, calibrate
@@ -709,6 +723,44 @@ class CalibrationController(QtCore.QObject):
         if self.training_running:
             raise RuntimeError("a training job is still running; wait for it to end")
         self._start_job("coadapt", job, ())
+
+
+class _RunCopy:
+    """The samples of one run (cued or feedback), copied out of the source's ring buffer as
+    they arrive, so that the run is kept whole however long it lasts, not only the buffer's last
+    ``buffer_seconds`` (GUI thread: the pump calls :meth:`collect` on every tick).
+
+    Parameters
+    ----------
+    name : str
+        What the run is, for the log ("calibration", "feedback run").
+    start : int
+        The buffer's sample counter when the run started: its first sample.
+    """
+
+    def __init__(self, name: str, start: int) -> None:
+        self.name = name
+        self.next = int(start)  # counter of the next sample to copy
+        self._chunks: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def collect(self, buffer) -> None:
+        """Copy the samples written to ``buffer`` (a :class:`~acquisition.ring_buffer.RingBuffer`)
+        since the last call."""
+        chunk = buffer.since(self.next)
+        if chunk.lost:
+            logger.warning("%s: %d samples no longer in the buffer", self.name, chunk.lost)
+        if chunk.n_samples:
+            self._chunks.append((chunk.data, chunk.timestamps))
+        self.next = chunk.stop
+
+    def take(self, n_channels: int) -> tuple[np.ndarray, np.ndarray]:
+        """Everything copied, as ``(data (n_samples, n_channels), timestamps (n_samples,))``
+        (the copy is empty afterwards)."""
+        chunks, self._chunks = self._chunks, []
+        if not chunks:
+            return np.zeros((0, n_channels)), np.zeros(0)
+        return (np.concatenate([d for d, _ in chunks]),
+                np.concatenate([t for _, t in chunks]))
 
 
 class _Job:

@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         grab("wizard_timeout.png")
         return 1
     finally:
+        wiz.shutdown()  # never asks (the close question would wait forever under Xvfb)
         wiz.close()
     return 0
 

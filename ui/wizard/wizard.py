@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
 
 from PySide6 import QtWidgets
+
+from ui.dialogs import ask_yes_no
 
 from .controller import CalibrationController
 from .pages import (
@@ -43,7 +46,10 @@ class CalibrationWizard(QtWidgets.QWizard):
         for its own release of the same BrainFlow board.
 
     The wizard owns its source and session; closing it (or ``done``) stops them. Cancel or
-    closing the window never hands the profile on.
+    closing the window never hands the profile on. While a cued run, a feedback run or a
+    training job is going, Cancel, Esc, the window's close button and Finish first ask
+    (:attr:`confirm`, with :meth:`close_question`) and do nothing on No; :meth:`shutdown`
+    (the main window's, after its own question) never asks.
     """
 
     def __init__(self, parent=None, source_spec: str = "simulated:1", pretrained=None, *,
@@ -74,6 +80,9 @@ class CalibrationWizard(QtWidgets.QWizard):
                   self.results, self.feedback):
             self.addPage(p)
         self.resize(1100, 820)
+        #: ``confirm(title, question) -> bool``: asks the user (a modal question box) before
+        #: closing ends a run or a training; tests replace it to answer without a dialog.
+        self.confirm = functools.partial(ask_yes_no, self)
 
     @property
     def profile_to_use(self) -> Path | None:
@@ -83,6 +92,69 @@ class CalibrationWizard(QtWidgets.QWizard):
         if path is None or self.use_profile is None or not self.feedback.use_profile.isChecked():
             return None
         return Path(path)
+
+    def close_question(self) -> tuple[str, str] | None:
+        """``(title, question)`` to ask before closing ends a cued run, a feedback run or a
+        training job, naming what would be lost and what is kept; None when none is going
+        (closing then asks nothing, even with recorded trials not saved as a profile)."""
+        c = self.controller
+        if c.closed:
+            return None
+        if c.acquiring and c.protocol is not None:
+            rec = c.recording_path
+            kept = (f"the recording file {rec} is kept, with the run up to now" if rec is not None
+                    else "this run is not recorded to a file")
+            return ("Cued run in progress",
+                    f"A cued run is in progress: {_n(c.protocol.n_done, 'trial')} so far would be "
+                    f"lost ({kept}).\n\nClose anyway?")
+        if c.mode in ("feedback", "tail-feedback") and c.protocol is not None:
+            update = (" and the co-adaptive update of your model with them"
+                      if self.feedback.coadapt.isChecked() else "")
+            return ("Feedback run in progress",
+                    f"A feedback run is in progress: {_n(c.protocol.n_done, 'trial')} so far"
+                    f"{update} would be lost (the saved profile {c.profile_path} is kept as it "
+                    "is).\n\nClose anyway?")
+        job = c.running_job
+        if job == "coadapt":
+            return ("Model update in progress",
+                    "Your model is being updated with the feedback run's trials: the update "
+                    f"would be lost (the saved profile {c.profile_path} is kept without it)."
+                    "\n\nClose anyway?")
+        if job is not None:
+            rec = c.recording_path
+            lost = "the training" if rec is not None else "the training and the trials"
+            kept = [f"the recording file {rec} is kept, with the trials" if rec is not None
+                    else "the run was not recorded to a file"]
+            if c.profile_path is not None:
+                kept.append(f"the profile saved before, {c.profile_path}, is kept")
+            return ("Training in progress",
+                    f"The model is being trained on the cued run's "
+                    f"{_n(len(c.calib_cues), 'trial')}: {lost} would be lost "
+                    f"({'; '.join(kept)}).\n\nClose anyway?")
+        return None
+
+    def _may_close(self) -> bool:
+        """Ask first when closing would end a run or a training (see :meth:`close_question`);
+        True to go on closing."""
+        asked = self.close_question()
+        if asked is None:
+            return True
+        title, question = asked
+        if not self.confirm(title, question):
+            logger.info("calibration wizard kept open: %s", title.lower())
+            return False
+        logger.info("calibration wizard closed during: %s", title.lower())
+        return True
+
+    def reject(self) -> None:
+        """Cancel, and Esc (QDialog's key handler calls this)."""
+        if self._may_close():
+            super().reject()
+
+    def accept(self) -> None:
+        """Finish (on the last page a feedback run or a model update may still be going)."""
+        if self._may_close():
+            super().accept()
 
     def done(self, result: int) -> None:
         accepted = int(result) == int(QtWidgets.QDialog.DialogCode.Accepted)  # Finish, not Cancel
@@ -94,6 +166,11 @@ class CalibrationWizard(QtWidgets.QWizard):
             self.use_profile(str(path))
 
     def closeEvent(self, ev) -> None:  # noqa: N802
+        """The window's close button (and ``close()``): asks first like Cancel. After the
+        shutdown QDialog's handler calls :meth:`reject`, which then has nothing to ask."""
+        if not self._may_close():
+            ev.ignore()
+            return
         self.shutdown()
         super().closeEvent(ev)
 
@@ -115,3 +192,8 @@ class CalibrationWizard(QtWidgets.QWizard):
             return False
         return (c.mode not in ("idle", "signal") or c.training_running
                 or (c.calib_data is not None and c.profile_path is None))
+
+
+def _n(n: int, what: str) -> str:
+    """``"1 trial"``, ``"3 trials"``."""
+    return f"{n} {what}{'' if n == 1 else 's'}"
