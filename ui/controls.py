@@ -236,10 +236,16 @@ class SessionControls(QtWidgets.QWidget):
         self.decode_btn.setEnabled(decodable)
         self.decode_btn.setToolTip(reason if not decodable else "Start / stop the online decoder")
 
-    def set_decoding(self, on: bool) -> None:
+    def set_decoding(self, on: bool, *, paused: str = "") -> None:
+        """Show decoding on or off; ``paused`` (with ``on``): decoding stays on but no decoder
+        runs for now, and why (e.g. the replay ended): the button says so, a click stops
+        decoding."""
         self.decode_btn.blockSignals(True)
         self.decode_btn.setChecked(on)
-        self.decode_btn.setText("Stop decoding" if on else "Start decoding")
+        self.decode_btn.setText(("Decoding paused" if paused else "Stop decoding") if on
+                                else "Start decoding")
+        if on and paused:
+            self.decode_btn.setToolTip(f"{paused} Click to stop decoding.")
         self.decode_btn.blockSignals(False)
 
     def set_recording_available(self, available: bool, reason: str = "") -> None:

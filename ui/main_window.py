@@ -22,6 +22,7 @@ import importlib
 import logging
 import math
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -45,6 +46,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Where the online decoder worker may live (it is written by the decoders team).
 DECODER_WORKER_MODULES = ("decoders.worker", "decoders.online", "decoders.realtime")
 
+#: Seconds a decoder gets to decode the last samples of a replay that ended before it is stopped.
+DRAIN_TIMEOUT_S = 2.0
+
+#: Why decoding waits after a replay ended (the decode button's tooltip, the banner).
+DECODING_PAUSED = ("Decoding is paused: the replay ended. It starts again when the file plays "
+                   "again (Play, Replay again or a seek).")
+
 
 def find_decoder_worker():
     """The ``DecoderWorker`` class if the decoders package provides one yet, else None."""
@@ -58,6 +66,31 @@ def find_decoder_worker():
             return cls
     return None
 
+
+
+def drain_decoder(worker, timeout: float = DRAIN_TIMEOUT_S) -> None:
+    """Let ``worker`` decode every sample its source wrote, then stop it.
+
+    For a source that writes no more samples (a replay at the end of its file): the last
+    windows are decoded (and their predictions emitted) before the worker stops, instead of the
+    worker waiting for samples that never come. The wait is bounded by ``timeout`` seconds
+    (a decoder that falls behind is stopped then). Blocks: call it on a background thread.
+
+    Parameters
+    ----------
+    worker : DecoderWorker
+        A running worker; ``caught_up`` tells when it has consumed the source's buffer (a worker
+        without it is stopped at once).
+    timeout : float
+        Longest wait in seconds before the worker is stopped anyway.
+    """
+    deadline = time.monotonic() + float(timeout)
+    tick = threading.Event()  # (never set: a bounded pause between two reads of the counter)
+    try:
+        while not getattr(worker, "caught_up", True) and time.monotonic() < deadline:
+            tick.wait(0.01)
+    finally:
+        worker.stop()  # joins the thread: its last step (and emit) is over when this returns
 
 
 def model_title(path: str | os.PathLike, name: str) -> str:
@@ -127,6 +160,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self._decoder_error = False  # the banner shows a failed decoder start
         self._speller_call: BackgroundCall | None = None
         self._replay_start_at: float | None = None  # "replay again" from this position (s)
+        #: The end of the current replay was handled (decoder drained, recording saved).
+        self._replay_ended = False
+        #: Decoding was on when the replay ended: it is paused, playing the file again resumes it.
+        self._resume_decoding = False
+        #: Start decoding once the source being connected streams (a replay played again).
+        self._decode_on_connect = False
         #: ``confirm(title, question) -> bool``: asks the user (a modal question box); tests
         #: replace it to answer without a dialog.
         self.confirm = functools.partial(ask_yes_no, self)
@@ -395,12 +434,17 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.settings.last_source:
             self.open_source(self.settings.last_source)
 
-    def open_source(self, spec: str, *, source=None) -> None:
-        """Stop the current source (in the background) and connect a new one (in the background)."""
+    def open_source(self, spec: str, *, source=None, decode: bool = False) -> None:
+        """Stop the current source (in the background) and connect a new one (in the background).
+
+        With ``decode`` (a replay played again while decoding was on), decoding starts again
+        once the new source is connected."""
         from bci_app.session import Session
 
         self._close_session()
         self.prediction.reset("stopped — the source changed; start decoding again")
+        self._replay_ended = False
+        self._decode_on_connect = bool(decode)
         self.source_spec = spec
         self.connect_error = ""
         given = source is not None
@@ -495,6 +539,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._on_state(session.source.state.value, "")
         self._update_model_controls()
         self._update_record_controls()
+        if self._decode_on_connect:  # the replay plays again: decoding goes on as it was
+            self._decode_on_connect = False
+            self.set_decoding(True)
 
     def _show_speed(self, speed: float) -> None:
         """Select ``speed`` in the replay speed box (added if it is not one of its steps),
@@ -524,6 +571,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _show_connect_error(self, spec: str, error: str) -> None:
         self.connect_error = error
+        self._decode_on_connect = False
         self.prediction.reset("stopped — no source connected")
         self.controls.set_source_text(f"{short_spec(spec)} — not connected", spec)
         self._decoder_error = False
@@ -569,8 +617,69 @@ class MainWindow(QtWidgets.QMainWindow):
             if getattr(src, "finished", False):
                 self.banner.show_message("finished", f"Replay of {name} finished. "
                                          "Press Play (or Replay again) to play it from the start.")
+                self._on_replay_end()
         self._update_record_controls()
         self._update_status()
+
+    def _on_replay_end(self) -> None:
+        """The replay delivered the last sample of its file (its source stopped, "end of file").
+
+        No new window can come: the decoder decodes what was delivered and is stopped (on a
+        background thread, :func:`drain_decoder`); its last decision stays on screen, marked as
+        stale, and decoding is shown as paused. A recording is then saved, with those last
+        predictions. Playing the file again (Play, Replay again, a seek:
+        :meth:`replay_again`) turns decoding back on. The scope keeps what it shows. A looping
+        replay never ends: this is never called for it. GUI thread, once per replay."""
+        if self._replay_ended:  # (_on_state runs again for the same state)
+            return
+        self._replay_ended = True
+        worker = self.decoder
+        self._resume_decoding = worker is not None or self._decoder_pending is not None
+        # a decoder still warming up would find no window: _on_decoder_started stops it
+        self._decoder_pending = None
+        logger.info("Replay ended%s", "; decoding paused" if self._resume_decoding else "")
+        if worker is None:
+            self._replay_end_done()
+            return
+        call = BackgroundCall(functools.partial(drain_decoder, worker), "gui-decoder-drain", self)
+        call.finished.connect(lambda *_, w=worker: self._on_decoder_drained(w))
+        self._run_background(call)
+
+    def _on_decoder_drained(self, worker) -> None:
+        """The decoder of a replay that ended decoded its last window and stopped (GUI thread;
+        its predictions, queued before this call's end, were shown)."""
+        if self.decoder is not worker:  # stopped by the user, or the source changed meanwhile
+            return
+        self._stop_recording_predictions()
+        self.prediction_bridge.detach()
+        self.decoder = None
+        self._replay_end_done()
+
+    def _replay_end_done(self) -> None:
+        """Show the end of a replay: the last decision as stale, decoding paused, the recording
+        saved."""
+        if self._resume_decoding:
+            self.prediction.mark_stale(self._replay_end_note())
+            if self.banner.kind == "finished" and "Decoding" not in self.banner.text:
+                self.banner.show_message("finished", f"{self.banner.text} Decoding resumes when "
+                                                     "the file plays again.")
+        if self.recorder is not None:  # nothing more will come: the file is finalised now
+            self._stop_recording()
+        self._update_model_controls()
+        if self._resume_decoding:
+            self.controls.set_decoding(True, paused=DECODING_PAUSED)
+        self._update_status()
+
+    def _replay_end_note(self) -> str:
+        """"replay ended — last decision at t = …" (seconds from the start of the file)."""
+        pred, src = self.prediction.last, self.source
+        buf = getattr(src, "buffer", None)
+        if pred is None or buf is None or buf.counter == 0:
+            return "replay ended — no decision was made; no new windows are decoded"
+        # the last sample written is the file's last one: count back from the end of the file
+        last_ts = float(buf.latest(1).timestamps[-1])
+        t = max(0.0, float(src.duration) - (last_ts - float(pred.window_end)))
+        return f"replay ended — last decision at t = {t:.1f} s; no new windows are decoded"
 
     # ------------------------------------------------------------------ markers
     def add_marker(self, label: str) -> None:
@@ -663,6 +772,11 @@ class MainWindow(QtWidgets.QMainWindow):
         worker_cls = find_decoder_worker()
         if worker_cls is None:
             self.controls.set_model(text, False, "The online DecoderWorker is not available yet")
+        elif self._resume_decoding:  # paused at the end of a replay: a click stops decoding
+            self.controls.set_model(text, True)
+        elif self._replay_finished():
+            self.controls.set_model(text, False, "The replay ended: press Play to play the file "
+                                                 "again, then start decoding")
         elif self.source is None or not self.source.connected:
             self.controls.set_model(text, False, "Connect a source first")
         else:
@@ -676,6 +790,7 @@ class MainWindow(QtWidgets.QMainWindow):
         """
         if not on:
             was_running = self.decoder is not None or self._decoder_pending is not None
+            paused, self._resume_decoding = self._resume_decoding, False
             self._stop_recording_predictions()
             worker, self.decoder = self.decoder, None
             if worker is not None:
@@ -685,6 +800,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.controls.set_decoding(False)
             # no stale decision stays on screen (nor arrives late from the stopped worker)
             self.prediction.reset("stopped — start decoding to see predictions", drop_late=was_running)
+            if paused:  # (a replay that ended: the button no longer offers to stop)
+                self._update_model_controls()
             return
         if self.decoder is not None or getattr(self, "_decoder_pending", None) is not None:
             return
@@ -879,6 +996,9 @@ class MainWindow(QtWidgets.QMainWindow):
         """Record is available only with a connected source (or to stop a running recording)."""
         if self.recorder is not None:
             self.controls.set_recording_available(True)
+        elif self._replay_finished():
+            self.controls.set_recording_available(
+                False, "The replay ended: press Play to play the file again, then record")
         elif self.source is None or not self.source.connected:
             self.controls.set_recording_available(False, "Connect a source first")
         else:
@@ -917,14 +1037,17 @@ class MainWindow(QtWidgets.QMainWindow):
         """Replay the current file again (from ``seconds``): the same file source, reconnected.
 
         The file is opened anew (as File ▸ Reopen does); the chosen speed is kept and the replay
-        jumps to ``seconds`` once it streams."""
+        jumps to ``seconds`` once it streams. Decoding that was on (or paused by the end of the
+        replay) starts again."""
         spec = self.source_spec
         if not spec or spec.startswith("<"):  # a source object handed in: nothing to reopen
             self.statusBar().showMessage("Choose the file again (File ▸ Choose source…) to replay it.",
                                          5000)
             return
+        decode = (self._resume_decoding or self.decoder is not None
+                  or self._decoder_pending is not None)
         self._replay_start_at = max(0.0, float(seconds))
-        self.open_source(spec)
+        self.open_source(spec, decode=decode)
 
     def _on_speed(self, speed: float) -> None:
         src = self.source
@@ -988,6 +1111,8 @@ class MainWindow(QtWidgets.QMainWindow):
             skipped = stat_value(stats, "skipped", "skipped_windows", "n_skipped")
             s.skipped_windows = None if skipped is None else int(skipped)
             s.decoding = True
+        elif self._resume_decoding:
+            s.decoder_note = "paused (replay ended)"
         if self.recorder is not None:
             s.recording_path = str(self.recorder.path)
             try:

@@ -17,6 +17,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 #: Colours of classes by position (Okabe–Ito, readable by colour-blind users).
 CLASS_COLOURS = ("#56B4E9", "#E69F00", "#009E73", "#CC79A7", "#F0E442", "#0072B2", "#D55E00", "#999999")
+#: Style of the decision label when it is not the current output (no decoder, or a stale one).
+IDLE_COMMAND_STYLE = "QLabel { font-size: 28px; font-weight: bold; padding: 4px; color: #777777; }"
 #: Feedback directions of well-known motor-imagery classes (x right, y up).
 DIRECTIONS = {
     "left": (-1.0, 0.0), "left_hand": (-1.0, 0.0), "right": (1.0, 0.0), "right_hand": (1.0, 0.0),
@@ -50,6 +52,11 @@ class Prediction:
     label: str
     text: str | None = None
     latency: dict = field(default_factory=dict)
+
+
+def _bar_style(colour: str) -> str:
+    """Style sheet of a probability bar drawn in ``colour``."""
+    return f"QProgressBar::chunk {{ background: {colour}; }}"
 
 
 def class_directions(classes: tuple[str, ...]) -> np.ndarray:
@@ -206,6 +213,9 @@ class PredictionPanel(QtWidgets.QWidget):
         self._stopped = False
         #: Predictions shown since decoding last started.
         self.n_predictions_since_start = 0
+        #: True after :meth:`mark_stale`: the decision shown is the last one of a decoder that
+        #: stopped (a replay ended), not the current output.
+        self.stale = False
 
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
@@ -260,6 +270,7 @@ class PredictionPanel(QtWidgets.QWidget):
         self.text_box.setVisible(self.text_decoder)
         self.command.setText("—")
         self.last_command = None
+        self._set_stale(False)
         self.history.clear()
         self.control = np.zeros(2)
         self.feedback.set_position(self.control, active=False)
@@ -277,7 +288,7 @@ class PredictionPanel(QtWidgets.QWidget):
             bar.setRange(0, 1000)
             bar.setFormat("%p %")
             bar.setTextVisible(True)
-            bar.setStyleSheet(f"QProgressBar::chunk {{ background: {CLASS_COLOURS[i % len(CLASS_COLOURS)]}; }}")
+            bar.setStyleSheet(_bar_style(CLASS_COLOURS[i % len(CLASS_COLOURS)]))
             self.bars_layout.addRow(c, bar)
             self._bars.append(bar)
         self._dirs = class_directions(classes)
@@ -291,6 +302,7 @@ class PredictionPanel(QtWidgets.QWidget):
             return
         self._stopped = False
         self.n_predictions_since_start = 0
+        self._set_stale(False)
         if self.model_name is not None:
             self.latency_label.setText("decoding — waiting for the first window…")
 
@@ -301,9 +313,9 @@ class PredictionPanel(QtWidgets.QWidget):
         dropped until :meth:`set_decoding` (``True``) is called again."""
         self._stopped = self._stopped or drop_late
         self.n_predictions_since_start = 0
+        self._set_stale(False)
         self.command.setText("—")
-        self.command.setStyleSheet(
-            "QLabel { font-size: 28px; font-weight: bold; padding: 4px; color: #777777; }")
+        self.command.setStyleSheet(IDLE_COMMAND_STYLE)
         self.last_command = None
         self.last = None
         for bar in self._bars:
@@ -312,6 +324,31 @@ class PredictionPanel(QtWidgets.QWidget):
         self.control = np.zeros(2)
         self.feedback.set_position(self.control, active=False)
         self.latency_label.setText("" if self.model_name is None else status)
+
+    def mark_stale(self, note: str) -> None:
+        """Keep the last decision on screen, shown as no longer the current output.
+
+        For a decoder that stopped because no new windows can come (a replay reached the end of
+        its file): the decision and the bars stay, greyed, and the history stays; the ball stays
+        where it was, inactive; ``note`` (e.g. "replay ended — last decision at t = 121.3 s")
+        replaces the latency line and is the decision's tooltip. Predictions still queued are
+        dropped until :meth:`set_decoding` (``True``).
+
+        GUI thread.
+        """
+        self._stopped = True
+        self._set_stale(True, note)
+        self.command.setStyleSheet(IDLE_COMMAND_STYLE)
+        self.feedback.set_position(self.control, active=False)
+        self.latency_label.setText(note)
+
+    def _set_stale(self, stale: bool, note: str = "") -> None:
+        self.stale = stale
+        self.command.setToolTip(note if stale else "")
+        for i, bar in enumerate(self._bars):
+            bar.setEnabled(not stale)
+            colour = "#777777" if stale else CLASS_COLOURS[i % len(CLASS_COLOURS)]
+            bar.setStyleSheet(_bar_style(colour))
 
     def set_alignment_progress(self, collected: int, needed: int, seconds: float) -> None:
         """Explain the alignment phase of a decoder that adapts to the user (no predictions yet).

@@ -41,6 +41,8 @@ class StatusSnapshot:
     decoder_p99_ms: float | None = None
     skipped_windows: int | None = None
     decoding: bool = False
+    #: Why no decoder runs although decoding is on, e.g. "paused (replay ended)" ("": none).
+    decoder_note: str = ""
     recording_path: str | None = None
     recording_bytes: int | None = None
     recording_elapsed: float | None = None
@@ -127,7 +129,7 @@ class StatusPanel(QtCore.QObject):
         self.rate_label.setText(f"{s.rate:6.1f} / {s.nominal_rate:g} Hz")
         self.lost_label.setText(f"lost {s.samples_missing} samples ({s.gaps} gaps)")
         if s.decoder_p50_ms is None and not s.decoding:
-            self.decoder_label.setText("decoder: off")
+            self.decoder_label.setText(f"decoder: {s.decoder_note or 'off'}")
         else:
             p50 = "—" if s.decoder_p50_ms is None else f"{s.decoder_p50_ms:.1f}"
             p99 = "—" if s.decoder_p99_ms is None else f"{s.decoder_p99_ms:.1f}"
