@@ -10,8 +10,9 @@ used from the GUI thread.
 Hook for the main window::
 
     view = SpellerView(SpellerEngine(LanguageModel("en")))
-    tabs.addTab(view, "Speller")
+    dock.setWidget(view)
     prediction_bridge.predicted.connect(view.on_prediction)
+    dock.visibilityChanged.connect(view.set_active)  # a closed speller does not write
 
 Layout of the widget: the text (large, with a cursor) on top; below it one box per command
 (the class that issues it, e.g. "left", and the symbols that command leads to, most likely
@@ -76,7 +77,12 @@ class SpellerView(QtWidgets.QWidget):
     Signals
     -------
     textChanged(str)
-        After every command that changed the text.
+        After every command (or Undo / Clear) that changed the text.
+
+    Notes
+    -----
+    While inactive (:meth:`set_active`, e.g. the dock holding the view is closed) predictions
+    are ignored: a hidden speller never writes words nobody chose.
     """
 
     textChanged = QtCore.Signal(str)
@@ -90,6 +96,7 @@ class SpellerView(QtWidgets.QWidget):
         self.input: SpellerInput | None = None
         self._refused: tuple[str, ...] | None = None  # classes whose model the map does not fit
         self._last_text = engine.text
+        self._active = True
 
         self.text_label = QtWidgets.QLabel()
         self.text_label.setObjectName("spellerText")
@@ -160,13 +167,36 @@ class SpellerView(QtWidgets.QWidget):
     def _make_input(self, classes: tuple[str, ...]) -> None:
         self.input = SpellerInput(self.engine, classes, **self._rule)
 
+    @property
+    def active(self) -> bool:
+        """Whether predictions drive the speller (see :meth:`set_active`)."""
+        return self._active
+
+    @QtCore.Slot(bool)
+    def set_active(self, active: bool) -> None:
+        """Let predictions drive the speller (True, the default) or ignore them (False).
+
+        GUI thread; connect e.g. the dock's ``visibilityChanged``. Deactivating interrupts a
+        dwell in progress (the refractory period after the last command still holds), so
+        reactivating never completes a command on evidence from before."""
+        active = bool(active)
+        if active == self._active:
+            return
+        self._active = active
+        if not active and self.input is not None:
+            self.input.interrupt()
+        self._update_dwell()
+
     @QtCore.Slot(object)
     def on_prediction(self, pred) -> None:
         """Feed one decoder prediction (GUI thread; connect to PredictionBridge.predicted).
 
-        A model with other classes (the user loaded another bundle) gets a new input: its dwell
-        starts from nothing. When the speller's command map does not fit the model's classes,
-        the hint line says so and the predictions are ignored until a model that fits."""
+        Ignored while the view is inactive (:meth:`set_active`). A model with other classes
+        (the user loaded another bundle) gets a new input: its dwell starts from nothing. When
+        the speller's command map does not fit the model's classes, the hint line says so and
+        the predictions are ignored until a model that fits."""
+        if not self._active:
+            return
         classes = tuple(pred.classes)
         if self.input is None or self.input.classes != classes:
             if classes == self._refused:
@@ -194,8 +224,9 @@ class SpellerView(QtWidgets.QWidget):
         self.engine.undo(t=time.monotonic())
 
     def _clear_clicked(self) -> None:
-        self.engine.reset()
-        self.refresh()
+        # undoable (the engine keeps the text in its history); the event refreshes the view
+        # and emits textChanged("")
+        self.engine.clear(t=time.monotonic())
 
     def _on_event(self, ev: SpellerEvent) -> None:
         self.refresh()

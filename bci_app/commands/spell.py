@@ -12,7 +12,8 @@ Three ways to run it:
   :func:`bci_app.speller.simulation.closed_loop`). Runs at max speed.
 * ``--source SPEC --model BUNDLE_OR_PROFILE --headless``: live. The DecoderWorker's smoothed
   predictions become commands when a class stays above ``--threshold`` for ``--dwell`` seconds;
-  the layout and the text are printed after every command.
+  the layout and the text are printed after every command, until ``--duration`` or Ctrl-C
+  (no command limit unless ``--max-commands``; the line ``stopped: ...`` says why it ended).
 
 The speller view for the GUI is :class:`ui.speller_view.SpellerView` (added by the main window).
 """
@@ -22,13 +23,20 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import time
+import unicodedata
 
 from ..argtypes import check_hop, number
 from ..errors import ConfigError
 from ..sources import SPEC_HELP
 
 logger = logging.getLogger(__name__)
+
+#: ``--max-commands`` when it is left out of a simulation (``--simulate``, ``--source
+#: simulated``): a simulated user who cannot finish (accuracy near chance) stops there. Live
+#: spelling has no limit by default: it goes on until ``--duration`` or Ctrl-C.
+SIMULATION_MAX_COMMANDS = 1000
 
 
 def register(sub) -> None:
@@ -50,9 +58,10 @@ def register(sub) -> None:
     p.add_argument("--scheme", choices=["posterior", "huffman", "scan"], default="posterior",
                    help="selection scheme (default posterior: robust below ~95%% accuracy)")
     p.add_argument("--accuracy", type=number, default=None,
-                   help="command accuracy the posterior scheme assumes (default: the profile's "
-                        "cross-validated accuracy or the --simulate accuracy, at most 0.9; "
-                        "else 0.8)")
+                   help="command accuracy the posterior scheme assumes, in (1/k, 1) for k "
+                        "choice commands, used as given (default: the profile's "
+                        "cross-validated accuracy or the --simulate accuracy, at most 0.9 and "
+                        "at least 1/k + 0.05; else 0.8)")
     p.add_argument("--confidence", type=number, default=0.9,
                    help="posterior scheme: probability at which a symbol is selected")
     p.add_argument("--commands", default=None, metavar="CLASS=CMD,...",
@@ -69,8 +78,12 @@ def register(sub) -> None:
     p.add_argument("--no-lm", action="store_true", help="uniform layout, no completions")
     p.add_argument("--completions", type=int, default=3, help="word completions offered")
     p.add_argument("--seconds-per-command", type=number, default=4.0,
-                   help="--simulate: time per command for chars/min and ITR")
-    p.add_argument("--max-commands", type=int, default=1000)
+                   help="--simulate: time per command for chars/min and ITR (> 0)")
+    p.add_argument("--max-commands", type=int, default=None, metavar="N",
+                   help="stop after N commands (closed loop: N cued trials). Default: no limit "
+                        "live (spell until --duration or Ctrl-C); "
+                        f"{SIMULATION_MAX_COMMANDS} in a simulation (--simulate, --source "
+                        "simulated), so a simulated user who cannot finish stops")
     p.add_argument("--duration", type=number, default=None, help="live: stop after S seconds")
     p.add_argument("--runs", default="4,8,12", help="EEGMMIDB runs of a simulated subject")
     p.add_argument("--seed", type=int, default=0)
@@ -90,11 +103,16 @@ def parse_commands(text: str | None, classes) -> dict[str, int | str]:
         if not eq or not key:
             raise ConfigError(f"--commands expects CLASS=CMD pairs, e.g. left=0,right=1,"
                               f"feet=undo; got {part!r}.")
-        val = val.strip()
+        key, val = key.strip(), val.strip()
+        if key in out:
+            raise ConfigError(f"--commands: expected each class once (a class issues one "
+                              f"command), got {text!r}: class {key!r} is mapped twice "
+                              f"({key}={out[key]} and {key}={val}). Fix: map each class once, "
+                              "e.g. left=0,right=1,feet=undo.")
         if val == "undo":
-            out[key.strip()] = "undo"
+            out[key] = "undo"
         elif val.isdigit():
-            out[key.strip()] = int(val)
+            out[key] = int(val)
         else:
             raise ConfigError(f"--commands: command for {key!r} must be an index or 'undo', "
                               f"got {val!r}.")
@@ -140,8 +158,7 @@ def build_engine(args, classes=None, accuracy: float | None = None):
     if not args.no_lm:
         lm = LanguageModel(args.lang)
         if args.vocab:
-            n = lm.add_text(_read_vocab(args.vocab))
-            logger.info("Added %d words of the user's vocabulary from %s", n, args.vocab)
+            _add_vocab(lm, args.vocab)
     # no model (--simulate ACCURACY): the classes are whatever --commands names
     if not classes and not args.commands:
         classes = ["left", "right"]
@@ -151,14 +168,39 @@ def build_engine(args, classes=None, accuracy: float | None = None):
         raise ConfigError(f"--commands: at least two classes must map to choice commands 0, 1, "
                           f"...; got {cmap}. Fix: e.g. left=0,right=1,feet=undo.")
     if args.accuracy is not None:
+        # the user's number is used as given: the engine needs it above chance, below 1
         acc = args.accuracy
+        if not 1.0 / n_choice < acc < 1:
+            raise ConfigError(
+                f"--accuracy: expected a command accuracy in (1/{n_choice}, 1) = "
+                f"({1.0 / n_choice:.3g}, 1), both excluded, for {n_choice} choice commands; got "
+                f"{acc:g}. Fix: give the user's measured command accuracy as a fraction, e.g. "
+                "--accuracy 0.8, or leave it out for the default.")
     else:
         # a calibration's cross-validated accuracy is optimistic online (measured: S007 100 %
-        # CV -> 79 % online): trust it at most up to 90 %
+        # CV -> 79 % online): trust it at most up to 90 %; at least a little above chance
         acc = min(accuracy or 0.8, 0.9)
-    acc = min(max(acc, 1.0 / n_choice + 0.05), 0.97)
+        acc = min(max(acc, 1.0 / n_choice + 0.05), 0.97)
     return SpellerEngine(lm, command_map=cmap, scheme=args.scheme, accuracy=acc,
                          confidence=args.confidence, completions=args.completions)
+
+
+def _add_vocab(lm, path: str) -> int:
+    """Learn the words of ``--vocab FILE``; the words the speller cannot write (characters
+    outside its alphabet) are named on stderr. Returns the number of words learnt."""
+    from ..speller.lm import describe_ignored
+
+    text = _read_vocab(path)
+    words, ignored = lm.split_text(text)
+    n = lm.add_text(text, warn=False)  # the ignored words are reported here, once
+    logger.info("Added %d words of the user's vocabulary from %s", n, path)
+    if ignored:
+        total = len(set(words)) + len(ignored)
+        print(f"spell: --vocab {path}: {len(ignored)} of {total} words ignored: "
+              f"{describe_ignored(ignored)} (characters outside the speller's alphabet "
+              f"{lm.symbols!r}; fix: spell them with these symbols, or choose the --lang that "
+              "has them).", file=sys.stderr, flush=True)
+    return n
 
 
 def _read_vocab(path: str) -> str:
@@ -200,7 +242,8 @@ def _printer(engine, quiet: bool):
     def on_event(ev) -> None:
         if quiet:
             return
-        mark = {"select": "+", "undo": "<", "cancel": "x", "move": ".", "ignored": "?"}[ev.kind]
+        mark = {"select": "+", "undo": "<", "cancel": "x", "move": ".", "ignored": "?",
+                "clear": "-"}[ev.kind]
         what = f" {ev.item.label}" if ev.item is not None else ""
         print(f"{engine.n_commands:4d} {ev.command!s:>6} {mark}{what:10s} {describe(engine)}",
               flush=True)
@@ -220,10 +263,19 @@ def run(args) -> int:
     from ..speller.simulation import SimulatedUser
 
     if args.target is not None:
-        args.target = args.target.lower()
+        # NFC, as the language model's words: "é" typed as "e" + U+0301 is the letter é
+        args.target = unicodedata.normalize("NFC", args.target.lower())
     if args.duration is not None and args.duration <= 0:
         raise ConfigError(f"--duration must be > 0 seconds, got {args.duration}; leave it out "
                           "to spell until Ctrl-C.")
+    if not (math.isfinite(args.seconds_per_command) and args.seconds_per_command > 0):
+        raise ConfigError(f"--seconds-per-command: expected a finite number of seconds > 0 (the "
+                          f"time one command takes, for chars/min and ITR), got "
+                          f"{args.seconds_per_command:g}. Fix: e.g. --seconds-per-command 4.")
+    if args.max_commands is not None and args.max_commands < 1:
+        raise ConfigError(f"--max-commands: expected an integer >= 1, got {args.max_commands}. "
+                          "Fix: give a positive limit, or leave it out (live: no limit; "
+                          f"simulation: {SIMULATION_MAX_COMMANDS}).")
     check_hop(args.hop)
     if args.vocab and not os.path.isfile(args.vocab):
         _read_vocab(args.vocab)  # the clear error, before any model is loaded
@@ -279,11 +331,19 @@ def _run_simulated(args) -> int:
     engine.add_listener(_printer(engine, args.quiet))
     print(f"simulated user writes {args.target!r}: {args.scheme} layout, command accuracy "
           f"{acc:.0%}, {args.seconds_per_command:g} s per command", flush=True)
+    limit = _simulation_limit(args)
     res = simulate(engine, SimulatedUser(args.target), confusion=confusion, classes=classes,
-                   seconds_per_command=args.seconds_per_command,
-                   max_commands=args.max_commands, rng=args.seed)
+                   seconds_per_command=args.seconds_per_command, max_commands=limit,
+                   rng=args.seed)
+    if not res.finished and res.commands >= limit:
+        print(f"stopped: --max-commands {limit} reached", flush=True)
     print(_summary(res), flush=True)
     return 0 if res.finished else 1
+
+
+def _simulation_limit(args) -> int:
+    """``--max-commands`` of a simulation: :data:`SIMULATION_MAX_COMMANDS` when left out."""
+    return SIMULATION_MAX_COMMANDS if args.max_commands is None else args.max_commands
 
 
 def _run_closed_loop(args, engine, bundle, user) -> int:
@@ -308,9 +368,12 @@ def _run_closed_loop(args, engine, bundle, user) -> int:
                                commander=commander)
         print(f"closed loop: {src.info.name}, {args.scheme} layout, target {user.target!r}",
               flush=True)
-        res, _ = closed_loop(engine, user, src, worker, max_commands=args.max_commands)
+        limit = _simulation_limit(args)
+        res, trials = closed_loop(engine, user, src, worker, max_commands=limit)
     finally:
         src.disconnect()
+    if not res.finished and len(trials) >= limit:
+        print(f"stopped: --max-commands {limit} reached", flush=True)
     print(_summary(res) + f"; {res.extra['misses']} misses, {res.extra['forced']} forced; "
           f"{res.seconds:.0f} s of EEG in {time.perf_counter() - t0:.1f} s", flush=True)
     return 0 if res.finished else 1
@@ -328,17 +391,31 @@ def _run_live(args, engine, bundle) -> int:
     session.add_component(comp)
     inp = SpellerInput(engine, bundle.classes, threshold=args.threshold, dwell=args.dwell,
                        refractory=args.refractory, max_gap=max(0.5, 5 * args.hop))
-    comp.add_callback(inp.on_prediction)  # decoder thread: the engine is used only there
+    # live: no limit unless --max-commands (spell until --duration or Ctrl-C)
+    limit = math.inf if args.max_commands is None else args.max_commands
+
+    def feed(pred) -> None:  # decoder thread: the engine is used only there
+        if engine.n_commands < limit:  # never a command past the limit
+            inp.on_prediction(pred)
+
+    comp.add_callback(feed)
     session.start(timeout=args.timeout)
     print(f"spelling from {source.info.name} with {bundle.path}: {describe(engine)}", flush=True)
     t_end = math.inf if args.duration is None else time.monotonic() + args.duration
+    reason = ""
     try:
-        while time.monotonic() < t_end and engine.n_commands < args.max_commands:
-            time.sleep(0.2)
+        while not reason:
+            if engine.n_commands >= limit:
+                reason = f"--max-commands {args.max_commands} reached"
+            elif time.monotonic() >= t_end:
+                reason = f"--duration {args.duration:g} s reached"
+            else:
+                time.sleep(0.05)
     except KeyboardInterrupt:
-        pass
+        reason = "Ctrl-C"
     finally:
         session.stop()
+    print(f"stopped: {reason}", flush=True)
     st = engine.stats()
     print(f"summary: \"{st['text']}\", {st['commands']} commands, {st['selections']} "
           f"selections, {st['undos']} undos, {st['chars_per_min']:.2f} chars/min", flush=True)

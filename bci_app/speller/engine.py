@@ -44,6 +44,8 @@ command accuracy the scheme adapts its number of commands per letter to the chan
 from __future__ import annotations
 
 import logging
+import math
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -61,21 +63,35 @@ DEFAULT_COMMAND_MAP = {"left": 0, "right": 1}
 UNDO = "undo"
 
 
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-12), 1 - 1e-12)
+    return math.log(p / (1 - p))
+
+
 @dataclass(frozen=True)
 class Item:
-    """Something a selection writes: ``kind`` is ``"char"``, ``"word"`` or ``"undo"``."""
+    """Something a selection writes: ``kind`` is ``"char"``, ``"word"`` or ``"undo"`` (and
+    ``"clear"`` in the history, for :meth:`SpellerEngine.clear`)."""
 
     kind: str
     value: str = ""
 
     @property
     def label(self) -> str:
-        """Short display text: ``␣`` for space, ``word…`` for completions, ``⌫`` for undo."""
+        """Short display text: ``␣`` for space, ``word…`` for completions, ``⌫`` for undo,
+        ``◌ि`` for a combining mark (a vowel sign shown on a dotted circle, not on whatever
+        precedes it in the layout)."""
         if self.kind == "undo":
             return "⌫"
+        if self.kind == "clear":
+            return "⌧"
         if self.kind == "word":
             return self.value + "…"
-        return "␣" if self.value == " " else self.value
+        if self.value == " ":
+            return "␣"
+        if len(self.value) == 1 and unicodedata.category(self.value).startswith("M"):
+            return "\u25cc" + self.value
+        return self.value
 
 
 @dataclass(frozen=True)
@@ -84,7 +100,8 @@ class SpellerEvent:
 
     ``kind``: ``"move"`` (went one level down), ``"select"`` (an item was chosen and written),
     ``"undo"`` (the last selection was taken back), ``"cancel"`` (explicit undo command in the
-    middle of a selection), ``"ignored"`` (no such command at this node).
+    middle of a selection), ``"ignored"`` (no such command at this node), ``"clear"`` (the text
+    was cleared by :meth:`SpellerEngine.clear`, not a command).
     """
 
     kind: str
@@ -284,13 +301,25 @@ class SpellerEngine:
 
     @property
     def selection_progress(self) -> float:
-        """How far the current selection is: posterior scheme, the top item's probability
-        relative to ``confidence``; trees, the fraction of the way down (depth so far / depth
-        of the most likely remaining item)."""
-        if self.scheme == "posterior":
-            return float(min(1.0, self.posterior.max() / self.confidence))
+        """How far the current selection is, in [0, 1]: 0 until a command was given in this
+        selection (every selection starts at 0, whatever the language model expects).
+
+        Posterior scheme: the evidence the commands so far gave the most probable item, in
+        log-odds from its prior to ``confidence`` (1 when it reached ``confidence``; each
+        command that confirms it adds about the same step). Trees: the fraction of the way down
+        (depth so far / depth of the most likely remaining item).
+        """
         if not self.path:
             return 0.0
+        if self.scheme == "posterior":
+            best = int(np.argmax(self.posterior))
+            post, prior = float(self.posterior[best]), float(self._prior[best])
+            if post >= self.confidence:
+                return 1.0
+            if prior >= self.confidence:  # it was there already and lost evidence since
+                return 0.0
+            gained = _logit(post) - _logit(prior)
+            return float(min(1.0, max(0.0, gained / (_logit(self.confidence) - _logit(prior)))))
         rest = path_to(self.node, lambda it: True) or []
         return len(self.path) / (len(self.path) + len(rest))
 
@@ -376,6 +405,21 @@ class SpellerEngine:
         """Take back the last selection directly (a keyboard/GUI undo; not counted as a
         command)."""
         return self._emit(self._undo(UNDO, t))
+
+    def clear(self, t: float | None = None) -> SpellerEvent:
+        """Clear the text directly (the GUI's Clear button; not counted as a command).
+
+        Unlike :meth:`reset` it is undoable: the text before goes into the history like a
+        selection, so the next undo (:meth:`undo` or an undo command) restores it exactly, and
+        the selections before it stay undoable. Counters and rates go on. A selection in
+        progress starts over. Returns the ``"clear"`` event (passed to the listeners).
+        """
+        if self.text:
+            self.history.append(_Selection(self.text, Item("clear")))
+            self.text = ""
+        self._rebuild()
+        return self._emit(SpellerEvent("clear", "clear", self.text, Item("clear"), t,
+                                       self.n_commands))
 
     def _emit(self, ev: SpellerEvent) -> SpellerEvent:
         self.events.append(ev)

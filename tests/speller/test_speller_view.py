@@ -68,12 +68,21 @@ def test_speller_view_scan_and_posterior(qtbot, lm):
         engine = SpellerEngine(lm, scheme=scheme, accuracy=0.8)
         view = SpellerView(engine, classes=("left", "right"))
         qtbot.addWidget(view)
-        titles = [title for title, _ in view.option_texts()]
+        before = view.option_texts()
+        titles = [title for title, _ in before]
         assert len(titles) == 2
         if scheme == "scan":
             assert "next" in titles[0] and "select" in titles[1]
-        view.command("right")
-        assert view.selection_bar.value() >= 0
+        assert view.selection_bar.value() == 0  # no command yet in this selection
+        ev = view.command("right")
+        # the command reached the engine: one level down (scan: into the ring; posterior: the
+        # groups re-split around the new posterior), shown in the boxes and the bars
+        assert ev.kind == "move" and ev.command == "right" and engine.n_commands == 1
+        assert engine.path == [1] and engine.text == ""
+        assert view.option_texts() != before
+        assert 0 < view.selection_bar.value() < 1000
+        assert view.selection_bar.value() == int(1000 * engine.selection_progress)
+        assert "1 commands" in view.status.text()
 
 
 def test_speller_view_follows_a_model_change(qtbot, lm):
