@@ -93,6 +93,35 @@ def sweep(lm, seeds: int, max_cpc: float, spc: float) -> list[dict]:
     return rows
 
 
+def assumed_accuracy(lm, seeds: int, max_cpc: float, spc: float) -> list[dict]:
+    """The posterior layout (with the LM) when the engine is told another accuracy than the
+    user's: the sweep tells it the true one (clipped to 0.55-0.97); a real session only has an
+    estimate (a fixed 0.8, or the measured accuracy capped at 0.9 as ``bci-app spell`` does)."""
+    rows = []
+    for acc in (0.7, 0.8, 0.9, 1.0):
+        for label, assumed in (("true accuracy", float(np.clip(acc, 0.55, 0.97))),
+                               ("fixed 0.8", 0.8), ("true, capped at 0.9", min(acc, 0.9))):
+            res = []
+            for seed in range(seeds):
+                for i, phrase in enumerate(PHRASES):
+                    eng = SpellerEngine(lm, scheme="posterior", accuracy=assumed, confidence=0.9)
+                    res.append(simulate(
+                        eng, SimulatedUser(phrase), confusion=confusion_from_accuracy(acc),
+                        seconds_per_command=spc, max_commands=int(max_cpc * len(phrase)),
+                        rng=1000 * seed + i))
+            correct = sum(max(0, len(r.target) - r.errors) for r in res)
+            row = {"accuracy": acc, "assumed": assumed, "rule": label,
+                   "chars_per_min": correct / (sum(r.seconds for r in res) / 60),
+                   "finished": f"{sum(r.finished for r in res)}/{len(res)}",
+                   "commands_per_char": (sum(r.commands for r in res)
+                                         / sum(len(r.target) for r in res))}
+            rows.append(row)
+            print(f"true {acc:.2f}, assumed {assumed:.2f} ({label}): "
+                  f"{row['chars_per_min']:.2f} chars/min, {row['finished']} finished, "
+                  f"{row['commands_per_char']:.1f} cmd/char", flush=True)
+    return rows
+
+
 CLOSED_LOOP_PHRASE = "i am fine."
 
 
@@ -240,6 +269,8 @@ def main() -> int:
     ap.add_argument("--seconds-per-command", type=float, default=4.0)
     ap.add_argument("--closed-loop", action="store_true", help="also run the real-EEG loop")
     ap.add_argument("--skip-sweep", action="store_true")
+    ap.add_argument("--assumed", action="store_true",
+                    help="also run the posterior layout with a wrong assumed accuracy")
     ap.add_argument("--subjects", type=int, nargs="+", default=list(range(1, 11)),
                     help="EEGMMIDB subjects for --closed-loop")
     ap.add_argument("--min-cv", type=float, default=0.0,
@@ -269,6 +300,9 @@ def main() -> int:
         out["sweep"] = rows
         print()
         print(table(rows))
+    if args.assumed:
+        out["assumed_accuracy"] = assumed_accuracy(lm, args.seeds, args.max_cpc,
+                                                   args.seconds_per_command)
     if args.closed_loop:
         out["closed_loop"] = closed_loop_bench(lm, args.subjects,
                                                pretrain_subjects=args.pretrain_subjects,
