@@ -193,6 +193,7 @@ def prediction_recorder(recorder, classes, *, name: str = "predictions"):
       ``smoothed_<class>`` and ``control`` (NaN when the decoder has none);
     - ``<name>-labels`` (type ``PredictionLabels``, string): ``label``, ``command`` (``""`` when
       none), ``reliable`` (``"1"``/``"0"``) and ``details`` (JSON: ``seq``, ``reason``, ``text``,
+      ``text_confidence`` (the text decoder's confidence in ``text``, null when none),
       ``latency`` in seconds). :func:`load_recording` does not turn these into annotations.
 
     The callback runs on the decoder's thread; it only queues (no I/O).
@@ -231,6 +232,7 @@ def prediction_recorder(recorder, classes, *, name: str = "predictions"):
             "seq": int(getattr(pred, "seq", -1)),
             "reason": getattr(pred, "reason", ""),
             "text": getattr(pred, "text", None),
+            "text_confidence": getattr(pred, "text_confidence", None),  # (numpy: default=float)
             "latency": dict(getattr(pred, "latency", {}) or {}),
         }
         labels.push(

@@ -30,7 +30,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from .controls import SessionControls, scrollable, short_spec
 from .dialogs import ask_yes_no
-from .prediction import PredictionPanel
+from .prediction import PanelScrollArea, PredictionPanel
 from .qt_bridge import BackgroundCall, PredictionBridge, SourceStateBridge
 from .scope import ChannelPanel, ScopeWidget
 from .settings import AppSettings
@@ -93,6 +93,38 @@ def drain_decoder(worker, timeout: float = DRAIN_TIMEOUT_S) -> None:
         worker.stop()  # joins the thread: its last step (and emit) is over when this returns
 
 
+def measured_accuracy(path: str | os.PathLike | None, bundle) -> tuple[float | None, str]:
+    """The cross-validated accuracy known for a loaded model, and where it comes from.
+
+    A user profile folder: its chosen decoder's accuracy (``profile.json``, as
+    :attr:`bci_app.profiles.Profile.accuracy` reads it, what ``bci-app spell --model PROFILE``
+    uses). Else a calibrated bundle's own cross-validation (``validation.calibration_cv``,
+    written by the calibration). Else ``(None, "")`` (a pretrained bundle's validation is
+    another population's, not this user's)."""
+    import json
+
+    from bci_app.profiles import PROFILE_JSON, Profile
+
+    if path is not None and (Path(path) / PROFILE_JSON).is_file():
+        try:
+            meta = json.loads((Path(path) / PROFILE_JSON).read_text(encoding="utf-8"))
+            acc = Profile(path=Path(path), meta=meta, bundle=bundle, adapted=bundle,
+                          baseline=None).accuracy
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            acc = None
+        if acc is not None:
+            return float(acc), "the profile's cross-validated accuracy"
+    cfg = getattr(bundle, "config", None) or {}
+    cv = (cfg.get("validation") or {}).get("calibration_cv") if isinstance(cfg, dict) else None
+    try:
+        acc = None if not isinstance(cv, dict) else float(cv["accuracy"])
+    except (KeyError, TypeError, ValueError):
+        acc = None
+    if acc is not None and math.isfinite(acc):
+        return acc, "the calibration's cross-validated accuracy"
+    return None, ""
+
+
 def model_title(path: str | os.PathLike, name: str) -> str:
     """How a loaded model is named in the panels.
 
@@ -147,6 +179,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.connect_error = ""
         self.bundle = None
         self._model_title: str | None = None  # e.g. "profile alice (adapted eegnet)"
+        #: The loaded model's cross-validated accuracy (None: unknown) and where it comes from.
+        self.model_accuracy: tuple[float | None, str] = (None, "")
         self.decoder = None
         self.recorder = None
         self._record_t0: float | None = None
@@ -190,7 +224,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.channels_dock = self._dock("Channels", self.channels, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
         self.tabifyDockWidget(self.controls_dock, self.channels_dock)
         self.controls_dock.raise_()
-        self.prediction_dock = self._dock("Decoder output", self.prediction,
+        # scrollable like the Session dock: a short screen scrolls the panel instead of the
+        # window growing past it
+        self.prediction_dock = self._dock("Decoder output", PanelScrollArea(self.prediction),
                                           QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
         self.spectrum_dock = self._dock("Spectrum and band power", self.spectrum,
                                         QtCore.Qt.DockWidgetArea.BottomDockWidgetArea)
@@ -293,6 +329,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.wizard = None
         self.speller_dock = None
         self.speller = None  # the SpellerView, once its language model is built
+        #: Why the speller assumes its command accuracy (shown in the status bar).
+        self.speller_accuracy_note = ""
 
     # ------------------------------------------------------------------ tools
     def open_calibration_wizard(self) -> None:
@@ -395,10 +433,15 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.resizeDocks([spectrum, self.speller_dock], [half, half],
                                  QtCore.Qt.Orientation.Horizontal)
 
+            measured = self.model_accuracy[0]
+
             def build():
                 from bci_app.speller import LanguageModel, SpellerEngine
+                from bci_app.speller.engine import DEFAULT_COMMAND_MAP, assumed_accuracy
 
-                return SpellerEngine(LanguageModel("en"), scheme="posterior", accuracy=0.8)
+                n_choice = len({v for v in DEFAULT_COMMAND_MAP.values() if v != "undo"})
+                return SpellerEngine(LanguageModel("en"), scheme="posterior",
+                                     accuracy=assumed_accuracy(measured, n_choice))
 
             call = BackgroundCall(build, "gui-speller-lm", self)
             call.finished.connect(self._speller_ready)
@@ -421,8 +464,42 @@ class MainWindow(QtWidgets.QMainWindow):
         self.speller = SpellerView(engine)
         self.speller_dock.setWidget(self.speller)
         self.prediction_bridge.predicted.connect(self.speller.on_prediction)
+        # a closed (or tabbed-away) speller dock only hides: it must not go on writing
+        self.speller_dock.visibilityChanged.connect(self.speller.set_active)
+        self._update_speller_accuracy()  # (the model may have changed while it was built)
         # once laid out, the speller gets the height it needs (the placeholder needed less)
         QtCore.QTimer.singleShot(0, self._fit_bottom_docks)
+
+    def _update_speller_accuracy(self) -> None:
+        """The speller assumes the loaded model's accuracy (the rule of ``bci-app spell``:
+        :func:`bci_app.speller.engine.assumed_accuracy`), and says so in its dock's title and the
+        status bar. GUI thread (where the engine is used)."""
+        if self.speller is None or self.speller_dock is None:
+            return
+        from bci_app.speller.engine import DEFAULT_ACCURACY, MAX_TRUSTED_ACCURACY, assumed_accuracy
+
+        engine = self.speller.engine
+        measured, origin = self.model_accuracy
+        acc = assumed_accuracy(measured, engine.arity)
+        engine.accuracy = acc  # (used from the next command on)
+
+        def pct(x: float) -> str:
+            return f"{100 * x:.0f} %"
+
+        self.speller_dock.setWindowTitle(f"Speller — assumes {pct(acc)} command accuracy")
+        if measured is None:
+            why = ("no measured accuracy for this model" if self.bundle is not None
+                   else "no model loaded")
+            note = f"{why}: the default {pct(DEFAULT_ACCURACY)}"
+        elif acc < measured:
+            note = (f"{origin} is {pct(measured)}, trusted up to {pct(MAX_TRUSTED_ACCURACY)}: "
+                    "cross-validation is optimistic online")
+        elif acc > measured:
+            note = f"{origin} is {pct(measured)}, raised to just above chance"
+        else:
+            note = origin
+        self.speller_accuracy_note = f"The speller assumes {pct(acc)} command accuracy ({note})."
+        self.statusBar().showMessage(self.speller_accuracy_note, 8000)
 
     # ------------------------------------------------------------------ source lifecycle
     def choose_source(self) -> None:
@@ -756,8 +833,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self._model_title = model_title(path, name)
         name = self._model_title
         classes = tuple(getattr(bundle, "classes", None) or cfg.get("classes") or ())
-        is_text = cfg.get("kind") == "text" or bool(cfg.get("text", False))
+        is_text = cfg.get("kind") == "text" or bool(cfg.get("text", False)) or \
+            getattr(bundle, "kind", None) == "text"
         self.prediction.set_model(name, classes, text_decoder=is_text)
+        self.model_accuracy = measured_accuracy(path, bundle)
+        self._update_speller_accuracy()
         self._clear_decoder_error()
         self._update_model_controls()
 
@@ -767,7 +847,14 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         cfg = getattr(self.bundle, "config", {}) or {}
         title = self._model_title or cfg.get("model", "?")
-        text = (f"{title} ({', '.join(map(str, cfg.get('classes', [])))})\n"
+        classes = [str(c) for c in cfg.get("classes", [])]
+        if self.prediction.text_decoder:  # its classes are its candidate sentences (120...)
+            what = f"text decoder, {len(classes)} candidate sentences"
+        elif len(classes) > 8:
+            what = f"{len(classes)} classes: {', '.join(classes[:8])}, …"
+        else:
+            what = ", ".join(classes)
+        text = (f"{title} ({what})\n"
                 f"{len(cfg.get('channels', []))} ch, {cfg.get('sfreq', 0):g} Hz, {cfg.get('window_s', 0):g} s window")
         worker_cls = find_decoder_worker()
         if worker_cls is None:

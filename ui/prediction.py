@@ -1,5 +1,11 @@
 """Prediction panel: class probabilities, the current command, feedback ball, history, text.
 
+A text decoder (EEG-to-text retrieval) has one class per candidate sentence (120 for a bundle
+of ``bci-app evaluate-text --bundle-out``): the panel shows its :data:`TOP_SENTENCES` most
+probable sentences instead of a bar per class, and the generated text with its confidence. A
+classifier with many classes shows at most :data:`MAX_VISIBLE_BARS` bars at once (the others
+scroll): the panel's height does not grow with the number of classes.
+
 Predictions arrive from the decoder thread through :class:`ui.qt_bridge.PredictionBridge` as a
 queued signal; :meth:`PredictionPanel.on_prediction` runs in the GUI thread and only stores and
 draws. The panel depends on the *shape* of a prediction (duck typing), so the real
@@ -17,8 +23,15 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 #: Colours of classes by position (Okabe–Ito, readable by colour-blind users).
 CLASS_COLOURS = ("#56B4E9", "#E69F00", "#009E73", "#CC79A7", "#F0E442", "#0072B2", "#D55E00", "#999999")
-#: Style of the decision label when it is not the current output (no decoder, or a stale one).
-IDLE_COMMAND_STYLE = "QLabel { font-size: 28px; font-weight: bold; padding: 4px; color: #777777; }"
+#: Candidate sentences a text decoder's panel lists (the most probable first).
+TOP_SENTENCES = 5
+#: Probability bars a classifier's panel shows at once; more classes scroll in their box.
+MAX_VISIBLE_BARS = 8
+#: Colour of the probability bars of the retrieved sentences.
+SENTENCE_COLOUR = CLASS_COLOURS[0]
+#: Height (px) of the panel a :class:`PanelScrollArea` always shows (all of a panel whose
+#: minimum is smaller): the decision and the probabilities of a classifier stay in view.
+MIN_VISIBLE_HEIGHT = 360
 #: Feedback directions of well-known motor-imagery classes (x right, y up).
 DIRECTIONS = {
     "left": (-1.0, 0.0), "left_hand": (-1.0, 0.0), "right": (1.0, 0.0), "right_hand": (1.0, 0.0),
@@ -44,6 +57,9 @@ class Prediction:
         Decoded text, for text decoders.
     latency : dict
         Seconds per stage (``"window_ready"``, ``"inference"``, ``"emitted"``, ``"total"``).
+    text_confidence : float | None
+        The text decoder's confidence in ``text``, in [0, 1] (the generated tokens' geometric
+        mean probability).
     """
 
     window_end: float
@@ -52,11 +68,42 @@ class Prediction:
     label: str
     text: str | None = None
     latency: dict = field(default_factory=dict)
+    text_confidence: float | None = None
 
 
 def _bar_style(colour: str) -> str:
     """Style sheet of a probability bar drawn in ``colour``."""
     return f"QProgressBar::chunk {{ background: {colour}; }}"
+
+
+def top_sentences(probabilities, classes, k: int = TOP_SENTENCES) -> list[tuple[str, float]]:
+    """The ``k`` most probable classes (candidate sentences) with their probabilities.
+
+    Parameters
+    ----------
+    probabilities : array-like, shape (n_classes,)
+    classes : sequence of str, length n_classes
+    k : int
+
+    Returns
+    -------
+    list of (str, float)
+        Most probable first (ties in class order); fewer than ``k`` for fewer classes, none
+        when ``probabilities`` does not match ``classes``. What
+        :meth:`decoders.text.bundle.TextBundle.top_sentences` gives for the same window.
+    """
+    p = np.asarray(probabilities, dtype=float).reshape(-1)
+    if p.size != len(classes) or not p.size:
+        return []
+    order = np.argsort(-p, kind="stable")[:k]
+    return [(str(classes[j]), float(p[j])) for j in order]
+
+
+def format_confidence(confidence: float | None) -> str:
+    """``0.123`` -> ``"12 %"`` (the probability bars' style); ``"—"`` when unknown."""
+    if confidence is None or not np.isfinite(confidence):
+        return "—"
+    return f"{100 * float(confidence):.0f} %"
 
 
 def class_directions(classes: tuple[str, ...]) -> np.ndarray:
@@ -208,7 +255,13 @@ class PredictionPanel(QtWidgets.QWidget):
         self.last_command: str | None = None
         self._dirs = np.zeros((0, 2))
         self._bars: list[QtWidgets.QProgressBar] = []
+        #: The classes the bars (or the sentence rows) were built for, and in which mode.
+        self._built: tuple[tuple[str, ...], bool] | None = None
         self._last_text = None
+        #: A text decoder's most probable sentences shown now, most probable first.
+        self.top: list[tuple[str, float]] = []
+        #: The text decoder's confidence in the text shown last (None: not given).
+        self.text_confidence: float | None = None
         #: True after :meth:`reset` (decoding stopped): late predictions are not shown.
         self._stopped = False
         #: Predictions shown since decoding last started.
@@ -234,20 +287,53 @@ class PredictionPanel(QtWidgets.QWidget):
         self.command.setWordWrap(True)  # a long "(unreliable: …)" reason must not widen the dock
         self.command.setStyleSheet("QLabel { font-size: 28px; font-weight: bold; padding: 4px; }")
         lay.addWidget(self.command)
+        # a classifier: one bar per class, at most MAX_VISIBLE_BARS at once (the rest scroll)
         self.bars_box = QtWidgets.QWidget()
         self.bars_layout = QtWidgets.QFormLayout(self.bars_box)
         self.bars_layout.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.bars_box)
+        self.bars_area = QtWidgets.QScrollArea()
+        self.bars_area.setWidgetResizable(True)
+        self.bars_area.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.bars_area.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.bars_area.setWidget(self.bars_box)
+        lay.addWidget(self.bars_area)
+        # a text decoder: its most probable candidate sentences, then the generated text
+        self.top_box = QtWidgets.QGroupBox(f"Top {TOP_SENTENCES} retrieved sentences")
+        self.top_box.setToolTip("The candidate sentences the decoder finds most probable for "
+                                "the last window, with their probabilities")
+        top_layout = QtWidgets.QGridLayout(self.top_box)
+        top_layout.setContentsMargins(4, 4, 4, 4)
+        top_layout.setColumnStretch(0, 1)
+        self._top_rows: list[tuple[QtWidgets.QLabel, QtWidgets.QProgressBar]] = []
+        for i in range(TOP_SENTENCES):
+            sentence = QtWidgets.QLabel("—")
+            sentence.setWordWrap(True)  # a long sentence wraps instead of widening the dock
+            bar = QtWidgets.QProgressBar()
+            bar.setRange(0, 1000)
+            bar.setFormat("%p %")
+            bar.setTextVisible(True)
+            bar.setFixedWidth(max(70, bar.fontMetrics().horizontalAdvance("100 %") + 36))
+            bar.setStyleSheet(_bar_style(SENTENCE_COLOUR))
+            top_layout.addWidget(sentence, i, 0)
+            top_layout.addWidget(bar, i, 1)
+            self._top_rows.append((sentence, bar))
+        lay.addWidget(self.top_box)
+        self.text_label = QtWidgets.QLabel()
+        self.text_label.setWordWrap(True)
+        self.text_label.setToolTip(
+            "Text generated by the decoder for the last window. Confidence: the geometric mean "
+            "of its tokens' probabilities (low values: the text is mostly a guess)")
+        lay.addWidget(self.text_label)
+        self.text_box = QtWidgets.QPlainTextEdit()
+        self.text_box.setReadOnly(True)
+        self.text_box.setPlaceholderText("decoded text")
+        self.text_box.setMinimumHeight(3 * self.text_box.fontMetrics().lineSpacing() + 12)
+        lay.addWidget(self.text_box, 1)
         self.feedback = FeedbackView()
         lay.addWidget(self.feedback, 1)
         lay.addWidget(QtWidgets.QLabel("Recent predictions"))
         self.history = HistoryStrip()
         lay.addWidget(self.history)
-        self.text_box = QtWidgets.QPlainTextEdit()
-        self.text_box.setReadOnly(True)
-        self.text_box.setPlaceholderText("decoded text")
-        self.text_box.setMaximumHeight(90)
-        lay.addWidget(self.text_box)
         self.latency_label = QtWidgets.QLabel("")
         self.latency_label.setStyleSheet("color: #aaaaaa;")
         self.latency_label.setWordWrap(True)  # the alignment and "stopped" notes are sentences
@@ -263,11 +349,11 @@ class PredictionPanel(QtWidgets.QWidget):
         self.model_name = name
         self.text_box.clear()
         self._last_text = None
+        self._show_text_confidence(None)
         self.text_decoder = bool(text_decoder)
         self.no_model.setVisible(name is None)
         self.model_label.setText("" if name is None else f"Model: <b>{name}</b>")
         self._set_classes(tuple(classes or ()))
-        self.text_box.setVisible(self.text_decoder)
         self.command.setText("—")
         self.last_command = None
         self._set_stale(False)
@@ -277,22 +363,90 @@ class PredictionPanel(QtWidgets.QWidget):
         self.latency_label.setText("" if name is None else "waiting for predictions — start decoding")
 
     def _set_classes(self, classes: tuple[str, ...]) -> None:
-        if classes == self.classes and self._bars:
-            return
+        """Build what shows the classes: a bar per class for a classifier (at most
+        :data:`MAX_VISIBLE_BARS` visible at once, the others scroll), the rows of the
+        :data:`TOP_SENTENCES` most probable sentences for a text decoder (its classes are its
+        candidate sentences: a bar and a feedback target each made the panel thousands of pixels
+        tall)."""
         self.classes = classes
+        text = self.text_decoder
+        if self._built == (classes, text):
+            return
+        self._built = (classes, text)
         while self.bars_layout.rowCount():
             self.bars_layout.removeRow(0)
         self._bars = []
-        for i, c in enumerate(classes):
-            bar = QtWidgets.QProgressBar()
-            bar.setRange(0, 1000)
-            bar.setFormat("%p %")
-            bar.setTextVisible(True)
-            bar.setStyleSheet(_bar_style(CLASS_COLOURS[i % len(CLASS_COLOURS)]))
-            self.bars_layout.addRow(c, bar)
-            self._bars.append(bar)
-        self._dirs = class_directions(classes)
-        self.feedback.set_targets(classes, self._dirs)
+        if not text:
+            for i, c in enumerate(classes):
+                bar = QtWidgets.QProgressBar()
+                bar.setRange(0, 1000)
+                bar.setFormat("%p %")
+                bar.setTextVisible(True)
+                bar.setStyleSheet(_bar_style(CLASS_COLOURS[i % len(CLASS_COLOURS)]))
+                self.bars_layout.addRow(c, bar)
+                self._bars.append(bar)
+        self._fit_bars_area()
+        self.bars_area.setVisible(bool(self._bars))
+        n_rows = min(TOP_SENTENCES, len(classes)) if text else 0
+        for i, (sentence, bar) in enumerate(self._top_rows):
+            sentence.setVisible(i < n_rows)
+            bar.setVisible(i < n_rows)
+        self.top_box.setTitle(f"Top {n_rows} retrieved sentences" if n_rows > 1
+                              else "Retrieved sentence")
+        self.top_box.setVisible(n_rows > 0)
+        self._show_top([])
+        self.text_label.setVisible(text)
+        self.text_box.setVisible(text)
+        # a text decoder's candidates are no directions: no ball, no targets
+        self._dirs = np.zeros((0, 2)) if text else class_directions(classes)
+        self.feedback.set_targets(() if text else classes, self._dirs)
+        self.feedback.setVisible(not text)
+
+    def _command_style(self, colour: str) -> str:
+        """Style of the decision label in ``colour``: large for a class name, smaller for a
+        text decoder's sentence (it wraps over lines)."""
+        size = 18 if self.text_decoder else 28
+        return (f"QLabel {{ font-size: {size}px; font-weight: bold; padding: 4px; "
+                f"color: {colour}; }}")
+
+    def _fit_bars_area(self) -> None:
+        """The bars' box shows every bar up to :data:`MAX_VISIBLE_BARS`; more scroll."""
+        n = len(self._bars)
+        if not n:
+            self.bars_area.setFixedHeight(0)
+            return
+        full = self.bars_box.sizeHint().height()
+        if n > MAX_VISIBLE_BARS:  # rows of equal height: the first MAX_VISIBLE_BARS of them
+            label = self.bars_layout.labelForField(self._bars[0])
+            row = max(self._bars[0].sizeHint().height(),
+                      label.sizeHint().height() if label is not None else 0)
+            spacing = (full - n * row) / (n - 1)
+            full = int(round(MAX_VISIBLE_BARS * row + (MAX_VISIBLE_BARS - 1) * spacing))
+        self.bars_area.setFixedHeight(full)
+
+    def _show_top(self, top: list[tuple[str, float]]) -> None:
+        """Fill the sentence rows with ``top`` ((sentence, probability), most probable first)."""
+        self.top = list(top)
+        for i, (sentence, bar) in enumerate(self._top_rows):
+            if i < len(top):
+                sentence.setText(f"{i + 1}. {top[i][0]}")
+                bar.setValue(int(round(1000 * float(np.clip(top[i][1], 0, 1)))))
+            else:
+                sentence.setText("—")
+                bar.setValue(0)
+
+    def _show_text_confidence(self, confidence: float | None) -> None:
+        self.text_confidence = None if confidence is None else float(confidence)
+        self.text_label.setText(f"Decoded text — confidence {format_confidence(confidence)}"
+                                if confidence is not None else "Decoded text")
+
+    def shown_sentences(self) -> list[tuple[str, float]]:
+        """The sentences and probabilities the rows show now (the bars' 0.1 % steps)."""
+        out = []
+        for sentence, bar in self._top_rows[:len(self.top)]:
+            text = sentence.text()
+            out.append((text.split(". ", 1)[1] if ". " in text else text, bar.value() / 1000))
+        return out
 
     # ------------------------------------------------------------------ predictions
     def set_decoding(self, on: bool) -> None:
@@ -315,11 +469,12 @@ class PredictionPanel(QtWidgets.QWidget):
         self.n_predictions_since_start = 0
         self._set_stale(False)
         self.command.setText("—")
-        self.command.setStyleSheet(IDLE_COMMAND_STYLE)
+        self.command.setStyleSheet(self._command_style("#777777"))
         self.last_command = None
         self.last = None
         for bar in self._bars:
             bar.setValue(0)
+        self._show_top([])
         self.history.clear()
         self.control = np.zeros(2)
         self.feedback.set_position(self.control, active=False)
@@ -338,7 +493,7 @@ class PredictionPanel(QtWidgets.QWidget):
         """
         self._stopped = True
         self._set_stale(True, note)
-        self.command.setStyleSheet(IDLE_COMMAND_STYLE)
+        self.command.setStyleSheet(self._command_style("#777777"))
         self.feedback.set_position(self.control, active=False)
         self.latency_label.setText(note)
 
@@ -349,6 +504,9 @@ class PredictionPanel(QtWidgets.QWidget):
             bar.setEnabled(not stale)
             colour = "#777777" if stale else CLASS_COLOURS[i % len(CLASS_COLOURS)]
             bar.setStyleSheet(_bar_style(colour))
+        for _sentence, bar in self._top_rows:
+            bar.setEnabled(not stale)
+            bar.setStyleSheet(_bar_style("#777777" if stale else SENTENCE_COLOUR))
 
     def set_alignment_progress(self, collected: int, needed: int, seconds: float) -> None:
         """Explain the alignment phase of a decoder that adapts to the user (no predictions yet).
@@ -367,11 +525,17 @@ class PredictionPanel(QtWidgets.QWidget):
         Uses what the prediction carries: ``smoothed`` probabilities for the bars when present
         (else the raw ones), the decoder's own ``control`` signal for the ball (else an
         exponential smoothing of probabilities × class directions here), ``command`` (the dwell
-        rule's decision, held until the next one), ``reliable``/``reason`` and ``text``.
+        rule's decision, held until the next one), ``reliable``/``reason``, ``text`` and
+        ``text_confidence``. For a text decoder, the :data:`TOP_SENTENCES` most probable
+        candidate sentences of the window (its raw probabilities) replace the bars.
         """
         if self._stopped:  # queued before the worker stopped: the panel shows "stopped"
             return
         self.n_predictions_since_start += 1
+        text = getattr(pred, "text", None)
+        if text is not None and not self.text_decoder:  # a model that turned out to write text
+            self.text_decoder = True
+            self._set_classes(self.classes)
         classes = tuple(getattr(pred, "classes", ()) or ())
         if classes and classes != self.classes:
             self._set_classes(classes)
@@ -384,6 +548,8 @@ class PredictionPanel(QtWidgets.QWidget):
         if probs.shape == (len(self._bars),) and reliable:
             for bar, p in zip(self._bars, probs):
                 bar.setValue(int(round(1000 * float(np.clip(p, 0, 1)))))
+        if self.text_decoder and reliable:  # the window's own ranking, as the label is
+            self._show_top(top_sentences(raw, self.classes, TOP_SENTENCES))
         label = str(getattr(pred, "label", ""))
         conf = float(raw[self.classes.index(label)]) if label in self.classes and raw.size else 0.0
         colour = CLASS_COLOURS[self.classes.index(label) % len(CLASS_COLOURS)] if label in self.classes else "#999999"
@@ -398,8 +564,8 @@ class PredictionPanel(QtWidgets.QWidget):
             c_colour = (CLASS_COLOURS[self.classes.index(shown) % len(CLASS_COLOURS)]
                         if shown in self.classes else colour)
             self.command.setText(shown or "—")
-            self.command.setStyleSheet(
-                f"QLabel {{ font-size: 28px; font-weight: bold; padding: 4px; color: {c_colour}; }}")
+            self.command.setStyleSheet(self._command_style(
+                SENTENCE_COLOUR if self.text_decoder else c_colour))
         control = getattr(pred, "control", None)
         if reliable:
             if control is not None and np.isfinite(control) and len(self._dirs) == 2:
@@ -411,16 +577,43 @@ class PredictionPanel(QtWidgets.QWidget):
                 self.control = self.control + self.smoothing * (target - self.control)
         self.feedback.set_position(self.control, active=reliable)
         self.history.add(label or "?", colour if reliable else "#555555", conf if reliable else 0.0)
-        text = getattr(pred, "text", None)
         if text is not None:
-            if not self.text_decoder:
-                self.text_decoder = True
-                self.text_box.setVisible(True)
             if text and text != self._last_text:
                 self.text_box.appendPlainText(text)
                 self._last_text = text
+            self._show_text_confidence(getattr(pred, "text_confidence", None))
         lat = getattr(pred, "latency", {}) or {}
         if "total" in lat:
             parts = ", ".join(f"{k} {1e3 * v:.1f}" for k, v in lat.items() if k != "total")
             self.latency_label.setText(f"latency {1e3 * lat['total']:.1f} ms ({parts})" if parts
                                        else f"latency {1e3 * lat['total']:.1f} ms")
+
+
+class PanelScrollArea(QtWidgets.QScrollArea):
+    """A :class:`PredictionPanel` in a vertical scroll area, for a dock.
+
+    On a short screen the dock scrolls the panel instead of growing the window past the screen
+    (a text decoder's sentences, the decoded text). It is never narrower than the panel needs
+    (nothing is cut at the right), and shows at least :data:`MIN_VISIBLE_HEIGHT` px of it (all
+    of a smaller panel): squeezed further, the docks under the plots took the plots' height.
+    """
+
+    def __init__(self, panel: QtWidgets.QWidget, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWidget(panel)
+        panel.installEventFilter(self)
+
+    def eventFilter(self, obj, ev) -> bool:  # noqa: N802 (Qt name)
+        if obj is self.widget() and ev.type() == QtCore.QEvent.Type.LayoutRequest:
+            self.updateGeometry()  # the panel's minimum changed (another model): tell the dock
+        return super().eventFilter(obj, ev)
+
+    def minimumSizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt name)
+        hint = super().minimumSizeHint()
+        inner = self.widget().minimumSizeHint()
+        bar = self.style().pixelMetric(QtWidgets.QStyle.PixelMetric.PM_ScrollBarExtent, None, self)
+        return QtCore.QSize(max(hint.width(), inner.width() + bar),
+                            max(hint.height(), min(inner.height(), MIN_VISIBLE_HEIGHT)))

@@ -177,10 +177,9 @@ def build_engine(args, classes=None, accuracy: float | None = None):
                 f"{acc:g}. Fix: give the user's measured command accuracy as a fraction, e.g. "
                 "--accuracy 0.8, or leave it out for the default.")
     else:
-        # a calibration's cross-validated accuracy is optimistic online (measured: S007 100 %
-        # CV -> 79 % online): trust it at most up to 90 %; at least a little above chance
-        acc = min(accuracy or 0.8, 0.9)
-        acc = min(max(acc, 1.0 / n_choice + 0.05), 0.97)
+        from ..speller.engine import assumed_accuracy
+
+        acc = assumed_accuracy(accuracy, n_choice)  # the measured one, trusted up to 90 %
     return SpellerEngine(lm, command_map=cmap, scheme=args.scheme, accuracy=acc,
                          confidence=args.confidence, completions=args.completions)
 

@@ -62,6 +62,34 @@ logger = logging.getLogger(__name__)
 DEFAULT_COMMAND_MAP = {"left": 0, "right": 1}
 UNDO = "undo"
 
+#: Command accuracy the posterior scheme assumes when the model has no measured one.
+DEFAULT_ACCURACY = 0.8
+#: Most of a measured (cross-validated) accuracy the speller trusts: a calibration's
+#: cross-validated accuracy is optimistic online (measured: S007 100 % CV -> 79 % online).
+MAX_TRUSTED_ACCURACY = 0.9
+
+
+def assumed_accuracy(measured: float | None, n_choice: int = 2) -> float:
+    """The command accuracy the posterior scheme assumes for a model (``bci-app spell``
+    without ``--accuracy``, and the GUI's speller).
+
+    The model's measured accuracy capped at :data:`MAX_TRUSTED_ACCURACY`, else
+    :data:`DEFAULT_ACCURACY`; then at least a little above chance (``1 / n_choice + 0.05``) and
+    at most 0.97 (one command is never final).
+
+    Parameters
+    ----------
+    measured : float | None
+        The user's cross-validated accuracy, a fraction; None (or not a finite number) when
+        unknown.
+    n_choice : int
+        Choice commands of the speller (its engine's ``arity``).
+    """
+    if measured is not None and not math.isfinite(float(measured)):
+        measured = None
+    acc = min(measured or DEFAULT_ACCURACY, MAX_TRUSTED_ACCURACY)
+    return min(max(acc, 1.0 / n_choice + 0.05), 0.97)
+
 
 def _logit(p: float) -> float:
     p = min(max(p, 1e-12), 1 - 1e-12)
