@@ -2,7 +2,9 @@
 
 1. Synthetic-generator curves: for each SNR, ``evaluate_text_model`` trains the model on the EEG
    and on the three controls (noise, shuffled, text prior) with splits disjoint by subject and
-   sentence; we report retrieval top-1 and BLEU-1 (free-running) for all four plus chance.
+   sentence; we report retrieval top-1 and BLEU-1 (free-running) for all four plus chance, the
+   pairing test of EEG use (the EEG model's outputs with their own vs re-paired test sentences)
+   and the verdict.
 2. Online cost: a bundle trained at the highest SNR is saved and re-loaded; one window at a time,
    one torch thread, we time ``predict_proba`` (retrieval over the bundle's candidates) and
    ``decode_text`` (greedy free-running generation), p50 / p99.
@@ -42,7 +44,6 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
 
-
     import torch
 
     torch.set_num_threads(args.threads)
@@ -72,7 +73,9 @@ def main(argv=None) -> int:
             print(f"== SNR {snr:g}  ({time.perf_counter() - t0:.0f} s)")
             print(format_results(res), flush=True)
             out["curves"].append({"snr": snr, **{k: res[k] for k in (
-                "setup", "chance", "conditions", "tests", "verdict", "examples")}})
+                "setup", "chance", "conditions", "pairing_test", "tests", "verdict",
+                "examples")}})
+        _summary(out["curves"])
 
     if args.skip_latency:
         _write(args, out)
@@ -110,6 +113,21 @@ def main(argv=None) -> int:
     print(json.dumps(out["latency"], indent=2))
     _write(args, out)
     return 0
+
+
+def _summary(curves) -> None:
+    """One line per SNR: top-1 and BLEU-1 of the four conditions, the pairing test, verdict."""
+    if not curves:
+        return
+    conds = list(curves[0]["conditions"])
+    print("\nSNR | top-1 % " + " / ".join(conds) + " | BLEU-1 % " + " / ".join(conds)
+          + " | pairing p(top-1), p(BLEU-1) | verdict: retrieval, text")
+    for c in curves:
+        m, pt, v = c["conditions"], c["pairing_test"], c["verdict"]
+        print(f"{c['snr']:g} | " + " / ".join(f"{100 * m[k]['top1']:.1f}" for k in conds)
+              + " | " + " / ".join(f"{100 * m[k]['bleu1']:.1f}" for k in conds)
+              + f" | {pt['top1_p']:.2g}, {pt['bleu1_p']:.2g}"
+              + f" | {v['retrieval_uses_eeg']}, {v['text_uses_eeg']}", flush=True)
 
 
 def _write(args, out) -> None:

@@ -264,8 +264,10 @@ def load_bundle(path: str | Path) -> Bundle:
         except BciAppError:
             raise
         except Exception as err:  # noqa: BLE001
-            raise BundleError(f"text bundle {path} is damaged ({type(err).__name__}: {err})") \
-                from None
+            raise BundleError(
+                f"text bundle {path} is damaged ({type(err).__name__}: {err}). Fix: restore it "
+                "from a backup, or write it again with `bci-app evaluate-text --bundle-out DIR`."
+            ) from None
     try:
         bundle = _load_bundle(path)
         _check_loaded(bundle)

@@ -156,7 +156,9 @@ def test_evaluate_text_bare_json_means_stdout():
 
 def test_evaluate_text_readme_line_prints_json(eegmmidb_path):
     """README: ``bci-app evaluate-text --snr 4 --json`` (here on a tiny corpus)."""
-    r = bci_app("evaluate-text", "--snr", "4", "--json", "--n-sentences", "8", "--subjects",
+    # 25 sentences: 5 test sentences, the fewest with which the verdict's test of EEG use can
+    # reach p < 0.01 (fewer are refused before training)
+    r = bci_app("evaluate-text", "--snr", "4", "--json", "--n-sentences", "25", "--subjects",
                 "1-3", "--reps", "1", "--epochs", "1", "--d-model", "16", "--conditions",
                 "eeg,text_prior", "--data-dir", str(eegmmidb_path), timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -5,6 +5,8 @@ signatures at a chosen SNR); ``--zuco DIR`` evaluates on ZuCo 1.0/2.0 MATLAB fil
 Every run trains the same model on the EEG and on three controls — Gaussian noise of matching
 statistics, EEG shuffled across sentences, and no EEG (text prior) — and prints them together
 with chance levels, p-values and a verdict. Text is generated free-running (no teacher forcing).
+The verdict "uses the EEG" is the pairing test of the EEG model's own outputs (right vs re-paired
+test sentences); text must also beat the text prior (see ``decoders/text/README.md``).
 """
 
 from __future__ import annotations
@@ -44,10 +46,12 @@ def register(subparsers) -> None:
                    "load order; default: the last third)")
     g.add_argument("--reps", type=int, default=2, help="synthetic: trials per sentence/subject")
     g.add_argument("--sfreq", type=number, default=80.0, help="model input rate (Hz)")
-    g.add_argument("--window", type=number, default=2.0, help="window length (s)")
+    g.add_argument("--window", type=number, default=2.0,
+                   help="window length (s); synthetic: >= 1.75 (7 words x 0.25 s)")
     g.add_argument("--data-dir", default=None, help="EEGMMIDB folder (default: config)")
     g = p.add_argument_group("model, training and evaluation")
-    g.add_argument("--d-model", type=int, default=64)
+    g.add_argument("--d-model", type=int, default=64,
+                   help="model width: a positive multiple of 4 (default 64)")
     g.add_argument("--epochs", type=int, default=40, help="max epochs (early stopping on val)")
     g.add_argument("--patience", type=int, default=8)
     g.add_argument("--beam", type=int, default=1, help="1 = greedy, >1 = beam search")
@@ -56,7 +60,8 @@ def register(subparsers) -> None:
                    "sentences as distractors")
     g.add_argument("--conditions", default="eeg,noise,shuffled,text_prior",
                    help="comma list; 'eeg' and at least one baseline are required")
-    g.add_argument("--alpha", type=number, default=0.01)
+    g.add_argument("--alpha", type=number, default=0.01,
+                   help="level of the verdict's test of EEG use (default 0.01)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
@@ -93,9 +98,21 @@ def run(args: argparse.Namespace) -> int:
     if args.beam < 1:
         raise ConfigError(f"--beam: expected >= 1 (1 = greedy, > 1 = beam search), got "
                           f"{args.beam}.")
+    from decoders.text.model import check_d_model
+
+    check_d_model(args.d_model, name="--d-model")
+    for opt, value in (("--sfreq", args.sfreq), ("--window", args.window)):
+        if not value > 0:
+            raise ConfigError(f"{opt}: expected a number > 0, got {value:g}. Fix: e.g. "
+                              f"{opt} {80 if opt == '--sfreq' else 2}.")
     snrs = []
     if not args.zuco:
         snrs = _parse_snrs(args.snr)
+        from decoders.text.synthetic import SyntheticReadingEEG
+
+        # before any EEG is loaded: the corpus alone says how long a window must be
+        SyntheticReadingEEG(n_sentences=args.n_sentences, window_s=args.window,
+                            sfreq=args.sfreq, seed=args.seed).check_window("--window")
     # outputs checked before the (long) training, so a bad path never costs the results
     if args.json not in (None, "-"):
         check_output_file(args.json, "--json")

@@ -1,6 +1,10 @@
 """``bci-app replay``: run a recording through the full live pipeline (ring buffer, causal
 preprocessing, DecoderWorker, smoothing) and report pseudo-online accuracy, accuracy over time
-after the cue, command rate and Wolpaw ITR."""
+after the cue, command rate and Wolpaw ITR.
+
+With an EEG-to-text bundle (``decoders.text``) there are no cue classes to score: the report is
+the decoded text over time (free-running generated text and the top retrieved sentence of each
+reliable window, runs of identical text merged)."""
 
 from __future__ import annotations
 
@@ -62,18 +66,71 @@ def _parse_speed(speed) -> str | float:
 
 def training_overlap(path: str, bundle) -> str | None:
     """A warning when ``path`` is an EEGMMIDB file (``SxxxRyy.edf``) of a subject the bundle
-    was trained on (its ``training`` config names the dataset and subjects), else None: an
-    accuracy measured on it is on training data, hence optimistic."""
+    was trained on (its ``training`` config names the dataset and subjects; for a text bundle,
+    the subjects whose rest EEG carried its synthetic reading EEG), else None: a result
+    measured on it is on training data, hence optimistic."""
     import re
     from pathlib import Path
 
     m = re.fullmatch(r"S(\d{3})R(\d{2})\.edf", Path(path).name, flags=re.IGNORECASE)
-    if m is None or int(m.group(1)) not in bundle.eegmmidb_training_subjects:
+    if m is None or int(m.group(1)) not in getattr(bundle, "eegmmidb_training_subjects", set()):
         return None
+    if _is_text(bundle):
+        return (f"{Path(path).name} is EEGMMIDB subject {int(m.group(1))}, whose rest EEG this "
+                "text bundle was trained on (the background of its synthetic reading EEG): "
+                "its windows are not unseen data. Fix: replay another person's recording.")
     return (f"{Path(path).name} is EEGMMIDB subject {int(m.group(1))}, one of this bundle's "
             "training subjects: the accuracy below is on training data and optimistic. Fix: "
             "replay another person's recording, or measure with `bci-app evaluate --protocol "
             "loso`.")
+
+
+def _is_text(bundle) -> bool:
+    return getattr(bundle, "kind", None) == "text"
+
+
+TEXT_NO_SCORING = ("text bundle: no motor-imagery trial scoring (its classes are candidate "
+                   "sentences, not cue classes); the report is the decoded text over time")
+
+
+def text_segments(preds, sfreq_in: float) -> list[dict]:
+    """Decoded text over time: runs of reliable windows with the same generated text.
+
+    Each segment: ``start_s``/``end_s`` (end of its first/last window, seconds of signal from
+    the file's start, from ``Prediction.seq``), ``n_windows``, ``text``, ``confidence`` (mean
+    text confidence), ``top_sentence`` (most frequent top retrieved candidate) and its mean
+    probability ``top_p``."""
+    from collections import Counter
+
+    import numpy as np
+
+    segs: list[dict] = []
+    run: list = []
+
+    def close():
+        if not run:
+            return
+        top = Counter(p.label for p in run).most_common(1)[0][0]
+        segs.append({
+            "start_s": round(run[0].seq / sfreq_in, 3), "end_s": round(run[-1].seq / sfreq_in, 3),
+            "n_windows": len(run), "text": run[0].text,
+            "confidence": float(np.mean([p.text_confidence for p in run])),
+            "top_sentence": top,
+            "top_p": float(np.mean([float(np.max(p.probabilities)) for p in run
+                                    if p.label == top])),
+        })
+
+    for p in preds:
+        if not p.reliable or p.text is None:
+            close()
+            run = []
+            continue
+        if run and p.text != run[-1].text:
+            close()
+            run = []
+        run.append(p)
+    close()
+    return segs
 
 
 def replay_file(path: str, bundle, *, speed="max", hop=0.1, smoothing=0.5, threshold=0.7,
@@ -130,7 +187,12 @@ def run(args) -> int:
     check_hop(args.hop)
     start, end = _parse_trial(args.trial)
     bundle = load_model(args.model)
-    cue_map = parse_cue_map(args.cue, bundle.classes)
+    text = _is_text(bundle)
+    if text and args.cue:
+        raise ConfigError(f"--cue: {args.model} is an EEG-to-text bundle; its classes are "
+                          "candidate sentences, not cue classes, so there are no trials to "
+                          "score. Fix: drop --cue (replay reports the decoded text over time).")
+    cue_map = {} if text else parse_cue_map(args.cue, bundle.classes)
     src, worker, preds, wall = replay_file(args.file, bundle, speed=args.speed, hop=args.hop,
                                            smoothing=args.smoothing, threshold=args.threshold,
                                            dwell=args.dwell)
@@ -148,7 +210,10 @@ def run(args) -> int:
     overlap = training_overlap(args.file, bundle)
     if overlap:
         summary["warning"] = overlap
-    trials = trials_from_markers(src.markers.all(), cue_map, bundle.classes)
+    if text:
+        segments = text_segments(preds, src.info.sfreq)
+        summary.update(kind="text", trial_scoring=TEXT_NO_SCORING, text_segments=segments)
+    trials = [] if text else trials_from_markers(src.markers.all(), cue_map, bundle.classes)
     report = None
     if trials and preds:
         report = score_trials(
@@ -167,9 +232,25 @@ def run(args) -> int:
     print(f"replayed {signal_s:.1f} s of {src.info.n_channels} ch @ {src.info.sfreq:g} Hz in "
           f"{wall:.2f} s ({summary['realtime_factor']:.0f}x real time); "
           f"{st['predictions']} predictions, {st['skipped']} skipped, {st['unreliable']} unreliable")
-    if report is None:
+    if text:
+        print(_text_report(segments))
+    elif report is None:
         print(f"no cue markers matching {sorted(cue_map)} in the file: no accuracy to report "
               "(use --cue MARKER=CLASS).")
     else:
         print(report.text())
     return 0
+
+
+def _text_report(segments: list[dict], max_lines: int = 40) -> str:
+    lines = [f"{TEXT_NO_SCORING}: free-running text of each reliable window, runs of the same "
+             f"text merged, {len(segments)} segment(s); times are window ends, s of the file:"]
+    if not segments:
+        lines.append("  (no reliable window)")
+    for seg in segments[:max_lines]:
+        lines.append(f"  {seg['start_s']:7.1f} - {seg['end_s']:7.1f} s  {seg['text']!r}  "
+                     f"(confidence {seg['confidence']:.2f}, {seg['n_windows']} window(s); top "
+                     f"sentence {seg['top_sentence']!r} {100 * seg['top_p']:.0f} %)")
+    if len(segments) > max_lines:
+        lines.append(f"  ... {len(segments) - max_lines} more segment(s): --json lists them all")
+    return "\n".join(lines)

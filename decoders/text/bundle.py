@@ -39,6 +39,15 @@ FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "weights.safetensors"
 _CAND_KEY = "candidate_embeddings"
+_CLASSES_META = "classes_sha256"
+_FIX = ("Fix: restore the bundle folder from a backup, or write it again with `bci-app "
+        "evaluate-text --bundle-out DIR`.")
+
+
+def _classes_fingerprint(classes: list[str]) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(list(classes)).encode("utf-8")).hexdigest()
 
 
 @dataclass
@@ -85,6 +94,27 @@ class TextBundle:
     @property
     def needs_alignment(self) -> bool:
         return False
+
+    @property
+    def eegmmidb_training_subjects(self) -> set[int]:
+        """EEGMMIDB subjects whose EEG the bundle was trained on, or empty.
+
+        The synthetic reading EEG (``training.data.generator == "SyntheticReadingEEG"``) lays its
+        word signatures on EEGMMIDB rest EEG of ``training.data.subjects``; the model saw those
+        of them that were not held out for testing (``training.split.test_subjects``).
+        Recordings of these people hold EEG the model was trained on."""
+        training = (self.config or {}).get("training") or {}
+        data = training.get("data") if isinstance(training, dict) else None
+        if not isinstance(data, dict) or data.get("generator") != "SyntheticReadingEEG":
+            return set()
+        subjects = data.get("subjects")
+        if not isinstance(subjects, list):
+            return set()
+        split = training.get("split") if isinstance(training.get("split"), dict) else {}
+        held_out = split.get("test_subjects") if isinstance(split.get("test_subjects"),
+                                                            list) else []
+        return {s for s in subjects if isinstance(s, int) and not isinstance(s, bool)} - {
+            s for s in held_out if isinstance(s, int)}
 
     @property
     def preprocessor(self):
@@ -188,7 +218,10 @@ def save_text_bundle(decoder: EEGTextDecoder, path: str | Path, meta: dict[str, 
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": _versions(),
     }
-    save_file(tensors, str(path / WEIGHTS_NAME))
+    # the candidates' order is the embeddings' row order: a fingerprint of the list travels with
+    # the weights, so a config whose classes were reordered or edited is refused at load
+    save_file(tensors, str(path / WEIGHTS_NAME),
+              metadata={_CLASSES_META: _classes_fingerprint(config["classes"])})
     (path / CONFIG_NAME).write_text(json.dumps(config, indent=2, default=_json_default) + "\n")
     return path
 
@@ -204,45 +237,124 @@ def is_text_bundle(path: str | Path) -> bool:
 
 
 def load_text_bundle(path: str | Path) -> TextBundle:
-    """Load a text bundle folder (no pickle). BundleError when missing, corrupt, of another
-    kind or of another model version than this code."""
-    import torch
-    from safetensors.torch import load_file
+    """Load a text bundle folder (no pickle).
+
+    BundleError (naming the file and the fix) when it is missing, not a JSON object, not UTF-8,
+    of another kind, format or model version, or inconsistent: weights that are not finite or do
+    not fit the model, a tokenizer whose vocabulary is not the model's, preprocessing channels
+    other than the bundle's (same checks as motor-imagery bundles,
+    ``decoders.bundle._check_loaded``), candidates that are not those the embeddings were
+    stored for, or a model that gives no finite output on a test window.
+    """
+    from decoders.bundle import _check_loaded
 
     path = Path(path)
     cfg_path, w_path = path / CONFIG_NAME, path / WEIGHTS_NAME
     if not cfg_path.is_file() or not w_path.is_file():
         raise BundleError(
             f"bundle: expected a folder with {CONFIG_NAME} and {WEIGHTS_NAME}, got {path} "
-            f"(exists: {path.exists()}). Fix: pass the folder written by save_text_bundle.")
+            f"(exists: {path.exists()}). Fix: pass the folder written by save_text_bundle "
+            "(`bci-app evaluate-text --bundle-out DIR`).")
     try:
-        config = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as err:
-        raise BundleError(f"bundle: {cfg_path} is not valid JSON ({err})") from None
+        config = json.loads(cfg_path.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise BundleError(f"bundle: {cfg_path} is not valid UTF-8 JSON ({err}). {_FIX}") \
+            from None
+    if not isinstance(config, dict):
+        raise BundleError(f"bundle: {cfg_path} must hold a JSON object, got "
+                          f"{type(config).__name__}. {_FIX}")
     if config.get("kind") != "text":
         raise BundleError(f"bundle: {cfg_path} is a {config.get('kind')!r} bundle, not a text "
                           "bundle. Fix: load it with decoders.bundle.load_bundle.")
     if config.get("format_version") != FORMAT_VERSION:
-        raise BundleError(f"bundle: format_version {config.get('format_version')} in {cfg_path}, "
-                          f"this code reads {FORMAT_VERSION}")
-    if int(config.get("model_version", -1)) != EEGTextModel.model_version:
+        raise BundleError(f"bundle: format_version {config.get('format_version')!r} in "
+                          f"{cfg_path}, this code reads {FORMAT_VERSION}. {_FIX}")
+    version = config.get("model_version")
+    if isinstance(version, bool) or not isinstance(version, int) \
+            or version != EEGTextModel.model_version:
         raise BundleError(
-            f"bundle: model 'eeg2text' version {config.get('model_version')} in {cfg_path}, but "
-            f"this code builds version {EEGTextModel.model_version}. Fix: retrain.")
+            f"bundle: model 'eeg2text' version {version!r} in {cfg_path}, but this code builds "
+            f"version {EEGTextModel.model_version}. Fix: retrain (`bci-app evaluate-text "
+            "--bundle-out DIR`), or use the bci_app release that wrote the bundle.")
+    tb = _build_text_bundle(path, config, cfg_path, w_path)
+    try:
+        _check_loaded(tb)  # channels / window / classes, preprocessing channels, probabilities
+        texts = tb.decoder.decode_text(np.zeros((1, len(tb.channels), tb.n_times), np.float32))
+    except BundleError as err:
+        msg = str(err)
+        if str(path) not in msg:
+            msg = f"bundle {path}: {msg.removeprefix('bundle: ')}"
+        raise BundleError(f"{msg} {_FIX}") from None
+    except Exception as err:  # noqa: BLE001 - a model that cannot run on a window is damaged
+        raise BundleError(f"bundle: {cfg_path} does not describe a usable text model: it fails "
+                          f"on a test window ({type(err).__name__}: {err}). {_FIX}") from None
+    if not (isinstance(texts[0][0], str) and np.isfinite(texts[0][1])):
+        raise BundleError(f"bundle: {w_path}: the text decoder gives no finite confidence on a "
+                          f"test window; its weights are damaged. {_FIX}")
+    return tb
+
+
+def _build_text_bundle(path: Path, config: dict, cfg_path: Path, w_path: Path) -> TextBundle:
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
     try:
         arrays = load_file(str(w_path))
+        with safe_open(str(w_path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as err:  # noqa: BLE001 - any failure to parse means a damaged file
+        raise BundleError(f"bundle: cannot read {w_path} ({err}). {_FIX}") from None
+    bad = [k for k, v in arrays.items()
+           if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise BundleError(f"bundle: weights {bad[:5]} in {w_path} hold NaN or inf values. {_FIX}")
+    try:
         d = config["decoder"]
         dec = EEGTextDecoder(len(config["channels"]), config["sfreq"], config["window_s"],
                              d["model_params"], TextTrainSettings(**d["settings"]), d["beam"])
         dec.derived_params = tuple(d.get("derived_params", ()))
         dec.tokenizer_ = WordTokenizer.from_dict(d["tokenizer"])
         dec.history_ = d.get("history", [])
+        # the config's shapes first, on the meta device (nothing allocated): a damaged
+        # hyper-parameter (d_model 1e9) must be refused, not allocated
+        with torch.random.fork_rng(), torch.device("meta"):
+            on_meta = EEGTextModel(dec.n_chans, 384, dec.sfreq, dec.window_s, **d["model_params"])
+        shapes = {k: tuple(v.shape) for k, v in on_meta.state_dict().items()}
+        stored = {k[6:]: tuple(v.shape) for k, v in arrays.items() if k.startswith("model.")}
+        if shapes != stored:
+            diff = sorted(set(shapes) ^ set(stored)) or sorted(
+                k for k in shapes if shapes[k] != stored[k])
+            detail = ", ".join(f"{k}: {shapes.get(k)} vs {stored.get(k)}" for k in diff[:3])
+            raise BundleError(
+                f"bundle: {cfg_path} does not fit the weights in {w_path}: the config's model "
+                f"(decoder > model_params, channels, sfreq, window_s) has other tensors or "
+                f"shapes (config vs weights: {detail}). {_FIX}")
         with torch.random.fork_rng():
             model = EEGTextModel(dec.n_chans, 384, dec.sfreq, dec.window_s, **d["model_params"])
         model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model.")},
                               strict=True)
         dec.model_ = model.eval()
-        dec.set_candidates(config["classes"], arrays[_CAND_KEY].numpy())
-    except (KeyError, TypeError, RuntimeError, ValueError) as err:
-        raise BundleError(f"bundle: {path} does not fit the eeg2text model ({err})") from None
+        classes = config["classes"]
+        dec.set_candidates(classes, arrays[_CAND_KEY].numpy())
+    except BundleError:
+        raise
+    except KeyError as err:
+        raise BundleError(f"bundle: {cfg_path} or {w_path} lacks the key {err.args[0]!r} "
+                          f"(removed by an edit, or written by another program). {_FIX}") \
+            from None
+    except Exception as err:  # noqa: BLE001 - damaged hyper-parameters fail in many ways
+        raise BundleError(f"bundle: {path} does not fit the eeg2text model "
+                          f"({type(err).__name__}: {err}). {_FIX}") from None
+    if len(dec.tokenizer_) != model.vocab_size:
+        raise BundleError(
+            f"bundle: {cfg_path}: the tokenizer's vocabulary has {len(dec.tokenizer_)} words "
+            f"but the model's vocab_size is {model.vocab_size} (decoder > model_params): "
+            f"generated word ids would name other words or none. {_FIX}")
+    stored = meta.get(_CLASSES_META)
+    if stored is not None and stored != _classes_fingerprint(classes):
+        raise BundleError(
+            f"bundle: {cfg_path}: 'classes' are not the candidate sentences whose embeddings "
+            f"{w_path} holds (edited or reordered: retrieval would name the wrong sentences). "
+            f"{_FIX}")
     return TextBundle(decoder=dec, config=config, path=path)

@@ -28,12 +28,34 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from bci_app.errors import ConfigError
 from decoders.models.base import EEGModel
 from decoders.registry import register_model
 
 from .embeddings import EMBED_DIM
 
-__all__ = ["EEGTextModel", "VectorQuantizer"]
+__all__ = ["EEGTextModel", "VectorQuantizer", "check_d_model"]
+
+
+def check_d_model(d_model: Any, n_heads: int = 4, n_groups: int = 4,
+                  name: str = "d_model") -> int:
+    """``d_model`` as an int: positive and a multiple of ``n_heads`` (attention heads) and of
+    ``n_groups`` (product-VQ groups), which both split it evenly. ConfigError naming ``name``
+    (e.g. ``--d-model``) with the nearest valid values otherwise."""
+    step = math.lcm(int(n_heads), int(n_groups))
+    ok = (not isinstance(d_model, bool) and isinstance(d_model, (int, float))
+          and float(d_model).is_integer() and d_model > 0 and int(d_model) % step == 0)
+    if not ok:
+        near = [32, 64]
+        if isinstance(d_model, (int, float)) and not isinstance(d_model, bool) \
+                and math.isfinite(d_model) and d_model > step:
+            lo = int(d_model) // step * step
+            near = [lo, lo + step]
+        raise ConfigError(
+            f"{name}: expected a positive multiple of {step} (the model splits it into "
+            f"{n_heads} attention heads and {n_groups} codebook groups), got {d_model!r}. Fix: "
+            f"e.g. {name} {near[0]} or {near[1]} (the default is 64).")
+    return int(d_model)
 
 
 class VectorQuantizer(nn.Module):
@@ -95,7 +117,7 @@ class EEGTextModel(EEGModel):
                n_layers: int = 2, dec_layers: int = 2, patch_s: float = 0.25,
                stride_s: float = 0.125, n_codes: int = 64, n_groups: int = 4,
                max_len: int = 16, dropout: float = 0.1, beta: float = 0.25) -> dict[str, Any]:
-        d = int(d_model)
+        d = check_d_model(d_model, n_heads, n_groups)
         self.patch = max(1, round(patch_s * self.sfreq))
         self.stride = max(1, round(stride_s * self.sfreq))
         n_tok = (self.n_times - self.patch) // self.stride + 1
@@ -132,7 +154,8 @@ class EEGTextModel(EEGModel):
         return {"vocab_size": self.vocab_size, "d_model": d, "n_heads": int(n_heads),
                 "n_layers": int(n_layers), "dec_layers": int(dec_layers),
                 "patch_s": float(patch_s), "stride_s": float(stride_s), "n_codes": int(n_codes),
-                "n_groups": int(n_groups),                "max_len": self.max_len, "dropout": float(dropout), "beta": float(beta)}
+                "n_groups": int(n_groups), "max_len": self.max_len, "dropout": float(dropout),
+                "beta": float(beta)}
 
     # -- encoder ------------------------------------------------------------------------------
     def set_input_stats(self, mean, std) -> None:

@@ -241,6 +241,25 @@ class SyntheticReadingEEG:
         self.baseline = baseline
         self.sfreq = sfreq
 
+    def min_window_s(self) -> float:
+        """The shortest ``window_s`` that holds every sentence of the corpus (its longest
+        sentence's words, ``word_s`` each, at the output rate), without loading any EEG."""
+        sf = 160.0 if self.sfreq is None else float(self.sfreq)
+        if not sf > 0:
+            raise ConfigError(f"sfreq: expected > 0 Hz (or None for 160 Hz), got {self.sfreq}")
+        longest = max(len(normalize_words(t)) for t in make_corpus(self.n_sentences, self.seed))
+        return longest * round(self.word_s * sf) / sf
+
+    def check_window(self, name: str = "window_s") -> None:
+        """ConfigError naming ``name`` (e.g. ``--window``) when the sentences do not fit."""
+        sf = 160.0 if self.sfreq is None else float(self.sfreq)
+        need = self.min_window_s()
+        if round(self.window_s * sf) < round(need * sf):
+            raise ConfigError(
+                f"{name}: the synthetic sentences have up to {round(need / self.word_s)} words of "
+                f"{self.word_s:g} s each, so windows must be at least {need:g} s long; got "
+                f"{self.window_s:g} s. Fix: {name} {need:g} or longer (the default is 2).")
+
     def signature(self, word: str, subject: int, sfreq: float) -> np.ndarray:
         """Word signature of a reader, shape (n_chans, n_slot) (unit peak amplitude)."""
         rng = _word_rng(word, self.seed)
@@ -263,7 +282,8 @@ class SyntheticReadingEEG:
         if len(words) * slot > n_times:
             raise ConfigError(
                 f"window_s: {len(words)} words x {self.word_s} s do not fit a {self.window_s} s "
-                "window. Fix: a longer window or shorter word_s.")
+                f"window. Fix: window_s >= {self.min_window_s():g} s (`--window` of bci-app "
+                "evaluate-text), or a shorter word_s (SyntheticReadingEEG(word_s=...)).")
         sig = np.zeros((len(self.channels), n_times))
         jit = round(self.jitter_s * sfreq)
         for k, w in enumerate(words):

@@ -7,7 +7,7 @@ import numpy as np
 
 from acquisition.files import read_file
 from acquisition.replay import ReplaySource
-from decoders.online import DecoderWorker
+from decoders.online import DecoderWorker, offline_window_predictions
 from decoders.text.bundle import load_text_bundle, save_text_bundle
 
 
@@ -27,14 +27,30 @@ def test_worker_runs_text_bundle_on_replay(fitted, tmp_path, eegmmidb_path):
             preds.extend(worker.step(catch_up=True))
     finally:
         src.disconnect()
-    assert len(preds) >= 20 and worker.errors == 0
-    reliable = [p for p in preds if p.reliable]
-    assert reliable
-    for p in reliable:
-        assert p.probabilities.shape == (len(tb.classes),)
-        assert abs(p.probabilities.sum() - 1) < 1e-5
-        assert p.label in tb.classes
-        assert isinstance(p.text, str)
-    # the worker's windows are what the bundle sees offline: same text for the same window
+    assert len(preds) >= 20 and worker.errors == 0 and worker.skipped == 0
     assert worker.classes == tuple(tb.classes)
-    assert np.isfinite(np.stack([p.probabilities for p in preds])).all()
+    # the offline reference: the whole file filtered causally by the same code, the windows
+    # ending at every hop boundary (one per prediction, in order)
+    ch = list(rec.info.ch_names)
+    ends, probs = offline_window_predictions(rec.data, rec.info.sfreq, ch, tb, hop=1.0)
+    filtered = tb.streaming_filter(rec.info.sfreq, ch).process(np.asarray(rec.data, float))
+    assert len(ends) >= len(preds)
+    n = tb.n_times
+    reliable = 0
+    for p, end, prob in zip(preds, ends, probs):
+        window = filtered[end - n:end].T.astype(np.float32)
+        np.testing.assert_allclose(p.probabilities, prob, atol=1e-5)
+        if not p.reliable:
+            assert p.text is None
+            continue
+        reliable += 1
+        np.testing.assert_allclose(p.probabilities, tb.predict_proba(window), atol=1e-5)
+        assert p.label == tb.classes[int(np.argmax(tb.predict_proba(window)))]
+        (text, conf), = tb.decode_text(window)
+        assert p.text == text
+        assert abs(p.text_confidence - conf) < 1e-5
+        # the comparison can tell windows apart: the window one hop later decodes otherwise
+        later = filtered[end - n + 80:end + 80].T.astype(np.float32)
+        assert abs(tb.decode_text(later)[0][1] - conf) > 1e-5 or \
+            np.abs(tb.predict_proba(later) - p.probabilities).max() > 1e-4
+    assert reliable >= 15
