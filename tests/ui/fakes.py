@@ -143,6 +143,18 @@ def wait_until(condition, timeout: float = 10.0, *, poll: float = 0.005) -> None
         time.sleep(poll)
 
 
+def decoding_a_replay(win, bundle, *, record_to=None, n: int = 1) -> None:
+    """``win`` connected to its replay, ``bundle`` loaded (recording to ``record_to``) and
+    decoding, ``n`` decisions shown."""
+    wait_until(lambda: win.source is not None and win.source.connected and not win._connecting, 20)
+    assert win.load_model(str(bundle))
+    if record_to is not None:
+        assert win.start_recording(str(record_to))
+    win.controls.decode_btn.click()
+    wait_until(lambda: win.decoder is not None, 60)
+    wait_until(lambda: win.prediction.n_predictions_since_start >= n, 30)
+
+
 def process_events_for(seconds: float) -> None:
     """Keep the event loop (and worker threads) going for ``seconds`` (a bounded wait)."""
     import time

@@ -7,20 +7,9 @@ from __future__ import annotations
 
 import re
 
-from tests.ui.fakes import process_events_for, wait_until
+from tests.ui.fakes import decoding_a_replay, process_events_for, wait_until
 
 EDF = "eegmmidb/MNE-eegbci-data/files/eegmmidb/1.0.0/S001/S001R04.edf"
-
-
-def _decoding_a_replay(win, bundle, *, record_to=None) -> None:
-    """Connected to the replay, recording (``record_to``) and decoding, first decision shown."""
-    wait_until(lambda: win.source is not None and win.source.connected and not win._connecting, 20)
-    assert win.load_model(str(bundle))
-    if record_to is not None:
-        assert win.start_recording(str(record_to))
-    win.controls.decode_btn.click()
-    wait_until(lambda: win.decoder is not None, 60)
-    wait_until(lambda: win.prediction.n_predictions_since_start > 0, 20)
 
 
 def _play_to_the_end(win, seconds_before: float = 2.5) -> None:
@@ -52,7 +41,7 @@ def test_the_end_of_a_replay_stops_the_decoder_and_shows_its_last_decision_as_st
 
     win = make_window("file:" + str(data_dir / EDF))
     target = tmp_path / "replay_end.xdf"
-    _decoding_a_replay(win, gui_bundle_path, record_to=target)
+    decoding_a_replay(win, gui_bundle_path, record_to=target)
     worker, rec, src = win.decoder, win.recorder, win.source
     _play_to_the_end(win)
 
@@ -103,7 +92,7 @@ def test_seeking_or_playing_after_the_end_decodes_again(make_window, data_dir, g
     """Seeking back (or Play) after the end reopened the file with decoding off: the user had to
     find out and start it again."""
     win = make_window("file:" + str(data_dir / EDF))
-    _decoding_a_replay(win, gui_bundle_path)
+    decoding_a_replay(win, gui_bundle_path)
     _play_to_the_end(win)
     process_events_for(0.3)
 
@@ -137,7 +126,7 @@ def test_decoding_stopped_after_the_end_stays_off(make_window, data_dir, gui_bun
     stale decision goes, the button says why it cannot start now, the next replay does not
     decode)."""
     win = make_window("file:" + str(data_dir / EDF))
-    _decoding_a_replay(win, gui_bundle_path)
+    decoding_a_replay(win, gui_bundle_path)
     _play_to_the_end(win)
     c = win.controls
     wait_until(lambda: c.decode_btn.text() == "Decoding paused", 10)
@@ -185,7 +174,7 @@ def test_a_looping_replay_never_ends_and_keeps_decoding(make_window, data_dir, g
 
     src = ReplaySource(data_dir / EDF, loop=True)
     win = make_window(source=src)
-    _decoding_a_replay(win, gui_bundle_path)
+    decoding_a_replay(win, gui_bundle_path)
     worker = win.decoder
     src.seek(src.duration - 1.0)
     wait_until(lambda: src.loops >= 1, 10)

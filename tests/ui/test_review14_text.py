@@ -17,7 +17,7 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.ui.fakes import SimulatedSource, process_events_for, wait_until
+from tests.ui.fakes import SimulatedSource, decoding_a_replay, process_events_for, wait_until
 
 EDF = "eegmmidb/MNE-eegbci-data/files/eegmmidb/1.0.0/S001/S001R04.edf"
 N_CANDIDATES = 120  # what `bci-app evaluate-text --bundle-out` stores by default
@@ -49,18 +49,6 @@ def text_bundle_path(tmp_path_factory, data_dir):
                                         "preprocessing": ds.preprocessing})
 
 
-def _decoding_a_replay(win, bundle, *, record_to=None, n: int = 3) -> None:
-    """Connected to the replay, the bundle loaded (recording to ``record_to``), ``n``
-    decisions shown."""
-    wait_until(lambda: win.source is not None and win.source.connected and not win._connecting, 20)
-    assert win.load_model(str(bundle))
-    if record_to is not None:
-        assert win.start_recording(str(record_to))
-    win.controls.decode_btn.click()
-    wait_until(lambda: win.decoder is not None, 60)
-    wait_until(lambda: win.prediction.n_predictions_since_start >= n, 30)
-
-
 def _visible_in(win, widget) -> bool:
     """``widget`` is shown and (part of) it lies inside the window, not scrolled away."""
     from PySide6 import QtCore
@@ -83,7 +71,7 @@ def test_a_text_bundle_keeps_the_window_on_screen_and_shows_top_sentences_and_co
     process_events_for(0.2)
     height_before = win.height()
 
-    _decoding_a_replay(win, text_bundle_path)
+    decoding_a_replay(win, text_bundle_path, n=3)
     process_events_for(0.3)
     panel = win.prediction
     assert panel.text_decoder and len(panel.classes) == N_CANDIDATES
@@ -146,7 +134,7 @@ def test_a_recording_keeps_the_text_confidence_of_each_prediction(
 
     win = make_window("file:" + str(data_dir / EDF))
     target = tmp_path / "text_decoding.xdf"
-    _decoding_a_replay(win, text_bundle_path, record_to=target)
+    decoding_a_replay(win, text_bundle_path, record_to=target, n=3)
     worker, rec = win.decoder, win.recorder
     win.set_decoding(False)
     win._stop_recording()
