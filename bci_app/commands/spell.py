@@ -63,7 +63,8 @@ def register(sub) -> None:
                         "cross-validated accuracy or the --simulate accuracy, at most 0.9 and "
                         "at least 1/k + 0.05; else 0.8)")
     p.add_argument("--confidence", type=number, default=0.9,
-                   help="posterior scheme: probability at which a symbol is selected")
+                   help="posterior scheme: probability at which a symbol is selected, in "
+                        "(0.5, 1) (default 0.9)")
     p.add_argument("--commands", default=None, metavar="CLASS=CMD,...",
                    help="class -> command, e.g. left=0,right=1,feet=undo (default: the "
                         "bundle's classes in order)")
@@ -180,6 +181,11 @@ def build_engine(args, classes=None, accuracy: float | None = None):
         from ..speller.engine import assumed_accuracy
 
         acc = assumed_accuracy(accuracy, n_choice)  # the measured one, trusted up to 90 %
+    if not 0.5 < args.confidence < 1:
+        raise ConfigError(
+            f"--confidence: expected the posterior probability at which a symbol is selected, "
+            f"in (0.5, 1), both excluded; got {args.confidence:g}. Fix: e.g. --confidence 0.9 "
+            "(higher: fewer wrong selections, more commands per letter).")
     return SpellerEngine(lm, command_map=cmap, scheme=args.scheme, accuracy=acc,
                          confidence=args.confidence, completions=args.completions)
 

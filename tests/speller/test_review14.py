@@ -263,6 +263,8 @@ def test_selection_bar_is_empty_before_the_first_command(qtbot, lm):
     (["--commands", "left=0,right=1,left=undo"], "class 'left' is mapped twice (left=0 and "
                                                  "left=undo)"),
     (["--max-commands", "0"], "--max-commands: expected an integer >= 1"),
+    (["--confidence", "1"], "--confidence: expected the posterior probability"),
+    (["--confidence", "0.3"], "--confidence: expected the posterior probability"),
 ])
 def test_spell_refuses_what_it_used_to_change_silently(capsys, argv, expected):
     err = _fails(capsys, "spell", "--simulate", "0.9", "--target", "hi", "--no-lm", *argv)
