@@ -349,6 +349,11 @@ def _check_config_fits_model(bundle: Bundle) -> None:
         )
 
 
+#: How to get a sound bundle back (the fix of a damaged one's error).
+_RESTORE = ("Fix: restore the folder from a backup, or write the bundle again (`bci-app train "
+            "--out`; a text bundle: `bci-app evaluate-text --bundle-out`).")
+
+
 def _load_bundle(path: Path) -> Bundle:
     from safetensors.numpy import load_file
 
@@ -362,9 +367,10 @@ def _load_bundle(path: Path) -> Bundle:
     try:
         config = json.loads(cfg_path.read_bytes().decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise BundleError(f"bundle: {cfg_path} is not valid JSON ({err})") from None
+        raise BundleError(f"bundle: {cfg_path} is not valid JSON ({err}). {_RESTORE}") from None
     if not isinstance(config, dict):
-        raise BundleError(f"bundle: {cfg_path} must hold a JSON object, got {type(config).__name__}")
+        raise BundleError(f"bundle: {cfg_path} must hold a JSON object, got "
+                          f"{type(config).__name__}. {_RESTORE}")
     if config.get("format_version") != FORMAT_VERSION:
         raise BundleError(
             f"bundle: format_version {config.get('format_version')} in {cfg_path}, this code "
@@ -385,10 +391,11 @@ def _load_bundle(path: Path) -> Bundle:
     try:
         arrays = load_file(str(w_path))
     except Exception as err:  # noqa: BLE001
-        raise BundleError(f"bundle: cannot read {w_path} ({err})") from None
+        raise BundleError(f"bundle: cannot read {w_path} ({err}). {_RESTORE}") from None
     bad = [k for k, v in arrays.items() if v.dtype.kind == "f" and not np.all(np.isfinite(v))]
     if bad:
-        raise BundleError(f"bundle: weights {bad[:5]} in {w_path} hold NaN or inf values")
+        raise BundleError(f"bundle: weights {bad[:5]} in {w_path} hold NaN or inf values. "
+                          f"{_RESTORE}")
     try:
         decoder = decoder_from_state(config["kind"], config["decoder"], arrays)
     except (KeyError, RuntimeError, ValueError) as err:
