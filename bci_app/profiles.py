@@ -381,3 +381,34 @@ def load_model(path: str | os.PathLike):
     if (Path(path) / PROFILE_JSON).is_file():
         return load_profile(path).bundle
     return load_bundle(path)
+
+
+def measured_accuracy(path: str | os.PathLike | None, bundle) -> tuple[float | None, str]:
+    """The cross-validated accuracy known for a loaded model, and where it comes from.
+
+    A user profile folder: its chosen decoder's accuracy (``profile.json``, as
+    :attr:`Profile.accuracy` reads it). Else a calibrated bundle's own cross-validation
+    (``validation.calibration_cv``, written by the calibration). Else ``(None, "")`` (a
+    pretrained bundle's validation is another population's, not this user's). The speller
+    assumes it (``bci-app spell``, the GUI), capped: :func:`bci_app.speller.engine.
+    assumed_accuracy`."""
+    import math
+
+    if path is not None and (Path(path) / PROFILE_JSON).is_file():
+        try:
+            meta = json.loads((Path(path) / PROFILE_JSON).read_text(encoding="utf-8"))
+            acc = Profile(path=Path(path), meta=meta, bundle=bundle, adapted=bundle,
+                          baseline=None).accuracy
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            acc = None
+        if acc is not None:
+            return float(acc), "the profile's cross-validated accuracy"
+    cfg = getattr(bundle, "config", None) or {}
+    cv = (cfg.get("validation") or {}).get("calibration_cv") if isinstance(cfg, dict) else None
+    try:
+        acc = None if not isinstance(cv, dict) else float(cv["accuracy"])
+    except (KeyError, TypeError, ValueError):
+        acc = None
+    if acc is not None and math.isfinite(acc):
+        return acc, "the calibration's cross-validated accuracy"
+    return None, ""

@@ -93,38 +93,6 @@ def drain_decoder(worker, timeout: float = DRAIN_TIMEOUT_S) -> None:
         worker.stop()  # joins the thread: its last step (and emit) is over when this returns
 
 
-def measured_accuracy(path: str | os.PathLike | None, bundle) -> tuple[float | None, str]:
-    """The cross-validated accuracy known for a loaded model, and where it comes from.
-
-    A user profile folder: its chosen decoder's accuracy (``profile.json``, as
-    :attr:`bci_app.profiles.Profile.accuracy` reads it, what ``bci-app spell --model PROFILE``
-    uses). Else a calibrated bundle's own cross-validation (``validation.calibration_cv``,
-    written by the calibration). Else ``(None, "")`` (a pretrained bundle's validation is
-    another population's, not this user's)."""
-    import json
-
-    from bci_app.profiles import PROFILE_JSON, Profile
-
-    if path is not None and (Path(path) / PROFILE_JSON).is_file():
-        try:
-            meta = json.loads((Path(path) / PROFILE_JSON).read_text(encoding="utf-8"))
-            acc = Profile(path=Path(path), meta=meta, bundle=bundle, adapted=bundle,
-                          baseline=None).accuracy
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):
-            acc = None
-        if acc is not None:
-            return float(acc), "the profile's cross-validated accuracy"
-    cfg = getattr(bundle, "config", None) or {}
-    cv = (cfg.get("validation") or {}).get("calibration_cv") if isinstance(cfg, dict) else None
-    try:
-        acc = None if not isinstance(cv, dict) else float(cv["accuracy"])
-    except (KeyError, TypeError, ValueError):
-        acc = None
-    if acc is not None and math.isfinite(acc):
-        return acc, "the calibration's cross-validated accuracy"
-    return None, ""
-
-
 def model_title(path: str | os.PathLike, name: str) -> str:
     """How a loaded model is named in the panels.
 
@@ -836,6 +804,8 @@ class MainWindow(QtWidgets.QMainWindow):
         is_text = cfg.get("kind") == "text" or bool(cfg.get("text", False)) or \
             getattr(bundle, "kind", None) == "text"
         self.prediction.set_model(name, classes, text_decoder=is_text)
+        from bci_app.profiles import measured_accuracy
+
         self.model_accuracy = measured_accuracy(path, bundle)
         self._update_speller_accuracy()
         self._clear_decoder_error()

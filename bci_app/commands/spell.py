@@ -291,8 +291,16 @@ def run(args) -> int:
     bundle, profile = load_model(args.model)
     from .calibrate import parse_simulated
 
-    acc = profile.accuracy if profile is not None else None
+    from ..profiles import measured_accuracy
+
+    # a profile's accuracy, else a calibrated bundle's own cross-validation (as the GUI)
+    acc, origin = measured_accuracy(profile.path if profile is not None else args.model, bundle)
     engine = build_engine(args, bundle.classes, acc)
+    if args.scheme == "posterior" and args.accuracy is None:
+        why = (f"{origin}, {acc:.0%}, trusted up to 90 %" if acc is not None
+               else "no measured accuracy for this model: the default")
+        print(f"the posterior layout assumes {engine.accuracy:.0%} command accuracy ({why}; "
+              "--accuracy sets it)", flush=True)
     engine.add_listener(_printer(engine, args.quiet))
     if parse_simulated(args.source) is not None:
         if not args.target:

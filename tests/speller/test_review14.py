@@ -286,3 +286,27 @@ def test_an_explicit_accuracy_is_used_as_given():
     assert engine().accuracy == 0.9
     three = engine("--commands", "a=0,b=1,c=2", "--accuracy", "0.4")
     assert three.accuracy == 0.4  # above chance for three commands
+
+
+def test_live_spelling_assumes_a_calibrated_bundles_accuracy(eegmmidb_path, tmp_path, capsys):
+    """`bci-app spell --model BUNDLE` took a measured accuracy from a profile only: a bundle
+    saved by the calibration with its own cross-validation (``validation.calibration_cv``) got
+    the default 0.8, while the GUI used it. Both use ``bci_app.profiles.measured_accuracy``."""
+    from bci_app.profiles import measured_accuracy
+    from decoders.bundle import load_bundle, save_bundle
+
+    b = load_bundle(BUNDLE)
+    cfg = b.config
+    calibrated = save_bundle(b.decoder, tmp_path / "calibrated", {
+        "channels": cfg["channels"], "classes": cfg["classes"],
+        "preprocessing": cfg["preprocessing"], "training": cfg.get("training", {}),
+        "validation": {"calibration_cv": {"accuracy": 0.72, "n_trials": 40}}})
+    assert measured_accuracy(calibrated, load_bundle(calibrated))[0] == 0.72
+    assert measured_accuracy(BUNDLE, b) == (None, "")  # pretrained: other people's validation
+    edf = eegmmidb_path / "MNE-eegbci-data/files/eegmmidb/1.0.0/S002/S002R04.edf"
+    for model, expected in ((calibrated, "assumes 72% command accuracy (the calibration's"),
+                            (BUNDLE, "assumes 80% command accuracy (no measured accuracy")):
+        rc = main(["spell", "--source", f"file:{edf}", "--model", str(model), "--headless",
+                   "--no-lm", "--max-commands", "1", "--duration", "0.5"])
+        out = capsys.readouterr().out
+        assert rc == 0 and expected in out, out
