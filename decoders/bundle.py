@@ -354,6 +354,19 @@ _RESTORE = ("Fix: restore the folder from a backup, or write the bundle again (`
             "--out`; a text bundle: `bci-app evaluate-text --bundle-out`).")
 
 
+def read_config(cfg_path: Path, fix: str = _RESTORE) -> dict:
+    """A bundle's ``config.json`` as a dict; BundleError naming the file and ``fix`` when it is
+    not UTF-8 JSON or not an object (motor-imagery and text bundles alike)."""
+    try:
+        config = json.loads(Path(cfg_path).read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise BundleError(f"bundle: {cfg_path} is not valid UTF-8 JSON ({err}). {fix}") from None
+    if not isinstance(config, dict):
+        raise BundleError(f"bundle: {cfg_path} must hold a JSON object, got "
+                          f"{type(config).__name__}. {fix}")
+    return config
+
+
 def _load_bundle(path: Path) -> Bundle:
     from safetensors.numpy import load_file
 
@@ -364,13 +377,7 @@ def _load_bundle(path: Path) -> Bundle:
             f"(exists: {path.exists()}). Fix: pass the folder written by save_bundle / "
             "`bci-app train --out`."
         )
-    try:
-        config = json.loads(cfg_path.read_bytes().decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise BundleError(f"bundle: {cfg_path} is not valid JSON ({err}). {_RESTORE}") from None
-    if not isinstance(config, dict):
-        raise BundleError(f"bundle: {cfg_path} must hold a JSON object, got "
-                          f"{type(config).__name__}. {_RESTORE}")
+    config = read_config(cfg_path)
     if config.get("format_version") != FORMAT_VERSION:
         raise BundleError(
             f"bundle: format_version {config.get('format_version')} in {cfg_path}, this code "

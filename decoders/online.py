@@ -331,6 +331,20 @@ class DecoderWorker:
         self._thread.start()
         return self
 
+    def drain(self, timeout: float = 5.0) -> bool:
+        """Stop once every sample the source has written is decoded (at most ``timeout`` s).
+
+        For a source that writes no more samples (a replay at the end of its file): the last
+        windows are decoded and their predictions emitted before the thread stops, instead of a
+        fixed wait that dropped them when the worker was slower. Blocks (not on the GUI thread).
+        Returns whether it caught up before the timeout."""
+        deadline = time.monotonic() + float(timeout)
+        while not self.caught_up and self._thread is not None and time.monotonic() < deadline:
+            time.sleep(0.01)  # polls the counter: the worker signals nothing when it catches up
+        caught_up = self.caught_up
+        self.stop()
+        return caught_up
+
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         with self.source.new_data:

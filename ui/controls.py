@@ -40,6 +40,42 @@ def scrollable(widget: QtWidgets.QWidget) -> QtWidgets.QScrollArea:
     return area
 
 
+class VerticalScroll(QtWidgets.QScrollArea):
+    """Scrolls ``widget`` up and down only, for a dock: never narrower than the widget needs
+    (nothing is cut at the right), however its content changes (another model, more command
+    boxes), and showing at least ``min_visible`` px of its height (all of a smaller widget).
+
+    Parameters
+    ----------
+    widget : QWidget
+    min_visible : int
+        Height (px) of the widget the area always shows: squeezed further, the docks under the
+        plots took the plots' height (0: no minimum beyond the scroll area's own).
+    """
+
+    def __init__(self, widget: QtWidgets.QWidget, min_visible: int = 0,
+                 parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.min_visible = int(min_visible)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWidget(widget)
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj, ev) -> bool:  # noqa: N802 (Qt name)
+        if obj is self.widget() and ev.type() == QtCore.QEvent.Type.LayoutRequest:
+            self.updateGeometry()  # the content's minimum changed: tell the dock
+        return super().eventFilter(obj, ev)
+
+    def minimumSizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt name)
+        hint = super().minimumSizeHint()
+        inner = self.widget().minimumSizeHint()
+        bar = self.style().pixelMetric(QtWidgets.QStyle.PixelMetric.PM_ScrollBarExtent, None, self)
+        return QtCore.QSize(max(hint.width(), inner.width() + bar),
+                            max(hint.height(), min(inner.height(), self.min_visible)))
+
+
 class _JumpToClickStyle(QtWidgets.QProxyStyle):
     """A left click on the seek slider's groove puts the handle there (and the release seeks),
     as in media players; the default moved it one page step (1 %) towards the click."""

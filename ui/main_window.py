@@ -22,15 +22,14 @@ import importlib
 import logging
 import math
 import os
-import threading
 import time
 from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from .controls import SessionControls, scrollable, short_spec
+from .controls import SessionControls, VerticalScroll, scrollable, short_spec
 from .dialogs import ask_yes_no
-from .prediction import PanelScrollArea, PredictionPanel
+from .prediction import MAX_VISIBLE_BARS, MIN_VISIBLE_HEIGHT, PredictionPanel
 from .qt_bridge import BackgroundCall, PredictionBridge, SourceStateBridge
 from .scope import ChannelPanel, ScopeWidget
 from .settings import AppSettings
@@ -46,7 +45,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Where the online decoder worker may live (it is written by the decoders team).
 DECODER_WORKER_MODULES = ("decoders.worker", "decoders.online", "decoders.realtime")
 
-#: Seconds a decoder gets to decode the last samples of a replay that ended before it is stopped.
+#: Seconds a decoder gets to decode the last samples of a replay that ended before it is stopped
+#: (``DecoderWorker.drain``).
 DRAIN_TIMEOUT_S = 2.0
 
 #: Why decoding waits after a replay ended (the decode button's tooltip, the banner).
@@ -66,31 +66,6 @@ def find_decoder_worker():
             return cls
     return None
 
-
-
-def drain_decoder(worker, timeout: float = DRAIN_TIMEOUT_S) -> None:
-    """Let ``worker`` decode every sample its source wrote, then stop it.
-
-    For a source that writes no more samples (a replay at the end of its file): the last
-    windows are decoded (and their predictions emitted) before the worker stops, instead of the
-    worker waiting for samples that never come. The wait is bounded by ``timeout`` seconds
-    (a decoder that falls behind is stopped then). Blocks: call it on a background thread.
-
-    Parameters
-    ----------
-    worker : DecoderWorker
-        A running worker; ``caught_up`` tells when it has consumed the source's buffer (a worker
-        without it is stopped at once).
-    timeout : float
-        Longest wait in seconds before the worker is stopped anyway.
-    """
-    deadline = time.monotonic() + float(timeout)
-    tick = threading.Event()  # (never set: a bounded pause between two reads of the counter)
-    try:
-        while not getattr(worker, "caught_up", True) and time.monotonic() < deadline:
-            tick.wait(0.01)
-    finally:
-        worker.stop()  # joins the thread: its last step (and emit) is over when this returns
 
 
 def model_title(path: str | os.PathLike, name: str) -> str:
@@ -194,7 +169,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.controls_dock.raise_()
         # scrollable like the Session dock: a short screen scrolls the panel instead of the
         # window growing past it
-        self.prediction_dock = self._dock("Decoder output", PanelScrollArea(self.prediction),
+        self.prediction_dock = self._dock("Decoder output",
+                                          VerticalScroll(self.prediction, MIN_VISIBLE_HEIGHT),
                                           QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
         self.spectrum_dock = self._dock("Spectrum and band power", self.spectrum,
                                         QtCore.Qt.DockWidgetArea.BottomDockWidgetArea)
@@ -444,29 +420,17 @@ class MainWindow(QtWidgets.QMainWindow):
         status bar. GUI thread (where the engine is used)."""
         if self.speller is None or self.speller_dock is None:
             return
-        from bci_app.speller.engine import DEFAULT_ACCURACY, MAX_TRUSTED_ACCURACY, assumed_accuracy
+        from bci_app.speller.engine import assumed_accuracy, assumed_accuracy_note
 
         engine = self.speller.engine
         measured, origin = self.model_accuracy
         acc = assumed_accuracy(measured, engine.arity)
         engine.accuracy = acc  # (used from the next command on)
-
-        def pct(x: float) -> str:
-            return f"{100 * x:.0f} %"
-
-        self.speller_dock.setWindowTitle(f"Speller — assumes {pct(acc)} command accuracy")
-        if measured is None:
-            why = ("no measured accuracy for this model" if self.bundle is not None
-                   else "no model loaded")
-            note = f"{why}: the default {pct(DEFAULT_ACCURACY)}"
-        elif acc < measured:
-            note = (f"{origin} is {pct(measured)}, trusted up to {pct(MAX_TRUSTED_ACCURACY)}: "
-                    "cross-validation is optimistic online")
-        elif acc > measured:
-            note = f"{origin} is {pct(measured)}, raised to just above chance"
-        else:
-            note = origin
-        self.speller_accuracy_note = f"The speller assumes {pct(acc)} command accuracy ({note})."
+        self.speller_dock.setWindowTitle(f"Speller — assumes {100 * acc:.0f} % command accuracy")
+        note = assumed_accuracy_note(acc, measured, origin, "no measured accuracy for this model"
+                                     if self.bundle is not None else "no model loaded")
+        self.speller_accuracy_note = (f"The speller assumes {100 * acc:.0f} % command accuracy "
+                                      f"({note}).")
         self.statusBar().showMessage(self.speller_accuracy_note, 8000)
 
     # ------------------------------------------------------------------ source lifecycle
@@ -670,7 +634,7 @@ class MainWindow(QtWidgets.QMainWindow):
         """The replay delivered the last sample of its file (its source stopped, "end of file").
 
         No new window can come: the decoder decodes what was delivered and is stopped (on a
-        background thread, :func:`drain_decoder`); its last decision stays on screen, marked as
+        background thread, ``DecoderWorker.drain``); its last decision stays on screen, marked as
         stale, and decoding is shown as paused. A recording is then saved, with those last
         predictions. Playing the file again (Play, Replay again, a seek:
         :meth:`replay_again`) turns decoding back on. The scope keeps what it shows. A looping
@@ -686,7 +650,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if worker is None:
             self._replay_end_done()
             return
-        call = BackgroundCall(functools.partial(drain_decoder, worker), "gui-decoder-drain", self)
+        call = BackgroundCall(functools.partial(worker.drain, DRAIN_TIMEOUT_S), "gui-decoder-drain",
+                              self)
         call.finished.connect(lambda *_, w=worker: self._on_decoder_drained(w))
         self._run_background(call)
 
@@ -820,8 +785,8 @@ class MainWindow(QtWidgets.QMainWindow):
         classes = [str(c) for c in cfg.get("classes", [])]
         if self.prediction.text_decoder:  # its classes are its candidate sentences (120...)
             what = f"text decoder, {len(classes)} candidate sentences"
-        elif len(classes) > 8:
-            what = f"{len(classes)} classes: {', '.join(classes[:8])}, …"
+        elif len(classes) > MAX_VISIBLE_BARS:
+            what = f"{len(classes)} classes: {', '.join(classes[:MAX_VISIBLE_BARS])}, …"
         else:
             what = ", ".join(classes)
         text = (f"{title} ({what})\n"

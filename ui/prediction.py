@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from .controls import scrollable
+
 #: Colours of classes by position (Okabe–Ito, readable by colour-blind users).
 CLASS_COLOURS = ("#56B4E9", "#E69F00", "#009E73", "#CC79A7", "#F0E442", "#0072B2", "#D55E00", "#999999")
 #: Candidate sentences a text decoder's panel lists (the most probable first).
@@ -29,8 +31,9 @@ TOP_SENTENCES = 5
 MAX_VISIBLE_BARS = 8
 #: Colour of the probability bars of the retrieved sentences.
 SENTENCE_COLOUR = CLASS_COLOURS[0]
-#: Height (px) of the panel a :class:`PanelScrollArea` always shows (all of a panel whose
-#: minimum is smaller): the decision and the probabilities of a classifier stay in view.
+#: Height (px) of the panel its dock always shows (all of a panel whose minimum is smaller):
+#: the decision and the probabilities of a classifier stay in view (``ui.controls.
+#: VerticalScroll``; the dock scrolls a text decoder's sentences and text on a short screen).
 MIN_VISIBLE_HEIGHT = 360
 #: Feedback directions of well-known motor-imagery classes (x right, y up).
 DIRECTIONS = {
@@ -76,27 +79,14 @@ def _bar_style(colour: str) -> str:
     return f"QProgressBar::chunk {{ background: {colour}; }}"
 
 
-def top_sentences(probabilities, classes, k: int = TOP_SENTENCES) -> list[tuple[str, float]]:
-    """The ``k`` most probable classes (candidate sentences) with their probabilities.
-
-    Parameters
-    ----------
-    probabilities : array-like, shape (n_classes,)
-    classes : sequence of str, length n_classes
-    k : int
-
-    Returns
-    -------
-    list of (str, float)
-        Most probable first (ties in class order); fewer than ``k`` for fewer classes, none
-        when ``probabilities`` does not match ``classes``. What
-        :meth:`decoders.text.bundle.TextBundle.top_sentences` gives for the same window.
-    """
-    p = np.asarray(probabilities, dtype=float).reshape(-1)
-    if p.size != len(classes) or not p.size:
-        return []
-    order = np.argsort(-p, kind="stable")[:k]
-    return [(str(classes[j]), float(p[j])) for j in order]
+def _probability_bar(colour: str) -> QtWidgets.QProgressBar:
+    """A bar showing a probability in 0.1 % steps as "NN %", drawn in ``colour``."""
+    bar = QtWidgets.QProgressBar()
+    bar.setRange(0, 1000)
+    bar.setFormat("%p %")
+    bar.setTextVisible(True)
+    bar.setStyleSheet(_bar_style(colour))
+    return bar
 
 
 def format_confidence(confidence: float | None) -> str:
@@ -291,11 +281,7 @@ class PredictionPanel(QtWidgets.QWidget):
         self.bars_box = QtWidgets.QWidget()
         self.bars_layout = QtWidgets.QFormLayout(self.bars_box)
         self.bars_layout.setContentsMargins(0, 0, 0, 0)
-        self.bars_area = QtWidgets.QScrollArea()
-        self.bars_area.setWidgetResizable(True)
-        self.bars_area.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
-        self.bars_area.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.bars_area.setWidget(self.bars_box)
+        self.bars_area = scrollable(self.bars_box)
         lay.addWidget(self.bars_area)
         # a text decoder: its most probable candidate sentences, then the generated text
         self.top_box = QtWidgets.QGroupBox(f"Top {TOP_SENTENCES} retrieved sentences")
@@ -308,12 +294,8 @@ class PredictionPanel(QtWidgets.QWidget):
         for i in range(TOP_SENTENCES):
             sentence = QtWidgets.QLabel("—")
             sentence.setWordWrap(True)  # a long sentence wraps instead of widening the dock
-            bar = QtWidgets.QProgressBar()
-            bar.setRange(0, 1000)
-            bar.setFormat("%p %")
-            bar.setTextVisible(True)
+            bar = _probability_bar(SENTENCE_COLOUR)
             bar.setFixedWidth(max(70, bar.fontMetrics().horizontalAdvance("100 %") + 36))
-            bar.setStyleSheet(_bar_style(SENTENCE_COLOUR))
             top_layout.addWidget(sentence, i, 0)
             top_layout.addWidget(bar, i, 1)
             self._top_rows.append((sentence, bar))
@@ -378,11 +360,7 @@ class PredictionPanel(QtWidgets.QWidget):
         self._bars = []
         if not text:
             for i, c in enumerate(classes):
-                bar = QtWidgets.QProgressBar()
-                bar.setRange(0, 1000)
-                bar.setFormat("%p %")
-                bar.setTextVisible(True)
-                bar.setStyleSheet(_bar_style(CLASS_COLOURS[i % len(CLASS_COLOURS)]))
+                bar = _probability_bar(CLASS_COLOURS[i % len(CLASS_COLOURS)])
                 self.bars_layout.addRow(c, bar)
                 self._bars.append(bar)
         self._fit_bars_area()
@@ -549,7 +527,9 @@ class PredictionPanel(QtWidgets.QWidget):
             for bar, p in zip(self._bars, probs):
                 bar.setValue(int(round(1000 * float(np.clip(p, 0, 1)))))
         if self.text_decoder and reliable:  # the window's own ranking, as the label is
-            self._show_top(top_sentences(raw, self.classes, TOP_SENTENCES))
+            from decoders.text.bundle import rank_candidates  # (loaded with the text bundle)
+
+            self._show_top(rank_candidates(raw, self.classes, TOP_SENTENCES))
         label = str(getattr(pred, "label", ""))
         conf = float(raw[self.classes.index(label)]) if label in self.classes and raw.size else 0.0
         colour = CLASS_COLOURS[self.classes.index(label) % len(CLASS_COLOURS)] if label in self.classes else "#999999"
@@ -587,33 +567,3 @@ class PredictionPanel(QtWidgets.QWidget):
             parts = ", ".join(f"{k} {1e3 * v:.1f}" for k, v in lat.items() if k != "total")
             self.latency_label.setText(f"latency {1e3 * lat['total']:.1f} ms ({parts})" if parts
                                        else f"latency {1e3 * lat['total']:.1f} ms")
-
-
-class PanelScrollArea(QtWidgets.QScrollArea):
-    """A :class:`PredictionPanel` in a vertical scroll area, for a dock.
-
-    On a short screen the dock scrolls the panel instead of growing the window past the screen
-    (a text decoder's sentences, the decoded text). It is never narrower than the panel needs
-    (nothing is cut at the right), and shows at least :data:`MIN_VISIBLE_HEIGHT` px of it (all
-    of a smaller panel): squeezed further, the docks under the plots took the plots' height.
-    """
-
-    def __init__(self, panel: QtWidgets.QWidget, parent: QtWidgets.QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWidgetResizable(True)
-        self.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
-        self.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setWidget(panel)
-        panel.installEventFilter(self)
-
-    def eventFilter(self, obj, ev) -> bool:  # noqa: N802 (Qt name)
-        if obj is self.widget() and ev.type() == QtCore.QEvent.Type.LayoutRequest:
-            self.updateGeometry()  # the panel's minimum changed (another model): tell the dock
-        return super().eventFilter(obj, ev)
-
-    def minimumSizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt name)
-        hint = super().minimumSizeHint()
-        inner = self.widget().minimumSizeHint()
-        bar = self.style().pixelMetric(QtWidgets.QStyle.PixelMetric.PM_ScrollBarExtent, None, self)
-        return QtCore.QSize(max(hint.width(), inner.width() + bar),
-                            max(hint.height(), min(inner.height(), MIN_VISIBLE_HEIGHT)))

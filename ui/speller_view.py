@@ -31,34 +31,11 @@ from bci_app.errors import ConfigError
 from bci_app.speller.control import SpellerInput
 from bci_app.speller.engine import SpellerEngine, SpellerEvent
 
+from .controls import VerticalScroll
 from .prediction import CLASS_COLOURS
 
 #: Symbols shown per command box before an ellipsis.
 MAX_ITEMS = 16
-
-
-class _VerticalScroll(QtWidgets.QScrollArea):
-    """Scrolls ``widget`` up and down only; never narrower than the widget needs (so nothing is
-    cut at the right), however its content changes (more command boxes, another style)."""
-
-    def __init__(self, widget: QtWidgets.QWidget) -> None:
-        super().__init__()
-        self.setWidgetResizable(True)
-        self.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
-        self.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setWidget(widget)
-        widget.installEventFilter(self)
-
-    def eventFilter(self, obj, ev) -> bool:  # noqa: N802 (Qt name)
-        if obj is self.widget() and ev.type() == QtCore.QEvent.Type.LayoutRequest:
-            self.updateGeometry()  # the content's minimum width changed: tell the dock
-        return super().eventFilter(obj, ev)
-
-    def minimumSizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt name)
-        hint = super().minimumSizeHint()
-        bar = self.style().pixelMetric(QtWidgets.QStyle.PixelMetric.PM_ScrollBarExtent, None, self)
-        return QtCore.QSize(max(hint.width(), self.widget().minimumSizeHint().width() + bar),
-                            hint.height())
 
 
 class SpellerView(QtWidgets.QWidget):
@@ -142,7 +119,7 @@ class SpellerView(QtWidgets.QWidget):
         lay.addWidget(self.hint)
         lay.addLayout(bars)
         lay.addLayout(bottom)
-        self.scroll = _VerticalScroll(self.content)
+        self.scroll = VerticalScroll(self.content)
         outer = QtWidgets.QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(self.scroll)

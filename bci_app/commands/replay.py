@@ -164,12 +164,7 @@ def replay_file(path: str, bundle, *, speed="max", hop=0.1, smoothing=0.5, thres
             deadline = time.monotonic() + src.duration / float(sp) + 30
             while not src.finished and time.monotonic() < deadline:
                 time.sleep(0.05)
-            # the last samples' windows: wait for the worker to consume them (a fixed 0.2 s
-            # wait dropped the last predictions when the worker was slower than that)
-            until = time.monotonic() + 5.0
-            while not worker.caught_up and time.monotonic() < until:
-                time.sleep(0.02)
-            worker.stop()
+            worker.drain(5.0)  # the last samples' windows are decoded before it stops
     finally:
         src.disconnect()
     return src, worker, preds, time.monotonic() - t0

@@ -297,10 +297,11 @@ def run(args) -> int:
     acc, origin = measured_accuracy(profile.path if profile is not None else args.model, bundle)
     engine = build_engine(args, bundle.classes, acc)
     if args.scheme == "posterior" and args.accuracy is None:
-        why = (f"{origin}, {acc:.0%}, trusted up to 90 %" if acc is not None
-               else "no measured accuracy for this model: the default")
-        print(f"the posterior layout assumes {engine.accuracy:.0%} command accuracy ({why}; "
-              "--accuracy sets it)", flush=True)
+        from ..speller.engine import assumed_accuracy_note
+
+        print(f"the posterior layout assumes {100 * engine.accuracy:.0f} % command accuracy "
+              f"({assumed_accuracy_note(engine.accuracy, acc, origin)}; --accuracy sets it)",
+              flush=True)
     engine.add_listener(_printer(engine, args.quiet))
     if parse_simulated(args.source) is not None:
         if not args.target:

@@ -91,6 +91,23 @@ def assumed_accuracy(measured: float | None, n_choice: int = 2) -> float:
     return min(max(acc, 1.0 / n_choice + 0.05), 0.97)
 
 
+def assumed_accuracy_note(acc: float, measured: float | None, origin: str,
+                          unknown: str = "no measured accuracy for this model") -> str:
+    """Why the speller assumes ``acc`` (:func:`assumed_accuracy` of ``measured``), in words:
+    ``origin`` names where ``measured`` comes from; ``unknown`` is said when there is none."""
+    def pct(x: float) -> str:
+        return f"{100 * x:.0f} %"
+
+    if measured is None:
+        return f"{unknown}: the default {pct(DEFAULT_ACCURACY)}"
+    if acc < measured:
+        return (f"{origin} is {pct(measured)}, trusted up to {pct(MAX_TRUSTED_ACCURACY)}: "
+                "cross-validation is optimistic online")
+    if acc > measured:
+        return f"{origin} is {pct(measured)}, raised to just above chance"
+    return f"{origin}, {pct(measured)}"
+
+
 def _logit(p: float) -> float:
     p = min(max(p, 1e-12), 1 - 1e-12)
     return math.log(p / (1 - p))

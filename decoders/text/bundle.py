@@ -165,9 +165,17 @@ class TextBundle:
     def top_sentences(self, window: np.ndarray, k: int = 3) -> list[list[tuple[str, float]]]:
         """The ``k`` most probable candidate sentences with their probabilities, per window."""
         x, _ = self._windows(window)
-        p = self.decoder.predict_proba(x)
-        order = np.argsort(-p, axis=1)[:, :k]
-        return [[(self.classes[j], float(p[i, j])) for j in row] for i, row in enumerate(order)]
+        return [rank_candidates(p, self.classes, k) for p in self.decoder.predict_proba(x)]
+
+
+def rank_candidates(probabilities, classes, k: int) -> list[tuple[str, float]]:
+    """The ``k`` most probable candidate sentences of one window with their probabilities, most
+    probable first (ties in class order); none when ``probabilities`` does not match
+    ``classes`` (shape ``(n_classes,)``). The GUI's panel lists these too."""
+    p = np.asarray(probabilities, dtype=float).reshape(-1)
+    if p.size != len(classes) or not p.size:
+        return []
+    return [(str(classes[j]), float(p[j])) for j in np.argsort(-p, kind="stable")[:k]]
 
 
 def save_text_bundle(decoder: EEGTextDecoder, path: str | Path, meta: dict[str, Any]) -> Path:
@@ -246,7 +254,7 @@ def load_text_bundle(path: str | Path) -> TextBundle:
     ``decoders.bundle._check_loaded``), candidates that are not those the embeddings were
     stored for, or a model that gives no finite output on a test window.
     """
-    from decoders.bundle import _check_loaded
+    from decoders.bundle import _check_loaded, read_config
 
     path = Path(path)
     cfg_path, w_path = path / CONFIG_NAME, path / WEIGHTS_NAME
@@ -255,14 +263,7 @@ def load_text_bundle(path: str | Path) -> TextBundle:
             f"bundle: expected a folder with {CONFIG_NAME} and {WEIGHTS_NAME}, got {path} "
             f"(exists: {path.exists()}). Fix: pass the folder written by save_text_bundle "
             "(`bci-app evaluate-text --bundle-out DIR`).")
-    try:
-        config = json.loads(cfg_path.read_bytes().decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise BundleError(f"bundle: {cfg_path} is not valid UTF-8 JSON ({err}). {_FIX}") \
-            from None
-    if not isinstance(config, dict):
-        raise BundleError(f"bundle: {cfg_path} must hold a JSON object, got "
-                          f"{type(config).__name__}. {_FIX}")
+    config = read_config(cfg_path, _FIX)
     if config.get("kind") != "text":
         raise BundleError(f"bundle: {cfg_path} is a {config.get('kind')!r} bundle, not a text "
                           "bundle. Fix: load it with decoders.bundle.load_bundle.")

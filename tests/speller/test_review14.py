@@ -304,8 +304,8 @@ def test_live_spelling_assumes_a_calibrated_bundles_accuracy(eegmmidb_path, tmp_
     assert measured_accuracy(calibrated, load_bundle(calibrated))[0] == 0.72
     assert measured_accuracy(BUNDLE, b) == (None, "")  # pretrained: other people's validation
     edf = eegmmidb_path / "MNE-eegbci-data/files/eegmmidb/1.0.0/S002/S002R04.edf"
-    for model, expected in ((calibrated, "assumes 72% command accuracy (the calibration's"),
-                            (BUNDLE, "assumes 80% command accuracy (no measured accuracy")):
+    for model, expected in ((calibrated, "assumes 72 % command accuracy (the calibration's"),
+                            (BUNDLE, "assumes 80 % command accuracy (no measured accuracy")):
         rc = main(["spell", "--source", f"file:{edf}", "--model", str(model), "--headless",
                    "--no-lm", "--max-commands", "1", "--duration", "0.5"])
         out = capsys.readouterr().out
