@@ -27,7 +27,7 @@ class RegistryEntry:
 
 
 _REGISTRY: dict[str, RegistryEntry] = {}
-_FAMILIES = ("eegnet", "shallow", "simpleconv", "conformer", "tsmnet", "baselines")
+_FAMILIES = ("eegnet", "shallow", "simpleconv", "conformer", "tsmnet", "fbcnet", "baselines")
 
 
 def register_model(name: str, kind: str = "torch") -> Callable:
