@@ -66,13 +66,18 @@ def peer(name: str, ours, n_chans: int, sfreq: float, n_times: int):
                                pool_time_length=pool.kernel_size[1],
                                pool_time_stride=pool.stride[1], num_layers=len(ours.encoder),
                                num_heads=ours.hparams["heads"])
+    if name == "fbcnet":  # the same bands, filters per band and segments; FIR filter bank
+        return bd.FBCNet(**common, n_bands=[tuple(b) for b in ours.hparams["bands"]],
+                         n_filters_spat=ours.n_filters, stride_factor=ours.n_segments,
+                         filter_parameters=dict(method="fir"))
     raise KeyError(name)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=300)
-    ap.add_argument("--models", default="eegnet,shallowconvnet,eeg_simpleconv,eeg_conformer")
+    ap.add_argument("--models",
+                    default="eegnet,shallowconvnet,eeg_simpleconv,eeg_conformer,fbcnet")
     args = ap.parse_args(argv)
     try:
         import braindecode
