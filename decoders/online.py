@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from acquisition.base import Source
+from acquisition.base import Source, gap_threshold
 from acquisition.ring_buffer import Chunk, RingBuffer
 from bci_app.errors import ConfigError
 
@@ -781,51 +781,87 @@ def _fast_engines(dec, engine: str) -> dict:
 def offline_window_predictions(
     data: np.ndarray, sfreq: float, ch_names: list[str], bundle: Bundle, hop: float = 0.1,
     mapping: ChannelMapping | dict[str, str] | None = None, batch: int = 256,
-    alignment_seconds: float = 10.0,
-) -> tuple[np.ndarray, np.ndarray]:
+    alignment_seconds: float = 10.0, times: np.ndarray | None = None,
+    return_reliable: bool = False,
+) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The offline reference of what :class:`DecoderWorker` computes on a replay.
 
-    Filters the whole continuous signal causally (the same StreamingFilter code), cuts the
-    windows ending at every hop boundary, and predicts them in batches. For a bundle that needs
-    the user's Euclidean alignment and has none yet, the alignment is fitted exactly as the worker
-    does (windows every 0.5 s over the first ``alignment_seconds`` after the first full window;
-    those boundaries give no prediction) on a copy — the caller's bundle is not changed.
+    Filters the signal causally (the same StreamingFilter code), cuts the windows ending at every
+    hop boundary, and predicts them in batches. With ``times``, every gap in them (a step larger
+    than :func:`acquisition.base.gap_threshold`, the sources' rule) is treated as the worker
+    treats a source gap: the band-pass restarts on the first sample after it, and the windows
+    holding that sample or starting within ``StreamingFilter.settle_samples`` after it are
+    unreliable. Without ``times`` the signal is taken as continuous. For a bundle that needs the
+    user's Euclidean alignment and has none yet, the alignment is fitted exactly as the worker
+    does (reliable windows every 0.5 s over the first ``alignment_seconds`` after the first full
+    window; those boundaries give no prediction) on a copy — the caller's bundle is not changed.
+    Windows the worker marks unreliable for their content (non-finite, railed, flat input) are
+    not detected here.
 
     Parameters
     ----------
     data : ndarray, shape (n_samples, n_channels)
-        Continuous signal from the first sample the worker would see.
+        Signal from the first sample the worker would see, in the source's units (volts).
+    times : ndarray, shape (n_samples,), optional
+        Each sample's time in seconds (a :class:`~acquisition.files.FileRecording`'s ``times``:
+        what a replay stamps its samples with).
+    return_reliable : bool
+        Also return which windows the worker would call reliable.
 
     Returns
     -------
     ends : ndarray of int, shape (n_windows,)
         Output-sample index one past each predicted window's last sample.
     probabilities : ndarray, shape (n_windows, n_classes)
+    reliable : ndarray of bool, shape (n_windows,)
+        Only with ``return_reliable``: False where the worker's prediction is ``unreliable``
+        (a gap, see above).
     """
-    import dataclasses
-
+    data = np.asarray(data, dtype=float)
     filt = bundle.streaming_filter(sfreq, list(ch_names), mapping)
-    out = filt.process(np.asarray(data, dtype=float))
+    cuts = np.zeros(0, int)
+    if times is not None:
+        times = np.asarray(times, dtype=float)
+        if times.shape != (len(data),):
+            raise ConfigError(f"times: expected one time per sample, shape ({len(data)},), got "
+                              f"{times.shape}; pass the recording's own times.")
+        cuts = np.flatnonzero(np.diff(times) > gap_threshold(sfreq)) + 1
+    pieces, gap_out = [], []  # gap_out: outputs filtered before each gap's first sample
+    for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(data)]):
+        if a:
+            filt.restart()
+            gap_out.append(sum(map(len, pieces)))
+        pieces.append(filt.process(data[a:b]))
+    out = np.concatenate(pieces)
     n_times = bundle.n_times
     hop_samples = max(1, int(round(hop * bundle.sfreq)))
     ends = np.arange(n_times, out.shape[0] + 1, hop_samples)
+    # as DecoderWorker._mark_unreliable at a gap: windows ending after the first output at or
+    # after the gap and up to a window plus the settling time later
+    reach = math.ceil(filt.sfreq_out / float(sfreq)) - 1 + n_times + filt.settle_samples
+    reliable = np.ones(len(ends), bool)
+    for q in gap_out:
+        reliable &= ~((ends > q) & (ends <= q + reach))
     if bundle.needs_alignment and bundle.alignment is None:
-        # as DecoderWorker: a window every 0.5 s from the first one; the fit happens at the
-        # boundary that brings the count to what ``alignment_seconds`` holds, and only later
-        # boundaries are predicted
+        # as DecoderWorker: a window every 0.5 s from the first one, the reliable ones kept; the
+        # fit happens at the boundary that brings the count to what ``alignment_seconds``
+        # holds, and only later boundaries are predicted
         every = max(1, int(round(0.5 / (hop_samples / bundle.sfreq))))
         needed = int(alignment_seconds * bundle.sfreq // (every * hop_samples)) + 1
         first = int(ends[0]) if len(ends) else n_times
-        grid = [e for e in ends if ((e - first) // hop_samples) % every == 0][:needed]
+        on_grid = ((ends - first) // hop_samples) % every == 0
+        grid = ends[on_grid & reliable][:needed]
         if len(grid) < needed:
-            return np.zeros(0, int), np.zeros((0, len(bundle.classes)))
-        fit_at = grid[-1]
+            empty = (np.zeros(0, int), np.zeros((0, len(bundle.classes))))
+            return (*empty, np.zeros(0, bool)) if return_reliable else empty
         windows = np.stack([out[e - n_times:e].T for e in grid])
         bundle = dataclasses.replace(bundle, alignment=None).fit_alignment(windows)
-        ends = ends[ends > fit_at]
+        later = ends > grid[-1]
+        ends, reliable = ends[later], reliable[later]
     probs = []
     for i in range(0, len(ends), batch):
         sel = ends[i:i + batch]
         X = np.stack([out[e - n_times:e].T for e in sel])
         probs.append(np.asarray(bundle.predict_proba(X)))
-    return ends, (np.concatenate(probs) if probs else np.zeros((0, len(bundle.classes))))
+    probs = np.concatenate(probs) if probs else np.zeros((0, len(bundle.classes)))
+    return (ends, probs, reliable) if return_reliable else (ends, probs)
