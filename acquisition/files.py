@@ -342,8 +342,11 @@ def _read_mne(path: Path, fmt: str) -> FileRecording:
     markers: list[Marker] = []
     ann = raw.annotations
     offset = raw.first_time if ann.orig_time is not None else 0.0
-    for onset, duration, desc in zip(ann.onset, ann.duration, ann.description):
-        markers.append(Marker(float(onset - offset), str(desc), float(duration), "file"))
+    # a label FIF cannot hold as text is in the extras (keep_exact_descriptions)
+    extras = getattr(ann, "extras", None) or [None] * len(ann)
+    for onset, duration, desc, extra in zip(ann.onset, ann.duration, ann.description, extras):
+        label = (extra or {}).get(EXACT_LABEL_KEY, desc)
+        markers.append(Marker(float(onset - offset), str(label), float(duration), "file"))
     stim = mne.pick_types(raw.info, meg=False, stim=True)
     n_triggers = 0
     if len(stim):
@@ -896,6 +899,50 @@ _READERS: dict[str, Callable[..., FileRecording]] = {
 
 
 # ---------------------------------------------------------------------------------------- MNE out
+#: Key of ``mne.Annotations.extras`` that holds an annotation's exact text in a FIF file where its
+#: description cannot (see :func:`keep_exact_descriptions`).
+EXACT_LABEL_KEY = "bci_app_label"
+
+
+def keep_exact_descriptions(annotations) -> list[str]:
+    """Make annotation descriptions that FIF cannot store survive a FIF round trip exactly.
+
+    FIF stores text as Latin-1: MNE writes any other character of a description as an HTML
+    character reference (``"左手"`` is read back as ``"&#24038;&#25163;"``, and a label typed as
+    that text is indistinguishable from it). MNE (>= 1.10) writes each annotation's ``extras`` as
+    ASCII JSON, which holds any text, so every description that is not Latin-1 is also put there,
+    under :data:`EXACT_LABEL_KEY`. :func:`read_file` restores it; with MNE alone:
+    ``raw.annotations.extras[i].get("bci_app_label", raw.annotations.description[i])``.
+
+    Parameters
+    ----------
+    annotations : mne.Annotations
+        Changed in place (the descriptions stay as they are).
+
+    Returns
+    -------
+    list of str
+        The descriptions FIF cannot store as text (empty: nothing changed).
+    """
+    odd = [i for i, d in enumerate(annotations.description) if not _is_latin1(d)]
+    if not odd:
+        return []
+    labels = [str(annotations.description[i]) for i in odd]
+    extras = [dict(e or {}) for e in annotations.extras]
+    for i, label in zip(odd, labels):
+        extras[i][EXACT_LABEL_KEY] = label
+    annotations.extras = extras
+    return labels
+
+
+def _is_latin1(text: str) -> bool:
+    try:
+        str(text).encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def to_raw(rec: FileRecording):
     """Convert a recording to an ``mne.io.RawArray`` with its markers as annotations.
 
@@ -910,6 +957,8 @@ def to_raw(rec: FileRecording):
         an annotation (description = label, duration kept) at its position in samples divided by
         ``sfreq``; positions are interpolated on ``rec.times``, so XDF timestamps with jitter or
         gaps still land on the right sample. Markers outside the data are clipped to its ends.
+        A label FIF cannot store as text is kept exactly in the annotation's extras
+        (:func:`keep_exact_descriptions`), so ``raw.save`` loses none.
     """
     import mne
 
@@ -924,14 +973,17 @@ def to_raw(rec: FileRecording):
     if rec.markers:
         ts = np.array([m.timestamp for m in rec.markers])
         pos = np.interp(ts, rec.times, np.arange(rec.n_samples, dtype=np.float64))
-        raw.set_annotations(
-            mne.Annotations(
-                onset=pos / rec.sfreq,
-                duration=[m.duration for m in rec.markers],
-                description=[m.label for m in rec.markers],
-            )
+        ann = mne.Annotations(
+            onset=pos / rec.sfreq,
+            duration=[m.duration for m in rec.markers],
+            description=[m.label for m in rec.markers],
         )
+        keep_exact_descriptions(ann)
+        raw.set_annotations(ann)
     return raw
 
 
-__all__ = ["SUPPORTED_EXTENSIONS", "FileRecording", "read_file", "to_raw"]
+__all__ = [
+    "EXACT_LABEL_KEY", "SUPPORTED_EXTENSIONS", "FileRecording", "keep_exact_descriptions",
+    "read_file", "to_raw",
+]

@@ -739,8 +739,17 @@ def export_recording(
     -------
     Path
         The written file (for BIDS: the data file inside the dataset).
+
+    Notes
+    -----
+    FIF stores text as Latin-1: a marker label with other characters ("→", "左手") is kept
+    exactly in the annotation's extras (:func:`acquisition.files.keep_exact_descriptions`), its
+    description holding MNE's character references, and a warning says so. EDF+ and BIDS store
+    labels in UTF-8.
     """
     import mne
+
+    from acquisition.files import EXACT_LABEL_KEY, keep_exact_descriptions
 
     to = str(to).lower()
     if to not in EXPORT_FORMATS:
@@ -787,6 +796,16 @@ def export_recording(
         _check_finite_for_edf(raw, path)
     if to in ("fif", "edf"):
         _check_labels(raw, to, path)
+    if to == "fif":
+        kept = keep_exact_descriptions(raw.annotations)
+        if kept:
+            shown = ", ".join(repr(x) for x in kept[:5]) + (", ..." if len(kept) > 5 else "")
+            logger.warning(
+                "%s: %d marker label(s) are not Latin-1, which FIF cannot store as text: %s. "
+                "The annotation descriptions hold MNE's character references (such as &#8594;); "
+                "the exact text is in raw.annotations.extras[i][%r] (bci-app reads it back). "
+                "EDF and BIDS store the labels as they are.",
+                fname.name, len(kept), shown, EXACT_LABEL_KEY)
     # a failed FIF/EDF write deletes its half-written file (a rerun would refuse it); never
     # a file that was there before, nor one that appeared meanwhile (FileExistsError)
     clean_up = to != "bids" and not fname.exists()
