@@ -12,8 +12,9 @@ Three ways to run it:
   :func:`bci_app.speller.simulation.closed_loop`). Runs at max speed.
 * ``--source SPEC --model BUNDLE_OR_PROFILE --headless``: live. The DecoderWorker's smoothed
   predictions become commands when a class stays above ``--threshold`` for ``--dwell`` seconds;
-  the layout and the text are printed after every command, until ``--duration`` or Ctrl-C
-  (no command limit unless ``--max-commands``; the line ``stopped: ...`` says why it ended).
+  the layout and the text are printed after every command, until ``--duration``, Ctrl-C or
+  the end of a replayed file (``file:`` source; its last windows are decoded first); no command
+  limit unless ``--max-commands``; the line ``stopped: ...`` says why it ended.
 
 The speller view for the GUI is :class:`ui.speller_view.SpellerView` (added by the main window).
 """
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 #: ``--max-commands`` when it is left out of a simulation (``--simulate``, ``--source
 #: simulated``): a simulated user who cannot finish (accuracy near chance) stops there. Live
-#: spelling has no limit by default: it goes on until ``--duration`` or Ctrl-C.
+#: spelling has no limit by default: it goes on until ``--duration``, Ctrl-C or the end of a file.
 SIMULATION_MAX_COMMANDS = 1000
 
 
@@ -82,7 +83,7 @@ def register(sub) -> None:
                    help="--simulate: time per command for chars/min and ITR (> 0)")
     p.add_argument("--max-commands", type=int, default=None, metavar="N",
                    help="stop after N commands (closed loop: N cued trials). Default: no limit "
-                        "live (spell until --duration or Ctrl-C); "
+                        "live (spell until --duration, Ctrl-C or the end of a file: source); "
                         f"{SIMULATION_MAX_COMMANDS} in a simulation (--simulate, --source "
                         "simulated), so a simulated user who cannot finish stops")
     p.add_argument("--duration", type=number, default=None, help="live: stop after S seconds")
@@ -405,7 +406,7 @@ def _run_live(args, engine, bundle) -> int:
     session.add_component(comp)
     inp = SpellerInput(engine, bundle.classes, threshold=args.threshold, dwell=args.dwell,
                        refractory=args.refractory, max_gap=max(0.5, 5 * args.hop))
-    # live: no limit unless --max-commands (spell until --duration or Ctrl-C)
+    # live: no limit unless --max-commands (spell until --duration, Ctrl-C or the file's end)
     limit = math.inf if args.max_commands is None else args.max_commands
 
     def feed(pred) -> None:  # decoder thread: the engine is used only there
@@ -423,6 +424,9 @@ def _run_live(args, engine, bundle) -> int:
                 reason = f"--max-commands {args.max_commands} reached"
             elif time.monotonic() >= t_end:
                 reason = f"--duration {args.duration:g} s reached"
+            elif getattr(source, "finished", False):  # a replay (not looping) wrote its last
+                comp.worker.drain(5.0)  # sample: its last windows reach the speller first
+                reason = "end of file"
             else:
                 time.sleep(0.05)
     except KeyboardInterrupt:
