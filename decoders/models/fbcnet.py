@@ -121,7 +121,7 @@ class FBCNet(EEGModel):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.act(self.bn(self.spatial(self.filter_bank(x))))  # (b, nb*m, 1, t)
-        keep = self.seg_len * self.n_segments
-        h = h[..., -keep:].reshape(h.shape[0], h.shape[1], self.n_segments, self.seg_len)
+        h = h[..., self.n_times - self.seg_len * self.n_segments:]  # drop the oldest remainder
+        h = h.reshape(h.shape[0], h.shape[1], self.n_segments, self.seg_len)
         h = torch.log(torch.clamp(h.var(dim=-1), min=1e-6, max=1e6))
         return self.classifier(h.flatten(1))
