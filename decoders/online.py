@@ -442,12 +442,15 @@ class DecoderWorker:
         starting less than the filter's settling time after it, are marked unreliable. A chunk
         holding gaps is filtered piece by piece. ``epochs_from_stream`` (calibration) does the
         same at the same gaps."""
-        settle = self._filter.settle_samples
+        # the outputs q .. q + settle_samples - 1 from the first one after a restart (q) carry
+        # the transient: windows holding any of them are unreliable, the one starting at
+        # q + settle_samples is not ("extra" counts the outputs after q)
+        settling = self._filter.settle_samples - 1
         if chunk.lost:
             self.lost_samples += chunk.lost
             self._filter.reset()
             self._mark_unreliable(f"{chunk.lost} samples lost (decoder fell behind)",
-                                  extra=settle)
+                                  extra=settling)
         cuts = self._gap_rows(chunk)
         self._k = chunk.stop
         if chunk.n_samples == 0:
@@ -457,7 +460,7 @@ class DecoderWorker:
         for a, b in zip(bounds[:-1], bounds[1:]):
             if a in cuts:
                 self._filter.restart()
-                self._mark_unreliable("gap in the signal", extra=settle, rows=(0, 0))
+                self._mark_unreliable("gap in the signal", extra=settling, rows=(0, 0))
             piece = chunk if (a, b) == (0, chunk.n_samples) else Chunk(
                 chunk.data[a:b], chunk.timestamps[a:b], chunk.start + a, chunk.start + b)
             reached.extend(self._filter_piece(piece))
@@ -837,8 +840,8 @@ def offline_window_predictions(
     hop_samples = max(1, int(round(hop * bundle.sfreq)))
     ends = np.arange(n_times, out.shape[0] + 1, hop_samples)
     # as DecoderWorker._mark_unreliable at a gap: windows ending after the first output at or
-    # after the gap and up to a window plus the settling time later
-    reach = math.ceil(filt.sfreq_out / float(sfreq)) - 1 + n_times + filt.settle_samples
+    # after the gap and starting before the settling time after it is over
+    reach = math.ceil(filt.sfreq_out / float(sfreq)) - 1 + n_times + filt.settle_samples - 1
     reliable = np.ones(len(ends), bool)
     for q in gap_out:
         reliable &= ~((ends > q) & (ends <= q + reach))

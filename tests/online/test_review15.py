@@ -23,11 +23,11 @@ def _with_gaps(rec, at_s, seconds=1.0):
     return dataclasses.replace(rec, data=rec.data[keep], times=rec.times[keep], markers=[])
 
 
-def _worker_predictions(rec, bundle, chunk=16):
+def _worker_predictions(rec, bundle, chunk=16, hop=0.1):
     src = ReplaySource(rec, speed="max", chunk_samples=chunk, buffer_seconds=300)
     src.connect(timeout=5, acquisition=False)
     try:
-        worker = DecoderWorker(src, dataclasses.replace(bundle), hop=0.1, smoothing=None,
+        worker = DecoderWorker(src, dataclasses.replace(bundle), hop=hop, smoothing=None,
                                kalman=False)
         preds = []
         while not src.finished:
