@@ -142,12 +142,18 @@ def _load_alignment(path: Path, n_chans: int):
             "restore the previous profile (the <user>.previous folder beside it)."
         ) from None
     shape = (n_chans, n_chans)
-    if ea.mean_cov_.shape != shape or ea.matrix_.shape != shape \
-            or not np.all(np.isfinite(ea.matrix_)):
+    if ea.mean_cov_.shape != shape or ea.matrix_.shape != shape:
         raise BundleError(
             f"profile: {path} holds a {ea.matrix_.shape} alignment, the bundle has {n_chans} "
             f"channels (expected finite matrices of shape {shape}). Fix: calibrate again, or "
             "restore the previous profile (the <user>.previous folder beside it)."
+        )
+    problem = ea.problem(n_chans)
+    if problem:  # the decoder would re-mix the user's channels into windows it never saw
+        raise BundleError(
+            f"profile: {path} is damaged: {problem}. The decoder would run on wrongly aligned "
+            "windows. Fix: calibrate again, or restore the previous profile (the "
+            "<user>.previous folder beside it)."
         )
     return ea
 
@@ -330,6 +336,16 @@ def load_profile(path: str | os.PathLike, *, root: str | os.PathLike | None = No
         raise BundleError(f"profile: 'chosen' in {p / PROFILE_JSON} is {chosen_name!r}, "
                           f"expected 'adapted' or 'baseline'. {fix}")
     adapted = load_bundle(p / "bundle")
+    if (p / ALIGNMENT_NAME).is_file() and not adapted.needs_alignment:
+        # saved only for a decoder that aligns: its config lost "euclidean" (an edit), and the
+        # decoder would silently run without the alignment it was fitted and scored with
+        raise BundleError(
+            f"profile: {p / ALIGNMENT_NAME} holds the user's Euclidean alignment, but "
+            f"{p / 'bundle' / 'config.json'} has 'alignment': "
+            f"{json.dumps(adapted.config.get('alignment'))}, so the decoder would run without "
+            f"it. Fix: set 'alignment' to \"euclidean\" there (as calibration wrote it), "
+            "calibrate again, or restore the previous profile (the <user>.previous folder "
+            "beside it).")
     if (p / ALIGNMENT_NAME).is_file():
         adapted.alignment = _load_alignment(p / ALIGNMENT_NAME, len(adapted.channels))
     elif adapted.needs_alignment:

@@ -33,6 +33,10 @@ FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "weights.safetensors"
 ONNX_NAME = "model.onnx"
+#: The values of a config's ``alignment``: ``"euclidean"`` (the model was trained on windows
+#: re-centred on each person's own data; the user's alignment is fitted on their first windows
+#: or at calibration) or None (no alignment).
+ALIGNMENTS = (None, "euclidean")
 
 __all__ = ["Bundle", "load_bundle", "save_bundle"]
 
@@ -114,6 +118,8 @@ class Bundle:
 
     @property
     def needs_alignment(self) -> bool:
+        """The model reads windows re-centred on the user's own data (``alignment:
+        "euclidean"``); ``load_bundle`` refuses any value but that and null."""
         return self.config.get("alignment") == "euclidean"
 
     def streaming_filter(self, sfreq_in: float, ch_names_in: list[str],
@@ -200,6 +206,9 @@ def save_bundle(decoder: Decoder, path: str | Path, meta: dict[str, Any],
         )
     _check_channels_agree(list(meta["channels"]), dict(meta["preprocessing"]).get("channels"),
                           "meta")
+    if meta.get("alignment") not in ALIGNMENTS:
+        raise BundleError(f"meta['alignment']: expected \"euclidean\" or None, got "
+                          f"{meta.get('alignment')!r}")
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     state, arrays = decoder.get_state()
@@ -349,6 +358,43 @@ def _check_config_fits_model(bundle: Bundle) -> None:
         )
 
 
+def _check_alignment_config(config: dict, cfg_path: Path) -> None:
+    """``alignment`` must be ``"euclidean"`` or null, and say what the training did.
+
+    Any other value (``"Euclidean"``, ``true``, a matrix) was read as "no alignment", and a
+    null or "euclidean" that contradicts ``training`` > ``settings`` > ``align`` (what
+    ``bci-app train`` did) feeds the model windows of another scale and mix than it learnt:
+    both decode without an error and are wrong. A calibrated bundle (``training`` >
+    ``calibration``) was refitted after that training (the tangent-space baseline on the user's
+    unaligned trials), so its record describes the pretrained model only and is not compared.
+    """
+    value = config.get("alignment")
+    if value not in ALIGNMENTS:
+        raise BundleError(
+            f"bundle: {cfg_path} has 'alignment': {json.dumps(value)}; expected \"euclidean\" "
+            "(the model was trained on Euclidean-aligned windows: the user's alignment is "
+            "fitted on their first windows) or null (no alignment). Fix: write one of these, as "
+            "'training' > 'settings' > 'align' says the model was trained, or retrain it with "
+            "`bci-app train`."
+        )
+    training = config.get("training")
+    settings = training.get("settings") if isinstance(training, dict) else None
+    if not isinstance(settings, dict) or "calibration" in training \
+            or settings.get("model") != config.get("model") \
+            or not isinstance(settings.get("align"), bool):
+        return
+    if settings["align"] != (value == "euclidean"):
+        trained = "Euclidean-aligned" if settings["align"] else "unaligned"
+        fed = "unaligned windows" if value is None else "windows aligned to the user"
+        raise BundleError(
+            f"bundle: {cfg_path} has 'alignment': {json.dumps(value)}, but 'training' > "
+            f"'settings' > 'align' is {json.dumps(settings['align'])}: the model was trained on "
+            f"{trained} windows and would decode {fed} (wrong predictions, no error). Fix: set "
+            f"'alignment' to {json.dumps('euclidean' if settings['align'] else None)} (undo "
+            "the edit), or retrain with `bci-app train` (--no-align for no alignment)."
+        )
+
+
 #: How to get a sound bundle back (the fix of a damaged one's error).
 _RESTORE = ("Fix: restore the folder from a backup, or write the bundle again (`bci-app train "
             "--out`; a text bundle: `bci-app evaluate-text --bundle-out`).")
@@ -383,6 +429,7 @@ def _load_bundle(path: Path) -> Bundle:
             f"bundle: format_version {config.get('format_version')} in {cfg_path}, this code "
             f"reads {FORMAT_VERSION}"
         )
+    _check_alignment_config(config, cfg_path)
     try:
         entry = get_entry(config["model"])
     except Exception as err:  # noqa: BLE001 - re-raised as a bundle problem

@@ -546,3 +546,31 @@ class EuclideanAlignment:
 
     def fit_transform(self, X: np.ndarray, y: Any = None) -> np.ndarray:
         return self.fit(X).transform(X)
+
+    def problem(self, n_chans: int) -> str | None:
+        """What makes this fitted alignment unusable for ``n_chans`` channels, or None.
+
+        A stored alignment (a user profile's ``alignment.safetensors``) must be what :meth:`fit`
+        writes: ``mean_cov_`` a finite symmetric positive semi-definite (n_chans, n_chans)
+        covariance of ``n_seen_ >= 1`` windows, and ``matrix_`` its inverse square root (so
+        symmetric positive definite). Anything else re-mixes the channels into windows the
+        model never saw: no error, wrong predictions (or NaN ones for a zero matrix).
+        """
+        shape = (int(n_chans), int(n_chans))
+        C = np.asarray(getattr(self, "mean_cov_", np.zeros(0)), dtype=float)
+        M = np.asarray(getattr(self, "matrix_", np.zeros(0)), dtype=float)
+        if C.shape != shape or M.shape != shape:
+            return (f"a {M.shape} alignment (mean covariance {C.shape}) for {n_chans} channels; "
+                    f"expected matrices of shape {shape}")
+        if not (np.all(np.isfinite(C)) and np.all(np.isfinite(M))):
+            return "NaN or infinite values in the alignment"
+        if int(getattr(self, "n_seen_", 0)) < 1:
+            return f"n_seen {getattr(self, 'n_seen_', None)}: fitted on no window"
+        scale = float(np.abs(C).max())
+        if scale == 0 or not np.allclose(C, C.T, rtol=0, atol=1e-9 * scale) \
+                or np.linalg.eigvalsh(C).min() < -1e-9 * scale:
+            return "a mean covariance that is not symmetric positive semi-definite"
+        if not np.allclose(M, _inv_sqrtm(C), rtol=1e-6, atol=1e-6 * float(np.abs(M).max())):
+            return ("a matrix that is not the inverse square root of its mean covariance (not "
+                    "symmetric positive definite, or edited)")
+        return None
