@@ -5,6 +5,8 @@ Streams are resolved by name / type / source id with a timeout; LSL time correct
 :class:`~acquisition.dejitter.OnlineDejitter` smooths them per gap-free stretch (liblsl's own
 ``proc_dejitter`` would smear a real gap over the following seconds and hide it).
 Channel labels, types and units come from the stream's XML description (``desc/channels``).
+A stream that describes no channels (OpenBCI GUI's) is typed by its stream type, except for a
+packet counter, found in its first samples by its values as the XDF reader finds it in a file.
 """
 
 from __future__ import annotations
@@ -19,12 +21,19 @@ from bci_app.errors import ConfigError, SourceError, StreamNotFoundError
 
 from .base import Source, SourceLostError
 from .dejitter import OnlineDejitter
-from .files import _number_label
+from .files import _looks_like_counter, _number_label
 from .lsl_env import import_pylsl, lsl_scope
 from .markers import MarkerLog
 from .stream_info import VOLT_SCALE, StreamInfo, mne_channel_type, unique_channel_names
 
 logger = logging.getLogger(__name__)
+
+
+#: Samples read at connect from a stream that describes no channels, to find a packet counter
+#: among them (the counter rule needs at least 100), and the longest wait for them (seconds).
+PROBE_SAMPLES = 128
+PROBE_MAX_S = 3.0
+_COUNTER_MIN_SAMPLES = 100
 
 
 def _lost_error() -> type[Exception]:
@@ -100,6 +109,35 @@ def _resolve(pylsl, pred: str, timeout: float, list_visible: bool = True):
     return found[0]
 
 
+def _warn_undescribed(name: str, n: int, labels: list[str], counters: list[int] | None,
+                      n_read: int) -> None:
+    """Say how the channels of a stream that describes none were typed, and the fix."""
+    example = ",".join("counter" if j in (counters or ()) else e
+                       for j, e in zip(range(min(n, 3)), ("C3", "Cz", "C4")))
+    fix = ("Fix: have the sending program describe its channels (label, type and unit of each "
+           "in the stream's <desc><channels>) and send aux data as a stream of its own; name "
+           "the electrodes, one per channel in stream order, with SOURCE?channels=..., e.g. "
+           f"--source 'lsl:{name}?channels={example},...'.")
+    if counters is None:
+        logger.warning(
+            "LSL %s describes no channels and sent %d samples at connect, too few (< %d) to "
+            "tell a packet counter from EEG: all %d channels are taken as EEG in microvolts (a "
+            "counter or aux channel would be scaled, drawn, checked and recorded as EEG). "
+            "Start the device's stream before connecting so bci_app can check. %s",
+            name, n_read, _COUNTER_MIN_SAMPLES, n, fix)
+        return
+    eeg = [lab for j, lab in enumerate(labels) if j not in counters]
+    shown = ", ".join(eeg[:6]) + (f" ... {eeg[-1]}" if len(eeg) > 6 else "")
+    found = (f"channel {', '.join(str(j + 1) for j in counters)} holds a packet counter (whole "
+             f"numbers 0-255 rising by a constant step), typed misc and kept as counts; the "
+             f"other {len(eeg)}" if counters
+             else f"no channel holds a packet counter; all {len(eeg)}")
+    logger.warning(
+        "LSL %s describes no channels (no <desc><channels>): %s are taken as EEG in microvolts "
+        "(%s). An accelerometer or other aux channel in the same stream cannot be told from "
+        "EEG by its values and is taken as EEG. %s", name, found, shown, fix)
+
+
 class LSLSource(Source):
     """An LSL stream (EEG or any regular-rate signal) as a :class:`Source`.
 
@@ -145,12 +183,17 @@ class LSLSource(Source):
         self._buf: np.ndarray | None = None
         self._dejitter: OnlineDejitter | None = None
         self.clock_offsets: list[tuple[float, float]] = []
+        # samples read at connect to type a stream without channel description (raw, stamps),
+        # handed out by the first _pull; the counter columns found then, kept for reconnection
+        self._pending: tuple[np.ndarray, np.ndarray] | None = None
+        self._counters: list[int] | None = None
 
     def _reopen(self, timeout: float) -> StreamInfo:
         self._close()
-        return self._open(timeout, list_visible=False)
+        return self._open(timeout, list_visible=False, reopen=True)
 
-    def _open(self, timeout: float, list_visible: bool = True) -> StreamInfo:
+    def _open(self, timeout: float, list_visible: bool = True,
+              reopen: bool = False) -> StreamInfo:
         pylsl = self._pylsl = import_pylsl()
         found = _resolve(pylsl, self.predicate, timeout, list_visible)
         if found.nominal_srate() <= 0:
@@ -179,7 +222,6 @@ class LSLSource(Source):
         self.clock_offsets.append((pylsl.local_clock(), offset))
         logger.info("LSL %s: clock offset %.6f s", found.name(), offset)
         self._inlet = inlet
-        info = self._describe(full)
         # pull_chunk writes the stream's own sample type into this buffer
         dtypes = {pylsl.cf_float32: np.float32, pylsl.cf_double64: np.float64,
                   pylsl.cf_int8: np.int8, pylsl.cf_int16: np.int16, pylsl.cf_int32: np.int32,
@@ -189,19 +231,55 @@ class LSLSource(Source):
             inlet.close_stream()
             raise SourceError(f"LSL stream {found.name()!r} has channel format {fmt}, which "
                               "bci_app cannot read as a signal.")
-        self._buf = np.empty((max(1, int(info.sfreq)), info.n_channels), dtype=dtypes[fmt])
+        self._buf = np.empty((max(1, int(full.nominal_srate())), full.channel_count()),
+                             dtype=dtypes[fmt])
+        self._pending = None
+        info = self._describe(full, reopen)
         self._dejitter = OnlineDejitter(info.sfreq)
         return info
 
-    def _describe(self, full) -> StreamInfo:
+    def _probe_counters(self, full) -> list[int] | None:
+        """Read the first samples of a stream that describes no channels (kept for the first
+        :meth:`_pull`: none is lost) and return the columns holding a packet counter (whole
+        numbers 0-255 rising by a constant step, the rule ``read_file`` applies to such a stream
+        in an XDF file); None when too few samples came within the wait to tell."""
+        sfreq = full.nominal_srate()
+        deadline = time.monotonic() + min(PROBE_MAX_S, max(1.0, 1.5 * PROBE_SAMPLES / sfreq))
+        parts, stamps = [], []
+        while sum(map(len, parts)) < PROBE_SAMPLES and time.monotonic() < deadline:
+            try:
+                _, ts = self._inlet.pull_chunk(timeout=0.05, max_samples=self._buf.shape[0],
+                                               dest_obj=self._buf)
+            except _lost_error() as err:
+                raise SourceError(f"LSL stream {full.name()!r} was lost while its first "
+                                  f"samples were read: {err}") from err
+            if ts:
+                parts.append(self._buf[:len(ts)].copy())
+                stamps.extend(ts)
+        if parts:
+            self._pending = (np.concatenate(parts), np.asarray(stamps, dtype=np.float64))
+        if len(stamps) < _COUNTER_MIN_SAMPLES:
+            return None
+        raw = self._pending[0].astype(np.float64)
+        return [j for j in range(raw.shape[1]) if _looks_like_counter(raw[:, j])]
+
+    def _describe(self, full, reopen: bool = False) -> StreamInfo:
         n = full.channel_count()
         labels, types, units = [], [], []
         ch = full.desc().child("channels").child("channel")
         stream_type = full.type().strip().lower()
+        described = not ch.empty()
+        counters: list[int] | None = []
+        if not described and mne_channel_type(stream_type) == "eeg":
+            # every channel would be EEG in microvolts: look for a packet counter (OpenBCI GUI
+            # streams one in column 0 of its EEG stream); a reconnection keeps the first answer
+            counters = self._counters if reopen else self._probe_counters(full)
+            self._counters = counters
         for i in range(n):
             if ch.empty():
-                labels.append(f"Ch{i + 1}")
-                types.append(mne_channel_type(stream_type))
+                counter = i in (counters or ())
+                labels.append("counter" if counter else f"Ch{i + 1}")
+                types.append("misc" if counter else mne_channel_type(stream_type))
                 units.append("")
                 continue
             labels.append(ch.child_value("label") or f"Ch{i + 1}")
@@ -236,6 +314,9 @@ class LSLSource(Source):
                 "LSLSource(..., units='V') or units='uV'.", full.name(), sorted(unknown))
         elif assumed:
             logger.info("LSL %s: EEG channels without a unit are taken as microvolts.", full.name())
+        if not described and mne_channel_type(stream_type) == "eeg" and not reopen:
+            _warn_undescribed(full.name(), n, labels, counters,
+                              0 if self._pending is None else len(self._pending[1]))
         self._scale = scale
         return StreamInfo(
             name=full.name(),
@@ -247,10 +328,14 @@ class LSLSource(Source):
             source_id=full.source_id() or "",
             metadata={"lsl_type": full.type(), "hostname": full.hostname(),
                       "created_at": full.created_at(), "uid": full.uid(),
-                      "original_units": units, "units_assumed": assumed},
+                      "original_units": units, "units_assumed": assumed,
+                      "channels_described": described,
+                      "counter_channels": [labels[j] for j in counters or ()],
+                      "counter_checked": described or counters is not None},
         )
 
     def _close(self) -> None:
+        self._pending = None
         inlet, self._inlet = self._inlet, None
         if inlet is not None:
             try:
@@ -263,6 +348,10 @@ class LSLSource(Source):
         inlet = self._inlet
         if inlet is None:
             raise SourceLostError(f"LSL stream {self.display_name!r} is closed.")
+        if self._pending is not None:  # the samples read at connect to type the channels
+            raw, ts = self._pending
+            self._pending = None
+            return raw.astype(np.float64) * self._scale, self._dejitter(ts)
         try:
             _, ts = inlet.pull_chunk(timeout=0.0, max_samples=self._buf.shape[0], dest_obj=self._buf)
         except _lost_error() as err:
