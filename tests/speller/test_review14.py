@@ -300,6 +300,7 @@ def test_live_spelling_assumes_a_calibrated_bundles_accuracy(eegmmidb_path, tmp_
     calibrated = save_bundle(b.decoder, tmp_path / "calibrated", {
         "channels": cfg["channels"], "classes": cfg["classes"],
         "preprocessing": cfg["preprocessing"], "training": cfg.get("training", {}),
+        "alignment": cfg.get("alignment"),
         "validation": {"calibration_cv": {"accuracy": 0.72, "n_trials": 40}}})
     assert measured_accuracy(calibrated, load_bundle(calibrated))[0] == 0.72
     assert measured_accuracy(BUNDLE, b) == (None, "")  # pretrained: other people's validation
