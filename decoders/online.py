@@ -12,6 +12,13 @@ If inference falls behind, stale windows are skipped and counted: only the newes
 decoded; acquisition never waits for the worker. ``step()`` does the same work synchronously
 (tests, max-speed replay), and with ``catch_up=True`` decodes every boundary instead of skipping.
 Callbacks run on the worker thread; the GUI re-emits them as queued Qt signals.
+
+A source connected again by hand (``source.disconnect(); source.connect()``) has a new ring
+buffer whose sample count starts at 0: the worker reads what is left of the old buffer, then
+follows the new one from its first sample as after a gap (filter restarted, the windows over the
+seam and the filter's settling time unreliable). A new connection to another stream (other
+channels, types, units or rate) stops the worker with a :class:`StreamMismatchError` that says
+to build a new worker.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import numpy as np
 
 from acquisition.base import Source, gap_threshold
 from acquisition.ring_buffer import Chunk, RingBuffer
-from bci_app.errors import ConfigError
+from bci_app.errors import ConfigError, StreamMismatchError
 
 from .bundle import Bundle
 from .preprocessing import ChannelMapping
@@ -52,7 +59,8 @@ class Prediction:
     label : str
         Class with the highest raw probability (``"unreliable"`` when ``reliable`` is False).
     seq : int
-        Sequence number (in the source's buffer) one past the window's last input sample.
+        Sequence number (in the source's buffer) one past the window's last input sample; after
+        the source was connected again, in its new buffer (which counts from 0).
     latency : dict
         Seconds: ``window_ready`` (last sample written → window filtered and cut),
         ``inference`` (→ model done), ``emitted`` (→ smoothing done, callbacks start),
@@ -144,7 +152,18 @@ class DecoderWorker:
     ------
     StreamMismatchError
         When the source lacks channels the bundle needs (without a mapping) or has a rate the
-        bundle's preprocessing cannot turn into the bundle's rate.
+        bundle's preprocessing cannot turn into the bundle's rate. Also from :meth:`step` (and
+        in :attr:`last_error`, the thread then stops) when the source was connected again to a
+        stream with other channels or rate: build a new worker for it.
+
+    Notes
+    -----
+    ``source.disconnect(); source.connect()`` while the worker runs gives the source a new ring
+    buffer counting from 0 (the source's own reconnection after a loss keeps its buffer). The
+    worker finishes the old buffer, then follows the new one from its first sample: the filter
+    restarts there and the windows holding the seam, or starting within the filter's settling
+    time after it, are unreliable (reason ``"source connected again"``), as after a gap;
+    :attr:`source_restarts` counts these.
     """
 
     def __init__(
@@ -170,6 +189,7 @@ class DecoderWorker:
             raise ConfigError(f"hop must be a finite number of seconds > 0, got {hop}; e.g. "
                               "--hop 0.1.")
         self.source = source
+        self._info = source.info  # the stream this worker's filter and model were built for
         if bundle.needs_alignment and bundle.alignment is None:
             # the alignment this worker fits belongs to this source's user: fit it on a copy,
             # so the caller's bundle (e.g. the GUI's loaded model) stays unaligned for the next
@@ -273,7 +293,8 @@ class DecoderWorker:
 
     # ------------------------------------------------------------------ state
     def _reset_variables(self) -> None:
-        self._k = self.source.buffer.counter  # start with what arrives from now on
+        self._buf = self.source.buffer  # the buffer self._k counts in (connect() makes a new one)
+        self._k = self._buf.counter  # start with what arrives from now on
         # filtered signal, indexed by output sample count (a new one: after a restart, windows
         # are cut from what arrives from now on, never from what was filtered before the stop)
         self._fbuf = RingBuffer(self._fbuf_capacity, len(self.bundle.channels))
@@ -287,6 +308,7 @@ class DecoderWorker:
         # chunk's last input sample)
         self._chunk_map: deque[tuple[int, int, int, np.ndarray, float]] = deque(maxlen=256)
         self.n_predictions = 0
+        self.source_restarts = 0  # new connections of the source followed (see the Notes)
         self.skipped = 0
         self.lost_samples = 0
         self.errors = 0
@@ -305,7 +327,7 @@ class DecoderWorker:
     @property
     def caught_up(self) -> bool:
         """True when every sample written to the source's buffer so far has been consumed."""
-        return self._k >= self.source.buffer.counter
+        return self.source.buffer is self._buf and self._k >= self._buf.counter
 
     @property
     def aligning(self) -> bool:
@@ -382,12 +404,17 @@ class DecoderWorker:
         cond = self.source.new_data
         while not self._stop.is_set():
             with cond:
-                if self.source.buffer.counter == self._k:
+                if self.caught_up:
                     cond.wait(timeout=0.05)
             if self._stop.is_set():
                 break
             try:
                 self.step(catch_up=False)
+            except StreamMismatchError as err:  # connected again to another stream: give up
+                self.errors += 1
+                self.last_error = str(err)
+                logger.error("Decoder stopped: %s", err)
+                break
             except Exception as err:  # never die silently: count, log, keep going
                 self.errors += 1
                 self.last_error = f"{type(err).__name__}: {err}"
@@ -413,8 +440,9 @@ class DecoderWorker:
         out: list[Prediction] = []
         newest: int | None = None
         while True:
-            target = self.source.buffer.counter
-            reached = self._consume(self.source.buffer.since(self._k, max_samples=self._piece))
+            buf = self._follow_source()
+            target = buf.counter
+            reached = self._consume(buf.since(self._k, max_samples=self._piece))
             if not catch_up:
                 # windows for the user's alignment cost no inference: all of them take part, as
                 # in catch-up mode (newest-only took one every few reads: the fit came late, on
@@ -427,11 +455,47 @@ class DecoderWorker:
                 else:
                     self.skipped += len(reached) - (1 if newest is None else 0)
                     newest = reached[-1]
-            if self._k >= target:
+            if self._k >= target and buf is self.source.buffer:
                 break
         if newest is not None:
             out.extend(self._predict_many([newest]))
         return out
+
+    def _follow_source(self) -> RingBuffer:
+        """The buffer to read now: the one ``self._k`` counts in until all of it is read, then
+        the source's new one when it was connected again (``connect()`` makes a new buffer that
+        counts from 0; the old one stays readable). Following it restarts the filter at its
+        first sample and marks the windows over the seam and the settling time unreliable,
+        as at a gap.
+
+        Raises
+        ------
+        StreamMismatchError
+            The new connection is another stream (channels, types, units or rate).
+        """
+        buf = self.source.buffer
+        if buf is self._buf or self._k < self._buf.counter:
+            return self._buf
+        try:
+            self._info.check_compatible(self.source.info)
+        except StreamMismatchError as err:
+            raise StreamMismatchError(
+                f"DecoderWorker: {self.source.display_name} was connected again "
+                f"(source.connect()) to another stream: {err} This worker's filter and model "
+                "are for the old one. Fix: stop this worker and build a new "
+                "DecoderWorker(source, bundle) for the new stream; the predictions so far stay "
+                "in worker.history."
+            ) from None
+        logger.warning(
+            "%s was connected again (a new buffer, counting from 0) after %d samples of the "
+            "old one: decoding goes on from its first sample; the filter restarts there and "
+            "the windows over the seam are unreliable", self.source.display_name, self._k)
+        self._buf, self._k, self._gaps_seen = buf, 0, 0
+        self.source_restarts += 1
+        self._filter.restart()
+        self._mark_unreliable("source connected again", extra=self._filter.settle_samples - 1,
+                              rows=(0, 0))
+        return buf
 
     def _consume(self, chunk) -> list[int]:
         """Filter one chunk into the window buffer; return the hop boundaries it completed.
