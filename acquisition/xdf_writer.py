@@ -13,8 +13,11 @@ signature bytes a reader scans for after corruption), 6 StreamFooter (stream id 
 Crash safety comes from the layout: chunks are only ever appended, a batch of whole chunks is
 written with one ``write`` and fsync'ed regularly, so after a kill or a power cut the file is a
 valid prefix plus at most one torn chunk. :func:`repair_xdf` cuts that torn chunk and appends the
-missing footers. On a failed write (disk full, file-size limit) the writer truncates the file back
-to the last whole chunk, so the file on disk stays loadable.
+missing footers. A stream whose StreamHeader is unreadable cannot be read at all (its samples'
+layout is in the header): the repair leaves it out whole and says so, and an in-place repair that
+drops anything inside the file keeps the original beside it. On a failed write (disk full,
+file-size limit) the writer truncates the file back to the last whole chunk, so the file on disk
+stays loadable.
 
 Every sample is written with its full 8-byte timestamp (no timestamp compression), so timestamps
 read back bit-identical; ``double64`` keeps float64 data bit-identical.
@@ -593,6 +596,47 @@ class _ScanStream:
     damaged: bool = False  # a chunk of it was dropped: its footer's counts are stale
 
 
+_TAG_NAMES = {TAG_SAMPLES: "Samples", TAG_CLOCK_OFFSET: "ClockOffset",
+              TAG_STREAM_FOOTER: "StreamFooter", TAG_STREAM_HEADER: "StreamHeader"}
+
+
+@dataclass
+class _LostStream:
+    """A stream whose StreamHeader is unreadable (garbled) or missing: the layout of its samples
+    is in that header, so none of its chunks can be read and a repair leaves them all out."""
+
+    stream_id: int
+    problem: str  # why it cannot be read
+    name: str = ""  # its name as far as the damaged header reads ("" when unknown)
+    header: tuple[int, int] | None = None  # bytes of its unreadable StreamHeader chunk
+    spans: list[tuple[int, int]] = field(default_factory=list)  # every chunk of it, header too
+    chunks: dict[int, int] = field(default_factory=dict)  # tag -> chunks after the header
+    samples: int = 0  # the sample counts its Samples chunks declare
+    footer_count: int | None = None  # the sample count its StreamFooter declares, if readable
+
+    @property
+    def n_bytes(self) -> int:
+        return sum(b - a for a, b in self.spans)
+
+    def describe(self) -> str:
+        """One line for the user: which stream, why it is unreadable, what it held."""
+        name = f" ({self.name!r}, its name as far as the damaged header reads)" if self.name else ""
+        held = ", ".join(
+            f"{n} {_TAG_NAMES.get(tag, f'tag-{tag}')}" + (
+                f" ({self.samples} samples)" if tag == TAG_SAMPLES else "")
+            for tag, n in sorted(self.chunks.items()))
+        footer = ("" if self.footer_count is None
+                  else f"; its footer counts {self.footer_count} samples")
+        return (f"stream {self.stream_id}{name}: {self.problem}; without it its "
+                f"{sum(self.chunks.values())} chunks ({held or 'none'}; {self.n_bytes} bytes "
+                f"with the header{footer}) cannot be read")
+
+
+def _name_hint(xml: bytes) -> str:
+    m = re.search(rb"<name>([^<]{1,200})</name>", xml)
+    return m.group(1).decode("utf-8", "replace").strip() if m else ""
+
+
 @dataclass
 class XDFScan:
     """Result of :func:`scan_xdf`: where the valid chunks end and what they hold."""
@@ -607,6 +651,9 @@ class XDFScan:
     #: intact and well-formed chunks follow it, so only that chunk is bad (a flipped byte, a
     #: garbled XML). A repair drops just these; the chunks after them are kept.
     skipped: list[tuple[int, int, str]] = field(default_factory=list)
+    #: Streams that cannot be read (their StreamHeader is garbled or missing), by stream id: a
+    #: repair leaves out every chunk of them (not listed in ``skipped``).
+    lost: dict[int, _LostStream] = field(default_factory=dict)
 
     @property
     def torn_bytes(self) -> int:
@@ -617,9 +664,26 @@ class XDFScan:
         return sum(b - a for a, b, _ in self.skipped)
 
     @property
+    def lost_bytes(self) -> int:
+        return sum(ls.n_bytes for ls in self.lost.values())
+
+    @property
     def cut_bytes(self) -> int:
-        """Bytes a repair removes: the malformed chunks inside the file and the torn tail."""
-        return self.skipped_bytes + self.torn_bytes
+        """Bytes a repair removes: the malformed chunks inside the file, the chunks of the
+        streams that cannot be read, and the torn tail."""
+        return self.skipped_bytes + self.lost_bytes + self.torn_bytes
+
+    @property
+    def drops_inside(self) -> bool:
+        """Whether a repair drops chunks inside the file (not only a torn tail): an in-place
+        repair then keeps the original (:func:`kept_original_path`)."""
+        return bool(self.skipped or self.lost)
+
+    @property
+    def signal_left(self) -> bool:
+        """Whether a readable, regularly sampled numeric stream with samples remains."""
+        return any(s.tdiff > 0 and s.fmt != "string" and s.count
+                   for s in self.streams.values())
 
     @property
     def missing_footers(self) -> list[int]:
@@ -708,7 +772,9 @@ def scan_xdf(path: str | os.PathLike) -> XDFScan:
     well-formed chunk follows is listed in ``skipped`` and the scan goes on after it; a
     malformed chunk whose length is garbled (no chunk starts where it says it ends) is listed
     in ``skipped`` with every byte up to the next Boundary chunk, and the scan goes on there
-    (every stream is then marked ``damaged``: its footer is rewritten).
+    (every stream is then marked ``damaged``: its footer is rewritten). A whole StreamHeader
+    chunk that cannot be parsed, and every later chunk of its stream (or of a stream with no
+    header at all), goes to ``lost``: without the header none of them can be read.
 
     Raises
     ------
@@ -779,10 +845,11 @@ def _scan(path: Path, raw, size: int) -> XDFScan:
     n_chunks = 0
     problem = ""
     skipped: list[tuple[int, int, str]] = []
+    lost: dict[int, _LostStream] = {}
     while pos < size:
         start = pos
         end = -1
-        sid = None
+        sid = tag = None
         saved = {k: (st.last_ts, st.first, st.count) for k, st in streams.items()}
         try:
             length, p = _read_varlen(buf, pos, size)
@@ -836,6 +903,14 @@ def _scan(path: Path, raw, size: int) -> XDFScan:
             for k, (last_ts, first, count) in saved.items():  # undo a half-read chunk
                 st = streams[k]
                 st.last_ts, st.first, st.count = last_ts, first, count
+            whole = start < end <= size and (end == size or _framed(buf, end, size))
+            if (n_chunks and whole and sid is not None and sid not in streams
+                    and (tag != TAG_STREAM_HEADER or end < size)):
+                # a whole chunk of a stream without a readable header (a garbled last header
+                # is a torn tail, as any garbled last chunk)
+                _lose(lost, buf, sid, tag, start, p, end, err)
+                pos = end
+                continue
             if n_chunks and start < end < size and _framed(buf, end, size):
                 # the chunk's length is intact and a chunk follows: only this one is bad
                 skipped.append((start, end, f"at byte {start}: {err}"))
@@ -864,7 +939,33 @@ def _scan(path: Path, raw, size: int) -> XDFScan:
             f"{path} holds no complete XDF file header ({problem or 'file too short'}); "
             "there is nothing to recover."
         )
-    return XDFScan(path, size, pos, n_chunks, problem, streams, skipped)
+    return XDFScan(path, size, pos, n_chunks, problem, streams, skipped, lost)
+
+
+def _lose(lost: dict[int, _LostStream], buf: memoryview, sid: int, tag: int, start: int,
+          p: int, end: int, err: Exception) -> None:
+    """File the whole chunk [start, end) (content from ``p``, after the stream id) under the
+    unreadable stream ``sid``."""
+    ls = lost.get(sid)
+    if ls is None:
+        if tag == TAG_STREAM_HEADER:
+            ls = _LostStream(sid, f"its StreamHeader (at byte {start}) is unreadable ({err})",
+                             _name_hint(bytes(buf[p:end])), (start, end))
+        else:
+            ls = _LostStream(sid, f"the file holds no readable StreamHeader for it (its first "
+                                  f"chunk is at byte {start})")
+        lost[sid] = ls
+    ls.spans.append((start, end))
+    if tag == TAG_STREAM_HEADER:
+        return
+    ls.chunks[tag] = ls.chunks.get(tag, 0) + 1
+    try:
+        if tag == TAG_SAMPLES:
+            ls.samples += _read_varlen(buf, p, end)[0]
+        elif tag == TAG_STREAM_FOOTER:
+            ls.footer_count = int(ET.fromstring(bytes(buf[p:end])).findtext("sample_count"))
+    except (_Torn, ET.ParseError, ValueError, TypeError):
+        pass  # only for the report
 
 
 def same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:
@@ -885,15 +986,61 @@ def _refuse_existing_target(target: Path, path: Path) -> None:
         )
 
 
-def repair_xdf(path: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
+def kept_original_path(path: str | os.PathLike) -> Path:
+    """Where an in-place repair that drops chunks inside ``path`` keeps the original:
+    ``<stem>.before-repair.xdf`` beside it (``-2``, ``-3``, ... when taken)."""
+    path = Path(path)
+    suffix = path.suffix or ".xdf"
+    for i in range(1, 10_000):
+        keep = path.with_name(f"{path.stem}.before-repair{'' if i == 1 else f'-{i}'}{suffix}")
+        if not os.path.lexists(keep):
+            return keep
+    raise RecordingError(f"Too many earlier copies of {path} (*.before-repair-N{suffix}) beside "
+                         "it; move them away and repair again. The recording is unchanged.")
+
+
+def _keep_original(path: Path, keep: Path) -> None:
+    """``keep`` becomes a second name of ``path`` (a hard link: instant, no space), or a copy
+    where the file system has no hard links."""
+    try:
+        os.link(path, keep)
+        return
+    except FileExistsError:
+        raise RecordingError(f"{keep} already exists; a repair never replaces another file. "
+                             f"Move it away and repair again; {path} is unchanged.") from None
+    except OSError:
+        pass
+    with open(path, "rb") as src:
+        try:
+            dst = open(keep, "xb")
+        except FileExistsError:
+            raise RecordingError(f"{keep} already exists; a repair never replaces another "
+                                 f"file. Move it away and repair again; {path} is "
+                                 "unchanged.") from None
+        try:
+            with dst:
+                shutil.copyfileobj(src, dst, 1 << 22)
+                dst.flush()
+                os.fsync(dst.fileno())
+            shutil.copystat(path, keep)
+        except BaseException:
+            keep.unlink(missing_ok=True)  # our own half-written copy
+            raise
+
+
+def repair_xdf(path: str | os.PathLike, out: str | os.PathLike | None = None, *,
+               keep: str | os.PathLike | None = None) -> Path:
     """Make a recording cut short by a crash, a kill or a power cut loadable.
 
     Cuts a torn or garbled tail (everything from the first incomplete/malformed chunk on that
     no well-formed chunk follows), drops a malformed chunk inside the file whose length is
     intact (keeping every chunk after it; :attr:`XDFScan.skipped`) or, when its length is
-    garbled too, the bytes up to the next Boundary chunk, and appends a Boundary and
-    the StreamFooters of every stream that has none. A complete file is left unchanged.
-    ``pyxdf.load_xdf`` reads the result.
+    garbled too, the bytes up to the next Boundary chunk, leaves out every chunk of a stream
+    whose StreamHeader is unreadable (its samples cannot be read without it;
+    :attr:`XDFScan.lost`, each logged with what it held), and appends a Boundary and the
+    StreamFooters of every stream that has none. A complete file is left unchanged.
+    ``pyxdf.load_xdf`` reads the result. An in-place repair that drops chunks inside the file
+    (not only a torn tail) keeps the original at ``keep`` first, so nothing recorded is lost.
 
     Parameters
     ----------
@@ -904,6 +1051,9 @@ def repair_xdf(path: str | os.PathLike, out: str | os.PathLike | None = None) ->
         itself) repairs in place. Either way the repaired file is written to a temporary file
         beside the target and moved over it, so a crash mid-repair never loses the original.
         An existing file at ``out`` is never replaced (:class:`RecordingError`).
+    keep : path-like | None
+        Where an in-place repair that drops chunks inside the file keeps the original (None:
+        :func:`kept_original_path`). Not used otherwise.
 
     Returns
     -------
@@ -919,6 +1069,8 @@ def repair_xdf(path: str | os.PathLike, out: str | os.PathLike | None = None) ->
     for a, b, problem in scan.skipped:
         logger.warning("%s: dropping a malformed %d-byte chunk %s (the chunks after it are "
                        "kept)", path, b - a, problem)
+    for ls in scan.lost.values():
+        logger.warning("%s: leaving out %s", path, ls.describe())
     if scan.torn_bytes:
         logger.warning("%s: cutting %d torn bytes %s", path, scan.torn_bytes, scan.problem)
     tail = b""
@@ -931,10 +1083,14 @@ def repair_xdf(path: str | os.PathLike, out: str | os.PathLike | None = None) ->
         )
     # byte ranges left out: the malformed chunks, and the stale footers of damaged streams
     drop = sorted([(a, b) for a, b, _ in scan.skipped]
+                  + [span for ls in scan.lost.values() for span in ls.spans]
                   + [s.footer_span for s in scan.streams.values()
                      if s.damaged and s.footer_span is not None])
     if in_place and not scan.cut_bytes and not tail:
         return target
+    keep_at = None
+    if in_place and scan.drops_inside:
+        keep_at = kept_original_path(path) if keep is None else Path(keep)
     # Write the whole repaired file beside the target and move it into place: a crash, a kill
     # or a full disk mid-repair leaves the original (and an in-place target) as it was.
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -966,17 +1122,32 @@ def repair_xdf(path: str | os.PathLike, out: str | os.PathLike | None = None) ->
         shutil.copymode(path, tmp)  # mkstemp's 0600 -> the recording's permissions
         if not in_place:
             _refuse_existing_target(target, path)  # created while we were copying
-        os.replace(tmp, target)
+        if keep_at is not None:
+            _keep_original(path, keep_at)
+        try:
+            os.replace(tmp, target)
+        except BaseException:
+            if keep_at is not None:
+                keep_at.unlink(missing_ok=True)  # the original is still at its own path
+            raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    if keep_at is not None:
+        logger.warning("%s: the original (before the repair dropped chunks inside it) is kept "
+                       "as %s", target, keep_at)
+    if scan.lost and not scan.signal_left:
+        logger.warning("%s: no regularly sampled signal stream with samples is left in the "
+                       "repaired file; every recorded sample is still in %s", target,
+                       keep_at if keep_at is not None else path)
     logger.info(
-        "Repaired %s: kept %d bytes, cut %d (%d malformed chunks inside, a %d-byte tail), "
-        "added %d footers",
+        "Repaired %s: kept %d bytes, cut %d (%d malformed chunks inside, %d unreadable "
+        "streams, a %d-byte tail), added %d footers",
         target,
-        scan.valid_end - scan.skipped_bytes,
+        scan.valid_end - scan.skipped_bytes - scan.lost_bytes,
         scan.cut_bytes,
         len(scan.skipped),
+        len(scan.lost),
         scan.torn_bytes,
         len(missing),
     )

@@ -559,6 +559,20 @@ def load_recording(
         raise DataFileError(f"Recording {path} not found; expected an existing .xdf file.")
     if path.suffix.lower() == ".xdf":
         scan = scan_xdf(path)
+        if scan.lost:
+            first = next(iter(scan.lost.values()))
+            them = "it" if len(scan.lost) == 1 else "them"
+            fix = (f"Run `bci-app repair {path}` to leave {them} out and make the rest loadable "
+                   "(the original is kept beside it as *.before-repair.xdf), then load it again."
+                   if scan.signal_left else
+                   "No other signal stream is in the file, so its EEG cannot be loaded: use an "
+                   f"intact copy of the recording if there is one, and keep this file (the "
+                   f"samples are still in it); `bci-app repair {path}` would keep only the "
+                   "other streams (markers), with the original beside it.")
+            raise DataFileError(
+                f"Recording {path} holds {len(scan.lost)} stream(s) that cannot be read; the "
+                f"first: {first.describe()}. {fix}"
+            )
         if scan.skipped:
             a, b, problem = scan.skipped[0]
             raise DataFileError(

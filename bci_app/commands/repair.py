@@ -11,8 +11,11 @@ def register(sub) -> None:
             "Walk the file's chunks, cut everything from the first incomplete or garbled chunk "
             "on (a write torn by a kill or power cut), drop a garbled chunk inside the file "
             "whose length is intact (the chunks after it are kept; a garbled length drops the "
-            "bytes up to the next boundary chunk only), and append the stream "
-            "footers that a crashed recorder never wrote. A complete file is left unchanged."
+            "bytes up to the next boundary chunk only), leave out every chunk of a stream whose "
+            "header is unreadable (its samples cannot be read without it; each such stream is "
+            "listed), and append the stream footers that a crashed recorder never wrote. A "
+            "repair in place that drops chunks inside the file keeps the original as "
+            "REC.before-repair.xdf. A complete file is left unchanged."
         ),
     )
     p.add_argument("recording", metavar="REC.xdf", help="the XDF file")
@@ -30,7 +33,7 @@ def register(sub) -> None:
 def run(args) -> int:
     import os
 
-    from acquisition.xdf_writer import repair_xdf, same_path, scan_xdf
+    from acquisition.xdf_writer import kept_original_path, repair_xdf, same_path, scan_xdf
 
     from ..errors import RecordingError
 
@@ -58,6 +61,8 @@ def run(args) -> int:
     for a, b, problem in scan.skipped:
         print(f"  malformed chunk inside the file: {b - a} bytes ({problem}); the chunks "
               "after it are intact", flush=True)
+    for ls in scan.lost.values():
+        print(f"  unreadable {ls.describe()}; a repair leaves this stream out", flush=True)
     if scan.torn_bytes:
         print(f"  torn tail: {scan.torn_bytes} bytes ({scan.problem})", flush=True)
     missing = [names[sid] for sid in scan.missing_footers]
@@ -75,14 +80,17 @@ def run(args) -> int:
                 ) from None
             print(f"copied -> {args.out}", flush=True)
         return 0
+    lost = (f", leave out {len(scan.lost)} unreadable stream(s) "
+            f"({', '.join(str(sid) for sid in scan.lost)})" if scan.lost else "")
     if args.check:
         print(
-            f"a repair would cut {scan.cut_bytes} bytes and write {len(missing)} footers "
+            f"a repair would cut {scan.cut_bytes} bytes{lost} and write {len(missing)} footers "
             "(added, or rewritten for a stream that lost a chunk)", flush=True
         )
         return 1
+    keep = kept_original_path(args.recording) if args.out is None and scan.drops_inside else None
     try:
-        out = repair_xdf(args.recording, out=args.out)
+        out = repair_xdf(args.recording, out=args.out, keep=keep)
     except OSError as err:
         where = f"--out {args.out}" if args.out else f"the folder of {args.recording}"
         raise RecordingError(
@@ -90,7 +98,13 @@ def run(args) -> int:
             "recording is unchanged. Fix: pass --out PATH in a writable folder."
         ) from None
     print(
-        f"repaired -> {out}: cut {scan.cut_bytes} bytes, wrote footers for {len(missing)} streams",
-        flush=True,
+        f"repaired -> {out}: cut {scan.cut_bytes} bytes{lost}, wrote footers for {len(missing)} "
+        "streams", flush=True,
     )
+    if keep is not None:
+        print(f"the original is kept as {keep} (the repair dropped chunks inside it)", flush=True)
+    if scan.lost and not scan.signal_left:
+        print(f"warning: no signal stream is left in {out} (only markers or irregular streams):"
+              " loading it as EEG fails; every recorded sample is still in "
+              f"{keep if keep is not None else args.recording}", flush=True)
     return 0
