@@ -87,6 +87,9 @@ def register(sub) -> None:
                         f"{SIMULATION_MAX_COMMANDS} in a simulation (--simulate, --source "
                         "simulated), so a simulated user who cannot finish stops")
     p.add_argument("--duration", type=number, default=None, help="live: stop after S seconds")
+    p.add_argument("--speed", type=number, default=1.0,
+                   help="live from a file: source: replay speed (1 = real time, 4 = four times "
+                        "faster)")
     p.add_argument("--runs", default="4,8,12", help="EEGMMIDB runs of a simulated subject")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=number, default=10.0, help="seconds to wait for the device")
@@ -399,7 +402,7 @@ def _run_live(args, engine, bundle) -> int:
     from ..sources import make_source
     from ..speller.control import SpellerInput
 
-    kwargs = {"speed": 1.0} if args.source.startswith("file:") else {}
+    kwargs = {"speed": args.speed} if args.source.startswith("file:") else {}
     source = make_source(args.source, **kwargs)
     session = Session(source)
     comp = DecoderComponent(session, bundle, hop=args.hop, smoothing=args.smoothing)
