@@ -253,6 +253,7 @@ def _write_profile(result, user, root, folder, tmp, chosen, save_bundle, source,
         "ci95": summary["scores"].get(chosen, {}).get("ci95"),
         "chance": 1.0 / len(result.classes),
         "n_trials": result.n_trials,
+        "trials": summary.get("trials"),  # every cued trial: kept, or dropped with the reason
         "band_power": summary["band_power"],
         "training_seconds": summary["seconds"],
         "calibration_settings": summary["settings"],

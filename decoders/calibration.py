@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "CVScore", "CalibrationCancelled", "CalibrationEpochs", "CalibrationResult",
-    "band_power_maps", "calibrate",
+    "DROP_REASONS", "band_power_maps", "calibrate", "describe_trials",
     "chance_upper", "cross_validate", "epochs_from_stream", "scratch_decoder", "wilson_interval",
 ]
 
@@ -179,6 +179,10 @@ class CalibrationEpochs:
     does not fit in the data), ``"gap"`` (the task window spans a gap in the timestamps,
     samples missing there, or starts before the filter settled after one) and ``"clock"``
     (the stream's clock went back, and the window's time occurs twice in it). ``no_reference``: trials kept without a pre-cue window.
+    outcomes : one dict per cue of a known class, in cue order: ``onset``, ``class``, ``kept``,
+    ``reason`` (a key of ``dropped``; None when kept) and ``reference`` (kept trials: whether
+    their pre-cue window is in ``X_ref``; None without ``ref_window`` or when dropped).
+    :meth:`accounting` sums them up for the calibration report.
     """
 
     X: np.ndarray
@@ -194,15 +198,91 @@ class CalibrationEpochs:
     dropped: dict[str, int] = field(
         default_factory=lambda: {"outside": 0, "gap": 0, "clock": 0})
     no_reference: int = 0
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def accounting(self) -> dict[str, Any]:
+        """Every cued trial, kept or dropped with its reason (JSON-ready; the calibration
+        report, ``profile.json`` and :func:`describe_trials` use it).
+
+        ``cued`` = ``kept`` + the sum of ``dropped``; ``kept_without_reference``: kept trials
+        whose pre-cue window is missing (trained on like the others; left out of the ERD/ERS
+        maps only); ``trials``: :attr:`outcomes`, numbered from 1 in cue order.
+        """
+        return {
+            "cued": len(self.outcomes), "kept": int(len(self.y)),
+            "kept_without_reference": int(self.no_reference),
+            "dropped": {k: int(v) for k, v in self.dropped.items()},
+            "ref_window": list(self.ref_window) if self.ref_window is not None else None,
+            "trials": [{"trial": i, **o} for i, o in enumerate(self.outcomes, 1)],
+        }
+
+    def joined(self, other: CalibrationEpochs) -> CalibrationEpochs:
+        """These trials followed by ``other``'s (a later run cut the same way: same classes,
+        channels, rate and windows), with their accounting added up."""
+        if (other.classes, other.ch_names, other.sfreq, other.tmin, other.tmax) != (
+                self.classes, self.ch_names, self.sfreq, self.tmin, self.tmax):
+            raise ConfigError("other: expected trials cut like these (classes, channels, rate, "
+                              f"window), got {other.classes} {other.ch_names} {other.sfreq} Hz "
+                              f"[{other.tmin}, {other.tmax}) s.")
+        ref = None
+        if self.X_ref is not None and other.X_ref is not None:
+            ref = np.concatenate([self.X_ref, other.X_ref])
+        return CalibrationEpochs(
+            np.concatenate([self.X, other.X]), np.concatenate([self.y, other.y]),
+            np.concatenate([self.onsets, other.onsets]), self.classes, self.ch_names,
+            self.sfreq, self.tmin, self.tmax, ref, self.ref_window if ref is not None else None,
+            {k: self.dropped.get(k, 0) + other.dropped.get(k, 0)
+             for k in {**self.dropped, **other.dropped}},
+            self.no_reference + other.no_reference, self.outcomes + other.outcomes)
 
     @property
     def n_dropped_gap(self) -> int:
         """Trials dropped because their task window spans a gap or starts before the filter
         settled after one."""
         return int(self.dropped.get("gap", 0))
+
+
+#: Why a cued trial gave no training trial (the keys of ``CalibrationEpochs.dropped``).
+DROP_REASONS = {
+    "outside": "its task window is not in the recorded data (the run began or ended inside it)",
+    "gap": "its task window spans a gap in the signal (samples lost) or starts before the "
+           "filter settled after one",
+    "clock": "the device's clock went back over its task window (a restart?)",
+}
+
+
+def _trial_list(trials: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{t['trial']} ({t['class']})" for t in trials)
+
+
+def describe_trials(accounting: dict[str, Any]) -> list[str]:
+    """The calibration report's lines about the cued trials (:meth:`CalibrationEpochs.accounting`):
+    how many were cued and kept, each dropped trial with its reason, and the kept trials without
+    a pre-cue reference (trained on; left out of the ERD/ERS maps only)."""
+    trials = accounting.get("trials", [])
+    cued, kept = accounting["cued"], accounting["kept"]
+    n_drop = cued - kept
+    lines = [f"cued trials: {cued}, kept for training: {kept}"
+             + (f", dropped: {n_drop}" if n_drop else "")]
+    for reason, n in accounting["dropped"].items():
+        if n:
+            which = [t for t in trials if t.get("reason") == reason]
+            lines.append(f"  dropped {n}: {DROP_REASONS.get(reason, reason)}"
+                         + (f"; trial {_trial_list(which)}" if which else ""))
+    n_noref = accounting.get("kept_without_reference", 0)
+    if n_noref:
+        which = [t for t in trials if t.get("kept") and t.get("reference") is False]
+        a, b = accounting.get("ref_window") or (float("nan"), float("nan"))
+        lines.append(
+            f"  kept without a pre-cue reference {n_noref}: the window {-a:g} to {-b:g} s before "
+            f"the cue is not in the data (the recording began less than {-a:g} s before the "
+            "first cue: a short fixation) or spans a gap; trained on like the others, left out "
+            f"of the ERD/ERS maps only (they use the {kept - n_noref} other trials)"
+            + (f"; trial {_trial_list(which)}" if which else ""))
+    return lines
 
 
 #: A window spans a gap when its first and last samples are further apart, or closer, than
@@ -353,30 +433,39 @@ def epochs_from_stream(
     X, y, on, R = [], [], [], []
     dropped = {"outside": 0, "gap": 0, "clock": 0}
     no_reference = 0
+    outcomes: list[dict[str, Any]] = []
     for t, cls in cues:
         if cls not in classes:
             continue
+        outcome = {"onset": float(t), "class": cls, "kept": False, "reason": None,
+                   "reference": None}
+        outcomes.append(outcome)
         status, a = _locate_in_pieces(times, pieces, float(sfreq), sf, len(out), n_win, t + tmin)
         if status == "clock":
             logger.info("cue %s at %.2f: the stream's clock went back over the trial window, "
                         "dropped", cls, t)
             dropped["clock"] += 1
+            outcome["reason"] = "clock"
             continue
         if status == "outside":
             logger.info("cue %s at %.2f: window outside the data, dropped", cls, t)
             dropped["outside"] += 1
+            outcome["reason"] = "outside"
             continue
         if status == "gap" or settling(a):
             logger.info("cue %s at %.2f: the trial window [%.2f, %.2f) s %s, dropped", cls, t,
                         tmin, tmax, "spans a gap in the stream (samples missing)"
                         if status == "gap" else "starts before the filter settled after a gap")
             dropped["gap"] += 1
+            outcome["reason"] = "gap"
             continue
+        outcome["kept"] = True
         if ref_window is not None:
             rstatus, ra = _locate_in_pieces(times, pieces, float(sfreq), sf, len(out), n_ref,
                                             t + ref_window[0])
             if rstatus == "ok" and settling(ra):
                 rstatus = "gap"
+            outcome["reference"] = rstatus == "ok"
             if rstatus == "ok":
                 R.append(out[ra:ra + n_ref].T)
             else:  # the trial is clean; only its ERD/ERS reference is missing
@@ -405,7 +494,7 @@ def epochs_from_stream(
         np.asarray(X, dtype=np.float32), np.asarray(y, dtype=np.int64), np.asarray(on),
         classes, list(filt.ch_names_out), sf, tmin, tmax,
         np.asarray(R, dtype=np.float32) if ref_window is not None else None, ref_window,
-        dropped, no_reference,
+        dropped, no_reference, outcomes,
     )
 
 
@@ -503,6 +592,9 @@ class CalibrationResult:
     n_trials: int
     seconds: dict[str, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    #: :meth:`CalibrationEpochs.accounting` of the trials (every cued trial, kept or dropped
+    #: with its reason), or None when the caller did not pass it to :func:`calibrate`.
+    trials: dict[str, Any] | None = None
 
     @property
     def best(self) -> str:
@@ -515,10 +607,13 @@ class CalibrationResult:
                 "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
                 "settings": self.settings,
                 "band_power": {"unit": "% change from pre-cue", "ch_names": self.ch_names,
-                               "values": np.round(self.band_power, 2).tolist()}}
+                               "values": np.round(self.band_power, 2).tolist()},
+                "trials": self.trials}
 
     def text(self) -> str:
         lines = [f"{self.n_trials} trials ({', '.join(self.classes)})"]
+        if self.trials is not None:
+            lines += ["  " + line for line in describe_trials(self.trials)]
         lines += ["  " + s.text() for s in self.scores.values()]
         lines.append("  training " + ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items()))
         return "\n".join(lines)
@@ -539,6 +634,7 @@ def calibrate(
     progress: Progress | None = None,
     provenance: dict[str, Any] | None = None,
     cancel=None,
+    trials: dict[str, Any] | None = None,
 ) -> CalibrationResult:
     """Adapt ``pretrained`` to the user's trials and fit the tangent-space baseline.
 
@@ -550,7 +646,7 @@ def calibrate(
     pretrained : Bundle
         The cross-subject bundle (``alignment == "euclidean"`` -> the user's alignment is fitted on
         ``X``, unlabeled).
-    X_ref : pre-cue windows for the ERD/ERS maps (optional).
+    X_ref : pre-cue windows for the ERD/ERS maps (optional; NaN rows: trials without one).
     finetune_epochs, finetune_lr : fine-tuning of a deep model. ``0``: alignment only, the
         labels are not used (any decoder). Scikit-learn style decoders (``csp_lda``, ``ts_lr``)
         refit their classifier head on the user's trials for any positive value.
@@ -559,6 +655,8 @@ def calibrate(
     cancel : ``threading.Event`` (or a callable returning bool), optional
         Set from any thread to stop: checked at every progress step and, for a deep model,
         before every forward pass of the fine-tuning, so training ends within one batch.
+    trials : :meth:`CalibrationEpochs.accounting` of ``X`` (optional): every cued trial, kept
+        or dropped with its reason; kept in the result for its report and the profile.
 
     Returns
     -------
@@ -581,6 +679,11 @@ def calibrate(
         )
     if len(y) != len(X) or (len(y) and (y.min() < 0 or y.max() >= n_classes)):
         raise ConfigError(f"y: expected {len(X)} labels in 0..{n_classes - 1}, got {y!r}.")
+    if trials is not None and trials.get("kept") != len(y):
+        raise ConfigError(f"trials: expected the accounting of these {len(y)} trials "
+                          f"(CalibrationEpochs.accounting()), got one that kept "
+                          f"{trials.get('kept')}. Fix: pass the accounting of the epochs X was "
+                          "taken from.")
     if cross_validation and (isinstance(cv_folds, bool)
                              or not isinstance(cv_folds, int | np.integer) or cv_folds < 2):
         raise ConfigError(
@@ -662,6 +765,7 @@ def calibrate(
         ch_names=pretrained.channels, n_trials=int(len(y)), seconds=seconds,
         settings={"finetune_epochs": finetune_epochs, "finetune_lr": finetune_lr,
                   "cv_folds": cv_folds, "seed": seed, "align": align},
+        trials=copy.deepcopy(trials),
     )
     logger.info("Calibration: %s", result.text())
     return result

@@ -380,6 +380,7 @@ def run_calibration(
                                 pretrained.preprocessor, tmin=tmin, tmax=tmax)
     t_train = time.perf_counter()
     result = calibrate(epochs.X, epochs.y, pretrained, X_ref=epochs.X_ref,
+                       trials=epochs.accounting(),
                        finetune_epochs=finetune_epochs, cv_folds=cv_folds, seed=seed,
                        provenance={"recording": str(rec.path) if rec is not None else None,
                                    "source": source_spec})
@@ -477,16 +478,12 @@ def run(args) -> int:
     print(f"profile: {run_.profile} (uses the {run_.chosen} decoder)")
     if run_.recording:
         print(f"recording: {run_.recording}")
+    # (res.text() above accounts for every cued trial: kept, dropped with the reason, or kept
+    # without its pre-cue reference; the scores leave the dropped ones out)
     dropped = {k: v for k, v in run_.epochs.dropped.items() if v}
-    if dropped.get("gap"):
-        print(f"note: {dropped['gap']} cued trial(s) dropped because their window spans a gap "
-              "in the signal (lost samples) or starts before the filter settled after one; the "
-              "scores above leave them out.")
-    if dropped.get("clock"):
-        print(f"note: {dropped['clock']} cued trial(s) dropped because the source's clock went "
-              "back over their window (a device restart?); the scores above leave them out.")
     summary = {"profile": str(run_.profile), "recording": str(run_.recording or ""),
                "chosen": run_.chosen, "n_trials": res.n_trials, "dropped_trials": dropped,
+               "trials": res.trials,
                "scores": {k: v.to_dict() for k, v in res.scores.items()},
                "seconds": {k: round(v, 2) for k, v in run_.seconds.items()},
                "training_seconds": {k: round(v, 2) for k, v in res.seconds.items()}}

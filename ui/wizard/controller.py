@@ -543,7 +543,8 @@ class CalibrationController(QtCore.QObject):
             epochs = job.epochs = self._epochs(data, ts, self.calib_cues)
             job.check()
             result = calibrate(epochs.X, epochs.y, self.pretrained,
-                               X_ref=epochs.X_ref, finetune_epochs=finetune_epochs,
+                               X_ref=epochs.X_ref, trials=epochs.accounting(),
+                               finetune_epochs=finetune_epochs,
                                cv_folds=cv_folds, seed=seed, cancel=job.cancel,
                                progress=lambda f, m: self._emit_job(self._jobProgress, job, f, m),
                                provenance={"recording": str(self.recording_path or ""),
@@ -701,16 +702,14 @@ class CalibrationController(QtCore.QObject):
 
             result, error = None, ""
             try:
-                ep = self._epochs(data, ts, cues)
-                X = np.concatenate([self.epochs.X, ep.X])
-                y = np.concatenate([self.epochs.y, ep.y])
-                R = np.concatenate([self.epochs.X_ref, ep.X_ref])
-                result = calibrate(X, y, self.pretrained, X_ref=R,
+                both = self.epochs.joined(self._epochs(data, ts, cues))
+                result = calibrate(both.X, both.y, self.pretrained, X_ref=both.X_ref,
+                                   trials=both.accounting(),
                                    finetune_epochs=finetune_epochs, seed=seed, cancel=job.cancel,
                                    provenance={"coadaptive_update": self.feedback_runs})
                 job.check()
                 self.result = result
-                self.epochs.X, self.epochs.y, self.epochs.X_ref = X, y, R
+                self.epochs = both
                 self.save(self.user, self.chosen)
             except CalibrationCancelled:
                 logger.info("co-adaptive update cancelled")

@@ -646,15 +646,13 @@ class ResultsPage(QtWidgets.QWizardPage):
         warning = training_data_note(self.ctrl.source_spec, self.ctrl.pretrained)
         if warning:
             lines.append(f"<span style='color:#c07000'>Note: {html.escape(warning)}</span>")
-        gap = getattr(self.ctrl.epochs, "n_dropped_gap", 0) if self.ctrl.epochs else 0
-        if gap:
-            lines.append(f"<span style='color:#c07000'>Note: {gap} cued trial(s) left out: "
-                         "their window spans a gap in the signal (lost samples) or starts "
-                         "right after one.</span>")
-        clock = self.ctrl.epochs.dropped.get("clock", 0) if self.ctrl.epochs else 0
-        if clock:
-            lines.append(f"<span style='color:#c07000'>Note: {clock} cued trial(s) left out: "
-                         "the device's clock went back over their window (a restart?).</span>")
+        if res.trials is not None:  # every cued trial: kept, or dropped with the reason
+            from decoders.calibration import describe_trials
+
+            first, *notes = describe_trials(res.trials)
+            lines.append(html.escape(first))
+            lines += [f"<span style='color:#c07000'>Note: {html.escape(n.strip())}</span>"
+                      for n in notes]
         self.scores.setText("<br>".join(lines))
         best = res.best
         (self.use_adapted if best == "adapted" else self.use_baseline).setChecked(True)
