@@ -125,6 +125,40 @@ def wait_streaming(qtbot, win, timeout: int = 10_000) -> None:
                     and win.scope.n_channels > 0, timeout=timeout)
 
 
+def assert_flags_shown(scope, flags: dict[int, str], *, every_row_named: bool = False) -> None:
+    """Assert that ``scope`` (a ``ui.scope.ScopeWidget``) shows ``flags`` (``{channel: "flat" |
+    "railed"}``, the channel flags it should have found); for ``qtbot.waitUntil(lambda:
+    assert_flags_shown(...))``, whose timeout error then chains the last failed assertion.
+
+    Checked: the flags found; each flagged channel's name label on its own row with the flag
+    (``"EEG003 FLAT"``); every other label shown is the plain name of its row's channel; the
+    flag text, in the flag's colour, at the end of each flagged row; the flagged traces drawn in
+    the flag's colour group. Labels are read by row (tick position), not by their index in the
+    tick list: a squeezed scope labels only every n-th row (flagged rows always).
+    ``every_row_named``: also every visible channel has its label (the scope has room for all).
+    """
+    from ui.scope import STYLE_PENS
+
+    names, vis = scope._info.ch_names, scope.visible_channels
+    assert scope.flags == flags, f"flags found: {scope.flags}"
+    labels = {vis[-int(round(pos))]: text
+              for pos, text in scope.plot.getAxis("left")._tickLevels[0]}
+    want = {ch: f"{names[ch]} {flag.upper()}" for ch, flag in flags.items()}
+    assert {ch: labels.get(ch) for ch in want} == want, f"labels by channel: {labels}"
+    plain = {ch: text for ch, text in labels.items() if ch not in want}
+    assert plain == {ch: names[ch] for ch in plain}, f"labels by channel: {labels}"
+    if every_row_named:
+        assert sorted(labels) == sorted(vis), f"labels by channel: {labels}"
+    texts = {vis[-int(round(item.pos().y()))]: (item.textItem.toPlainText(),
+                                                item.color.getRgb()[:3])
+             for item in scope._flag_items}
+    assert texts == {ch: (f.upper(), STYLE_PENS[f]) for ch, f in flags.items()}, \
+        f"flag texts by channel: {texts}"
+    for f in set(flags.values()):
+        assert scope.drawn.get(f) == sorted(ch for ch, g in flags.items() if g == f), \
+            f"channels drawn per style: {scope.drawn}"
+
+
 def wait_until(condition, timeout: float = 10.0, *, poll: float = 0.005) -> None:
     """Process Qt events until ``condition()`` is true (``AssertionError`` after ``timeout`` s).
 
