@@ -248,8 +248,11 @@ class _SignalEntry:
         buffer: RingBuffer | None,
         name: str | None,
         markers: _MarkerEntry | None,
+        *,
+        markers_name: str | None = None,
     ) -> None:
         self.source = source
+        self.markers_name = markers_name
         self.info = info
         self.buffer = buffer
         self.name = name
@@ -351,14 +354,34 @@ class Recorder:
         self.cpu_time = 0.0  # thread CPU seconds spent in step()
         self.warnings: list[str] = []
         self._last_fsync = self._last_offset = self._last_boundary = 0.0
+        self._names: set[str] = set()  # names of the streams in the file (recorder thread)
 
     # ------------------------------------------------------------------ registration
-    def add_source(self, source, *, name: str | None = None, markers: bool = True) -> None:
+    def add_source(
+        self,
+        source,
+        *,
+        name: str | None = None,
+        markers: bool = True,
+        markers_name: str | None = None,
+    ) -> None:
         """Record a :class:`~acquisition.base.Source`: its ring buffer and its marker log.
 
         The source may connect later: its stream header is written once ``source.info`` and
         ``source.buffer`` exist. A source that reconnects with a fresh buffer is followed (a gap
         marker records the break).
+
+        Parameters
+        ----------
+        name : str | None
+            XDF name of the signal stream; default the source's ``info.name``.
+        markers : bool
+            Record the source's marker log. With ``False`` the recorder's own markers (gaps,
+            restarts) still get a marker stream when it needs one.
+        markers_name : str | None
+            XDF name of the marker stream (its twin is ``<markers_name>-details``); default
+            ``<name>-markers``. A name already taken by another stream of the file gets
+            ``-2``, ``-3``, ... (with a warning).
         """
         if not hasattr(source, "buffer") or not hasattr(source, "markers"):
             raise TypeError(
@@ -370,14 +393,24 @@ class Recorder:
             if markers:
                 base = name or (source.info.name if source.info is not None else None)
                 mk = self._new_marker_entry(
-                    source.markers, f"{base}-markers" if base else None, "Markers"
+                    source.markers,
+                    markers_name or (f"{base}-markers" if base else None),
+                    "Markers",
                 )
-            self._signals.append(_SignalEntry(source, None, None, name, mk))
+            self._signals.append(
+                _SignalEntry(source, None, None, name, mk, markers_name=markers_name)
+            )
 
     def add_buffer(
-        self, info: StreamInfo, buffer: RingBuffer, *, marker_log: MarkerLog | None = None
+        self,
+        info: StreamInfo,
+        buffer: RingBuffer,
+        *,
+        marker_log: MarkerLog | None = None,
+        markers_name: str | None = None,
     ) -> None:
-        """Record a bare ring buffer described by ``info`` (and optionally a marker log)."""
+        """Record a bare ring buffer described by ``info`` (and optionally a marker log, as
+        ``markers_name``, default ``<info.name>-markers``)."""
         if buffer.n_channels != info.n_channels:
             raise ValueError(
                 f"Buffer has {buffer.n_channels} channels but StreamInfo {info.name!r} describes "
@@ -386,8 +419,12 @@ class Recorder:
         with self._lock:
             mk = None
             if marker_log is not None:
-                mk = self._new_marker_entry(marker_log, f"{info.name}-markers", "Markers")
-            self._signals.append(_SignalEntry(None, info, buffer, info.name, mk))
+                mk = self._new_marker_entry(
+                    marker_log, markers_name or f"{info.name}-markers", "Markers"
+                )
+            self._signals.append(
+                _SignalEntry(None, info, buffer, info.name, mk, markers_name=markers_name)
+            )
 
     def add_marker_log(self, log: MarkerLog, name: str, *, stream_type: str = "Markers") -> None:
         """Record a marker log (cues, user markers, protocol events) as a string marker stream."""
@@ -671,6 +708,7 @@ class Recorder:
             if p.stream_id < 0:
                 p.stream_id = self._new_id()
                 w.add_stream(p.stream_id, p.header)
+                self._names.add(p.name)
                 self._initial_offsets(w, p.stream_id)
             for ts, values in p._drain():
                 if p.fmt == "string":
@@ -731,6 +769,7 @@ class Recorder:
             e.info, e.buffer = info, buf
             e.stream_id = self._new_id()
             w.add_stream(e.stream_id, self._signal_header(info, buf, e.name))
+            self._names.add(e.name or info.name)
             if e.markers is not None and not e.markers.name:
                 e.markers.name = f"{e.name or info.name}-markers"
             e.k = max(0, buf.counter - len(buf)) if self.history else buf.counter
@@ -785,7 +824,8 @@ class Recorder:
             e.markers.own.append(m)
         else:  # no marker stream for this source: make one for the recorder's markers
             with self._lock:
-                e.markers = _MarkerEntry(MarkerLog(), f"{e.info.name}-markers", "Markers", 0)
+                name = e.markers_name or f"{e.name or e.info.name}-markers"
+                e.markers = _MarkerEntry(MarkerLog(), name, "Markers", 0)
                 e.markers.own.append(m)
                 self._marker_entries.append(e.markers)
             self._step_markers(self._writer, e.markers)
@@ -812,10 +852,26 @@ class Recorder:
             can_drop_samples=True,
         )
 
+    def _unique_marker_name(self, m: _MarkerEntry) -> None:
+        """Give ``m`` a stream name no other stream of the file has (readers pair a marker
+        stream with its ``-details`` twin by name: two streams of one name mix their markers)."""
+        taken = self._names
+        base, i = m.name, 1
+        while m.name in taken or f"{m.name}{DETAILS_SUFFIX}" in taken:
+            i += 1
+            m.name = f"{base}-{i}"
+        if m.name != base:
+            msg = (f"a stream named {base!r} is already in the recording; its markers are "
+                   f"recorded as {m.name!r} (pass markers_name= to choose the name)")
+            logger.warning("Recorder %s: %s", self.path, msg)
+            self.warnings.append(msg)
+        taken.update((m.name, f"{m.name}{DETAILS_SUFFIX}"))
+
     def _step_markers(self, w: XDFWriter, m: _MarkerEntry) -> None:
         if m.stream_id < 0:
             if not m.name:
                 return  # its source is not connected yet (name unknown)
+            self._unique_marker_name(m)
             m.stream_id = self._new_id()
             w.add_stream(
                 m.stream_id,
