@@ -27,7 +27,7 @@ import numpy as np
 
 from bci_app.errors import ConfigError, SourceError, StreamMismatchError
 
-from .markers import GAP_LABEL, MarkerLog
+from .markers import CLOCK_JUMP_LABEL, GAP_LABEL, MarkerLog
 from .ring_buffer import RingBuffer
 from .stream_info import StreamInfo, check_channel_names, with_channel_names
 
@@ -420,7 +420,7 @@ class Source(ABC):
         if dt < -0.5 * period:
             self.backward_jumps += 1
             logger.warning("%s: timestamps jumped back by %.4f s", self.display_name, -dt)
-            self.markers.add(after, "bci_app/clock_jump", 0.0, "source", jump=float(dt))
+            self.markers.add(after, CLOCK_JUMP_LABEL, 0.0, "source", jump=float(dt))
             return
         if reason is None and self.registers_own_gaps:
             return

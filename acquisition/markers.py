@@ -33,6 +33,9 @@ class Marker:
 
 #: Label used for markers that record a gap in the data (stall, reconnection, dropped samples).
 GAP_LABEL = "bci_app/gap"
+#: Label of the marker a source writes at its first sample on a new clock (timestamps that
+#: jump back: a device or clock restart).
+CLOCK_JUMP_LABEL = "bci_app/clock_jump"
 
 
 class MarkerLog:

@@ -36,6 +36,9 @@ logger = logging.getLogger(__name__)
 
 #: Annotation description of a recorded gap marker.
 GAP_ANNOTATION = "BAD_gap"
+#: Key in ``raw.annotations.extras`` of a marker whose time occurs in more than one stretch of a
+#: reset clock and whose stream does not say which: placed in the first, all onsets listed.
+AMBIGUOUS_KEY = "bci_app_time_base_ambiguous"
 #: Annotation description of zero-filled samples where the timestamps jump.
 SKIP_ANNOTATION = "BAD_ACQ_SKIP"
 EXPORT_FORMATS = ("fif", "edf", "bids")
@@ -444,24 +447,40 @@ def _fill_gaps(data: np.ndarray, ts: np.ndarray, sfreq: float, max_fill: float):
     return np.concatenate(pieces_d), np.concatenate(pieces_t), skips, bounds
 
 
-def _onsets(t: np.ndarray, ts: np.ndarray, sfreq: float, bounds: list[int]) -> np.ndarray:
+def _onsets(t: np.ndarray, ts: np.ndarray, sfreq: float, bounds: list[int],
+            jumps: list | None = None) -> tuple[np.ndarray, dict[int, list[float]]]:
     """Seconds from the first sample, following the samples' own timestamps.
 
     Within each piece between boundaries (clock resets, unfilled jumps) the sample position is
     interpolated from the timestamps; a time outside every piece is extrapolated from the first
     sample with the nominal rate (and left out later if outside the signal).
+
+    After a clock reset a time can occur in several pieces. ``jumps[i]`` (see
+    :func:`_marker_rows`) then says on which clock marker ``i`` was made: the pieces after the
+    last reset recorded before it in its stream, up to the next reset. Returns the onsets and,
+    for each marker that remains in several pieces (placed in the first), the onsets of all.
     """
     t = np.asarray(t, dtype=np.float64)
     edges = [0, *bounds, ts.size]
+    pieces = [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+    resets = [b for b in bounds if 0 < b < ts.size and ts[b] < ts[b - 1]]
     out = np.full(t.shape, np.nan)
+    ambiguous: dict[int, list[float]] = {}
     half = 0.5 / sfreq
-    for a, b in zip(edges[:-1], edges[1:]):
-        seg = ts[a:b]
-        if seg.size == 0:
+    for i, ti in enumerate(t):
+        cands = [(a, b) for a, b in pieces if ts[a] - half <= ti <= ts[b - 1] + half]
+        if len(cands) > 1 and jumps is not None and jumps[i] is not None:
+            lo = max((b for b in resets if any(abs(ts[b] - j) <= half for j in jumps[i])),
+                     default=0)
+            hi = min((b for b in resets if b > lo), default=ts.size)
+            cands = [c for c in cands if lo <= c[0] and c[1] <= hi] or cands
+        if not cands:
             continue
-        inside = np.isnan(out) & (t >= seg[0] - half) & (t <= seg[-1] + half)
-        if np.any(inside):
-            out[inside] = a + np.interp(t[inside], seg, np.arange(seg.size, dtype=np.float64))
+        pos = [a + float(np.interp(ti, ts[a:b], np.arange(b - a, dtype=np.float64)))
+               for a, b in cands]
+        out[i] = pos[0]
+        if len(pos) > 1:
+            ambiguous[i] = [p / sfreq for p in pos]
     rest = np.isnan(out)
     if len(edges) == 2:  # one piece: extrapolate before / after it with the nominal rate
         before, after = rest & (t < ts[0]), rest & (t > ts[-1])
@@ -469,20 +488,31 @@ def _onsets(t: np.ndarray, ts: np.ndarray, sfreq: float, bounds: list[int]) -> n
         out[after] = ts.size - 1 + (t[after] - ts[-1]) * sfreq
     else:
         out[rest] = -1e9  # in no piece of a broken time base: left out
-    return out / sfreq
+    return out / sfreq, ambiguous
 
 
 def _marker_rows(streams: list[dict], data_stream: dict, marker_streams) -> list[tuple]:
-    """(timestamp, label, duration) of every marker to annotate, sorted by time."""
-    from acquisition.markers import GAP_LABEL
+    """(timestamp, label, duration, jumps) of every marker to annotate, sorted by time.
+
+    ``jumps``: the timestamps of the clock-reset markers
+    (:data:`acquisition.markers.CLOCK_JUMP_LABEL`, stamped at the first sample on the new clock)
+    written before it in its own stream, its own included; ``None`` when its stream holds none
+    (its order says nothing about the clock then).
+    """
+    from acquisition.markers import CLOCK_JUMP_LABEL, GAP_LABEL
     from acquisition.recorder import xdf_markers
 
-    rows = []
-    for m in xdf_markers(streams, skip=[data_stream]):
-        if marker_streams is not None and m.extra.get("stream") not in marker_streams:
+    markers = xdf_markers(streams, skip=[data_stream])  # each stream in its recorded order
+    with_jumps = {m.extra.get("stream") for m in markers if m.label == CLOCK_JUMP_LABEL}
+    rows, seen = [], {s: () for s in with_jumps}
+    for m in markers:
+        stream = m.extra.get("stream")
+        if m.label == CLOCK_JUMP_LABEL:
+            seen[stream] += (m.timestamp,)
+        if marker_streams is not None and stream not in marker_streams:
             continue
         label = GAP_ANNOTATION if m.label == GAP_LABEL else m.label
-        rows.append((m.timestamp, label, max(0.0, m.duration)))
+        rows.append((m.timestamp, label, max(0.0, m.duration), seen.get(stream)))
     rows.sort(key=lambda r: r[0])
     return rows
 
@@ -640,11 +670,13 @@ def load_recording(
         onsets += [(b - 0.5) / sfreq] * 2
         durations += [0.0, 0.0]
         descriptions += ["BAD boundary", "EDGE boundary"]
+    extras: list[dict | None] = [None] * len(onsets)
     rows = _marker_rows(streams, s, marker_streams)
     if rows:
-        on = _onsets(np.array([r[0] for r in rows]), ts, sfreq, bounds)
-        omitted, in_gap = 0, []
-        for o, (t, label, dur) in zip(on, rows):
+        on, ambiguous = _onsets(np.array([r[0] for r in rows]), ts, sfreq, bounds,
+                                [r[3] for r in rows])
+        omitted, in_gap, unsure = 0, [], []
+        for i, (o, (t, label, dur, _)) in enumerate(zip(on, rows)):
             if o < -1e8 / sfreq and ts[0] <= t <= ts.max():  # in a jump left as a boundary
                 if label != GAP_ANNOTATION:  # a gap marker: the boundary marks that gap
                     in_gap.append(label)
@@ -656,6 +688,11 @@ def load_recording(
             onsets.append(o)
             durations.append(min(dur, duration - o))
             descriptions.append(label)
+            extras.append(None)
+            if i in ambiguous:
+                extras[-1] = {AMBIGUOUS_KEY: True,  # MNE extras hold scalars only
+                              "bci_app_onsets": ",".join(f"{x:.6f}" for x in ambiguous[i])}
+                unsure.append(f"{label!r} at " + " or ".join(f"{x:.3f}" for x in ambiguous[i]))
         if omitted:
             logger.info(
                 "%s: %d marker(s) outside the signal's time span left out", path.name, omitted
@@ -672,9 +709,20 @@ def load_recording(
                 "than %g s, or a clock reset) and are not annotated: %s. The XDF keeps them. "
                 "Fix: %s.", path.name, len(in_gap), max_fill, shown, fix
             )
+        if unsure:
+            logger.warning(
+                "%s: %d marker(s) fall where a clock reset makes the signal's time occur twice, "
+                "and their stream does not say on which clock they were made: %s s. Each is "
+                "kept at its first occurrence and flagged in raw.annotations.extras (%r, with "
+                "every possible onset in seconds under 'bci_app_onsets').",
+                path.name, len(unsure), "; ".join(unsure[:5]) + ("; ..." if len(unsure) > 5
+                                                                else ""), AMBIGUOUS_KEY,
+            )
     if onsets:
+        extras += [None] * (len(onsets) - len(extras))
         raw.set_annotations(
-            mne.Annotations(onsets, durations, descriptions, orig_time=raw.info["meas_date"])
+            mne.Annotations(onsets, durations, descriptions, orig_time=raw.info["meas_date"],
+                            extras=extras if any(extras) else None)
         )
     return raw
 
