@@ -464,23 +464,39 @@ def _onsets(t: np.ndarray, ts: np.ndarray, sfreq: float, bounds: list[int],
     edges = [0, *bounds, ts.size]
     pieces = [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
     resets = [b for b in bounds if 0 < b < ts.size and ts[b] < ts[b - 1]]
-    out = np.full(t.shape, np.nan)
-    ambiguous: dict[int, list[float]] = {}
     half = 0.5 / sfreq
-    for i, ti in enumerate(t):
-        cands = [(a, b) for a, b in pieces if ts[a] - half <= ti <= ts[b - 1] + half]
-        if len(cands) > 1 and jumps is not None and jumps[i] is not None:
-            lo = max((b for b in resets if any(abs(ts[b] - j) <= half for j in jumps[i])),
-                     default=0)
-            hi = min((b for b in resets if b > lo), default=ts.size)
-            cands = [c for c in cands if lo <= c[0] and c[1] <= hi] or cands
-        if not cands:
-            continue
-        pos = [a + float(np.interp(ti, ts[a:b], np.arange(b - a, dtype=np.float64)))
-               for a, b in cands]
-        out[i] = pos[0]
-        if len(pos) > 1:
-            ambiguous[i] = [p / sfreq for p in pos]
+    # one vectorised pass per piece: a marker's onset in the first piece that holds its time,
+    # and every piece's onset for the few whose time occurs more than once (a clock reset)
+    out = np.full(t.shape, np.nan)
+    n_in = np.zeros(t.size, dtype=int)
+    hits = []
+    for k, (a, b) in enumerate(pieces):
+        seg = ts[a:b]
+        idx = np.flatnonzero((t >= seg[0] - half) & (t <= seg[-1] + half))
+        if idx.size:
+            p = a + np.interp(t[idx], seg, np.arange(seg.size, dtype=np.float64))
+            first = n_in[idx] == 0
+            out[idx[first]] = p[first]
+            n_in[idx] += 1
+            hits.append((k, idx, p))
+    multi = np.flatnonzero(n_in > 1)
+    where: dict[int, list[tuple[int, float]]] = {int(i): [] for i in multi}
+    for k, idx, p in hits if multi.size else ():
+        sel = np.isin(idx, multi)
+        for i, pi in zip(idx[sel], p[sel]):
+            where[int(i)].append((k, float(pi)))
+    ambiguous: dict[int, list[float]] = {}
+    spans: dict[tuple, tuple[int, int]] = {}
+    for i, cands in where.items():
+        if jumps is not None and jumps[i] is not None:
+            if jumps[i] not in spans:
+                spans[jumps[i]] = _clock_span(jumps[i], resets, ts, half)
+            lo, hi = spans[jumps[i]]
+            cands = [c for c in cands if lo <= pieces[c[0]][0] and pieces[c[0]][1] <= hi] \
+                or cands
+        out[i] = cands[0][1]
+        if len(cands) > 1:
+            ambiguous[i] = [pi / sfreq for _, pi in cands]
     rest = np.isnan(out)
     if len(edges) == 2:  # one piece: extrapolate before / after it with the nominal rate
         before, after = rest & (t < ts[0]), rest & (t > ts[-1])
@@ -489,6 +505,19 @@ def _onsets(t: np.ndarray, ts: np.ndarray, sfreq: float, bounds: list[int],
     else:
         out[rest] = -1e9  # in no piece of a broken time base: left out
     return out / sfreq, ambiguous
+
+
+def _clock_span(jumps: tuple, resets: list[int], ts: np.ndarray, half: float) -> tuple[int, int]:
+    """The samples ``[lo, hi)`` recorded on the clock a marker was made on: its stream's clock
+    jumps (in recorded order) matched to the resets in order, each to the first later reset
+    stamped with its time (a device whose clock restarts at the same value every time resets
+    to the same time more than once); ``hi`` is the next reset."""
+    lo = prev = 0
+    for j in jumps:
+        nxt = next((r for r in resets if r > prev and abs(ts[r] - j) <= half), None)
+        if nxt is not None:
+            lo = prev = nxt
+    return lo, min((r for r in resets if r > lo), default=ts.size)
 
 
 def _marker_rows(streams: list[dict], data_stream: dict, marker_streams) -> list[tuple]:

@@ -146,3 +146,21 @@ def test_marker_after_a_clock_reset_is_placed_on_the_new_clock(tmp_path, stream_
     onsets = [float(x) for x in flag["bci_app_onsets"].split(",")]
     assert onsets == pytest.approx([3.0, 5.0], abs=0.01)
     assert any("'cue' at 3.000 or 5.000" in r.getMessage() for r in caplog.records)
+
+
+def test_clock_jumps_are_matched_to_resets_in_order():
+    """A device whose clock restarts at the same value after every power cycle (stamps = its
+    own sample count / rate) resets to t = 0 twice: a marker made after the first clock jump
+    belongs to the second stretch, not to the last one with a reset at that time (review)."""
+    import numpy as np
+
+    from bci_app.recording import _onsets
+
+    sfreq = 250.0
+    one = np.arange(1000) / sfreq
+    ts, bounds = np.concatenate([one, one, one]), [1000, 2000]
+    for jumps, sample in (((0.0,), 1250), ((0.0, 0.0), 2250)):
+        on, ambiguous = _onsets(np.array([1.0]), ts, sfreq, bounds, [jumps])
+        assert on[0] * sfreq == sample and not ambiguous
+    on, ambiguous = _onsets(np.array([1.0]), ts, sfreq, bounds, [None])  # nothing to tell
+    assert on[0] * sfreq == 250 and [round(x * sfreq) for x in ambiguous[0]] == [250, 1250, 2250]
