@@ -136,6 +136,7 @@ def text_segments(preds, sfreq_in: float) -> list[dict]:
 def replay_file(path: str, bundle, *, speed="max", hop=0.1, smoothing=0.5, threshold=0.7,
                 dwell=0.5, progress=None):
     """Replay ``path`` through a DecoderWorker; returns (source, worker, predictions, wall_s)."""
+    from acquisition.base import SourceState
     from acquisition.replay import ReplaySource
     from decoders.online import DecoderWorker
     from decoders.smoothing import DwellCommander
@@ -162,7 +163,10 @@ def replay_file(path: str, bundle, *, speed="max", hop=0.1, smoothing=0.5, thres
             worker.add_callback(preds.append)
             worker.start()
             deadline = time.monotonic() + src.duration / float(sp) + 30
-            while not src.finished and time.monotonic() < deadline:
+            # the last chunk is in the buffer once the state is stopped ("finished" is set a
+            # moment before the acquisition thread writes it)
+            while not (src.finished and src.state is SourceState.STOPPED) \
+                    and time.monotonic() < deadline:
                 time.sleep(0.05)
             worker.drain(5.0)  # the last samples' windows are decoded before it stops
     finally:

@@ -399,6 +399,8 @@ def _run_closed_loop(args, engine, bundle, user) -> int:
 
 def _run_live(args, engine, bundle) -> int:
     from ..session import DecoderComponent, Session
+    from acquisition.base import SourceState
+
     from ..sources import make_source
     from ..speller.control import SpellerInput
 
@@ -427,8 +429,10 @@ def _run_live(args, engine, bundle) -> int:
                 reason = f"--max-commands {args.max_commands} reached"
             elif time.monotonic() >= t_end:
                 reason = f"--duration {args.duration:g} s reached"
-            elif getattr(source, "finished", False):  # a replay (not looping) wrote its last
-                comp.worker.drain(5.0)  # sample: its last windows reach the speller first
+            elif getattr(source, "finished", False) and source.state is SourceState.STOPPED:
+                # a replay (not looping) ended: its last chunk is in the buffer once the state is
+                # stopped ("finished" comes a moment before); its last windows reach the speller
+                comp.worker.drain(5.0)
                 reason = "end of file"
             else:
                 time.sleep(0.05)
