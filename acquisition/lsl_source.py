@@ -110,16 +110,25 @@ def _resolve(pylsl, pred: str, timeout: float, list_visible: bool = True):
 
 
 def _warn_undescribed(name: str, n: int, labels: list[str], counters: list[int] | None,
-                      n_read: int) -> None:
-    """Say how the channels of a stream that describes none were typed, and the fix."""
-    example = ",".join("counter" if j in (counters or ()) else e
-                       for j, e in zip(range(min(n, 3)), ("C3", "Cz", "C4")))
+                      n_read: int, named: bool = False) -> None:
+    """Say how the channels of a stream that describes none were typed, and the fix (at INFO
+    level when the user already names the channels: they took the fix)."""
+    shown_names, electrodes = [], ["C3", "Cz", "C4"]  # the names shift past a counter
+    for j in range(n):
+        if j in (counters or ()):
+            shown_names.append("counter")
+        elif electrodes:
+            shown_names.append(electrodes.pop(0))
+        else:
+            break
+    example = ",".join(shown_names)
+    warn = logger.info if named else logger.warning
     fix = ("Fix: have the sending program describe its channels (label, type and unit of each "
            "in the stream's <desc><channels>) and send aux data as a stream of its own; name "
            "the electrodes, one per channel in stream order, with SOURCE?channels=..., e.g. "
            f"--source 'lsl:{name}?channels={example},...'.")
     if counters is None:
-        logger.warning(
+        warn(
             "LSL %s describes no channels and sent %d samples at connect, too few (< %d) to "
             "tell a packet counter from EEG: all %d channels are taken as EEG in microvolts (a "
             "counter or aux channel would be scaled, drawn, checked and recorded as EEG). "
@@ -132,7 +141,7 @@ def _warn_undescribed(name: str, n: int, labels: list[str], counters: list[int] 
              f"numbers 0-255 rising by a constant step), typed misc and kept as counts; the "
              f"other {len(eeg)}" if counters
              else f"no channel holds a packet counter; all {len(eeg)}")
-    logger.warning(
+    warn(
         "LSL %s describes no channels (no <desc><channels>): %s are taken as EEG in microvolts "
         "(%s). An accelerometer or other aux channel in the same stream cannot be told from "
         "EEG by its values and is taken as EEG. %s", name, found, shown, fix)
@@ -316,7 +325,8 @@ class LSLSource(Source):
             logger.info("LSL %s: EEG channels without a unit are taken as microvolts.", full.name())
         if not described and mne_channel_type(stream_type) == "eeg" and not reopen:
             _warn_undescribed(full.name(), n, labels, counters,
-                              0 if self._pending is None else len(self._pending[1]))
+                              0 if self._pending is None else len(self._pending[1]),
+                              named=self.channel_names is not None)
         self._scale = scale
         return StreamInfo(
             name=full.name(),
