@@ -466,9 +466,15 @@ def _read_xdf(path: Path, *, stream: str | None = None) -> FileRecording:
     try:
         streams, header = pyxdf.load_xdf(str(path))
     except Exception as err:
+        from .xdf_writer import damage_message, scan_xdf
+
+        try:  # a damage `bci-app repair` mends (a garbled header or chunk): say so
+            problem = damage_message(scan_xdf(path))
+        except Exception:  # noqa: BLE001 - the scan's own error says less than pyxdf's
+            problem = None
         raise DataFileError(
-            f"XDF file {str(path)!r} cannot be parsed: {type(err).__name__}: {err}. Use an intact "
-            "copy of the recording."
+            f"XDF file {str(path)!r} cannot be parsed: {type(err).__name__}: {err}. "
+            + (problem or "Use an intact copy of the recording.")
         ) from err
 
     def n_samples(s: dict) -> int:

@@ -968,6 +968,36 @@ def _lose(lost: dict[int, _LostStream], buf: memoryview, sid: int, tag: int, sta
         pass  # only for the report
 
 
+def damage_message(scan: XDFScan) -> str | None:
+    """What a reader tells the user about a damaged recording (:func:`scan_xdf`), with the fix:
+    unreadable streams, malformed chunks inside the file, or a cut-off end; None when the scan
+    found none of these."""
+    path = scan.path
+    if scan.lost:
+        first = next(iter(scan.lost.values()))
+        them = "it" if len(scan.lost) == 1 else "them"
+        fix = (f"Run `bci-app repair {path}` to leave {them} out and make the rest loadable "
+               "(the original is kept beside it as *.before-repair.xdf), then load it again."
+               if scan.signal_left else
+               "No other signal stream is in the file, so its EEG cannot be loaded: use an "
+               f"intact copy of the recording if there is one, and keep this file (the "
+               f"samples are still in it); `bci-app repair {path}` would keep only the "
+               "other streams (markers), with the original beside it.")
+        return (f"Recording {path} holds {len(scan.lost)} stream(s) that cannot be read; the "
+                f"first: {first.describe()}. {fix}")
+    if scan.skipped:
+        a, b, problem = scan.skipped[0]
+        return (f"Recording {path} holds {len(scan.skipped)} malformed chunk(s) inside it (the "
+                f"first {problem}, {b - a} bytes); the chunks around them are intact. Run "
+                f"`bci-app repair {path}` to drop just those chunks and keep everything else, "
+                "then load it again.")
+    if scan.torn_bytes:
+        return (f"Recording {path} ends in a cut-off chunk ({scan.problem}; {scan.torn_bytes} of "
+                f"{scan.size} bytes): it was interrupted while writing. Run `bci-app repair "
+                f"{path}` to keep everything up to the last complete chunk, then load it again.")
+    return None
+
+
 def same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     """Whether ``a`` and ``b`` name the same file (same inode when both exist, else the same
     resolved path)."""

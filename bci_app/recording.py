@@ -611,41 +611,15 @@ def load_recording(
     import mne
     import pyxdf
 
-    from acquisition.xdf_writer import scan_xdf
+    from acquisition.xdf_writer import damage_message, scan_xdf
 
     path = Path(path)
     if not path.is_file():
         raise DataFileError(f"Recording {path} not found; expected an existing .xdf file.")
     if path.suffix.lower() == ".xdf":
-        scan = scan_xdf(path)
-        if scan.lost:
-            first = next(iter(scan.lost.values()))
-            them = "it" if len(scan.lost) == 1 else "them"
-            fix = (f"Run `bci-app repair {path}` to leave {them} out and make the rest loadable "
-                   "(the original is kept beside it as *.before-repair.xdf), then load it again."
-                   if scan.signal_left else
-                   "No other signal stream is in the file, so its EEG cannot be loaded: use an "
-                   f"intact copy of the recording if there is one, and keep this file (the "
-                   f"samples are still in it); `bci-app repair {path}` would keep only the "
-                   "other streams (markers), with the original beside it.")
-            raise DataFileError(
-                f"Recording {path} holds {len(scan.lost)} stream(s) that cannot be read; the "
-                f"first: {first.describe()}. {fix}"
-            )
-        if scan.skipped:
-            a, b, problem = scan.skipped[0]
-            raise DataFileError(
-                f"Recording {path} holds {len(scan.skipped)} malformed chunk(s) inside it (the "
-                f"first {problem}, {b - a} bytes); the chunks around them are intact. Run "
-                f"`bci-app repair {path}` to drop just those chunks and keep everything else, "
-                "then load it again."
-            )
-        if scan.torn_bytes:
-            raise DataFileError(
-                f"Recording {path} ends in a cut-off chunk ({scan.problem}; {scan.torn_bytes} of "
-                f"{scan.size} bytes): it was interrupted while writing. Run `bci-app repair "
-                f"{path}` to keep everything up to the last complete chunk, then load it again."
-            )
+        problem = damage_message(scan_xdf(path))
+        if problem:
+            raise DataFileError(problem)
     else:
         _check_xdf_magic(path)
     try:

@@ -129,3 +129,21 @@ def test_a_garbled_eeg_header_says_so_and_keeps_every_sample_in_the_original(
     assert main(["repair", str(path)]) == 0
     assert f"kept as {tmp_path / 'rec.before-repair-2.xdf'}" in capsys.readouterr().out
     assert _sha(kept) == damaged == _sha(tmp_path / "rec.before-repair-2.xdf")
+
+
+def test_read_file_names_the_repair_for_a_garbled_stream_header(data_dir, tmp_path):
+    """`read_file` (replay, file: sources, calibrate, train) said only "use an intact copy" for a
+    stream whose header is garbled, while `bci-app repair` now mends exactly that; it gives
+    load_recording's message, naming the stream and the repair (review)."""
+    from acquisition.files import read_file
+    from bci_app.errors import DataFileError
+
+    src = data_dir / "bci_essentials_xdf" / "sub-P001_ses-S001_task-MISwitch_run-001_eeg.xdf"
+    raw = bytearray(src.read_bytes())
+    j = raw.rfind(b"<?xml", 0, raw.find(b"<channel_format>string</channel_format>"))
+    raw[j + 2:j + 6] = b"!!!!"  # the marker stream's header is no longer XML
+    bad = tmp_path / "garbled.xdf"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(DataFileError, match=r"1 stream\(s\) that cannot be read.*"
+                                            r"'PythonResponse'.*Run `bci-app repair "):
+        read_file(bad)
