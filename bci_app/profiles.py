@@ -141,14 +141,7 @@ def _load_alignment(path: Path, n_chans: int):
             f"profile: {path} is damaged ({type(err).__name__}: {err}). Fix: calibrate again, or "
             "restore the previous profile (the <user>.previous folder beside it)."
         ) from None
-    shape = (n_chans, n_chans)
-    if ea.mean_cov_.shape != shape or ea.matrix_.shape != shape:
-        raise BundleError(
-            f"profile: {path} holds a {ea.matrix_.shape} alignment, the bundle has {n_chans} "
-            f"channels (expected finite matrices of shape {shape}). Fix: calibrate again, or "
-            "restore the previous profile (the <user>.previous folder beside it)."
-        )
-    problem = ea.problem(n_chans)
+    problem = ea.problem(n_chans)  # shape, finiteness, what EuclideanAlignment.fit writes
     if problem:  # the decoder would re-mix the user's channels into windows it never saw
         raise BundleError(
             f"profile: {path} is damaged: {problem}. The decoder would run on wrongly aligned "
