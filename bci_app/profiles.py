@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import REPO_ROOT
+from .config import user_root
 from .errors import BundleError, ConfigError
 
 logger = logging.getLogger(__name__)
@@ -48,9 +48,10 @@ __all__ = ["Profile", "check_profile_target", "list_profiles", "load_profile", "
 
 
 def profiles_dir() -> Path:
-    """``$BCI_APP_PROFILES_DIR`` or ``<repo>/profiles``."""
+    """``$BCI_APP_PROFILES_DIR``, else ``profiles/`` in the checkout or in
+    :func:`bci_app.config.user_root` (``~/bci_app/profiles`` for an installed package)."""
     env = os.environ.get(PROFILES_DIR_ENV)
-    return Path(env).expanduser().resolve() if env else REPO_ROOT / "profiles"
+    return Path(env).expanduser().resolve() if env else user_root() / "profiles"
 
 
 def _check_user(user: str, option: str = "user") -> str:
