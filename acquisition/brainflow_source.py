@@ -18,6 +18,16 @@ Each loss is registered as a gap starting one period after the last sample befor
 samples after it are shifted. Slow clock drift (a board that really runs at 249.9 Hz) is not a gap:
 ``t0`` follows the earliest arrivals of the last seconds by tiny steps (at most 0.5 % of the
 elapsed time) once it is more than 10 ms off, so timestamps stay on real time.
+
+Markers: a non-zero value in the board's marker row (written by
+:meth:`BrainFlowSource.insert_marker`, or read from a playback file, whose marker row the playback
+board itself delivers as zeros) becomes a marker in :attr:`~acquisition.base.Source.markers` at its
+sample's timestamp, source ``"board"``, labelled as :func:`~acquisition.files.read_file` labels
+the same row in a file (``3.0`` -> ``"3"``).
+
+The playback-file board plays its file once: at the end of the file the state becomes ``stopped``
+(message ``"end of file"``, not an error), the board is released and the acquisition thread ends,
+as for a :class:`~acquisition.replay.ReplaySource`; ``connect()`` plays it again.
 """
 
 from __future__ import annotations
@@ -29,9 +39,10 @@ from collections import Counter, deque
 
 import numpy as np
 
-from bci_app.errors import ConfigError, SourceError
+from bci_app.errors import ConfigError, DataFileError, SourceError
 
-from .base import Source, SourceLostError
+from .base import Source, SourceLostError, SourceState
+from .files import _number_label
 from .lsl_env import import_pylsl
 from .stream_info import StreamInfo
 
@@ -158,7 +169,9 @@ class BrainFlowSource(Source):
     serial_port : str
         Serial port of OpenBCI Cyton / Daisy / Ganglion dongles (e.g. ``/dev/ttyUSB0``, ``COM3``).
     file : str
-        Recording for the playback-file board (a BrainFlow CSV written by ``DataFilter``).
+        Recording for the playback-file board (a BrainFlow CSV written by ``DataFilter``), played
+        once (see the module notes). An OpenBCI GUI recording is not one: replay it with
+        :class:`~acquisition.replay.ReplaySource` (``--source file:PATH``).
     master_board : int | str | None
         For the playback board: the board that recorded ``file`` (defines rows and rate).
     stream_buffer : int
@@ -205,6 +218,10 @@ class BrainFlowSource(Source):
         self._pkg_last: int | None = None
         self._pkg_history: list[int] = []
         self._ts_row: int | None = None
+        self._marker_row: int | None = None
+        self._file_samples: int | None = None  # samples in the playback file
+        self._file_markers = (np.zeros(0, np.int64), np.zeros(0))  # its marker row: (line, value)
+        self._received = 0  # samples pulled since the board was (re)opened
         self._host_last: float | None = None
         self._n_dev = 0  # device index of the next sample (received + lost)
         self._t0: float | None = None  # LSL time of device index 0
@@ -217,10 +234,85 @@ class BrainFlowSource(Source):
     def _descr_board(self) -> int:
         return self.master_board if self.board_id == -3 and self.master_board is not None else self.board_id
 
+    def _check_playback_file(self) -> int:
+        """Check that the playback board's file is a BrainFlow CSV of the master board's layout
+        (BrainFlow itself fails with INVALID_ARGUMENTS_ERROR for a missing file and streams
+        nothing, without an error, from a file of another layout). Returns its sample count and
+        keeps the values of its marker row in ``_file_markers`` (the playback board delivers
+        that row as zeros)."""
+        bs = _brainflow()
+        path = str(self.file)
+        n_rows = int(bs.BoardShim.get_num_rows(self.master_board))
+        master = board_name(self.master_board)
+        try:
+            with open(path, "rb") as f:
+                first = f.readline()
+                n_ends, tail = first.count(b"\n"), first
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    n_ends += block.count(b"\n")
+                    tail = (tail + block)[-65536:]
+        except OSError as err:
+            raise DataFileError(
+                f"Playback file {path!r} cannot be read ({err.strerror or err}). Fix: pass the "
+                "path of a BrainFlow CSV written by brainflow.DataFilter.write_file."
+            ) from err
+        text = first.decode("utf-8", errors="replace").strip()
+        fields = text.split("\t")
+        try:
+            [float(v) for v in fields]
+        except ValueError:
+            raise DataFileError(
+                f"Playback file {path!r} is not a BrainFlow CSV (its first line is {text[:60]!r}, "
+                "not tab-separated numbers). Fix: replay an OpenBCI GUI or other recording with "
+                "ReplaySource (--source file:PATH); the playback board reads only files written by "
+                "brainflow.DataFilter.write_file."
+            ) from None
+        # the samples it will play: whole lines; a last line cut mid-write is skipped by BrainFlow
+        lines = tail.decode("utf-8", errors="replace").splitlines()
+        if lines and not tail.endswith(b"\n") and len(lines[-1].split("\t")) != n_rows:
+            lines.pop()
+            n_lines = n_ends
+        else:
+            n_lines = n_ends + (not tail.endswith(b"\n"))
+        if len(fields) != n_rows:
+            raise ConfigError(
+                f"Playback file {path!r} has {len(fields)} values per sample, but master_board "
+                f"{master} writes {n_rows}: the file was recorded with another board. Fix: pass "
+                "the master_board that recorded the file (`bci-app devices` lists the boards)."
+            )
+        # BrainFlow paces the file by its timestamp row; samples are stamped at the master's rate
+        sfreq = float(bs.BoardShim.get_sampling_rate(self.master_board))
+        row = int(bs.BoardShim.get_timestamp_channel(self.master_board))
+        try:
+            span = float(lines[-1].split("\t")[row]) - float(fields[row])
+        except (IndexError, ValueError):
+            span = 0.0
+        if n_lines > 1 and span >= 1.0:
+            rate = (n_lines - 1) / span
+            if abs(rate / sfreq - 1.0) > 0.1:
+                raise ConfigError(
+                    f"Playback file {path!r} was recorded at {rate:.0f} Hz (by its timestamps), "
+                    f"but master_board {master} runs at {sfreq:g} Hz: the file was recorded with "
+                    "another board. Fix: pass the master_board that recorded the file."
+                )
+        mrow = int(bs.BoardShim.get_marker_channel(self.master_board))
+        try:  # numpy's C parser: about 0.8 s for an hour at 250 Hz
+            values = np.loadtxt(path, delimiter="\t", usecols=mrow, comments=None, ndmin=1,
+                                max_rows=n_lines)
+        except ValueError as err:
+            logger.warning("Playback file %s: its marker row cannot be read (%s); the file's "
+                           "markers are not replayed (read_file reads a damaged file)", path, err)
+            values = np.zeros(0)
+        at = np.flatnonzero(np.isfinite(values) & (values != 0))
+        self._file_markers = (at, values[at])
+        return n_lines
+
     def _open(self, timeout: float) -> StreamInfo:
         bs = _brainflow()
         self._pylsl = import_pylsl()
         bs.BoardShim.set_log_level(bs.LogLevels.LEVEL_OFF.value)
+        if self.board_id == bs.BoardIds.PLAYBACK_FILE_BOARD.value:
+            self._file_samples = self._check_playback_file()
         params = bs.BrainFlowInputParams()
         params.serial_port = self.serial_port
         params.timeout = max(1, int(round(timeout)))
@@ -270,6 +362,7 @@ class BrainFlowSource(Source):
         self._rows = list(bs.BoardShim.get_eeg_channels(descr_id))
         self._pkg_row = descr.get("package_num_channel")
         self._ts_row = descr.get("timestamp_channel")
+        self._marker_row = descr.get("marker_channel")
         sfreq = float(bs.BoardShim.get_sampling_rate(descr_id))
         try:
             names = list(bs.BoardShim.get_eeg_names(descr_id))
@@ -320,17 +413,23 @@ class BrainFlowSource(Source):
         self._pkg_last = None
         self._pkg_step = None
         self._pkg_history = []
+        self._received = 0
 
     def _pull(self) -> tuple[np.ndarray, np.ndarray] | None:
         board = self._board
         if board is None:
+            if self._state == SourceState.STOPPED:  # the playback file ended
+                return None
             raise SourceLostError(f"BrainFlow board {self.board_name} is closed.")
         n = board.get_board_data_count()
         if n == 0:
+            if self._file_samples is not None and self._received >= self._file_samples:
+                self._end_of_file()
             return None
         raw = board.get_board_data(n)
         if raw.shape[1] == 0:
             return None
+        self._received += raw.shape[1]
         now = self._pylsl.local_clock()
         sfreq = self.info.sfreq if self.info is not None else float(
             _brainflow().BoardShim.get_sampling_rate(self._descr_board()))
@@ -356,8 +455,28 @@ class BrainFlowSource(Source):
             self.register_gap(start, missing / sfreq, missing, reason)
             before += missing
         ts = self._t0 + idx / sfreq
+        lines, values = self._file_markers  # a playback file's markers, by file line
+        received = self._received - m  # file line of this chunk's first sample
+        lo, hi = np.searchsorted(lines, [received, received + m])
+        marks = dict(zip((lines[lo:hi] - received).tolist(), values[lo:hi].tolist()))
+        if self._marker_row is not None:  # insert_marker() values
+            row = raw[self._marker_row]
+            for i in np.flatnonzero(np.isfinite(row) & (row != 0)).tolist():
+                marks.setdefault(i, float(row[i]))  # the file's own value if it has one there
+        for i, value in sorted(marks.items()):
+            self.markers.add(float(ts[i]), _number_label(value), 0.0, "board", value=value)
         data = raw[self._rows].T * 1e-6  # BrainFlow EEG rows are in microvolts
         return data, ts
+
+    def _end_of_file(self) -> None:
+        """The playback board delivered its whole file: stop (not lost, not reconnected: that
+        played the file again after a made-up reconnection gap)."""
+        if self._state == SourceState.STOPPED:
+            return
+        logger.info("Playback of %s reached the end of the file", self.file)
+        self._stop.set()  # the acquisition thread ends after this iteration
+        self._set_state(SourceState.STOPPED, "end of file")
+        self._close()  # released: connect() plays the file again
 
     def _lost_samples(
         self, raw: np.ndarray, now: float, sfreq: float
@@ -511,7 +630,8 @@ class BrainFlowSource(Source):
 
     # ------------------------------------------------------------------ board extras
     def insert_marker(self, value: float) -> None:
-        """Write a numeric marker into the board's marker row (BrainFlow ``insert_marker``)."""
+        """Write a numeric marker into the board's marker row (BrainFlow ``insert_marker``); it
+        comes back in :attr:`markers` with the next chunk, at the timestamp of its sample."""
         if self._board is None:
             raise RuntimeError("Board not connected.")
         self._board.insert_marker(float(value))

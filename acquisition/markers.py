@@ -19,7 +19,8 @@ class Marker:
     duration : float
         Duration in seconds (0 for point events; the length of a gap for ``"gap"`` markers).
     source : str
-        Who produced it: ``"lsl:<name>"``, ``"protocol"``, ``"replay"``, ``"user"``, ``"source"``.
+        Who produced it: ``"lsl:<name>"``, ``"protocol"``, ``"replay"``, ``"user"``, ``"source"``,
+        ``"file"`` (a replayed file's events), ``"board"`` (a BrainFlow board's marker row).
     extra : dict
         Optional details (e.g. ``{"samples_missing": 120}`` for gaps).
     """
