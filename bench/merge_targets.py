@@ -32,12 +32,17 @@ def main(argv=None) -> int:
                 raise SystemExit(f"{name}: result {key} is partial (run unfinished); fix: "
                                  "merge finished runs only")
             m = merged.setdefault(key, {**r, "per_subject_accuracy": {}, "n_test_trials": 0,
+                                        "test_class_counts": [0] * len(r.get("test_class_counts")
+                                                                       or ()),
                                         "settings": {**r["settings"], "target_subjects": []}})
             both = set(m["per_subject_accuracy"]) & set(r["per_subject_accuracy"])
             if both:
                 raise SystemExit(f"{name}: subjects {sorted(both, key=int)} already merged")
             m["per_subject_accuracy"].update(r["per_subject_accuracy"])
             m["n_test_trials"] += r["n_test_trials"]
+            counts = r.get("test_class_counts")  # absent from JSON written before 2026-11-25
+            m["test_class_counts"] = (None if counts is None or m["test_class_counts"] is None
+                                      else [a + b for a, b in zip(m["test_class_counts"], counts)])
             m["settings"]["target_subjects"] += r["settings"].get("target_subjects", [])
     out = []
     for m in merged.values():
@@ -45,7 +50,10 @@ def main(argv=None) -> int:
         m["mean_accuracy"] = round(float(acc.mean()), 4)
         m["sd_accuracy"] = round(float(acc.std(ddof=1)), 4) if len(acc) > 1 else 0.0
         n = m["n_test_trials"]
-        bound = stats.binom.ppf(0.95, n, m["chance_level"]) / n
+        counts = m["test_class_counts"]  # guessing the majority class is not above chance
+        p = m["chance_level"] if counts is None else max(m["chance_level"], max(counts) / n)
+        m["majority_share"] = None if counts is None else round(max(counts) / n, 4)
+        bound = stats.binom.ppf(0.95, n, p) / n
         m["chance_upper_95_pooled"] = round(float(bound), 4)
         m["per_subject_accuracy"] = dict(sorted(m["per_subject_accuracy"].items(),
                                                 key=lambda kv: int(kv[0])))

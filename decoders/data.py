@@ -212,7 +212,8 @@ def download_eegmmidb(subjects: Sequence[int], path: str | Path | None = None,
 def load_raws(subject: int, path: str | Path, runs: Sequence[int] = MI_RUNS) -> list:
     """Raw EDF recordings of one subject (standardized 10-05 channel names), in run order.
 
-    Raises DataFileError when a file is missing (the loader would otherwise try to download it).
+    Raises DataFileError when a file is missing (the loader would otherwise try to download it),
+    unreadable, or shorter than its header says (MNE would read the part that is there).
     """
     import mne
     from mne.datasets import eegbci
@@ -232,11 +233,43 @@ def load_raws(subject: int, path: str | Path, runs: Sequence[int] = MI_RUNS) -> 
                              verbose="error")
     raws = []
     for f in files:
-        raw = mne.io.read_raw_edf(f, preload=True, verbose="error")
+        fix = (f"Fix: delete {f} and run again with --download to fetch an intact copy "
+               "(or copy one from PhysioNet EEGMMIDB), or choose other subjects.")
+        short = _edf_truncation(f)
+        if short:  # MNE reads what is there (its warning is silenced): trials would be lost
+            raise DataFileError(f"data_dir: {f} is truncated ({short}). {fix}")
+        try:
+            raw = mne.io.read_raw_edf(f, preload=True, verbose="error")
+        except (ValueError, OSError, RuntimeError, UnicodeDecodeError) as err:
+            raise DataFileError(f"data_dir: {f} is not a readable EDF file "
+                                f"({type(err).__name__}: {err}). {fix}") from None
         eegbci.standardize(raw)
         raw.pick("eeg")
         raws.append(raw)
     return raws
+
+
+def _edf_truncation(path: str | Path) -> str | None:
+    """What is missing when the EDF file at ``path`` is shorter than its header says
+    (``None`` when complete, or when the header is unreadable: the reader then names it)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(256)
+            header_bytes, n_records, ns = int(head[184:192]), int(head[236:244]), \
+                int(head[252:256])
+            f.seek(256 + ns * 216)  # samples per record, 8 ASCII bytes per signal
+            record_bytes = 2 * sum(int(f.read(8)) for _ in range(ns))
+    except (OSError, ValueError):
+        return None
+    if n_records < 0 or header_bytes < 256 or record_bytes <= 0:
+        return None
+    size = path.stat().st_size
+    expected = header_bytes + n_records * record_bytes
+    if size >= expected:
+        return None
+    have = max(0, size - header_bytes) // record_bytes
+    return f"{size} of {expected} bytes: {have} of the {n_records} data records its header lists"
 
 
 def epochs_from_raw(
@@ -264,7 +297,8 @@ def epochs_from_raw(
         X.append(data[:, start:start + n_times])
         y.append(_EVENT_TO_LABEL[desc])
         onsets.append(onset)
-    return np.asarray(X), np.asarray(y, dtype=np.int64), np.asarray(onsets)
+    X = np.stack(X) if X else np.zeros((0, data.shape[0], n_times))
+    return X, np.asarray(y, dtype=np.int64), np.asarray(onsets, dtype=float)
 
 
 def load_eegmmidb(
@@ -319,6 +353,14 @@ def load_eegmmidb(
                 Xl, y, on = epochs_from_raw(proc, tmin, span_tmax, run)
                 X = Xl[..., :int(round((tmax - tmin) * proc.info["sfreq"]))]
                 spans.append(Xl.astype(np.float32))
+            if not len(y):  # a damaged file, or a window past the run's cues
+                n_cues = int(np.isin(proc.annotations.description, list(_EVENT_TO_LABEL)).sum())
+                raise DataFileError(
+                    f"subject {s} run {run}: none of its {n_cues} T1/T2 cues has the window "
+                    f"[{tmin:g}, {span_tmax if span_tmax is not None else tmax:g}) s inside "
+                    f"the recording ({proc.times[-1]:.1f} s). Fix: a window within the "
+                    "4.1 s imagery period (--tmin/--tmax, --train-span), or an intact copy "
+                    "of the run's EDF file.")
             if ch_names is None:
                 ch_names, sfreq = list(proc.ch_names), float(proc.info["sfreq"])
             elif list(proc.ch_names) != ch_names:

@@ -118,11 +118,26 @@ class EvaluationResult:
     def proba(self) -> np.ndarray:
         return np.concatenate([f.proba for f in self.folds])
 
+    @property
+    def majority(self) -> float:
+        """Share of the most frequent class among the pooled test trials (NaN when none): the
+        accuracy of always answering it. Above :attr:`chance` when the test trials are
+        unbalanced (e.g. ``calibration`` with a large K leaves few, uneven trials per class)."""
+        y = self.y_true
+        if not len(y):
+            return float("nan")
+        return float(np.bincount(y, minlength=len(self.classes)).max()) / len(y)
+
     def chance_upper_95(self) -> float:
-        """Accuracy a random classifier exceeds with 5 % probability on the pooled test trials."""
+        """Accuracy a guesser exceeds with 5 % probability on the pooled test trials: binomial
+        around the larger of :attr:`chance` and :attr:`majority` (always answering the more
+        frequent class of unbalanced trials is not above chance), as in
+        :mod:`decoders.calibration` and :mod:`decoders.pseudo_online`."""
         from .stats import chance_upper
 
-        return chance_upper(len(self.y_true), len(self.classes))
+        n = len(self.y_true)
+        p = self.chance if not n else max(self.chance, self.majority)
+        return chance_upper(n, len(self.classes), p=p)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -132,6 +147,8 @@ class EvaluationResult:
             "mean_accuracy": round(self.mean, 4),
             "sd_accuracy": round(self.sd, 4),
             "chance_level": self.chance,
+            "majority_share": None if np.isnan(self.majority) else round(self.majority, 4),
+            "test_class_counts": np.bincount(self.y_true, minlength=len(self.classes)).tolist(),
             "chance_upper_95_pooled": round(self.chance_upper_95(), 4),
             "n_test_trials": int(len(self.y_true)),
             "settings": self.settings,

@@ -1,0 +1,104 @@
+"""Review 16b of the motor-imagery decoder layer, on real EEGMMIDB files: the pooled
+significance threshold of an evaluation follows the class balance of its test trials, and a
+damaged or truncated EDF file (or a window that fits no cue) is a clear error naming the file
+and the fix, never a numpy traceback or a silently smaller data set. Each test fails on the
+code before its fix."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import binom
+
+from bci_app.cli import main
+from bci_app.errors import DataFileError
+from decoders.data import load_eegmmidb
+from decoders.preprocessing import Preprocessor
+
+RUNS = "MNE-eegbci-data/files/eegmmidb/1.0.0/S001"
+
+
+def test_pooled_chance_threshold_follows_the_majority_class_of_the_test_trials(mi_small):
+    """Calibration with K=15 leaves S001 and S002 (23 left / 22 right each) 8 left and 7
+    right test trials: always answering 'left' scores 53 %, so the pooled threshold is the
+    binomial around 16/30 (66.7 %), not around 50 % (was 63.3 %)."""
+    import dataclasses
+
+    from decoders.estimators import make_decoder
+    from decoders.evaluation import evaluate_calibration
+
+    pick = [mi_small.ch_names.index(c) for c in ("C3", "Cz", "C4", "FC3", "FC4", "CP3", "CP4")]
+    data = dataclasses.replace(mi_small, X=mi_small.X[:, pick],
+                               ch_names=[mi_small.ch_names[i] for i in pick])
+
+    def factory():
+        return make_decoder("csp_lda", len(pick), 2, data.sfreq, data.window_s)
+
+    r = evaluate_calibration(data, factory, [1, 2], [1, 2], calib_trials=(15,))[15]
+    n = len(r.y_true)
+    assert n == 30 and r.majority == pytest.approx(16 / 30)
+    assert r.chance_upper_95() == pytest.approx(binom.ppf(0.95, n, 16 / 30) / n)
+    d = r.to_dict()
+    assert d["chance_level"] == 0.5 and d["majority_share"] == pytest.approx(0.5333)
+    assert d["chance_upper_95_pooled"] == pytest.approx(0.6667)
+
+
+@pytest.fixture
+def s1_copy(eegmmidb_path, tmp_path) -> Path:
+    """A copy of S001's imagery runs in MNE's eegbci layout (the folder for --data-dir)."""
+    dest = tmp_path / "eegmmidb"
+    (dest / RUNS).mkdir(parents=True)
+    for run in (4, 8, 12):
+        name = f"S001R{run:02d}.edf"
+        shutil.copyfile(eegmmidb_path / RUNS / name, dest / RUNS / name)
+    return dest
+
+
+def _load(path, **kw):
+    return load_eegmmidb([1], path, Preprocessor(channels=["C3", "Cz", "C4"]), runs=(4, 8),
+                         **kw)
+
+
+def test_a_truncated_edf_is_named_not_silently_loaded_with_fewer_trials(s1_copy):
+    f = s1_copy / RUNS / "S001R08.edf"
+    full = len(_load(s1_copy))
+    f.write_bytes(f.read_bytes()[:int(0.6 * f.stat().st_size)])  # e.g. an interrupted copy
+    with pytest.raises(DataFileError, match=r"S001R08\.edf is truncated .*74 of the 125 data "
+                                            r"records.*Fix: delete .*--download"):
+        _load(s1_copy)  # was: 25 of the 30 trials, without a word
+    assert full == 30
+
+
+def test_a_truncated_edf_without_a_whole_trial_is_named_not_a_numpy_error(s1_copy, capsys):
+    f = s1_copy / RUNS / "S001R08.edf"
+    f.write_bytes(f.read_bytes()[:100_000])
+    rc = main(["evaluate", "--data-dir", str(s1_copy), "--subjects", "1", "--model", "csp_lda",
+               "--channels", "C3,Cz,C4", "--no-report"])
+    err = capsys.readouterr().err
+    assert rc != 0 and "S001R08.edf is truncated" in err and "--download" in err
+    assert "Traceback" not in err
+
+
+def test_an_unreadable_edf_is_named_with_the_fix(s1_copy):
+    (s1_copy / RUNS / "S001R04.edf").write_bytes(b"")
+    with pytest.raises(DataFileError, match=r"S001R04\.edf is not a readable EDF file "
+                                            r"\(ValueError: Bad EDF.*Fix: delete"):
+        _load(s1_copy)  # was: a bare "ValueError: Bad EDF file provided."
+
+
+def test_a_window_that_fits_no_cue_is_named(s1_copy):
+    with pytest.raises(DataFileError, match=r"subject 1 run 4: none of its 15 T1/T2 cues has "
+                                            r"the window \[0.5, 130\) s inside the recording"):
+        _load(s1_copy, tmax=130.0)  # was: X of shape (0,), failing later in scikit-learn
+
+
+def test_epochs_from_a_run_without_trials_keep_their_shape(eegmmidb_path):
+    from decoders.data import epochs_from_raw, load_raws
+
+    raw = load_raws(1, eegmmidb_path, runs=[4])[0].pick(["C3", "Cz", "C4"])
+    X, y, on = epochs_from_raw(raw, 0.5, 130.0)
+    assert X.shape == (0, 3, int(round(129.5 * raw.info["sfreq"]))) and y.shape == (0,)
+    assert on.shape == (0,) and np.asarray(on).dtype == float
