@@ -5,8 +5,8 @@ candidate sentences, signal parameters, preprocessing, training provenance, vali
 *with their baselines*) and ``weights.safetensors`` (model tensors + the candidates' MiniLM
 embeddings, so live decoding never needs MiniLM). Loading executes no pickled code.
 
-Load with :func:`load_text_bundle` (``decoders.bundle.load_bundle`` does not know this kind);
-:func:`is_text_bundle` tells the two apart from ``config.json``.
+Load with :func:`load_text_bundle`, or with ``decoders.bundle.load_bundle``, which hands a
+folder that :func:`is_text_bundle` recognises (from ``config.json``) to it.
 
 >>> tb = load_text_bundle("my-text-bundle")                 # doctest: +SKIP
 >>> filt = tb.streaming_filter(source_sfreq, source_channels)  # doctest: +SKIP
@@ -120,7 +120,10 @@ class TextBundle:
     def preprocessor(self):
         from decoders.preprocessing import Preprocessor
 
-        return Preprocessor.from_dict(self.config["preprocessing"])
+        pre = Preprocessor.from_dict(self.config["preprocessing"])
+        if pre.channels is None:  # "all channels": pin them to the bundle's list (as Bundle),
+            pre.channels = self.channels  # so a source's order or extras cannot leak in
+        return pre
 
     def streaming_filter(self, sfreq_in: float, ch_names_in: list[str], mapping=None):
         """Stateful causal preprocessing from a source's channels/rate to this bundle's input
@@ -194,7 +197,11 @@ def save_text_bundle(decoder: EEGTextDecoder, path: str | Path, meta: dict[str, 
     if len(meta["channels"]) != decoder.n_chans:
         raise BundleError(f"meta['channels']: {len(meta['channels'])} names for a decoder of "
                           f"{decoder.n_chans} channels")
-    from decoders.bundle import _json_default, _versions
+    from decoders.bundle import _check_channels_agree, _json_default, _versions
+
+    # as save_bundle: a bundle that load_text_bundle would refuse is not written
+    _check_channels_agree(list(meta["channels"]), dict(meta["preprocessing"]).get("channels"),
+                          "meta")
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -234,12 +241,26 @@ def save_text_bundle(decoder: EEGTextDecoder, path: str | Path, meta: dict[str, 
     return path
 
 
+#: The kinds of motor-imagery bundles (``decoders.bundle``): a config of one of them is never
+#: taken for a text bundle, whatever its model.
+_MI_KINDS = ("torch", "sklearn")
+
+
+def _damaged_kind(config: dict) -> bool:
+    """A text bundle's config whose ``kind`` was removed or edited: it names the eeg2text model
+    and no motor-imagery kind."""
+    return (config.get("kind") != "text" and config.get("model") == EEGTextModel.registry_name
+            and config.get("kind") not in _MI_KINDS)
+
+
 def is_text_bundle(path: str | Path) -> bool:
-    """True when ``path/config.json`` says ``"kind": "text"``."""
+    """True when ``path/config.json`` says ``"kind": "text"``, or names the eeg2text model
+    with no motor-imagery kind (a text bundle whose ``kind`` was edited: loading it says so)."""
     cfg = Path(path) / CONFIG_NAME
     try:
         cfg_json = json.loads(cfg.read_bytes().decode("utf-8"))
-        return isinstance(cfg_json, dict) and cfg_json.get("kind") == "text"
+        return isinstance(cfg_json, dict) and (cfg_json.get("kind") == "text"
+                                               or _damaged_kind(cfg_json))
     except (OSError, ValueError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return False
 
@@ -264,6 +285,12 @@ def load_text_bundle(path: str | Path) -> TextBundle:
             f"(exists: {path.exists()}). Fix: pass the folder written by save_text_bundle "
             "(`bci-app evaluate-text --bundle-out DIR`).")
     config = read_config(cfg_path, _FIX)
+    if _damaged_kind(config):
+        raise BundleError(
+            f"bundle: {cfg_path} has 'kind': {json.dumps(config.get('kind'))}, but it describes "
+            f"an EEG-to-text model ('model': {json.dumps(config.get('model'))}), whose bundles "
+            "say 'kind': \"text\". Fix: set 'kind' to \"text\" again (undo the edit), or "
+            f"{_FIX.removeprefix('Fix: ')}")
     if config.get("kind") != "text":
         raise BundleError(f"bundle: {cfg_path} is a {config.get('kind')!r} bundle, not a text "
                           "bundle. Fix: load it with decoders.bundle.load_bundle.")
