@@ -629,6 +629,12 @@ class BrainFlowSource(Source):
         return out
 
     # ------------------------------------------------------------------ board extras
+    @property
+    def finished(self) -> bool:
+        """True once the playback board delivered its whole file (never for a live board), as
+        :attr:`acquisition.replay.ReplaySource.finished`: a headless session then ends."""
+        return self._file_samples is not None and self._received >= self._file_samples
+
     def insert_marker(self, value: float) -> None:
         """Write a numeric marker into the board's marker row (BrainFlow ``insert_marker``); it
         comes back in :attr:`markers` with the next chunk, at the timestamp of its sample."""

@@ -243,7 +243,13 @@ class XDFWriter:
         self._failed: RecordingError | None = None
         #: Original path when the file had to be rescued to a new one (see ``_check_target``).
         self.relocated_from: Path | None = None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:  # a folder that cannot be created (or a file in its place)
+            raise RecordingError(
+                f"Cannot create the folder {self.path.parent} for recording file "
+                f"{self.path.name}: {err.strerror}. Fix: choose a folder you can write."
+            ) from err
         flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
         try:
             self._fd = os.open(self.path, flags, 0o644)

@@ -4,6 +4,8 @@ Specs::
 
     synthetic                         BrainFlow's synthetic board (the embedded default)
     brainflow:BOARD[:PORT]            any BrainFlow board by name or id, e.g. brainflow:cyton:/dev/ttyUSB0
+    brainflow:playback:BOARD:PATH     BrainFlow's playback board: the BrainFlow CSV at PATH, recorded
+                                      by BOARD (its rows and rate), e.g. brainflow:playback:cyton:rec.csv
     SPEC?channels=C3,Cz,C4,...        any of the above but ``simulated``, with the electrode of
                                       each channel in stream order (BrainFlow names a Cyton's
                                       Fp1, Fp2, C3, ... whatever the cap; an LSL stream may have
@@ -23,9 +25,13 @@ from acquisition.base import Source
 from .errors import ConfigError
 
 SPEC_HELP = (
-    "synthetic | brainflow:BOARD[:PORT] | lsl:NAME (or lsl:type=EEG) | file:PATH | "
-    "simulated[:SUBJECTS]; add ?channels=C3,Cz,... to name the channels (electrodes)"
+    "synthetic | brainflow:BOARD[:PORT] | brainflow:playback:BOARD:PATH (a BrainFlow CSV) | "
+    "lsl:NAME (or lsl:type=EEG) | file:PATH | simulated[:SUBJECTS]; add ?channels=C3,Cz,... to "
+    "name the channels (electrodes)"
 )
+
+#: BrainFlow's ``BoardIds.PLAYBACK_FILE_BOARD`` (a constant, so the parser needs no brainflow).
+PLAYBACK_BOARD_ID = -3
 
 
 def split_channel_option(spec: str) -> tuple[str, str | None]:
@@ -79,11 +85,20 @@ def make_source(spec: str, **kwargs: Any) -> Source:
 
         return BrainFlowSource("synthetic", **kwargs)
     if kind == "brainflow":
-        from acquisition.brainflow_source import BrainFlowSource
+        from acquisition.brainflow_source import BrainFlowSource, resolve_board_id
 
         board, _, port = rest.partition(":")
         if not board:
             raise ConfigError(f"brainflow source needs a board, e.g. brainflow:cyton:/dev/ttyUSB0; got {spec!r}.")
+        if resolve_board_id(board) == PLAYBACK_BOARD_ID:
+            master, _, path = port.partition(":")
+            if not (master.strip() and path.strip()):
+                raise ConfigError(
+                    f"{spec!r}: the playback board replays a BrainFlow CSV and needs the board "
+                    "that recorded it (its rows and rate) and the file: brainflow:playback:"
+                    "BOARD:PATH, e.g. brainflow:playback:cyton:/data/BrainFlow-RAW.csv "
+                    "(`bci-app devices` lists the boards).")
+            return BrainFlowSource(board, file=path, master_board=master.strip(), **kwargs)
         return BrainFlowSource(board, serial_port=port, **kwargs)
     if kind == "lsl":
         from acquisition.lsl_source import LSLSource

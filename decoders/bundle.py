@@ -450,8 +450,9 @@ def _load_bundle(path: Path) -> Bundle:
     if bad:
         raise BundleError(f"bundle: weights {bad[:5]} in {w_path} hold NaN or inf values. "
                           f"{_RESTORE}")
+    kind, state = config["kind"], config["decoder"]  # a missing key: the config's fault
     try:
-        decoder = decoder_from_state(config["kind"], config["decoder"], arrays)
+        decoder = decoder_from_state(kind, state, arrays)
     except (KeyError, RuntimeError, ValueError) as err:
         raise BundleError(f"bundle: weights in {w_path} do not fit the model config ({err})") \
             from None

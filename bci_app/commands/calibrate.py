@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -428,6 +429,8 @@ def run(args) -> int:
 
     # before the session: a bad user id or profiles folder must not cost the calibration
     check_profile_target(args.user, args.profiles_dir)
+    if not args.no_record:  # nor a recording that cannot be written (checked after the connect)
+        _check_record_option(args.record)
     torch.set_num_threads(max(1, args.threads))
     classes = [c.strip() for c in args.classes.split(",") if c.strip()]
     timings = None
@@ -442,6 +445,11 @@ def run(args) -> int:
     except ValueError:
         raise ConfigError(f"--runs: expected e.g. 4,8,12; got {args.runs!r}.") from None
     pre_path = Path(args.pretrained) if args.pretrained else default_pretrained()
+    from . import refuse_text_bundle
+
+    refuse_text_bundle(pre_path, "--pretrained", "calibration adapts a motor-imagery decoder "
+                       "to the user's cued trials. Fix: pass a bundle written by `bci-app train "
+                       "--out`, or leave --pretrained out for the shipped one.")
     pretrained = load_bundle(pre_path)
     from ..protocol import Timings
 
@@ -498,6 +506,19 @@ def run(args) -> int:
         print(json.dumps(summary), flush=True)
     sys.stdout.flush()
     return 0
+
+
+def _check_record_option(record: str) -> None:
+    """``--record`` as ``attach_recorder`` takes it (a file, a folder, or "" for
+    ``recordings/``), checked before the session: ConfigError when it cannot be written."""
+    from ..config import recordings_dir
+    from ..recording import check_output_dir
+    from .record import check_recording_target
+
+    if record and not (Path(record).is_dir() or record.endswith(("/", os.sep))):
+        check_recording_target(record, "--record")
+    else:  # the file is named by the time inside this folder
+        check_output_dir(record or recordings_dir(), "--record")
 
 
 def load_profile_bundle(path):

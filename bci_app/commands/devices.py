@@ -24,8 +24,8 @@ def run(args) -> int:
         if args.all_boards or name in common:
             port = "  needs serial port" if name in SERIAL_BOARDS else ""
             print(f"  {bid:>4}  {name:<28} {n_eeg:>3} EEG ch @ {sfreq:g} Hz{port}")
-    if not args.all_boards:
-        print(f"  ... {len(boards) - len(common)} more (--all-boards)")
+    if not args.all_boards:  # (not every board of `common` is in `boards`: playback is not)
+        print(f"  ... {sum(name not in common for _, name, _, _ in boards)} more (--all-boards)")
     ports = list_serial_ports()
     print("Serial ports:", ", ".join(ports) if ports else "none found")
     streams = list_lsl_streams(args.timeout)

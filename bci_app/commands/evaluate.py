@@ -101,6 +101,11 @@ def run(args: argparse.Namespace) -> int:
     if args.bundle:
         from decoders.bundle import load_bundle
 
+        from . import refuse_text_bundle
+
+        refuse_text_bundle(args.bundle, "--bundle", "`bci-app evaluate` evaluates motor-imagery "
+                           "decoders. Fix: pass a bundle written by `bci-app train --out`, or "
+                           "evaluate EEG-to-text models with `bci-app evaluate-text`.")
         bundle = load_bundle(args.bundle)
         cfg = bundle.config
         model = cfg["model"]

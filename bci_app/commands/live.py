@@ -62,6 +62,9 @@ def build_session(args):
         settings = {k: v for k, v in vars(args).items() if k != "func"}
         rec = attach_recorder(session, args.record, subject=args.subject, settings=settings,
                               model_bundle=getattr(args, "model", None))
+        from .record import check_recording_target
+
+        check_recording_target(rec.path, "--record")
         session.recorder = rec
     if getattr(args, "model", None):
         from ..profiles import load_model

@@ -134,6 +134,12 @@ def load_model(spec: str):
 
     from decoders.bundle import load_bundle
 
+    from . import refuse_text_bundle
+
+    refuse_text_bundle(spec, "--model", "the speller turns motor-imagery classes into "
+                       "commands. Fix: pass a bundle written by `bci-app train --out` or a "
+                       "profile from `bci-app calibrate`; to decode text from EEG, run the text "
+                       "bundle with `bci-app live --model` or `bci-app replay --model`.")
     if (Path(spec) / "config.json").is_file():
         return load_bundle(spec), None
     from ..profiles import load_profile
