@@ -435,7 +435,10 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------ source lifecycle
     def choose_source(self) -> None:
-        dlg = SourceDialog(self.settings.last_source or self.source_spec or "synthetic", self)
+        # check_files: a mistyped file name is refused in the dialog; accepted, it stopped the
+        # running source (its recording and decoding) before the replay failed to read it
+        dlg = SourceDialog(self.settings.last_source or self.source_spec or "synthetic", self,
+                           check_files=True)
         if dlg.exec() == QtWidgets.QDialog.DialogCode.Accepted and dlg.spec:
             self.open_source(dlg.spec)
 

@@ -817,10 +817,17 @@ class ScopeWidget(QtWidgets.QWidget):
         if self._info is None or not state:
             return
         idx = {n: i for i, n in enumerate(self._info.ch_names)}
-        self.hidden = {idx[n] for n in state.get("hidden", []) if n in idx}
-        self.bad = {idx[n] for n in state.get("bad", []) if n in idx}
+
+        def indices(key: str) -> set[int]:  # (an edited settings file: not a list is ignored)
+            names = state.get(key)
+            return {idx[n] for n in names if isinstance(n, str) and n in idx} \
+                if isinstance(names, list) else set()
+
+        self.hidden = indices("hidden")
+        self.bad = indices("bad")
         self.channel_scale = {}
-        for n, s in dict(state.get("scales", {}) or {}).items():
+        scales = state.get("scales")
+        for n, s in (scales.items() if isinstance(scales, dict) else ()):
             try:
                 s = float(s)
             except (TypeError, ValueError):  # an edited settings file: that scale is ignored

@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 SETTINGS_ENV = "BCI_APP_SETTINGS"
 ORGANIZATION = "bci_app"
 APPLICATION = "bci_app"
+#: How :meth:`AppSettings.get_json` names the type it expected.
+_JSON_NAMES = {dict: "object", str: "string", list: "array"}
 
 
 class AppSettings:
@@ -46,15 +48,26 @@ class AppSettings:
         return self.q.fileName()
 
     # ---------------------------------------------------------------- generic
-    def get_json(self, key: str, default: Any = None) -> Any:
+    def get_json(self, key: str, default: Any = None,
+                 expected: type | tuple[type, ...] | None = None) -> Any:
+        """The JSON value stored under ``key``, or ``default`` when there is none, it is not
+        JSON, or (with ``expected``) it is not of that type: a settings file edited by hand (or
+        written by another version) must never stop the window from opening."""
         raw = self.q.value(key, None)
         if raw is None or raw == "":
             return default
         try:
-            return json.loads(str(raw))
+            value = json.loads(str(raw))
         except (TypeError, ValueError):
             logger.warning("Ignoring unreadable setting %s=%r", key, raw)
             return default
+        if value is None:  # (stored as null: "none")
+            return default
+        if expected is not None and not isinstance(value, expected):
+            logger.warning("Ignoring setting %s=%r: expected a JSON %s", key, raw,
+                           _JSON_NAMES.get(expected, "value of another type"))
+            return default
+        return value
 
     def set_json(self, key: str, value: Any) -> None:
         self.q.setValue(key, json.dumps(value))
@@ -69,7 +82,7 @@ class AppSettings:
     # ---------------------------------------------------------------- named settings
     @property
     def last_source(self) -> str | None:
-        return self.get_json("source/last")
+        return self.get_json("source/last", expected=str)
 
     @last_source.setter
     def last_source(self, spec: str) -> None:
@@ -77,7 +90,7 @@ class AppSettings:
 
     @property
     def scope(self) -> dict:
-        return self.get_json("scope/display", {}) or {}
+        return self.get_json("scope/display", {}, dict)
 
     @scope.setter
     def scope(self, state: dict) -> None:
@@ -85,16 +98,21 @@ class AppSettings:
 
     def channels(self, stream_id: str) -> dict:
         """Channel set-up (hidden, bad, per-channel scales) of one stream."""
-        return (self.get_json("scope/channels", {}) or {}).get(stream_id, {})
+        state = self.get_json("scope/channels", {}, dict).get(stream_id, {})
+        if not isinstance(state, dict):
+            logger.warning("Ignoring the stored channel set-up of %s: %r is not a JSON object",
+                           stream_id, state)
+            return {}
+        return state
 
     def set_channels(self, stream_id: str, state: dict) -> None:
-        allc = self.get_json("scope/channels", {}) or {}
+        allc = self.get_json("scope/channels", {}, dict)
         allc[stream_id] = state
         self.set_json("scope/channels", allc)
 
     @property
     def spectrum(self) -> dict:
-        return self.get_json("spectrum/display", {}) or {}
+        return self.get_json("spectrum/display", {}, dict)
 
     @spectrum.setter
     def spectrum(self, state: dict) -> None:
@@ -102,7 +120,7 @@ class AppSettings:
 
     @property
     def last_model(self) -> str | None:
-        return self.get_json("model/last")
+        return self.get_json("model/last", expected=str)
 
     @last_model.setter
     def last_model(self, path: str | None) -> None:
@@ -110,7 +128,7 @@ class AppSettings:
 
     @property
     def record_dir(self) -> str | None:
-        return self.get_json("record/dir")
+        return self.get_json("record/dir", expected=str)
 
     @record_dir.setter
     def record_dir(self, path: str) -> None:

@@ -60,6 +60,28 @@ def spec_for(kind: str, *, board: str = "", port: str = "", stream: str = "", pa
     raise ValueError(f"Unknown source kind {kind!r}; use synthetic, openbci, lsl or file.")
 
 
+def check_file_spec(spec: str) -> None:
+    """A ``file:`` spec must name an existing file: ValueError naming the path and the fix
+    (other specs pass: a device or a stream is only known by connecting to it)."""
+    import os
+    from pathlib import Path
+
+    from bci_app.sources import source_kind, split_channel_option
+
+    if source_kind(spec) != "file":
+        return
+    rest = split_channel_option(spec.strip())[0].partition(":")[2].strip()
+    if not rest:
+        raise ValueError("Choose a recording to replay.")
+    path = Path(rest).expanduser()
+    if not path.exists():
+        raise ValueError(f"There is no file {str(path)!r} (a relative path is taken from "
+                         f"{os.getcwd()!r}). Check the name, or choose the file with Browse….")
+    if not path.is_file():
+        raise ValueError(f"{str(path)!r} is a folder: choose a recording file inside it "
+                         "(Browse…).")
+
+
 def _channel_names(text: str) -> tuple[str, ...]:
     """The Channel names field as names (empty: none); ValueError with the source's message."""
     from acquisition.stream_info import check_channel_names
@@ -77,11 +99,17 @@ def _channel_option(names: tuple[str, ...]) -> str:
 
 
 class SourceDialog(QtWidgets.QDialog):
-    """Modal chooser; :attr:`spec` holds the result after ``accept()``."""
+    """Modal chooser; :attr:`spec` holds the result after ``accept()``.
+
+    With ``check_files`` (the main window), OK on a file replay whose file does not exist (or
+    is a folder) keeps the dialog open with the error (:func:`check_file_spec`): the source
+    running meanwhile is not stopped for a spec that cannot open.
+    """
 
     def __init__(self, current: str = "synthetic", parent: QtWidgets.QWidget | None = None,
-                 *, auto_refresh: bool = True) -> None:
+                 *, auto_refresh: bool = True, check_files: bool = False) -> None:
         super().__init__(parent)
+        self.check_files = bool(check_files)
         self.setWindowTitle("Choose the EEG source")
         self.spec: str | None = None
         self._lookup: BackgroundCall | None = None
@@ -290,7 +318,10 @@ class SourceDialog(QtWidgets.QDialog):
 
     def accept(self) -> None:
         try:
-            self.spec = self.current_spec()
+            spec = self.current_spec()
+            if self.check_files:
+                check_file_spec(spec)
+            self.spec = spec
         except ValueError as err:
             self.error_label.setText(str(err))
             return

@@ -200,9 +200,13 @@ class SpectrumWidget(QtWidgets.QWidget):
             return
         self.freqs, self.psd = freqs[keep], psd[:, keep]
         names, bp = band_powers(freqs, psd)
-        total = bp.sum(axis=1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rel = np.where(total > 0, 100.0 * bp / total, 0.0).mean(axis=0)
+        total = bp.sum(axis=1)
+        # the mean share over the channels that have power in the bands: a flat channel (an
+        # unused input of the board, a disconnected electrode) has no shares, and counted as
+        # 0 % in every band it made the bars add up to less than 100 %
+        live = total > 0
+        rel = (100.0 * bp[live] / total[live, None]).mean(axis=0) if live.any() \
+            else np.zeros(len(names))
         self.band_names, self.relative = names, rel
         self._draw(picks, info)
         self.updates += 1

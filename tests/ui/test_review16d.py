@@ -1,0 +1,100 @@
+"""GUI review 16d, each with a test that fails on the code before the fix: settings of another
+JSON type (an edited settings file) that stopped the window from opening, connecting or saving;
+band-power bars that added up to less than 100 % with a flat channel; a mistyped file name in
+the source dialog that stopped the running source (and its recording) before failing."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.ui.fakes import SimulatedSource, process_events_for, wait_streaming
+
+
+def _source_id(**kwargs) -> str:
+    probe = SimulatedSource(**kwargs)
+    probe.connect(timeout=2.0)
+    sid = probe.info.source_id
+    probe.disconnect()
+    return sid
+
+
+def test_settings_of_another_json_type_neither_stop_the_window_nor_its_saves(make_window, qtbot):
+    """``scope/display`` holding a JSON array made the window's constructor raise (the app did
+    not start); a per-stream channel set-up of other types raised in the connected handler
+    (the banner said "Connecting…" for ever); ``scope/channels`` holding an array made every
+    later save of the channel set-up raise."""
+    from ui.settings import AppSettings
+
+    kwargs = dict(n_channels=4, sfreq=250.0, name="Review16d")
+    s = AppSettings()
+    s.q.setValue("scope/display", "[1, 2]")
+    s.q.setValue("source/last", "5")
+    s.set_json("scope/channels", {_source_id(**kwargs): {"hidden": 5, "bad": [["EEG001"]],
+                                                         "scales": [1, 2], "scale_uv": 50.0}})
+    s.sync()
+    win = make_window(source=SimulatedSource(**kwargs))
+    wait_streaming(qtbot, win)
+    process_events_for(0.1)
+    assert win.banner.kind == "", win.banner.text
+    assert "connecting" not in win.controls.source_label.text()
+    assert win.scope.hidden == set() and win.scope.bad == set() and win.scope.scale_uv == 50.0
+    assert AppSettings().last_source is None  # (a number is no spec)
+
+    win.settings.q.setValue("scope/channels", "[3]")
+    win.scope.set_channel_visible(1, False)  # saves the set-up (raised TypeError)
+    assert win.settings.channels(win.scope._info.source_id)["hidden"] == ["EEG002"]
+
+
+def test_band_power_shares_add_up_to_100_percent_with_a_flat_channel(gui, qtbot):
+    """A flat channel (an unused input: the Ganglion file of shared/data has two) counted as
+    0 % in every band: with 2 of 4 channels flat the bars added up to 50 %."""
+    from ui.spectrum import SpectrumWidget
+
+    src = SimulatedSource(n_channels=4, sfreq=160.0, flat=(1, 2), prefill_s=3.0)
+    src.connect(timeout=2.0)
+    try:
+        w = SpectrumWidget()
+        qtbot.addWidget(w)
+        w.set_source(src)
+        w.show()
+        qtbot.waitUntil(lambda: src.buffer.counter >= 320, timeout=3000)
+        w.refresh()
+        assert w.relative is not None and w.relative.sum() == pytest.approx(100.0)
+    finally:
+        src.disconnect()
+
+
+def test_a_missing_file_is_refused_in_the_dialog_and_the_source_keeps_running(make_window, qtbot,
+                                                                            tmp_path):
+    """A mistyped path in File ▸ Choose source was accepted: the window stopped the running
+    source, its recording and decoding, then failed to read the file. The dialog now keeps the
+    error (naming the path) and stays open; the source and its recording go on."""
+    from PySide6 import QtCore, QtWidgets
+
+    from ui.source_dialog import SourceDialog
+
+    win = make_window(source=SimulatedSource(n_channels=4, sfreq=250.0))
+    wait_streaming(qtbot, win)
+    src = win.source
+    assert win.start_recording(str(tmp_path / "kept.xdf"))
+    recorder = win.recorder
+    missing = tmp_path / "nope" / "S001R04.edf"
+    seen = {}
+
+    def answer() -> None:  # runs inside the dialog's exec()
+        dlg = QtWidgets.QApplication.activeModalWidget()
+        assert isinstance(dlg, SourceDialog)
+        dlg.tabs.setCurrentIndex(3)
+        for path in (missing, tmp_path):  # a file that is not there, then a folder
+            dlg.file_edit.setText(str(path))
+            dlg.buttons.button(QtWidgets.QDialogButtonBox.StandardButton.Ok).click()
+            seen[path] = (dlg.isVisible(), dlg.error_label.text())
+        dlg.reject()
+
+    QtCore.QTimer.singleShot(0, answer)
+    win.choose_source()
+    visible, error = seen[missing]
+    assert visible and "There is no file" in error and str(missing) in error
+    visible, error = seen[tmp_path]
+    assert visible and "is a folder" in error
+    assert win.source is src and src.connected and win.recorder is recorder
