@@ -443,8 +443,21 @@ class MainWindow(QtWidgets.QMainWindow):
             self.open_source(dlg.spec)
 
     def _reopen_last(self) -> None:
-        if self.settings.last_source:
+        if self.settings.last_source and self._file_still_there(self.settings.last_source):
             self.open_source(self.settings.last_source)
+
+    def _file_still_there(self, spec: str) -> bool:
+        """Before a file source is opened again (File ▸ Reopen, Replay again): a file moved or
+        deleted since is named in the banner and the running source, its recording and decoding
+        go on (``open_source`` stops them first)."""
+        from .source_dialog import check_file_spec
+
+        try:
+            check_file_spec(spec)
+        except ValueError as err:
+            self.banner.show_message("error", f"Cannot open {short_spec(spec)} again: {err}")
+            return False
+        return True
 
     def open_source(self, spec: str, *, source=None, decode: bool = False) -> None:
         """Stop the current source (in the background) and connect a new one (in the background).
@@ -1068,6 +1081,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if not spec or spec.startswith("<"):  # a source object handed in: nothing to reopen
             self.statusBar().showMessage("Choose the file again (File ▸ Choose source…) to replay it.",
                                          5000)
+            return
+        if not self._file_still_there(spec):
             return
         decode = (self._resume_decoding or self.decoder is not None
                   or self._decoder_pending is not None)

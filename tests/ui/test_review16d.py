@@ -98,3 +98,28 @@ def test_a_missing_file_is_refused_in_the_dialog_and_the_source_keeps_running(ma
     visible, error = seen[tmp_path]
     assert visible and "is a folder" in error
     assert win.source is src and src.connected and win.recorder is recorder
+
+
+def test_replay_again_of_a_file_moved_away_keeps_the_running_replay(make_window, data_dir,
+                                                                    tmp_path):
+    """"Replay again" and File ▸ Reopen stopped the running replay (its recording and decoding)
+    before finding that the file had been moved or deleted meanwhile. The banner now names the
+    file and the replay, with its recording, goes on."""
+    import shutil
+
+    from tests.ui.fakes import wait_until
+
+    edf = tmp_path / "S008R04.edf"
+    shutil.copy(data_dir / "eegmmidb/MNE-eegbci-data/files/eegmmidb/1.0.0/S008/S008R04.edf", edf)
+    win = make_window(f"file:{edf}")
+    wait_until(lambda: win.source is not None and win.source.connected and not win._connecting, 20)
+    src, session = win.source, win.session
+    assert win.start_recording(str(tmp_path / "kept.xdf"))
+    recorder = win.recorder
+    edf.unlink()  # moved away by the user
+    win.replay_again(0.0)
+    assert win.source is src and win.session is session and win.recorder is recorder
+    assert src.connected and "Cannot open" in win.banner.text and str(edf) in win.banner.text
+    win.settings.last_source = f"file:{edf}"
+    win._reopen_last()
+    assert win.source is src and win.recorder is recorder
