@@ -365,6 +365,12 @@ def load_eegmmidb(
                 ch_names, sfreq = list(proc.ch_names), float(proc.info["sfreq"])
             elif list(proc.ch_names) != ch_names:
                 raise DataFileError(f"subject {s} run {run}: channels differ from the first file")
+            elif float(proc.info["sfreq"]) != sfreq:  # windows of another length: no stacking
+                raise DataFileError(
+                    f"subject {s} run {run}: {float(proc.info['sfreq']):g} Hz after "
+                    f"preprocessing, the first file {sfreq:g} Hz (EEGMMIDB's S088, S092 and S100 "
+                    "are recorded at 128 Hz, the others at 160 Hz). Fix: resample every file to "
+                    "one rate (--sfreq, e.g. 80, the default), or leave those subjects out.")
             Xs.append(X.astype(np.float32))
             ys.append(y)
             subs.append(np.full(len(y), s))

@@ -102,3 +102,20 @@ def test_epochs_from_a_run_without_trials_keep_their_shape(eegmmidb_path):
     X, y, on = epochs_from_raw(raw, 0.5, 130.0)
     assert X.shape == (0, 3, int(round(129.5 * raw.info["sfreq"]))) and y.shape == (0,)
     assert on.shape == (0,) and np.asarray(on).dtype == float
+
+
+def test_files_at_another_rate_are_named_not_a_numpy_error(s1_copy):
+    """EEGMMIDB's S088, S092 and S100 are recorded at 128 Hz. Without resampling (``--sfreq
+    0``) their windows have another length and stacking them failed in numpy; only the channel
+    names were compared."""
+    import mne
+
+    f = s1_copy / RUNS / "S001R08.edf"
+    raw = mne.io.read_raw_edf(f, preload=True, verbose="error").resample(128.0, verbose="error")
+    mne.export.export_raw(f, raw, fmt="edf", overwrite=True, verbose="error")
+    with pytest.raises(DataFileError, match=r"subject 1 run 8: 128 Hz after preprocessing, the "
+                                            r"first file 160 Hz.*Fix: resample.*--sfreq"):
+        _load(s1_copy)
+    both = load_eegmmidb([1], s1_copy, Preprocessor(channels=["C3", "Cz", "C4"], sfreq=80.0),
+                         runs=(4, 8))  # resampled to one rate, they load
+    assert both.X.shape == (30, 3, 160) and both.sfreq == 80.0
