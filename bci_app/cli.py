@@ -55,6 +55,9 @@ def setup_logging(verbosity: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    #: the words after ``bci-app`` (global options included): what a bundle records as the
+    #: command that reproduces it
+    args.argv = list(argv if argv is not None else sys.argv[1:])
     setup_logging(args.verbose)
     from acquisition.lsl_env import configure_lsl
 

@@ -213,3 +213,14 @@ def test_output_closed_by_its_reader_ends_without_a_traceback():
     err = proc.stderr.read().decode()
     assert proc.wait(60) == 141, err
     assert "Traceback" not in err and "BrokenPipeError" not in err
+
+
+def test_bundle_records_the_command_with_global_options(tmp_path, capsys, data_dir):
+    """The bundle's provenance command (what reproduces it) was recorded only when ``train``
+    came first in ``sys.argv``: ``bci-app -v train ...`` recorded none."""
+    out = tmp_path / "b"
+    args = ["--lsl-scope", "machine", "train", "--model", "csp_lda", "--subjects", "1",
+            "--channels", "C3,Cz,C4", "--data-dir", str(data_dir / "eegmmidb"), "--out", str(out)]
+    assert main(args) == 0, capsys.readouterr().err
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["training"]["command"] == "bci-app " + " ".join(args)

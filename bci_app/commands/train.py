@@ -72,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     data = load_data(subjects, args.data_dir, preprocessor_from_args(args), args.tmin,
                      args.tmax, progress=args.progress, span_tmax=span)
-    command = "bci-app train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
-        if len(sys.argv) > 1 and sys.argv[1] == "train" else None
+    argv = getattr(args, "argv", None)  # set by bci_app.cli.main (global options included)
+    command = "bci-app " + " ".join(shlex.quote(a) for a in argv) if argv else None
     try:
         dec, path = train_cross_subject(data, settings, args.out,
                                         provenance={"command": command}, export_onnx=args.onnx)
