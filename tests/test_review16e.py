@@ -224,3 +224,10 @@ def test_bundle_records_the_command_with_global_options(tmp_path, capsys, data_d
     assert main(args) == 0, capsys.readouterr().err
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["training"]["command"] == "bci-app " + " ".join(args)
+
+
+@pytest.mark.parametrize("epochs", ["0", "-3"])
+def test_evaluate_text_refuses_no_training_epochs(capsys, epochs):
+    """``train`` refuses ``--epochs 0``; ``evaluate-text`` evaluated the untrained model."""
+    err = fails(capsys, "evaluate-text", "--epochs", epochs, "--snr", "4")
+    assert f"--epochs: expected an integer >= 1, got {epochs}" in err

@@ -105,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
         if not value > 0:
             raise ConfigError(f"{opt}: expected a number > 0, got {value:g}. Fix: e.g. "
                               f"{opt} {80 if opt == '--sfreq' else 2}.")
+    if args.epochs < 1:  # 0 trained nothing and evaluated the random initial model
+        raise ConfigError(f"--epochs: expected an integer >= 1, got {args.epochs}. Fix: e.g. "
+                          "--epochs 40 (the default; early stopping ends training sooner).")
     snrs = []
     if not args.zuco:
         snrs = _parse_snrs(args.snr)
