@@ -267,7 +267,10 @@ def zuco_to_dataset(sentences: Sequence[ZucoSentence], window_s: float = 2.0,
         win = np.zeros((out.shape[0], n_times), np.float32)
         win[:, :min(n_times, out.shape[1])] = out[:, :n_times]
         X.append(win)
-        sids.append(corpus.setdefault(s.content, len(corpus)))
+        # one id per sentence text, whitespace collapsed: a sentence stored with other spacing
+        # (another ZuCo version or task) must not become a second sentence, which the
+        # sentence-disjoint split could put on both sides
+        sids.append(corpus.setdefault(" ".join(s.content.split()), len(corpus)))
         subs.append(subj_codes.setdefault(s.subject, len(subj_codes) + 1))
     return ReadingDataset(
         X=np.stack(X), sentence_ids=np.asarray(sids), subjects=np.asarray(subs),

@@ -73,3 +73,24 @@ def test_a_text_bundle_with_an_edited_kind_is_named_by_both_loaders(small_decode
     cfg["kind"] = "torch"  # a motor-imagery kind is never taken for a text bundle
     (path / "config.json").write_text(json.dumps(cfg))
     assert not is_text_bundle(path)
+
+
+def test_zuco_sentence_with_other_spacing_is_one_sentence():
+    """Sentence ids came from the exact text: the same sentence stored with other spacing (in
+    another ZuCo version or task) got a second id, and the sentence-disjoint split could put one
+    copy in training and the other in the test set."""
+    import numpy as np
+
+    from decoders.text.zuco import ZucoSentence, zuco_to_dataset
+
+    rng = np.random.default_rng(0)
+
+    def sent(subject, content):
+        return ZucoSentence(subject=subject, task="NR", index=0, content=content,
+                            eeg=rng.standard_normal((105, 600)), words=[], version="1.0")
+
+    ds = zuco_to_dataset([sent("ZAB", "The cat sat on the mat."),
+                          sent("YAC", " The cat  sat on the mat. "),
+                          sent("YAC", "The cat sat on a mat.")], window_s=1.0)
+    assert ds.sentence_ids.tolist() == [0, 0, 1]
+    assert ds.corpus == ["The cat sat on the mat.", "The cat sat on a mat."]
