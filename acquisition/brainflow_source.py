@@ -244,18 +244,33 @@ class BrainFlowSource(Source):
         path = str(self.file)
         n_rows = int(bs.BoardShim.get_num_rows(self.master_board))
         master = board_name(self.master_board)
+        fix_board = ("Fix: give the board that recorded the file: --source brainflow:playback:"
+                     "BOARD:PATH (master_board= in Python; `bci-app devices` lists the boards).")
+        # the samples BrainFlow will play: the non-blank whole lines (it skips blank lines, and
+        # a last line cut mid-write)
+        first = last = carry = b""
+        n_data = 0
         try:
             with open(path, "rb") as f:
-                first = f.readline()
-                n_ends, tail = first.count(b"\n"), first
                 for block in iter(lambda: f.read(1 << 20), b""):
-                    n_ends += block.count(b"\n")
-                    tail = (tail + block)[-65536:]
+                    buf = carry + block
+                    end = buf.rfind(b"\n")
+                    if end < 0:
+                        carry = buf
+                        continue
+                    lines = [ln for ln in buf[:end].split(b"\n") if ln.strip()]
+                    carry = buf[end + 1:]
+                    if lines:
+                        n_data += len(lines)
+                        first, last = first or lines[0], lines[-1]
         except OSError as err:
             raise DataFileError(
                 f"Playback file {path!r} cannot be read ({err.strerror or err}). Fix: pass the "
                 "path of a BrainFlow CSV written by brainflow.DataFilter.write_file."
             ) from err
+        if carry.strip() and (not first or len(carry.split(b"\t")) == n_rows):
+            n_data += 1  # a whole last line without its newline
+            first, last = first or carry, carry
         text = first.decode("utf-8", errors="replace").strip()
         fields = text.split("\t")
         try:
@@ -267,45 +282,40 @@ class BrainFlowSource(Source):
                 "ReplaySource (--source file:PATH); the playback board reads only files written by "
                 "brainflow.DataFilter.write_file."
             ) from None
-        # the samples it will play: whole lines; a last line cut mid-write is skipped by BrainFlow
-        lines = tail.decode("utf-8", errors="replace").splitlines()
-        if lines and not tail.endswith(b"\n") and len(lines[-1].split("\t")) != n_rows:
-            lines.pop()
-            n_lines = n_ends
-        else:
-            n_lines = n_ends + (not tail.endswith(b"\n"))
         if len(fields) != n_rows:
             raise ConfigError(
-                f"Playback file {path!r} has {len(fields)} values per sample, but master_board "
-                f"{master} writes {n_rows}: the file was recorded with another board. Fix: pass "
-                "the master_board that recorded the file (`bci-app devices` lists the boards)."
+                f"Playback file {path!r} has {len(fields)} values per sample, but board {master} "
+                f"writes {n_rows}: the file was recorded with another board. {fix_board}"
             )
-        # BrainFlow paces the file by its timestamp row; samples are stamped at the master's rate
+        ts_row = int(bs.BoardShim.get_timestamp_channel(self.master_board))
+        mrow = int(bs.BoardShim.get_marker_channel(self.master_board))
+        try:  # numpy's C parser: about 1 s for an hour at 250 Hz (blank lines are not rows)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "line N contained no data"
+                cols = np.loadtxt(path, delimiter="\t", usecols=(ts_row, mrow), comments=None,
+                                  ndmin=2, max_rows=n_data)
+        except ValueError as err:
+            logger.warning("Playback file %s: its timestamp and marker rows cannot be read (%s); "
+                           "the file's markers are not replayed (read_file reads a damaged file)",
+                           path, err)
+            cols = np.zeros((0, 2))
+        # BrainFlow paces the file by its timestamp row; samples are stamped at the master's
+        # rate. The median step, not the span: a pause in the file (stop/start) is no other rate
+        ts, values = cols[:, 0], cols[:, 1]
+        steps = np.diff(ts)
+        steps = steps[np.isfinite(steps) & (steps > 0)]
         sfreq = float(bs.BoardShim.get_sampling_rate(self.master_board))
-        row = int(bs.BoardShim.get_timestamp_channel(self.master_board))
-        try:
-            span = float(lines[-1].split("\t")[row]) - float(fields[row])
-        except (IndexError, ValueError):
-            span = 0.0
-        if n_lines > 1 and span >= 1.0:
-            rate = (n_lines - 1) / span
+        if len(steps) and np.nanmax(ts) - np.nanmin(ts) >= 1.0:
+            rate = 1.0 / float(np.median(steps))
             if abs(rate / sfreq - 1.0) > 0.1:
                 raise ConfigError(
-                    f"Playback file {path!r} was recorded at {rate:.0f} Hz (by its timestamps), "
-                    f"but master_board {master} runs at {sfreq:g} Hz: the file was recorded with "
-                    "another board. Fix: pass the master_board that recorded the file."
+                    f"Playback file {path!r} was recorded at {rate:.0f} Hz (the median step of "
+                    f"its timestamps), but board {master} runs at {sfreq:g} Hz: the file was "
+                    f"recorded with another board. {fix_board}"
                 )
-        mrow = int(bs.BoardShim.get_marker_channel(self.master_board))
-        try:  # numpy's C parser: about 0.8 s for an hour at 250 Hz
-            values = np.loadtxt(path, delimiter="\t", usecols=mrow, comments=None, ndmin=1,
-                                max_rows=n_lines)
-        except ValueError as err:
-            logger.warning("Playback file %s: its marker row cannot be read (%s); the file's "
-                           "markers are not replayed (read_file reads a damaged file)", path, err)
-            values = np.zeros(0)
         at = np.flatnonzero(np.isfinite(values) & (values != 0))
         self._file_markers = (at, values[at])
-        return n_lines
+        return n_data
 
     def _open(self, timeout: float) -> StreamInfo:
         bs = _brainflow()
@@ -475,8 +485,8 @@ class BrainFlowSource(Source):
             return
         logger.info("Playback of %s reached the end of the file", self.file)
         self._stop.set()  # the acquisition thread ends after this iteration
+        self._close()  # released first (a state callback may connect() to play it again)
         self._set_state(SourceState.STOPPED, "end of file")
-        self._close()  # released: connect() plays the file again
 
     def _lost_samples(
         self, raw: np.ndarray, now: float, sfreq: float
@@ -629,6 +639,14 @@ class BrainFlowSource(Source):
         return out
 
     # ------------------------------------------------------------------ board extras
+    @property
+    def duration(self) -> float | None:
+        """Seconds of the playback board's file at the board's rate (``None`` for a live board),
+        as :attr:`acquisition.replay.ReplaySource.duration`."""
+        if self._file_samples is None or self.info is None or not self.info.sfreq:
+            return None
+        return self._file_samples / float(self.info.sfreq)
+
     @property
     def finished(self) -> bool:
         """True once the playback board delivered its whole file (never for a live board), as

@@ -823,10 +823,10 @@ def _read_brainflow_quiet(path: Path, board_id: int) -> FileRecording:
     if n_cols != n_rows:
         raise DataFileError(
             f"BrainFlow file {str(path)!r} has {n_cols} tab-separated columns per line, but board "
-            f"{board_id} writes {n_rows} rows. Fix: replay it with the board that recorded it, "
-            "`--source brainflow:playback:BOARD:PATH` (e.g. brainflow:playback:cyton:rec.csv; in "
-            "Python read_file(path, board_id=...)), or check that it was written by "
-            "brainflow.DataFilter.write_file."
+            f"{board_id} writes {n_rows} rows. Fix: name the board that recorded it "
+            "(`bci-app stream FILE --board-id ID`; to replay it, `--source "
+            "brainflow:playback:BOARD:PATH`; in Python read_file(path, board_id=ID)), or check "
+            "that it was written by brainflow.DataFilter.write_file."
         )
     table = _parse_brainflow_table(path)
     if table.ndim != 2 or table.shape[0] != n_rows or table.shape[1] == 0:

@@ -73,12 +73,31 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bci-app: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # stdout closed by its reader (`bci-app devices | head`)
-        # Python's recipe: point stdout at devnull so the flush at exit does not fail again
+    except BrokenPipeError:
+        if not _stdout_closed():  # another pipe or socket: an unexpected error, shown as one
+            raise
+        # stdout closed by its reader (`bci-app devices | head`). Python's recipe: point stdout
+        # at devnull so the flush at exit does not fail again
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # as a shell reports a process ended by SIGPIPE
+
+
+def _stdout_closed() -> bool:
+    """True when stdout is a pipe whose reader has gone (POLLERR on its write end); where that
+    cannot be asked (Windows), a broken pipe is taken to be stdout."""
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # (replaced by a stream without a descriptor)
+        return False
+    if not hasattr(select, "poll"):
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(ev & select.POLLERR for _, ev in poller.poll(0))
 
 
 if __name__ == "__main__":  # pragma: no cover

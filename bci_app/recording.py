@@ -164,14 +164,11 @@ def attach_recorder(
     Adds a ``rec`` entry to the session's status line. Returns the recorder (e.g. to
     ``add_stream`` the predictions or ``add_marker_log`` the cue generator).
     """
-    from acquisition.recorder import Recorder, default_recording_path
+    from acquisition.recorder import Recorder
 
     from . import __version__
 
-    if not path:
-        path = default_recording_path(prefix or subject or "session")
-    elif Path(path).is_dir() or str(path).endswith(("/", os.sep)):
-        path = default_recording_path(prefix or subject or "session", folder=path)
+    path = recording_path(path, prefix or subject or "session")
     session_meta = {
         "subject": subject,
         "app_version": __version__,
@@ -184,6 +181,19 @@ def attach_recorder(
     session.add_component(rec, start_last=True)
     session.add_status_hook(lambda: {"rec": rec.status_text()})
     return rec
+
+
+def recording_path(path, prefix: str = "session") -> Path:
+    """The file a recording given ``path`` goes to: ``None`` or ``""`` gives
+    ``recordings/<prefix>_<UTC time>.xdf``; an existing folder (or a path ending in ``/``) gets
+    that file name inside it; anything else is the file itself."""
+    from acquisition.recorder import default_recording_path
+
+    if not path:
+        return Path(default_recording_path(prefix))
+    if Path(path).is_dir() or str(path).endswith(("/", os.sep)):
+        return Path(default_recording_path(prefix, folder=path))
+    return Path(path)
 
 
 def prediction_recorder(recorder, classes, *, name: str = "predictions"):

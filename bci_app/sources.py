@@ -18,6 +18,7 @@ Specs::
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from acquisition.base import Source
@@ -38,18 +39,31 @@ def split_channel_option(spec: str) -> tuple[str, str | None]:
     """``"brainflow:cyton:COM3?channels=C3,Cz"`` -> (``"brainflow:cyton:COM3"``, ``"C3,Cz"``);
     a spec without the option -> (spec, None).
 
-    Only a last ``?channels=...`` is an option: an LSL name or a file path may hold a ``?``. A
-    BrainFlow spec (``synthetic``, ``brainflow:...``) has no ``?`` of its own, so any other
-    option there is a ConfigError naming the one there is."""
+    Only a last ``?channels=...`` is an option: an LSL name or a file path (``file:``,
+    ``brainflow:playback:BOARD:PATH``) may hold a ``?``. Another BrainFlow spec (``synthetic``,
+    ``brainflow:BOARD[:PORT]``) has no ``?`` of its own, so any other option there is a
+    ConfigError naming the one there is."""
     base, q, option = spec.rpartition("?")
     key, eq, value = option.partition("=")
     if q and eq and key.strip().lower() == "channels":
         return base.strip(), value
-    if q and source_kind(spec) in ("synthetic", "brainflow"):
+    if q and source_kind(spec) in ("synthetic", "brainflow") and not _is_playback(spec):
         raise ConfigError(f"source option {option!r} of {spec!r}: the one option is "
                           "channels=NAME,NAME,... (the electrode of each EEG channel in board "
                           "order), e.g. brainflow:cyton:/dev/ttyUSB0?channels=C3,Cz,C4,...")
     return spec, None
+
+
+def _is_playback(spec: str) -> bool:
+    """``brainflow:playback:...`` (any name or id BrainFlow gives its playback board)."""
+    if source_kind(spec) != "brainflow":
+        return False
+    from acquisition.brainflow_source import resolve_board_id
+
+    try:
+        return resolve_board_id(spec.strip().split(":")[1].strip()) == PLAYBACK_BOARD_ID
+    except (ConfigError, ValueError, IndexError):
+        return False
 
 
 def source_kind(spec: str) -> str:
@@ -98,7 +112,8 @@ def make_source(spec: str, **kwargs: Any) -> Source:
                     "that recorded it (its rows and rate) and the file: brainflow:playback:"
                     "BOARD:PATH, e.g. brainflow:playback:cyton:/data/BrainFlow-RAW.csv "
                     "(`bci-app devices` lists the boards).")
-            return BrainFlowSource(board, file=path, master_board=master.strip(), **kwargs)
+            return BrainFlowSource(board, file=str(Path(path).expanduser()),
+                                   master_board=master.strip(), **kwargs)
         return BrainFlowSource(board, serial_port=port, **kwargs)
     if kind == "lsl":
         from acquisition.lsl_source import LSLSource

@@ -13,9 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
-from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from decoders.stats import guess_threshold  # noqa: E402  (the rule evaluate --json uses)
 
 
 def main(argv=None) -> int:
@@ -50,11 +53,11 @@ def main(argv=None) -> int:
         m["mean_accuracy"] = round(float(acc.mean()), 4)
         m["sd_accuracy"] = round(float(acc.std(ddof=1)), 4) if len(acc) > 1 else 0.0
         n = m["n_test_trials"]
-        counts = m["test_class_counts"]  # guessing the majority class is not above chance
-        p = m["chance_level"] if counts is None else max(m["chance_level"], max(counts) / n)
-        m["majority_share"] = None if counts is None else round(max(counts) / n, 4)
-        bound = stats.binom.ppf(0.95, n, p) / n
-        m["chance_upper_95_pooled"] = round(float(bound), 4)
+        counts = m["test_class_counts"]  # (None in JSON written before 2026-11-25)
+        majority = float("nan") if counts is None else max(counts) / n
+        m["majority_share"] = None if counts is None else round(majority, 4)
+        n_classes = round(1 / m["chance_level"])
+        m["chance_upper_95_pooled"] = round(guess_threshold(n, n_classes, majority), 4)
         m["per_subject_accuracy"] = dict(sorted(m["per_subject_accuracy"].items(),
                                                 key=lambda kv: int(kv[0])))
         out.append(m)

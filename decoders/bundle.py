@@ -54,6 +54,16 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def pinned_preprocessor(preprocessing: dict, channels: list[str]) -> Preprocessor:
+    """A bundle's preprocessing; one trained on "all channels" (``channels`` None) is pinned to
+    the bundle's own ``channels``, so another source's order or extra channels cannot leak in.
+    Used by MI and text bundles alike."""
+    pre = Preprocessor.from_dict(preprocessing)
+    if pre.channels is None:
+        pre.channels = list(channels)
+    return pre
+
+
 @dataclass
 class Bundle:
     """A loaded decoder with the facts needed to feed it.
@@ -101,10 +111,7 @@ class Bundle:
 
     @property
     def preprocessor(self) -> Preprocessor:
-        pre = Preprocessor.from_dict(self.config["preprocessing"])
-        if pre.channels is None:  # trained on "all channels": pin them to the bundle's list,
-            pre.channels = self.channels  # so another source's order or extras cannot leak in
-        return pre
+        return pinned_preprocessor(self.config["preprocessing"], self.channels)
 
     @property
     def eegmmidb_training_subjects(self) -> set[int]:

@@ -39,7 +39,7 @@ from bci_app.errors import BciAppError, ConfigError
 from .bundle import Bundle
 from .estimators import Decoder, make_decoder
 from .preprocessing import ChannelMapping, EuclideanAlignment, Preprocessor
-from .stats import chance_upper, wilson_interval
+from .stats import chance_upper, guess_threshold, wilson_interval
 
 logger = logging.getLogger(__name__)
 
@@ -137,8 +137,7 @@ class CVScore:
         """Accuracy a guesser exceeds with 5 % probability: binomial around the larger of
         :attr:`chance` and :attr:`majority` (a decoder that learnt only the class imbalance of
         unbalanced trials is not above chance)."""
-        p = self.chance if not self.n else max(self.chance, self.majority)
-        return chance_upper(self.n, self.n_classes, p=p)
+        return guess_threshold(self.n, self.n_classes, self.majority)
 
     @property
     def confusion(self) -> np.ndarray:

@@ -133,11 +133,9 @@ class EvaluationResult:
         around the larger of :attr:`chance` and :attr:`majority` (always answering the more
         frequent class of unbalanced trials is not above chance), as in
         :mod:`decoders.calibration` and :mod:`decoders.pseudo_online`."""
-        from .stats import chance_upper
+        from .stats import guess_threshold
 
-        n = len(self.y_true)
-        p = self.chance if not n else max(self.chance, self.majority)
-        return chance_upper(n, len(self.classes), p=p)
+        return guess_threshold(len(self.y_true), len(self.classes), self.majority)
 
     def to_dict(self) -> dict[str, Any]:
         return {

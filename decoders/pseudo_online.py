@@ -18,7 +18,7 @@ import numpy as np
 
 from bci_app.errors import ConfigError
 
-from .stats import chance_upper, wilson_interval
+from .stats import guess_threshold, wilson_interval
 
 
 def wolpaw_itr(accuracy: float, n_classes: int, seconds_per_selection: float) -> float:
@@ -103,8 +103,7 @@ class PseudoOnlineReport:
         """Trial accuracy a guesser exceeds with 5 % probability on these trials: binomial
         around the larger of :attr:`chance` and :attr:`majority` (always answering the more
         frequent class of unbalanced trials is not above chance)."""
-        p = self.chance if math.isnan(self.majority) else max(self.chance, self.majority)
-        return chance_upper(self.n_trials, self.n_classes, p=p)
+        return guess_threshold(self.n_trials, self.n_classes, self.majority)
 
     @property
     def ci95(self) -> tuple[float, float]:

@@ -32,3 +32,14 @@ def chance_upper(n: int, n_classes: int, alpha: float = 0.05, p: float | None = 
     if n <= 0:
         return float("nan")
     return float(binom.ppf(1 - alpha, n, 1.0 / n_classes if p is None else p) / n)
+
+
+def guess_threshold(n: int, n_classes: int, majority: float = float("nan"),
+                    alpha: float = 0.05) -> float:
+    """Accuracy a guesser exceeds with probability ``alpha`` on ``n`` trials: the binomial
+    threshold around the larger of chance (``1 / n_classes``) and ``majority``, the share of the
+    most frequent class among the trials (always answering that class of unbalanced trials, or
+    a decoder that learnt only the imbalance, is not above chance). NaN ``majority``: chance."""
+    chance = 1.0 / n_classes
+    p = chance if math.isnan(majority) else max(chance, majority)
+    return chance_upper(n, n_classes, alpha, p=p)

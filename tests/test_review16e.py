@@ -205,9 +205,11 @@ def test_output_closed_by_its_reader_ends_without_a_traceback():
     import subprocess
     import sys
 
+    # unbuffered, so that lines are written as printed (block-buffered, ~1 KB would be written
+    # once at exit, after the reader's close, without the pipe ever breaking mid-run)
     proc = subprocess.Popen([sys.executable, "-m", "bci_app.cli", "devices", "--timeout", "0.1"],
-                            cwd=ROOT, env=os.environ.copy(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                            cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.readline()
     proc.stdout.close()  # as `| head -1` does
     err = proc.stderr.read().decode()
@@ -231,3 +233,25 @@ def test_evaluate_text_refuses_no_training_epochs(capsys, epochs):
     """``train`` refuses ``--epochs 0``; ``evaluate-text`` evaluated the untrained model."""
     err = fails(capsys, "evaluate-text", "--epochs", epochs, "--snr", "4")
     assert f"--epochs: expected an integer >= 1, got {epochs}" in err
+
+
+
+def test_a_broken_pipe_that_is_not_stdout_is_an_error(monkeypatch, capsys):
+    """Only a closed stdout ends quietly with 141; a broken socket is an unexpected error."""
+    import bci_app.commands.devices as devices
+
+    def broken(args):
+        raise BrokenPipeError(32, "Broken pipe")  # e.g. a download's socket
+
+    monkeypatch.setattr(devices, "run", broken)
+    with pytest.raises(BrokenPipeError):
+        main(["devices"])
+
+
+def test_playback_path_may_hold_question_marks_and_a_home_folder():
+    from bci_app.sources import make_source, split_channel_option
+
+    spec = "brainflow:playback:synthetic:/data/what?.csv"
+    assert split_channel_option(spec) == (spec, None)  # (was: "source option '.csv'")
+    assert split_channel_option(spec + "?channels=C3") == (spec, "C3")
+    assert make_source("brainflow:playback:synthetic:~/rec.csv").file == str(Path.home() / "rec.csv")

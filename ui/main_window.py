@@ -640,8 +640,10 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.banner.clear()
         elif state == "stopped":
             if getattr(src, "finished", False):
-                self.banner.show_message("finished", f"Replay of {name} finished. "
-                                         "Press Play (or Replay again) to play it from the start.")
+                again = ("Press Play (or Replay again)" if hasattr(src, "seek")  # a ReplaySource
+                         else "Press Replay again")  # BrainFlow's playback board has no Play
+                self.banner.show_message("finished", f"Replay of {name} finished. {again} to "
+                                         "play it from the start.")
                 self._on_replay_end()
         self._update_record_controls()
         self._update_status()
@@ -704,7 +706,12 @@ class MainWindow(QtWidgets.QMainWindow):
             return "replay ended — no decision was made; no new windows are decoded"
         # the last sample written is the file's last one: count back from the end of the file
         last_ts = float(buf.latest(1).timestamps[-1])
-        t = max(0.0, float(src.duration) - (last_ts - float(pred.window_end)))
+        duration = getattr(src, "duration", None)
+        if duration is None:  # (a source that cannot say how long its file is)
+            ago = max(0.0, last_ts - float(pred.window_end))
+            return (f"replay ended — last decision {ago:.1f} s before the end; no new windows "
+                    "are decoded")
+        t = max(0.0, float(duration) - (last_ts - float(pred.window_end)))
         return f"replay ended — last decision at t = {t:.1f} s; no new windows are decoded"
 
     # ------------------------------------------------------------------ markers

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -511,14 +510,10 @@ def run(args) -> int:
 def _check_record_option(record: str) -> None:
     """``--record`` as ``attach_recorder`` takes it (a file, a folder, or "" for
     ``recordings/``), checked before the session: ConfigError when it cannot be written."""
-    from ..config import recordings_dir
-    from ..recording import check_output_dir
+    from ..recording import recording_path
     from .record import check_recording_target
 
-    if record and not (Path(record).is_dir() or record.endswith(("/", os.sep))):
-        check_recording_target(record, "--record")
-    else:  # the file is named by the time inside this folder
-        check_output_dir(record or recordings_dir(), "--record")
+    check_recording_target(recording_path(record, "calibration"), "--record")
 
 
 def load_profile_bundle(path):

@@ -118,12 +118,9 @@ class TextBundle:
 
     @property
     def preprocessor(self):
-        from decoders.preprocessing import Preprocessor
+        from decoders.bundle import pinned_preprocessor
 
-        pre = Preprocessor.from_dict(self.config["preprocessing"])
-        if pre.channels is None:  # "all channels": pin them to the bundle's list (as Bundle),
-            pre.channels = self.channels  # so a source's order or extras cannot leak in
-        return pre
+        return pinned_preprocessor(self.config["preprocessing"], self.channels)
 
     def streaming_filter(self, sfreq_in: float, ch_names_in: list[str], mapping=None):
         """Stateful causal preprocessing from a source's channels/rate to this bundle's input

@@ -93,8 +93,8 @@ def test_playback_board_refuses_a_file_it_cannot_play(tmp_path, data_dir):
         BrainFlowSource("playback", file=str(gui), master_board="cyton").connect(timeout=2)
     f = tmp_path / "synthetic.csv"
     _write_synthetic_csv(f, 600)  # 2.4 s at 250 Hz, 32 rows
-    with pytest.raises(ConfigError, match="32 values per sample, but master_board CYTON_BOARD "
-                                          "writes 24"):
+    with pytest.raises(ConfigError, match="32 values per sample, but board CYTON_BOARD "
+                                          "writes 24.*brainflow:playback:BOARD:PATH"):
         BrainFlowSource("playback", file=str(f), master_board="cyton").connect(timeout=2)
     with pytest.raises(ConfigError, match="recorded at 250 Hz .* CYTON_DAISY_BOARD runs at 125"):
         BrainFlowSource("playback", file=str(f), master_board="cyton-daisy").connect(timeout=2)
@@ -102,3 +102,32 @@ def test_playback_board_refuses_a_file_it_cannot_play(tmp_path, data_dir):
     src.connect(timeout=2)  # the right board plays it
     src.disconnect()
     assert src.state == SourceState.STOPPED
+    # a pause inside a file (stop_stream / start_stream, or a session appended) is no other rate
+    table = _write_synthetic_csv(f, 500)
+    table[bs_timestamp_row(), 250:] += 5.0
+    from brainflow.data_filter import DataFilter
+
+    DataFilter.write_file(table, str(f), "w")
+    with BrainFlowSource("playback", file=str(f), master_board="synthetic").connect(timeout=2):
+        pass  # (was: "recorded at 51 Hz ... with another board")
+
+
+def bs_timestamp_row() -> int:
+    return _brainflow().BoardShim.get_timestamp_channel(-1)
+
+
+def test_playback_board_ends_a_file_with_blank_lines(tmp_path):
+    """The sample count included blank lines, which BrainFlow skips: the end of the file was
+    never reached, and the board was 'reconnected' and played the file again, for ever."""
+    f = tmp_path / "blank.csv"
+    n = 100
+    _write_synthetic_csv(f, n, markers={60: 5.0})
+    lines = f.read_bytes().split(b"\n")
+    f.write_bytes(b"\n".join(lines[:50] + [b""] + lines[50:]) + b"\n\n")
+    src = BrainFlowSource("playback", file=str(f), master_board="synthetic",
+                          stall_timeout=0.2, lost_timeout=0.3)
+    with src.connect(timeout=5):
+        wait_until(lambda: src.state == SourceState.STOPPED, 5, what="end of file")
+        got = src.buffer.since(0)
+    assert got.n_samples == n and src.gaps == [] and src.duration == pytest.approx(n / SFREQ)
+    assert [(m.label, m.timestamp) for m in src.markers.all()] == [("5", got.timestamps[60])]

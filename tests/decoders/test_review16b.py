@@ -119,3 +119,38 @@ def test_files_at_another_rate_are_named_not_a_numpy_error(s1_copy):
     both = load_eegmmidb([1], s1_copy, Preprocessor(channels=["C3", "Cz", "C4"], sfreq=80.0),
                          runs=(4, 8))  # resampled to one rate, they load
     assert both.X.shape == (30, 3, 160) and both.sfreq == 80.0
+
+
+def test_merged_calibration_runs_take_the_threshold_around_their_pooled_majority(tmp_path):
+    """bench/merge_targets.py recomputed the pooled bound around chance only; it now sums the
+    runs' test-class counts and applies the rule ``evaluate --json`` applies (55 / 45 of 100
+    trials: 63 %, not 58 %), and keeps chance for JSON written before the counts existed."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.helpers.processes import ROOT
+
+    def run(name, targets, counts):
+        res = {"model": "ts_lr", "settings": {"calib_trials": 20, "target_subjects": targets},
+               "per_subject_accuracy": {str(t): 0.6 for t in targets},
+               "n_test_trials": sum(counts), "chance_level": 0.5, "test_class_counts": counts}
+        path = tmp_path / name
+        path.write_text(json.dumps({"date": "d", "machine": "m", "command": "c",
+                                    "results": [res]}))
+        return str(path)
+
+    def merged(*inputs):
+        out = tmp_path / "merged.json"
+        subprocess.run([sys.executable, str(ROOT / "bench" / "merge_targets.py"), str(out),
+                        *inputs], check=True, capture_output=True)
+        return json.loads(out.read_text())["results"][0]
+
+    m = merged(run("a.json", [1, 2], [30, 20]), run("b.json", [3], [25, 25]))
+    assert m["test_class_counts"] == [55, 45] and m["majority_share"] == 0.55
+    assert m["chance_upper_95_pooled"] == pytest.approx(0.63)
+    old = json.loads(Path(tmp_path / "b.json").read_text())
+    del old["results"][0]["test_class_counts"]
+    Path(tmp_path / "b.json").write_text(json.dumps(old))
+    m = merged(run("a.json", [1, 2], [30, 20]), str(tmp_path / "b.json"))
+    assert m["test_class_counts"] is None and m["chance_upper_95_pooled"] == pytest.approx(0.58)

@@ -110,7 +110,19 @@ def test_clock_reset_fixture_replays_without_losing_the_stream(data_dir):
     np.testing.assert_array_equal(got.data, rec.data)
 
 
-def test_brainflow_playback_that_ends_goes_stalled_then_lost(tmp_path):
+def test_brainflow_board_that_goes_silent_goes_stalled_then_lost():
+    """A board that stops sending (a dongle pulled mid-stream): stalled, then lost."""
+    src = BrainFlowSource("synthetic", reconnect=False, stall_timeout=0.3, lost_timeout=1.0)
+    with src.connect(timeout=5):
+        wait_until(lambda: src.n_samples > 0, 5, what="first samples")
+        src._board.stop_stream()  # the device goes silent; the session stays open
+        wait_until(lambda: src.state == SourceState.LOST, 10, what="lost after the silence")
+        states = [s for _, s, _ in src.state_history]
+        assert states.index(SourceState.STALLED) < states.index(SourceState.LOST)
+
+
+def test_brainflow_playback_that_ends_stops_with_every_sample(tmp_path):
+    """The end of a playback file is not a loss: stopped ("end of file"), all of it delivered."""
     from brainflow.data_filter import DataFilter
 
     from tests.reliability.fuzzing import _brainflow_csv
@@ -119,9 +131,10 @@ def test_brainflow_playback_that_ends_goes_stalled_then_lost(tmp_path):
     data = DataFilter.read_file(str(f))
     src = BrainFlowSource("playback", file=str(f), master_board="synthetic", reconnect=False)
     with src.connect(timeout=5):
-        wait_until(lambda: src.state == SourceState.LOST, 10, what="lost after the file ended")
+        wait_until(lambda: src.state == SourceState.STOPPED, 10, what="end of file")
+        assert src.state_history[-1][2] == "end of file" and src.finished
         states = [s for _, s, _ in src.state_history]
-        assert states.index(SourceState.STALLED) < states.index(SourceState.LOST)
+        assert SourceState.LOST not in states
         assert src.n_samples == data.shape[1]  # everything that was sent arrived
 
 

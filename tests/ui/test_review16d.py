@@ -5,6 +5,7 @@ the source dialog that stopped the running source (and its recording) before fai
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from tests.ui.fakes import SimulatedSource, process_events_for, wait_streaming
@@ -123,3 +124,44 @@ def test_replay_again_of_a_file_moved_away_keeps_the_running_replay(make_window,
     win.settings.last_source = f"file:{edf}"
     win._reopen_last()
     assert win.source is src and win.recorder is recorder
+
+
+def test_end_of_a_brainflow_playback_file_while_decoding_and_recording(make_window,
+                                                                       gui_bundle_path,
+                                                                       tmp_path):
+    """BrainFlow's playback board now stops at the end of its file (``finished``), and the
+    window's end-of-replay path read ``src.duration``, which that source lacked: the recording
+    was never closed and the banner offered Play, which it has no control for."""
+    import sys
+
+    from brainflow.board_shim import BoardShim
+    from brainflow.data_filter import DataFilter
+
+    from tests.ui.conftest import SYNTH_CHANNELS
+    from tests.ui.fakes import decoding_a_replay, process_events_for, wait_until
+
+    n = 250 * 4
+    table = np.zeros((BoardShim.get_num_rows(-1), n))
+    eeg = BoardShim.get_eeg_channels(-1)
+    table[eeg] = np.random.default_rng(1).standard_normal((len(eeg), n)) * 10.0  # µV
+    table[BoardShim.get_package_num_channel(-1)] = np.arange(n) % 256
+    table[BoardShim.get_timestamp_channel(-1)] = 1.7e9 + np.arange(n) / 250.0
+    csv = tmp_path / "pb.csv"
+    DataFilter.write_file(table, str(csv), "w")
+    errors = []
+    hook, sys.excepthook = sys.excepthook, lambda *a: errors.append(a[1])
+    try:
+        win = make_window(f"brainflow:playback:synthetic:{csv}?channels=" + ",".join(SYNTH_CHANNELS))
+        decoding_a_replay(win, gui_bundle_path, record_to=tmp_path / "pb.xdf")
+        src = win.source
+        wait_until(lambda: src.state.value == "stopped", 20)
+        wait_until(lambda: win.recorder is None or errors, 20)
+        process_events_for(0.2)
+    finally:
+        sys.excepthook = hook
+    assert not errors, errors
+    assert src.duration == pytest.approx(4.0)
+    assert win.recorder is None and win.decoder is None  # the recording was saved
+    assert (tmp_path / "pb.xdf").stat().st_size > 0
+    assert win.banner.kind == "finished" and "Press Replay again" in win.banner.text
+    assert "Play (" not in win.banner.text
