@@ -21,6 +21,7 @@ import pytest
 
 from bci_app.cli import build_parser, main
 from bci_app.errors import DataFileError
+from tests.helpers.cli import fails
 from tests.helpers.processes import ROOT
 
 UNWRITABLE = "/proc/bci-app-test"  # not creatable, even for root
@@ -32,13 +33,6 @@ def bci_app(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
                           env=os.environ.copy(), capture_output=True, text=True, timeout=timeout)
 
 
-def fails(capsys, *args: str) -> str:
-    """Run ``bci-app ARGS`` in-process; it must exit 2. Returns its stderr."""
-    rc = main(list(args))
-    err = capsys.readouterr().err
-    assert rc == 2, err
-    assert "bci-app: error: " in err
-    return err
 
 
 def _hdr(name: str, n: int, srate: float, fmt: str, stype: str = "EEG") -> ET.Element:

@@ -29,6 +29,7 @@ import pytest
 
 from bci_app.cli import main
 from bci_app.errors import BundleError, ConfigError
+from tests.helpers.cli import fails
 from tests.helpers.processes import ROOT
 
 UNWRITABLE = "/proc/bci-app-test"  # not creatable, even for root
@@ -36,13 +37,6 @@ NO_DATA = "/nonexistent/eegmmidb"
 CSP_BUNDLE = ROOT / "decoders" / "pretrained" / "mi_left_right_csp_lda_ea"
 
 
-def fails(capsys, *args: str) -> str:
-    """Run ``bci-app ARGS`` in-process; it must exit 2. Returns its stderr."""
-    rc = main(list(args))
-    err = capsys.readouterr().err
-    assert rc == 2, err
-    assert "bci-app: error: " in err
-    return err
 
 
 @pytest.fixture

@@ -18,17 +18,13 @@ import pytest
 from bci_app.cli import main
 from bci_app.errors import ConfigError
 
+from tests.helpers.cli import fails as _fails
+
 from .conftest import TOY_CHANS, TOY_SFREQ, TOY_WINDOW
 
 NO_DATA = "/nonexistent/eegmmidb"  # an option checked up front is reported before this is read
 
 
-def _fails(capsys, *args: str) -> str:
-    rc = main(list(args))
-    err = capsys.readouterr().err
-    assert rc == 2, err
-    assert "bci-app: error: " in err
-    return err
 
 
 @pytest.mark.parametrize("command", ["train", "evaluate"])
