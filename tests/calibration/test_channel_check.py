@@ -49,8 +49,9 @@ def test_the_named_fix_calibrates_that_board(synthetic_pretrained, tmp_path):
     """A bundle trained as the error says (here on 3 subjects) runs the whole calibration on
     the synthetic board: cues, recording, adaptation, profile on its 16 channels."""
     cues: list = []
+    # a 0.6 s fixation (trials kept without a pre-cue reference) keeps this real-time run short
     run = run_calibration(make_source("synthetic"), load_bundle(synthetic_pretrained),
-                          trials_per_class=2, timings=SHORT, record=tmp_path / "rec",
+                          trials_per_class=2, timings=(0.6, *SHORT[1:]), record=tmp_path / "rec",
                           profiles_root=tmp_path / "profiles",
                           print_cue=lambda *a: cues.append(a), cv_folds=2, finetune_epochs=1)
     assert len(cues) == 4 and len(run.epochs.y) == 4

@@ -1,4 +1,4 @@
-"""10 s session from the BrainFlow synthetic board + a replayed EEGMMIDB run, recorded together;
+"""5 s session from the BrainFlow synthetic board + a replayed EEGMMIDB run, recorded together;
 then pyxdf, load_recording and the FIF / EDF / BIDS exports are checked against the ring buffers.
 """
 
@@ -17,7 +17,7 @@ from acquisition.recorder import Recorder
 from acquisition.replay import ReplaySource
 from bci_app.recording import export_recording, load_recording
 
-RECORD_SECONDS = 10.0
+RECORD_SECONDS = 5.0
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +25,8 @@ def session_file(tmp_path_factory, eegmmidb_path):
     edf = eegmmidb_path / "MNE-eegbci-data/files/eegmmidb/1.0.0/S001/S001R04.edf"
     path = tmp_path_factory.mktemp("rt") / "session.xdf"
     board = BrainFlowSource("synthetic", buffer_seconds=60.0)
-    # 125 s of 64-ch EEGMMIDB at 16x: done within the 10 s of the session
-    replay = ReplaySource(str(edf), speed=16.0, buffer_seconds=200.0)
+    # 125 s of 64-ch EEGMMIDB at 32x: done within the 5 s of the session
+    replay = ReplaySource(str(edf), speed=32.0, buffer_seconds=200.0)
     board.connect(timeout=10.0)
     replay.connect(timeout=10.0)
     try:
@@ -37,7 +37,7 @@ def session_file(tmp_path_factory, eegmmidb_path):
         t_end = time.monotonic() + RECORD_SECONDS
         while time.monotonic() < t_end:  # the session's length, not a synchronisation
             time.sleep(0.2)
-        assert replay.finished, "the replay should be over after 10 s at 16x"
+        assert replay.finished, "the replay should be over after 5 s at 32x"
     finally:
         board.disconnect()
         replay.disconnect()

@@ -141,7 +141,7 @@ def test_live_spelling_says_it_stopped_at_max_commands(eegmmidb_path, capsys):
     edf = eegmmidb_path / "MNE-eegbci-data/files/eegmmidb/1.0.0/S001/S001R04.edf"
     rc = main(["spell", "--source", f"file:{edf}", "--model", str(BUNDLE), "--headless",
                "--no-lm", "--threshold", "0.51", "--dwell", "0.1", "--refractory", "0.1",
-               "--max-commands", "2", "--duration", "120"])
+               "--max-commands", "2", "--duration", "120", "--speed", "4"])  # (test time)
     out = capsys.readouterr().out.splitlines()
     assert rc == 0
     assert "stopped: --max-commands 2 reached" in out
