@@ -458,6 +458,8 @@ def _load_bundle(path: Path) -> Bundle:
         raise BundleError(f"bundle: weights {bad[:5]} in {w_path} hold NaN or inf values. "
                           f"{_RESTORE}")
     kind, state = config["kind"], config["decoder"]  # a missing key: the config's fault
+    if isinstance(state, dict):
+        state["params"]  # noqa: B018 - likewise (not "the weights do not fit")
     try:
         decoder = decoder_from_state(kind, state, arrays)
     except (KeyError, RuntimeError, ValueError) as err:

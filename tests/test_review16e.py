@@ -84,14 +84,15 @@ def test_a_motor_imagery_bundle_is_not_taken_for_a_text_bundle(tmp_path):
 
 
 # ------------------------------------------------------------------ 2. a config without "kind"
-def test_bundle_config_without_kind_names_the_key(tmp_path):
+@pytest.mark.parametrize("key", ["kind", "params"])
+def test_bundle_config_without_a_key_names_the_key(tmp_path, key):
     from decoders.bundle import load_bundle
 
     path = shutil.copytree(CSP_BUNDLE, tmp_path / "b")
     cfg = json.loads((path / "config.json").read_text())
-    del cfg["kind"]
+    del (cfg if key == "kind" else cfg["decoder"])[key]
     (path / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(BundleError, match=r"config.json lacks the key 'kind'") as exc:
+    with pytest.raises(BundleError, match=rf"config.json lacks the key '{key}'") as exc:
         load_bundle(path)
     assert "weights" not in str(exc.value)
 
