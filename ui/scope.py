@@ -792,14 +792,21 @@ class ScopeWidget(QtWidgets.QWidget):
         }
 
     def restore(self, state: dict) -> None:
-        try:
-            self.set_window(float(state.get("window_s", self.window_s)))
-            self.set_mode(str(state.get("mode", self.mode)))
-            self.set_scale(float(state.get("scale_uv", self.scale_uv)))
-            self.set_filter(int(state.get("notch", 0)), str(state.get("bandpass", "off")))
-            self.set_montage(str(state.get("montage", self.montage)))
-        except (ValueError, TypeError) as err:
-            logger.warning("Ignoring stored scope settings %r: %s", state, err)
+        """Apply stored display settings; each one that is invalid (an edited settings file) is
+        skipped with a warning, and the others are still restored."""
+        steps = (
+            ("window_s", lambda: self.set_window(float(state.get("window_s", self.window_s)))),
+            ("mode", lambda: self.set_mode(str(state.get("mode", self.mode)))),
+            ("scale_uv", lambda: self.set_scale(float(state.get("scale_uv", self.scale_uv)))),
+            ("notch/bandpass", lambda: self.set_filter(int(state.get("notch", 0)),
+                                                       str(state.get("bandpass", "off")))),
+            ("montage", lambda: self.set_montage(str(state.get("montage", self.montage)))),
+        )
+        for key, apply in steps:
+            try:
+                apply()
+            except (ValueError, TypeError) as err:
+                logger.warning("Ignoring the stored scope setting %s: %s", key, err)
 
     def channel_state(self) -> dict:
         """Per-stream channel set-up (hidden, bad, per-channel scales) by channel name."""

@@ -165,3 +165,17 @@ def test_end_of_a_brainflow_playback_file_while_decoding_and_recording(make_wind
     assert (tmp_path / "pb.xdf").stat().st_size > 0
     assert win.banner.kind == "finished" and "Press Replay again" in win.banner.text
     assert "Play (" not in win.banner.text
+
+
+def test_one_invalid_stored_scope_setting_does_not_drop_the_others(qtbot):
+    """``ScopeWidget.restore`` stopped at the first invalid value: a bad ``mode`` (an edited
+    settings file) lost the scale, filter and montage stored after it."""
+    from ui.scope import ScopeWidget
+
+    scope = ScopeWidget()
+    qtbot.addWidget(scope)
+    scope.restore({"window_s": 5.0, "mode": "zigzag", "scale_uv": 20.0, "notch": 50,
+                   "bandpass": "1–40 Hz"})
+    assert scope.window_s == 5.0 and scope.scale_spin.value() == 20.0
+    assert scope.notch_combo.currentText() == "notch 50 Hz" and \
+        scope.band_combo.currentText() == "1–40 Hz"
