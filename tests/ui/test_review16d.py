@@ -178,4 +178,4 @@ def test_one_invalid_stored_scope_setting_does_not_drop_the_others(qtbot):
                    "bandpass": "1–40 Hz"})
     assert scope.window_s == 5.0 and scope.scale_spin.value() == 20.0
     assert scope.notch_combo.currentText() == "notch 50 Hz" and \
-        scope.band_combo.currentText() == "1–40 Hz"
+        scope.band_combo.currentText() == "band 1–40 Hz"
