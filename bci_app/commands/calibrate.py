@@ -410,8 +410,6 @@ def _save(result, user, root, choose, spec, info, protocol, rec):
 
 # ---------------------------------------------------------------------------------------- CLI
 def run(args) -> int:
-    import torch
-
     from decoders.bundle import load_bundle
 
     if not args.headless:
@@ -419,8 +417,14 @@ def run(args) -> int:
             "calibrate without --headless opens the calibration wizard from the GUI (bci-app "
             "gui, menu Calibration); here use --headless to run it in the terminal."
         )
-    if args.trials < 1:
-        raise ConfigError(f"--trials: expected >= 1 trial per class, got {args.trials}.")
+    if args.trials < 2:  # calibrate() refuses fewer, but only after every trial was cued
+        raise ConfigError(f"--trials: expected 2 or more trials per class (the cross-validated "
+                          f"accuracy needs at least 2 of each class), got {args.trials}. Fix: "
+                          "pass --trials 20 (default).")
+    if args.seed < 0:  # numpy's generators refuse it, with a traceback, once the source opens
+        raise ConfigError(f"--seed: expected an integer >= 0 (it fixes the trial order and the "
+                          f"rest durations), got {args.seed}. Fix: pass --seed 0 (default) or "
+                          "another non-negative number.")
     if args.cv_folds < 2:  # before the session: calibrate() refuses it after every trial
         raise ConfigError(f"--cv-folds: expected 2 or more folds of the cross-validated "
                           f"accuracy, got {args.cv_folds}. Fix: pass --cv-folds 5 (default).")
@@ -430,6 +434,8 @@ def run(args) -> int:
     check_profile_target(args.user, args.profiles_dir)
     if not args.no_record:  # nor a recording that cannot be written (checked after the connect)
         _check_record_option(args.record)
+    import torch  # (after the option checks: importing it takes seconds)
+
     torch.set_num_threads(max(1, args.threads))
     classes = [c.strip() for c in args.classes.split(",") if c.strip()]
     timings = None

@@ -133,6 +133,11 @@ class CalibrationController(QtCore.QObject):
         self._source_lock = threading.Lock()
         #: (classes, trials per class) of the last cued run started
         self.acquisition_settings: tuple[tuple[str, ...], int] | None = None
+        #: :meth:`source_key` of the source the last cued run came from
+        self.acquisition_source: tuple | None = None
+        #: ``GrazProtocol.settings()`` of the last cued run (what the profile records: the
+        #: feedback runs have protocols of their own)
+        self.acquisition_protocol: dict | None = None
         self._jobProgress.connect(self._on_job_progress)
         self._jobEnded.connect(self._on_job_ended)
         self._stopPump.connect(self._on_stop_pump)  # direct in the GUI thread, else queued
@@ -235,6 +240,20 @@ class CalibrationController(QtCore.QObject):
         if closed:  # shut down while connecting: nobody would ever disconnect it
             src.disconnect()
             self._check_open()
+
+    def source_key(self) -> tuple | None:
+        """What a cued run's samples are only valid for: the source spec, its channel names and
+        rate (None without a source)."""
+        src = self.source
+        if src is None or src.info is None:
+            return None
+        return (self.source_spec, tuple(src.info.ch_names), float(src.info.sfreq))
+
+    def run_fits_source(self) -> bool:
+        """The last cued run was recorded from the source connected now (a run of another
+        source, connected since on the Device page, must not be trained on as this one's)."""
+        return self.acquisition_source is not None and \
+            self.acquisition_source == self.source_key()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -363,6 +382,8 @@ class CalibrationController(QtCore.QObject):
         self.protocol = GrazProtocol(classes, trials_per_class, timings, seed,
                                      marker_log=self.source.markers)
         self.acquisition_settings = (tuple(classes), int(trials_per_class))
+        self.acquisition_source = self.source_key()
+        self.acquisition_protocol = self.protocol.settings()
         self.calib_data, self.calib_cues = None, []
         self._hook_protocol()
         self.runner = ProtocolRunner(self.protocol, self.source)
@@ -405,7 +426,7 @@ class CalibrationController(QtCore.QObject):
             self._stop_recorder()
         self.calib_data, self.calib_cues = None, []
         self._run = None
-        self.acquisition_settings = None
+        self.acquisition_settings = self.acquisition_source = self.acquisition_protocol = None
 
     def _stop_recorder(self) -> None:
         if self.recorder is not None:
@@ -510,6 +531,9 @@ class CalibrationController(QtCore.QObject):
             if kind == "train":
                 if result is not None:
                     self.epochs, self.result = job.epochs, result
+                    # the profile saved before is another result's: the Results page must save
+                    # this one before feedback or Finish use a profile
+                    self.profile_path = None
                 self.trained.emit(result, error)
             else:
                 self.coadapted.emit(result, error)
@@ -589,7 +613,7 @@ class CalibrationController(QtCore.QObject):
             self.result, user, root=self.profiles_root, chosen=chosen, source=self.source_spec,
             stream={"name": info.name, "kind": info.source_kind, "sfreq": info.sfreq,
                     "ch_names": list(info.ch_names)},
-            montage=self.montage, protocol=self.protocol.settings() if self.protocol else {},
+            montage=self.montage, protocol=self.acquisition_protocol or {},
             recording=self.recording_path,
             extra={"feedback_runs": self.feedback_runs})
         self.chosen, self.user = chosen, user

@@ -366,9 +366,10 @@ class AcquisitionPage(QtWidgets.QWizardPage):
         ins = self.wizard().instructions if self.wizard() is not None else None
         wanted = (tuple(self.ctrl.pretrained.classes),
                   ins.trials.value() if ins is not None else None)
-        if self.finished and self.ctrl.acquisition_settings == wanted:
+        if self.finished and self.ctrl.acquisition_settings == wanted and \
+                self.ctrl.run_fits_source():
             return  # back and forth without changes: keep the finished run
-        if self.finished:  # the trial count changed: the earlier run no longer applies
+        if self.finished:  # the trial count or the source changed: the run no longer applies
             self.ctrl.discard_acquisition()
         self._reset()
 
@@ -449,6 +450,9 @@ class AcquisitionPage(QtWidgets.QWizardPage):
         msg = {"rest": "", "paused": "Paused — press Resume to continue",
                "done": "Done. Thank you!", "aborted": "Stopped."}.get(state, "")
         self.cue.set_state(state, message=msg)
+        if state in ("done", "aborted"):  # (the run's last samples still come in: no pause)
+            self.pause_btn.setEnabled(False)
+            self.abort_btn.setEnabled(False)
         self._update_progress()
 
     def _on_cue(self, cls: str, trial: int) -> None:
