@@ -178,3 +178,19 @@ def test_feedback_uses_the_profile_of_the_result_shown_and_keeps_its_protocol(wi
     meta = json.loads((first / "profile.json").read_text())
     assert meta["n_trials"] == 6 and meta["feedback_runs"] == 1
     assert meta["protocol"] == calib  # was the feedback run's (1 target per class, seed 100)
+    # the feedback run the update trained on is on disk (it was recorded nowhere): its EEG from
+    # the run's start, its cues and the decoder's predictions
+    import pyxdf
+
+    (fb,) = meta["feedback_recordings"]
+    assert fb != meta["recording"] and Path(fb).parent == Path(meta["recording"]).parent
+    streams, _ = pyxdf.load_xdf(fb)
+    by_type = {s["info"]["type"][0]: s for s in streams}
+    assert {"EEG", "Markers", "Predictions"} <= set(by_type)
+    cues = [m[0] for m in by_type["Markers"]["time_series"] if m[0].startswith("cue/")]
+    assert len(cues) == 2  # 1 target per class
+    eeg = by_type["EEG"]["time_stamps"]
+    assert eeg[0] <= by_type["Predictions"]["time_stamps"][0]
+    calib_eeg = next(s for s in pyxdf.load_xdf(meta["recording"])[0]
+                     if s["info"]["type"][0] == "EEG")
+    assert eeg[0] > calib_eeg["time_stamps"][-1]  # from the run's start, not the whole buffer

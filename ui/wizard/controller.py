@@ -96,6 +96,9 @@ class CalibrationController(QtCore.QObject):
         self.feedback_preds: list = []
         self.feedback_hits: list[bool] = []
         self.feedback_runs = 0
+        #: XDF files of the feedback runs (EEG, cues, predictions); recorded when the cued run
+        #: was: a co-adaptive update trains on that EEG, which must exist on disk too
+        self.feedback_recordings: list[Path] = []
         #: (data (n_samples, n_channels), timestamps (n_samples,)) of the last feedback run
         #: (what :meth:`coadapt` refines the model with); None before one ends
         self.feedback_data: tuple[np.ndarray, np.ndarray] | None = None
@@ -615,7 +618,8 @@ class CalibrationController(QtCore.QObject):
                     "ch_names": list(info.ch_names)},
             montage=self.montage, protocol=self.acquisition_protocol or {},
             recording=self.recording_path,
-            extra={"feedback_runs": self.feedback_runs})
+            extra={"feedback_runs": self.feedback_runs,
+                   "feedback_recordings": [str(f) for f in self.feedback_recordings]})
         self.chosen, self.user = chosen, user
         return self.profile_path
 
@@ -645,11 +649,34 @@ class CalibrationController(QtCore.QObject):
         self.protocol.add_state_callback(self._feedback_state)
         self.runner = ProtocolRunner(self.protocol, self.source)
         self.feedback_data = None
+        self._record_feedback()
         self._run = _RunCopy("feedback run", self.source.buffer.counter)
         self._fb_m0 = self.source.markers.counter
         self.mode = "feedback"
         self.runner.start()
         self.timer.start()
+
+    def _record_feedback(self) -> None:
+        """Record the feedback run (EEG from now, its cues, the decoder's predictions) beside
+        the cued run's file, when that run was recorded."""
+        if self.recording_path is None or self.session is None or self.recorder is not None:
+            return
+        from bci_app.recording import attach_recorder, prediction_recorder
+
+        user = getattr(self, "user", None) or "anonymous"
+        rec = attach_recorder(self.session, self.recording_path.parent, subject=user,
+                              prefix=f"feedback_{user}", history=False,
+                              protocol=self.protocol.settings())
+        try:
+            self.worker.add_callback(prediction_recorder(rec, self.bundle.classes))
+            rec.start()
+        except Exception:
+            logger.exception("The feedback run will not be recorded")
+            if rec in self.session.components:
+                self.session.components.remove(rec)
+            return
+        self.recorder = rec
+        self.feedback_recordings.append(Path(rec.path))
 
     def _feedback_step(self) -> None:
         if self.worker is not None and self.mode in ("feedback", "tail-feedback"):
@@ -700,6 +727,7 @@ class CalibrationController(QtCore.QObject):
         self.mode = "idle"
         self.feedback_runs += 1
         self._stop_worker()
+        self._stop_recorder()
         self.feedbackFinished.emit(self.hit_rate)
 
     def _stop_worker(self) -> None:
