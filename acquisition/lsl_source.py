@@ -382,38 +382,63 @@ class LSLSource(Source):
 class LSLMarkerInlet:
     """Reads an LSL marker stream (irregular, usually strings) into a :class:`MarkerLog`.
 
-    Runs its own thread; marker timestamps are corrected onto the local LSL clock.
+    Runs its own thread; marker timestamps are corrected onto the local LSL clock. When the
+    stream is lost (its sender quit or restarted) the thread says so once and looks for a
+    stream matching the same query every ``reconnect_interval`` seconds, so a restarted sender
+    is read again whatever its source id (liblsl's own recovery only finds a sender with the
+    same non-empty source id; without one it raised ``LostError`` on every poll).
 
     Parameters
     ----------
     marker_log : MarkerLog
         Where markers go (usually the session's or the source's log).
     name, stream_type, source_id : str | None
-        What to resolve (default: any stream of type ``Markers``).
+        What to resolve (default: any stream of type ``Markers``); also what a lost stream is
+        looked for by.
+    poll_interval : float
+        Seconds between two pulls.
+    reconnect_interval : float
+        Seconds between two searches for a lost stream.
     """
 
     def __init__(self, marker_log: MarkerLog, name: str | None = None, *,
                  stream_type: str | None = None, source_id: str | None = None,
-                 poll_interval: float = 0.01) -> None:
+                 poll_interval: float = 0.01, reconnect_interval: float = 0.5) -> None:
         if name is None and stream_type is None and source_id is None:
             stream_type = "Markers"
         self.predicate = _predicate(name, stream_type, source_id)
         self.marker_log = marker_log
         self.poll_interval = poll_interval
+        self.reconnect_interval = float(reconnect_interval)
         self.stream_name = name or ""
         self._inlet = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.count = 0
+        self.losses = 0  # times the stream was lost (and looked for again)
         self.error = ""
+
+    def _open_inlet(self, found, timeout: float):
+        pylsl = import_pylsl()
+        inlet = pylsl.StreamInlet(found, recover=False, processing_flags=pylsl.proc_clocksync)
+        try:
+            inlet.open_stream(timeout=timeout)
+            # the first clock offset now: until it is known nothing can be pulled (about 0.6 s),
+            # and a sender that quit in that time took the markers it had sent with it
+            inlet.time_correction(timeout=timeout)
+        except BaseException:
+            inlet.close_stream()
+            raise
+        self.stream_name = found.name()
+        return inlet
 
     def connect(self, timeout: float = 5.0) -> LSLMarkerInlet:
         pylsl = import_pylsl()
         found = _resolve(pylsl, self.predicate, timeout)
-        self.stream_name = found.name()
-        self._inlet = pylsl.StreamInlet(found, recover=True,
-                                        processing_flags=pylsl.proc_clocksync)
-        self._inlet.open_stream(timeout=timeout)
+        try:
+            self._inlet = self._open_inlet(found, max(3.0, timeout))
+        except Exception as err:
+            raise SourceError(f"Could not open LSL marker stream {found.name()!r}: {err}") from err
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name=f"markers-{self.stream_name}",
                                         daemon=True)
@@ -430,19 +455,51 @@ class LSLMarkerInlet:
         self.count += len(ts)
         return len(ts)
 
+    def _lost(self, err: Exception) -> None:
+        inlet, self._inlet = self._inlet, None
+        try:
+            inlet.close_stream()
+        except Exception:
+            pass
+        self.losses += 1
+        self.error = (f"LSL marker stream {self.stream_name!r} was lost ({err}); markers sent "
+                      "until it comes back are not received")
+        logger.warning("%s; looking for %s again every %.1f s", self.error, self.predicate,
+                       self.reconnect_interval)
+
+    def _try_reconnect(self) -> None:
+        found = _continuous_resolve(import_pylsl(), self.predicate, self.reconnect_interval,
+                                    stop_at_first=True)
+        if not found or self._stop.is_set():
+            return
+        try:
+            self._inlet = self._open_inlet(found[0], 0.75)
+        except Exception as err:
+            logger.debug("Marker stream %s found but not opened: %s", self.predicate, err)
+            return
+        self.error = ""
+        logger.warning("LSL marker stream %r is back (source id %r): reading its markers again",
+                       self.stream_name, found[0].source_id())
+
     def _run(self) -> None:
+        lost_error = _lost_error()
         while not self._stop.is_set():
-            try:
-                self.pull()
-            except Exception as err:
-                logger.exception("Marker inlet %s failed", self.stream_name)
-                self.error = str(err)
+            if self._inlet is None:
+                self._try_reconnect()
+            else:
+                try:
+                    self.pull()
+                except lost_error as err:
+                    self._lost(err)
+                except Exception as err:
+                    logger.exception("Marker inlet %s failed", self.stream_name)
+                    self.error = str(err)
             self._stop.wait(self.poll_interval)
 
     def disconnect(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(2.0)
+            self._thread.join(3.0)  # a reconnection attempt takes at most about 2 s
             self._thread = None
         if self._inlet is not None:
             try:

@@ -61,8 +61,8 @@ class Session:
     source : Source
         Not yet connected; :meth:`start` connects it.
     components : list
-        Objects with ``start()``/``stop()`` started after the source and stopped before it
-        (recorder, decoder workers, marker inlets).
+        Objects with ``start()``/``stop()`` started after the source is connected and stopped
+        after it is disconnected (recorder, decoder workers, marker inlets).
     """
 
     def __init__(self, source: Source, components: list[Component] | None = None) -> None:
@@ -102,7 +102,11 @@ class Session:
         self.source.disconnect()
         if self._t_start is not None and self._t_stop is None:
             self._t_stop = time.monotonic()  # no sample arrives after this
-        for comp in reversed(self.components):
+        # reverse order of addition, the ``start_last`` components (the recorder) last: they
+        # consume what the others produce, and a marker inlet's last pull or a decoder's last
+        # predictions must reach the recording before it writes its footers
+        last = [c for c in reversed(self.components) if id(c) in self._start_last]
+        for comp in [c for c in reversed(self.components) if id(c) not in self._start_last] + last:
             _safe_stop(comp)
         logger.info("Session stopped")
 
@@ -112,7 +116,8 @@ class Session:
 
         ``start_last``: :meth:`start` starts it after all the others (a recorder, so that a
         decoder that cannot run on this source fails before a recording file is created; with
-        its history it still records from the source's first sample).
+        its history it still records from the source's first sample), and :meth:`stop` stops it
+        after all the others (what a marker inlet pulls as it stops is still recorded).
         """
         self.components.append(comp)
         if start_last:

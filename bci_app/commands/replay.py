@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 
 from ..argtypes import check_hop, number
@@ -136,7 +137,6 @@ def text_segments(preds, sfreq_in: float) -> list[dict]:
 def replay_file(path: str, bundle, *, speed="max", hop=0.1, smoothing=0.5, threshold=0.7,
                 dwell=0.5, progress=None):
     """Replay ``path`` through a DecoderWorker; returns (source, worker, predictions, wall_s)."""
-    from acquisition.base import SourceState
     from acquisition.replay import ReplaySource
     from decoders.online import DecoderWorker
     from decoders.smoothing import DwellCommander
@@ -151,7 +151,11 @@ def replay_file(path: str, bundle, *, speed="max", hop=0.1, smoothing=0.5, thres
     src = ReplaySource(path, speed=sp, chunk_samples=None if not manual else 512)
     preds = []
     t0 = time.monotonic()
-    src.connect(timeout=10, acquisition=not manual)
+    # acquisition starts once the worker is ready: the source's own thread, started at
+    # connect, ran while the worker was built (its warm-up and inference engine choice take
+    # seconds), and the worker decodes from what arrives after its start: at 20x the first
+    # 40 s of the file were never decoded
+    src.connect(timeout=10, acquisition=False)
     try:
         commander = DwellCommander(bundle.classes, threshold=threshold, dwell=dwell)
         worker = DecoderWorker(src, bundle, hop=hop, smoothing=smoothing, commander=commander)
@@ -162,16 +166,40 @@ def replay_file(path: str, bundle, *, speed="max", hop=0.1, smoothing=0.5, thres
         else:
             worker.add_callback(preds.append)
             worker.start()
+            src.set_speed(sp)  # pacing starts now, at the file's first sample
             deadline = time.monotonic() + src.duration / float(sp) + 30
-            # the last chunk is in the buffer once the state is stopped ("finished" is set a
-            # moment before the acquisition thread writes it)
-            while not (src.finished and src.state is SourceState.STOPPED) \
-                    and time.monotonic() < deadline:
-                time.sleep(0.05)
+            failed: list[BaseException] = []
+            acq = threading.Thread(target=_acquire_until_end, args=(src, deadline, failed),
+                                   name="replay-acquisition", daemon=True)
+            acq.start()
+            acq.join()
             worker.drain(5.0)  # the last samples' windows are decoded before it stops
+            if failed:
+                raise failed[0]
     finally:
         src.disconnect()
     return src, worker, preds, time.monotonic() - t0
+
+
+def _acquire_until_end(src, deadline: float, failed: list) -> None:
+    """The acquisition loop of a paced replay in manual mode: ``acquire()`` (which writes what
+    is due at the replay's speed) on a monotonic schedule until the file ends or ``deadline``;
+    an exception is appended to ``failed`` for the caller to raise. Its own thread, as a
+    source's: run from the main thread, the worker thread skipped a third of the windows at
+    20x."""
+    target = time.monotonic()
+    while not src.finished and time.monotonic() < deadline:
+        try:
+            src.acquire()
+        except BaseException as err:
+            failed.append(err)
+            return
+        target += src.poll_interval
+        delay = target - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        else:
+            target = time.monotonic()  # fell behind: no burst
 
 
 def run(args) -> int:

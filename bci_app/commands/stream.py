@@ -76,9 +76,15 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--duration and --wait-consumers must be >= 0 seconds.")
     rec = read_file(args.file, stream=args.stream, board_id=args.board_id)
     name = args.name or rec.info.name
+    # one acquire() delivers everything due since the last: at N x a pause of the loop of
+    # 10 / N s overflowed a 10 s buffer and those samples were never published. The buffer
+    # holds 10 s of wall time at the speed (never more than the file: one acquire() delivers
+    # at most the rest of it)
+    wall_10s = 10.0 * args.speed if args.speed != "max" else 10.0
     source = ReplaySource(
         rec, speed=args.speed, chunk_samples=args.chunk, loop=args.loop, name=name,
-        buffer_seconds=max(10.0, 2.0 * (args.chunk or 0) / rec.sfreq),
+        buffer_seconds=max(10.0, 2.0 * (args.chunk or 0) / rec.sfreq,
+                           min(wall_10s, rec.n_samples / rec.sfreq + 1.0)),
     )
     eeg = EEGOutlet(rec.info, name=name)
     markers = MarkerOutlet(f"{name}-markers")
@@ -108,6 +114,9 @@ def run(args: argparse.Namespace) -> int:
                 if m.source == "file":
                     markers.push(m.label, m.timestamp)
             chunk = source.buffer.since(k)
+            if chunk.lost:
+                logger.warning("%d samples were not published: the loop fell more than the "
+                               "buffer behind (a pause of over 10 s of wall time)", chunk.lost)
             if chunk.n_samples:
                 eeg.push_chunk(chunk.data, chunk.timestamps)
                 k = chunk.stop
