@@ -129,8 +129,8 @@ class DecoderWorker:
         signal (after the first full window) whose windows, taken every 0.5 s, fit the user's
         alignment before the first prediction (unsupervised, no labels).
     publish : str | None
-        Name of an LSL stream to publish predictions on (class probabilities + control), plus a
-        ``<name>-commands`` marker stream. None: no LSL output.
+        Name of an LSL stream to publish predictions on (class probabilities, control,
+        reliable: 1 or 0), plus a ``<name>-commands`` marker stream. None: no LSL output.
     history : int
         Number of recent predictions kept in :attr:`history`.
     rail_volts : float | None
@@ -391,10 +391,14 @@ class DecoderWorker:
         from acquisition.lsl_outlet import EEGOutlet, MarkerOutlet
         from acquisition.stream_info import StreamInfo
 
-        names = [*self.classes, "control"]
+        # "reliable" (1 or 0): a window holding a gap, non-finite or railed samples still has
+        # finite probabilities; a consumer must be able to tell (the recording's labels stream
+        # has the same flag)
+        names = [*self.classes, "control", "reliable"]
         info = StreamInfo(
             name=self.publish, source_kind="decoder", ch_names=tuple(names),
-            ch_types=("misc",) * len(names), units=("probability",) * len(self.classes) + ("a.u.",),
+            ch_types=("misc",) * len(names),
+            units=("probability",) * len(self.classes) + ("a.u.", "boolean"),
             sfreq=0.0, source_id=f"bci_app-predictions-{self.publish}",
         )
         self._outlet = EEGOutlet(info, stream_type="Predictions", channel_format="float32")
@@ -746,7 +750,8 @@ class DecoderWorker:
 
     def _emit(self, pred: Prediction) -> None:
         if self._outlet is not None:
-            row = np.r_[pred.probabilities, pred.control if pred.control is not None else np.nan]
+            row = np.r_[pred.probabilities, pred.control if pred.control is not None else np.nan,
+                        1.0 if pred.reliable else 0.0]
             self._outlet.push_chunk(row[None, :].astype(np.float64) / self._outlet.scale,
                                     [pred.window_end])
             if pred.command and self._cmd_outlet is not None:

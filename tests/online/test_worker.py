@@ -148,7 +148,9 @@ def test_predictions_are_published_on_lsl(ts_bundle, s002_run4, stream_name):
     from acquisition.lsl_source import _continuous_resolve
 
     pylsl = import_pylsl()
-    src = ReplaySource(s002_run4, speed="max", chunk_samples=16)
+    data = s002_run4.data.copy()
+    data[500:510] = np.nan  # windows holding these are unreliable, with finite probabilities
+    src = ReplaySource(dataclasses.replace(s002_run4, data=data), speed="max", chunk_samples=16)
     src.connect(timeout=5, acquisition=False)
     worker = DecoderWorker(src, ts_bundle, publish=stream_name)
     worker._open_outlets()
@@ -166,8 +168,11 @@ def test_predictions_are_published_on_lsl(ts_bundle, s002_run4, stream_name):
     worker.stop()
     src.disconnect()
     got = np.asarray(got)
-    assert got.shape == (len(preds), 3)  # left, right, control
+    assert got.shape == (len(preds), 4)  # left, right, control, reliable
     np.testing.assert_allclose(got[:, :2], np.stack([p.probabilities for p in preds]), atol=1e-6)
+    reliable = [p.reliable for p in preds]
+    assert any(reliable) and not all(reliable)
+    assert got[:, 3].tolist() == [1.0 if r else 0.0 for r in reliable]
     np.testing.assert_allclose(ts, [p.window_end for p in preds], atol=1e-6)
     info = inlet.info()
     assert info.type() == "Predictions" and info.nominal_srate() == 0
