@@ -473,7 +473,7 @@ class LSLMarkerInlet:
         if not found or self._stop.is_set():
             return
         try:
-            self._inlet = self._open_inlet(found[0], 0.75)
+            self._inlet = self._open_inlet(found[0], 2.0)  # (time correction: ~0.65 s)
         except Exception as err:
             logger.debug("Marker stream %s found but not opened: %s", self.predicate, err)
             return
@@ -499,7 +499,7 @@ class LSLMarkerInlet:
     def disconnect(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(3.0)  # a reconnection attempt takes at most about 2 s
+            self._thread.join(5.0)  # a reconnection attempt takes at most about 4.5 s
             self._thread = None
         if self._inlet is not None:
             try:

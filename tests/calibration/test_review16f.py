@@ -194,3 +194,35 @@ def test_feedback_uses_the_profile_of_the_result_shown_and_keeps_its_protocol(wi
     calib_eeg = next(s for s in pyxdf.load_xdf(meta["recording"])[0]
                      if s["info"]["type"][0] == "EEG")
     assert eeg[0] > calib_eeg["time_stamps"][-1]  # from the run's start, not the whole buffer
+
+
+def test_feedback_is_recorded_after_the_same_source_is_connected_again(wizard, tmp_path):
+    """Connecting the same source again (the cued run is kept) closed the wizard's session, and
+    the feedback run was then recorded nowhere; a run without a co-adaptive update was not noted
+    in profile.json either."""
+    from tests.ui.fakes import wait_until
+
+    w, c = wizard, wizard.controller
+    _connect(w, "simulated:2")
+    w.next(), w.next(), w.next()
+    _record_and_train(w)
+    for _ in range(5):
+        w.back()
+    assert w.currentPage() is w.device
+    _connect(w, "simulated:2")  # the same source again (e.g. the cap plugged in again)
+    w.next(), w.next(), w.next()
+    assert w.acquisition.isComplete()  # the run is kept
+    w.next()
+    wait_until(w.training.isComplete, 60)
+    w.next()
+    w.results.save_btn.click()
+    w.next()
+    w.feedback.trials.setValue(1)
+    done = []
+    c.feedbackFinished.connect(lambda rate: done.append(rate))
+    w.feedback.start_btn.click()
+    wait_until(lambda: done, 60)
+    (fb,) = c.feedback_recordings
+    assert fb.is_file() and fb.suffix == ".xdf" and fb.parent == tmp_path / "rec"
+    meta = json.loads((c.profile_path / "profile.json").read_text())
+    assert meta["feedback_runs"] == 1 and meta["feedback_recordings"] == [str(fb)]

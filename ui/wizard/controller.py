@@ -659,24 +659,53 @@ class CalibrationController(QtCore.QObject):
     def _record_feedback(self) -> None:
         """Record the feedback run (EEG from now, its cues, the decoder's predictions) beside
         the cued run's file, when that run was recorded."""
-        if self.recording_path is None or self.session is None or self.recorder is not None:
+        if self.recording_path is None or self.recorder is not None:
             return
         from bci_app.recording import attach_recorder, prediction_recorder
+        from bci_app.session import Session
 
+        if self.session is None:  # (the source was connected again since the cued run)
+            self.session = Session(self.source)
         user = getattr(self, "user", None) or "anonymous"
-        rec = attach_recorder(self.session, self.recording_path.parent, subject=user,
-                              prefix=f"feedback_{user}", history=False,
-                              protocol=self.protocol.settings())
+        folder = self.recording_path.parent
+        rec = None
         try:
-            self.worker.add_callback(prediction_recorder(rec, self.bundle.classes))
+            folder.mkdir(parents=True, exist_ok=True)  # (a folder, not taken for a file name)
+            rec = attach_recorder(self.session, folder, subject=user,
+                                  prefix=f"feedback_{user}", history=False,
+                                  protocol=self.protocol.settings())
             rec.start()
+            self.worker.add_callback(prediction_recorder(rec, self.bundle.classes))
         except Exception:
             logger.exception("The feedback run will not be recorded")
-            if rec in self.session.components:
-                self.session.components.remove(rec)
+            if rec is not None:
+                rec.stop()
+                if rec in self.session.components:
+                    self.session.components.remove(rec)
             return
         self.recorder = rec
         self.feedback_recordings.append(Path(rec.path))
+
+    def _note_feedback_recordings(self) -> None:
+        """Add the feedback runs (count, files) to the saved profile's ``profile.json``; a
+        co-adaptive update re-saves the whole profile, a run without one is noted here."""
+        if self.profile_path is None:
+            return
+        import json
+        import os
+
+        from bci_app.profiles import PROFILE_JSON
+
+        meta_path = Path(self.profile_path) / PROFILE_JSON
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            meta["feedback_runs"] = self.feedback_runs
+            meta["feedback_recordings"] = [str(f) for f in self.feedback_recordings]
+            tmp = meta_path.with_name(meta_path.name + ".tmp")
+            tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+            os.replace(tmp, meta_path)
+        except (OSError, ValueError) as err:
+            logger.warning("The feedback runs could not be noted in %s: %s", meta_path, err)
 
     def _feedback_step(self) -> None:
         if self.worker is not None and self.mode in ("feedback", "tail-feedback"):
@@ -728,6 +757,7 @@ class CalibrationController(QtCore.QObject):
         self.feedback_runs += 1
         self._stop_worker()
         self._stop_recorder()
+        self._note_feedback_recordings()
         self.feedbackFinished.emit(self.hit_rate)
 
     def _stop_worker(self) -> None:
