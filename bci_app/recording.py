@@ -183,6 +183,19 @@ def attach_recorder(
     return rec
 
 
+def check_recording_target(path, option: str) -> None:
+    """Before the source connects: ConfigError naming ``option`` when the recording file
+    ``path`` cannot be created: it exists (a recording never replaces a file), or its folder
+    cannot be created or written. The recorder starts only after the source has connected, and
+    a folder it cannot create was a traceback there."""
+    path = Path(path)
+    if os.path.lexists(path):
+        raise ConfigError(f"{option}: {path} already exists; a recording never replaces a file. "
+                          "Fix: choose another path (or a folder: the file is then named by the "
+                          "time), or delete the old file yourself.")
+    check_output_dir(path.parent, option)
+
+
 def recording_path(path, prefix: str = "session") -> Path:
     """The file a recording given ``path`` goes to: ``None`` or ``""`` gives
     ``recordings/<prefix>_<UTC time>.xdf``; an existing folder (or a path ending in ``/``) gets

@@ -516,8 +516,7 @@ def run(args) -> int:
 def _check_record_option(record: str) -> None:
     """``--record`` as ``attach_recorder`` takes it (a file, a folder, or "" for
     ``recordings/``), checked before the session: ConfigError when it cannot be written."""
-    from ..recording import recording_path
-    from .record import check_recording_target
+    from ..recording import check_recording_target, recording_path
 
     check_recording_target(recording_path(record, "calibration"), "--record")
 

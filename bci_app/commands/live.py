@@ -57,13 +57,11 @@ def build_session(args):
         session.add_component(_InletComponent(inlet, args.timeout))
     rec = None
     if getattr(args, "record", None) is not None:
-        from ..recording import attach_recorder
+        from ..recording import attach_recorder, check_recording_target
 
         settings = {k: v for k, v in vars(args).items() if k != "func"}
         rec = attach_recorder(session, args.record, subject=args.subject, settings=settings,
                               model_bundle=getattr(args, "model", None))
-        from .record import check_recording_target
-
         check_recording_target(rec.path, "--record")
         session.recorder = rec
     if getattr(args, "model", None):

@@ -46,30 +46,11 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def check_recording_target(path, option: str) -> None:
-    """Before the source connects: ConfigError naming ``option`` when the recording file
-    ``path`` cannot be created: it exists (a recording never replaces a file), or its folder
-    cannot be created or written. The recorder starts only after the source has connected, and
-    a folder it cannot create was a traceback there."""
-    import os
-    from pathlib import Path
-
-    from ..errors import ConfigError
-    from ..recording import check_output_dir
-
-    path = Path(path)
-    if os.path.lexists(path):
-        raise ConfigError(f"{option}: {path} already exists; a recording never replaces a file. "
-                          "Fix: choose another path (or a folder: the file is then named by the "
-                          "time), or delete the old file yourself.")
-    check_output_dir(path.parent, option)
-
-
 def run(args) -> int:
     from acquisition.recorder import RecorderState
 
     from ..errors import ConfigError
-    from ..recording import attach_recorder
+    from ..recording import attach_recorder, check_recording_target
     from ..session import Session
     from ..sources import make_source
     from .live import file_source_kwargs
